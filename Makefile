@@ -1,0 +1,53 @@
+# Super Orchestrator: `make run` serves the app, `make test` runs the tests.
+# Both create and use a virtual environment in .venv (make install).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+HOST ?= 127.0.0.1
+STAMP := $(VENV)/.installed
+
+.PHONY: install run test test-unit test-browser integration lint check-deploy clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
+	  echo "python3 -m venv failed: installing python3-venv with apt"; \
+	  apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q ".[dev]"
+	@touch $(STAMP)
+
+run: install
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py seed_team
+	@echo "Super Orchestrator: http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/, create a user with: $(PY) manage.py createsuperuser)"
+	$(PY) manage.py runserver $(HOST):$(PORT)
+
+# Unit, protocol and OpenAI-path tests (parallel), then the browser test in its own pytest call.
+test: install
+	$(PY) -m pytest -n 2 -m "not browser and not integration"
+	$(MAKE) --no-print-directory test-browser
+
+test-browser: install
+	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || { \
+	  echo "Chromium is missing: installing Debian's chromium with apt"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
+	$(PY) -m pytest -m browser -p no:asyncio tests/browser
+
+# The same consumer and runtime tests on PostgreSQL and Redis (see .ci/run).
+integration: install
+	DJANGO_SETTINGS_MODULE=superorch_site.settings.integration $(PY) -m pytest -m "not browser" -p no:xdist tests/chat tests/orchestrator tests/integration
+
+lint: install
+	$(PY) -m ruff check .
+
+check-deploy: install
+	DJANGO_SETTINGS_MODULE=superorch_site.settings.production \
+	DJANGO_SECRET_KEY=check-deploy-$$(date +%s)-not-a-real-secret-0123456789abcdefghijklmnop \
+	DJANGO_ALLOWED_HOSTS=example.com DATABASE_URL=postgres://localhost/test REDIS_URL=redis://localhost:6379/0 \
+	$(PY) manage.py check --deploy --fail-level WARNING
+
+clean:
+	rm -rf $(VENV) var .pytest_cache

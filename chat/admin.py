@@ -1,0 +1,100 @@
+from django.contrib import admin
+from django.db.models import Count
+from django.template.loader import render_to_string
+from django.utils.safestring import mark_safe
+
+from .models import Conversation, Feedback, Message, Site, Turn, TurnEvent
+from .rendering import render_markdown
+
+
+@admin.register(Site)
+class SiteAdmin(admin.ModelAdmin):
+    list_display = ("name", "key", "enabled")
+
+
+class MessageInline(admin.TabularInline):
+    model = Message
+    extra = 0
+    fields = ("created_at", "role", "agent_name", "text", "status")
+    readonly_fields = fields
+    can_delete = False
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "site", "user_name", "user_email", "active_agent", "message_count", "updated_at")
+    list_filter = ("site", "active_agent", "created_at")
+    search_fields = ("uuid", "user_id", "user_name", "user_email", "messages__text")
+    date_hierarchy = "created_at"
+    readonly_fields = (
+        "uuid", "site", "active_agent", "user_id", "user_name", "user_email", "page_context",
+        "created_at", "updated_at", "transcript",
+    )
+    exclude = ("token_hash", "busy_until")
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(n_messages=Count("messages"))
+
+    @admin.display(description="messages", ordering="n_messages")
+    def message_count(self, obj: Conversation) -> int:
+        return obj.n_messages
+
+    @admin.display(description="Transcript")
+    def transcript(self, obj: Conversation) -> str:
+        entries = []
+        for message in obj.messages.select_related("feedback").order_by("id"):
+            entries.append((message.created_at, 0, message.id, {"message": message,
+                                                                "html": render_markdown(message.text),
+                                                                "feedback": getattr(message, "feedback", None)}))
+        for event in TurnEvent.objects.filter(turn__conversation=obj).order_by("id"):
+            entries.append((event.created_at, 1, event.id, {"event": event}))
+        entries.sort(key=lambda e: (e[0], e[1], e[2]))
+        html = render_to_string("admin/chat/transcript.html", {"entries": [e[3] for e in entries]})
+        return mark_safe(html)  # the template escapes; message HTML is sanitised by nh3
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Message)
+class MessageAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "conversation", "role", "agent_name", "short_text", "status")
+    list_filter = ("role", "status", "agent_slug")
+    search_fields = ("text", "conversation__uuid", "client_id")
+    readonly_fields = [f.name for f in Message._meta.fields]
+
+    @admin.display(description="text")
+    def short_text(self, obj: Message) -> str:
+        return obj.text[:80]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+class TurnEventInline(admin.TabularInline):
+    model = TurnEvent
+    extra = 0
+    readonly_fields = ("created_at", "kind", "data")
+    can_delete = False
+
+
+@admin.register(Turn)
+class TurnAdmin(admin.ModelAdmin):
+    list_display = ("uuid", "conversation", "status", "agent_slug", "started_at", "finished_at", "error_code")
+    list_filter = ("status", "agent_slug", "error_code")
+    search_fields = ("uuid", "conversation__uuid", "error")
+    readonly_fields = [f.name for f in Turn._meta.fields]
+    inlines = [TurnEventInline]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(Feedback)
+class FeedbackAdmin(admin.ModelAdmin):
+    list_display = ("message", "value", "comment", "created_at")
+    list_filter = ("value",)

@@ -1,0 +1,145 @@
+"""Sites, conversations, messages, turns and feedback."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+class Site(models.Model):
+    """A place the chat runs: the app's own page ('demo') and, later, widget installations."""
+
+    key = models.SlugField(max_length=64, unique=True, help_text="Public site key.")
+    name = models.CharField(max_length=100)
+    enabled = models.BooleanField(default=True)
+    greeting = models.CharField(max_length=300, default="Hi! How can we help?")
+    suggestions = models.JSONField(default=list, blank=True)
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Conversation(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    site = models.ForeignKey(Site, on_delete=models.PROTECT, related_name="conversations")
+    # SHA-256 of the secret token; the token itself is only ever held by the client.
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    active_agent = models.CharField(max_length=50, blank=True, help_text="Who answers next.")
+    user_id = models.CharField(max_length=200, blank=True)
+    user_name = models.CharField(max_length=200, blank=True)
+    user_email = models.CharField(max_length=254, blank=True)
+    page_context = models.JSONField(default=dict, blank=True)
+    # A server running this conversation's turns holds the lease until then.
+    busy_until = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-updated_at"]
+
+    def __str__(self) -> str:
+        return f"Conversation {str(self.uuid)[:8]}"
+
+
+class Role(models.TextChoices):
+    USER = "user", "User"
+    ASSISTANT = "assistant", "Assistant"
+    STAFF = "staff", "Staff"
+    SYSTEM = "system", "System"
+
+
+class MessageStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for a reply"
+    ANSWERED = "answered", "Answered"
+    FAILED = "failed", "Reply failed"
+    DONE = "done", "Done"
+
+
+class Message(models.Model):
+    id = models.BigAutoField(primary_key=True)
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=10, choices=Role.choices)
+    agent_slug = models.CharField(max_length=50, blank=True)
+    agent_name = models.CharField(max_length=80, blank=True)
+    text = models.TextField()
+    client_id = models.CharField(max_length=100, null=True, blank=True)
+    status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.DONE)
+    turn = models.ForeignKey(
+        "Turn", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
+    )
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation", "client_id"], name="unique_client_id_per_conversation"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["conversation", "id"], name="message_conv_id"),
+            models.Index(fields=["status", "role"], name="message_status_role"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.text[:60]}"
+
+
+class TurnStatus(models.TextChoices):
+    RUNNING = "running", "Running"
+    OK = "ok", "OK"
+    ERROR = "error", "Error"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Turn(models.Model):
+    """The work of answering one user message."""
+
+    id = models.BigAutoField(primary_key=True)
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="turns")
+    reply_to = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="turns")
+    status = models.CharField(max_length=10, choices=TurnStatus.choices, default=TurnStatus.RUNNING)
+    agent_slug = models.CharField(max_length=50, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    usage = models.JSONField(default=dict, blank=True)
+    error_code = models.CharField(max_length=30, blank=True)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"Turn {str(self.uuid)[:8]} ({self.status})"
+
+
+class TurnEvent(models.Model):
+    """What happened during a turn besides messages: handoffs, tool calls, errors."""
+
+    class Kind(models.TextChoices):
+        AGENT = "agent", "Agent changed"
+        TOOL = "tool", "Tool call"
+        ERROR = "error", "Error"
+
+    turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    data = models.JSONField(default=dict)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+
+class Feedback(models.Model):
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="feedback")
+    value = models.CharField(max_length=4, choices=[("up", "Thumbs up"), ("down", "Thumbs down")])
+    comment = models.TextField(blank=True, max_length=2000)
+    created_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"{self.value} on {self.message_id}"

@@ -1,0 +1,215 @@
+"""Running turns, detached from any socket.
+
+`schedule(conversation)` starts (at most) one task per conversation in this
+process; it takes the conversation's lease in the database (so two servers never
+answer the same conversation at once), answers every pending user message in
+order, and broadcasts each event to all of the conversation's sockets. A reply
+finishes and is stored even if every browser has gone. If the server dies, the
+lease expires and the next session.start (or `manage.py answer_pending`)
+answers what is still pending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from orchestrator import runtime
+
+from . import selectors, services
+from .events import broadcast, message_dict, turn_control_group
+from .models import Conversation, Turn, TurnEvent
+
+logger = logging.getLogger(__name__)
+db = database_sync_to_async
+
+_tasks: dict[int, asyncio.Task[None]] = {}
+
+
+def schedule(conversation: Conversation) -> asyncio.Task[None] | None:
+    """Make sure this conversation's pending messages are being answered."""
+    task = _tasks.get(conversation.pk)
+    if task is not None and not task.done():
+        return task  # it re-checks for pending messages before it ends
+    task = asyncio.get_running_loop().create_task(_drain(conversation.pk, conversation.uuid))
+    _tasks[conversation.pk] = task
+    task.add_done_callback(lambda t, pk=conversation.pk: _forget(pk, t))
+    return task
+
+
+def _forget(pk: int, task: asyncio.Task[None]) -> None:
+    if _tasks.get(pk) is task:
+        del _tasks[pk]
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("turn runner for conversation %s crashed", pk, exc_info=task.exception())
+
+
+async def wait_idle(timeout: float = 30.0) -> None:
+    """Wait until this process runs no turns (tests and shutdown)."""
+    async with asyncio.timeout(timeout):
+        while _tasks:
+            await asyncio.gather(*list(_tasks.values()), return_exceptions=True)
+
+
+async def _drain(conversation_id: int, conversation_uuid) -> None:
+    while True:
+        if not await db(services.conversation_claim)(conversation_id=conversation_id):
+            return  # another server (or task) holds the lease; it answers what is pending
+        try:
+            while True:
+                turn = await db(services.turn_start_next)(conversation_id=conversation_id)
+                if turn is None:
+                    break
+                await _run(turn, conversation_uuid)
+        finally:
+            await db(services.conversation_release)(conversation_id=conversation_id)
+        # A message stored while the lease was being released is answered too.
+        if not await db(selectors.conversation_has_pending)(conversation_id=conversation_id):
+            return
+
+
+async def _run(turn: Turn, conversation_uuid) -> None:
+    turn_key = str(turn.uuid)
+    conversation = await db(Conversation.objects.get)(pk=turn.conversation_id)
+    history = await db(services.turn_history)(turn=turn)
+    reply_to = str(await db(lambda: turn.reply_to.client_id or str(turn.reply_to.uuid))())
+    await broadcast(conversation_uuid, {"type": "turn.started", "turn": turn_key, "reply_to": reply_to})
+
+    async def emit(event: runtime.TurnEvent) -> None:
+        if isinstance(event, runtime.MessageDelta):
+            await broadcast(
+                conversation_uuid,
+                {
+                    "type": "message.delta",
+                    "turn": turn_key,
+                    "message": str(event.message_id),
+                    "agent": event.agent.slug,
+                    "text": event.text,
+                },
+            )
+        elif isinstance(event, runtime.MessageDone):
+            message = await db(services.assistant_message_create)(
+                turn=turn,
+                message_uuid=event.message_id,
+                agent_slug=event.agent.slug,
+                agent_name=event.agent.name,
+                text=event.text,
+            )
+            await broadcast(
+                conversation_uuid,
+                {"type": "message.done", "turn": turn_key, "message": message_dict(message)},
+            )
+        elif isinstance(event, runtime.AgentChanged):
+            data = {
+                "from": event.previous.as_dict() if event.previous else None,
+                "to": event.current.as_dict(),
+                "reason": event.reason,
+            }
+            await db(services.conversation_set_agent)(
+                conversation_id=turn.conversation_id, agent_slug=event.current.slug
+            )
+            await db(services.turn_event_record)(turn_id=turn.pk, kind=TurnEvent.Kind.AGENT, data=data)
+            await broadcast(conversation_uuid, {"type": "agent.changed", "turn": turn_key, **data})
+        elif isinstance(event, runtime.ToolStarted):
+            await db(services.turn_event_record)(
+                turn_id=turn.pk,
+                kind=TurnEvent.Kind.TOOL,
+                data={"agent": event.agent, "tool": event.tool, "call": event.call},
+            )
+            await broadcast(
+                conversation_uuid,
+                {
+                    "type": "tool.started",
+                    "turn": turn_key,
+                    "agent": event.agent,
+                    "tool": event.tool,
+                    "call": event.call,
+                    "label": event.label,
+                },
+            )
+        elif isinstance(event, runtime.ToolFinished):
+            await broadcast(
+                conversation_uuid,
+                {"type": "tool.finished", "turn": turn_key, "call": event.call, "ok": event.ok},
+            )
+
+    request = runtime.TurnRequest(
+        conversation_id=conversation_uuid,
+        turn_id=turn.uuid,
+        history=history,
+        active_agent=conversation.active_agent or None,
+        page_context=conversation.page_context or {},
+    )
+    cancel = asyncio.Event()
+    listener = asyncio.create_task(_listen_for_cancel(conversation_uuid, cancel))
+    heartbeat = asyncio.create_task(_heartbeat(turn.conversation_id))
+    try:
+        outcome = await runtime.run_turn(request, emit, cancel)
+    except Exception as exc:  # never leave a turn open: record it and tell the user
+        logger.exception("turn %s crashed", turn.uuid)
+        outcome = runtime.TurnOutcome(
+            "error", None, {}, "internal", runtime.INTERNAL_ERROR, f"{type(exc).__name__}: {exc}"
+        )
+    finally:
+        listener.cancel()
+        heartbeat.cancel()
+
+    await db(services.turn_finish)(
+        turn=turn,
+        status=outcome.status,
+        agent_slug=outcome.final_agent.slug if outcome.final_agent else "",
+        usage=outcome.usage,
+        error_code=outcome.error_code,
+        error=outcome.error_detail,
+    )
+    if outcome.status == "error":
+        await broadcast(
+            conversation_uuid,
+            {
+                "type": "error",
+                "code": outcome.error_code or "internal",
+                "message": outcome.error_message or runtime.INTERNAL_ERROR,
+                "retryable": True,
+                "ref": turn_key,
+            },
+        )
+    done: dict[str, Any] = {"type": "turn.done", "turn": turn_key, "status": outcome.status}
+    done["usage"] = {
+        "requests": outcome.usage.get("requests", 0),
+        "input_tokens": outcome.usage.get("input_tokens", 0),
+        "output_tokens": outcome.usage.get("output_tokens", 0),
+    }
+    await broadcast(conversation_uuid, done)
+
+
+async def _listen_for_cancel(conversation_uuid, cancel: asyncio.Event) -> None:
+    layer = get_channel_layer()
+    channel = await layer.new_channel("turnctl.")
+    group = turn_control_group(conversation_uuid)
+    await layer.group_add(group, channel)
+    try:
+        while True:
+            message = await layer.receive(channel)
+            if message.get("type") == "turn.cancel":
+                cancel.set()
+                return
+    finally:
+        await asyncio.shield(layer.group_discard(group, channel))
+
+
+async def _heartbeat(conversation_id: int) -> None:
+    interval = max(settings.SUPERORCH_TURN_LEASE / 3, 1.0)
+    while True:
+        await asyncio.sleep(interval)
+        await db(services.conversation_renew)(conversation_id=conversation_id)
+
+
+async def request_cancel(conversation_uuid) -> None:
+    await get_channel_layer().group_send(
+        turn_control_group(conversation_uuid), {"type": "turn.cancel"}
+    )

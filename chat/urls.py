@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import views
+
+app_name = "chat"
+urlpatterns = [
+    path("", views.chat_page, name="index"),
+    path("healthz", views.healthz, name="healthz"),
+]

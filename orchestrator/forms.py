@@ -1,0 +1,32 @@
+from django import forms
+
+from .models import AgentProfile
+from .tool_names import TOOL_CHOICES
+
+
+class AgentProfileForm(forms.ModelForm):
+    tools = forms.MultipleChoiceField(
+        choices=TOOL_CHOICES, required=False, widget=forms.CheckboxSelectMultiple
+    )
+
+    class Meta:
+        model = AgentProfile
+        fields = "__all__"
+
+    def clean(self):
+        cleaned = super().clean()
+        role = cleaned.get("role")
+        enabled = cleaned.get("enabled")
+        if role in ("orchestrator", "fallback") and enabled:
+            clash = AgentProfile.objects.filter(role=role, enabled=True)
+            if self.instance.pk:
+                clash = clash.exclude(pk=self.instance.pk)
+            if clash.exists():
+                raise forms.ValidationError(
+                    f"Another enabled agent already has the role “{role}”: disable it first "
+                    "(the team has one orchestrator and one fallback)."
+                )
+        handoffs = cleaned.get("handoffs")
+        if handoffs is not None and self.instance.pk and self.instance in handoffs:
+            raise forms.ValidationError("An agent cannot hand off to itself.")
+        return cleaned

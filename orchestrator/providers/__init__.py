@@ -1,0 +1,74 @@
+"""Model providers: the local offline model, OpenAI, and any OpenAI-compatible server.
+
+`resolve(agent)` says which provider and model name an agent uses, given the
+process's configuration; `build_model(...)` makes the SDK Model for it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from django.conf import settings
+
+from ..router import Router
+from ..team import AgentSpec, Team
+from .local import LOCAL_MODEL_NAME, LocalModel
+
+
+class ProviderNotConfigured(RuntimeError):
+    """An agent asks for a provider this server has no credentials or URL for."""
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    provider: str  # local | openai | openai_compatible
+    model_name: str
+
+
+def default_provider() -> str:
+    if settings.OPENAI_BASE_URL:
+        return "openai_compatible"
+    if settings.OPENAI_API_KEY:
+        return "openai"
+    return "local"
+
+
+def offline_mode() -> bool:
+    return default_provider() == "local"
+
+
+def resolve(agent: AgentSpec) -> ModelChoice:
+    provider = agent.provider if agent.provider != "auto" else default_provider()
+    if provider == "local":
+        return ModelChoice("local", LOCAL_MODEL_NAME)
+    if provider == "openai" and not settings.OPENAI_API_KEY:
+        raise ProviderNotConfigured(
+            f"{agent.name} is set to use OpenAI, but OPENAI_API_KEY is not set."
+        )
+    if provider == "openai_compatible" and not settings.OPENAI_BASE_URL:
+        raise ProviderNotConfigured(
+            f"{agent.name} is set to use an OpenAI-compatible server, but OPENAI_BASE_URL is not set."
+        )
+    return ModelChoice(provider, agent.model_name or settings.SUPERORCH_DEFAULT_MODEL)
+
+
+@lru_cache(maxsize=4)
+def _client(base_url: str, api_key: str):
+    from openai import AsyncOpenAI
+
+    return AsyncOpenAI(base_url=base_url or None, api_key=api_key or "not-needed", max_retries=2)
+
+
+def build_model(choice: ModelChoice, *, agent: AgentSpec, team: Team, router: Router):
+    if choice.provider == "local":
+        return LocalModel(
+            agent=agent, team=team, router=router, delay=settings.SUPERORCH_LOCAL_MODEL_DELAY
+        )
+    from agents import OpenAIChatCompletionsModel, OpenAIResponsesModel
+
+    if choice.provider == "openai_compatible":
+        client = _client(settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY)
+        return OpenAIChatCompletionsModel(model=choice.model_name, openai_client=client)
+    client = _client("", settings.OPENAI_API_KEY)
+    return OpenAIResponsesModel(model=choice.model_name, openai_client=client)

@@ -1,0 +1,410 @@
+"""The local offline model: our own implementation of the Agents SDK's `Model` interface.
+
+It is a real, deterministic decision procedure, not a language model:
+- as a router (an agent with handoffs), it scores the handoff targets with the
+  registry's routing examples and descriptions and emits the SDK's handoff call
+  (`transfer_to_<agent>`) when one fits, the fallback when nothing does, and
+  keeps a follow-up with the current specialist unless another clearly fits;
+- as a specialist, it calls its `search_knowledge` tool with the user's words
+  and answers from the best-matching article, condensing it and naming it, or
+  says plainly that it has nothing relevant;
+- as the fallback, it says what the team can help with.
+Replies stream word by word through the same SDK streaming path as any model.
+Usage is counted in the model's own tokens (words and punctuation).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import time
+import uuid
+from collections.abc import AsyncIterator
+from typing import Any
+
+from agents import Handoff, Model, ModelResponse, ModelSettings, ModelTracing, Tool, Usage
+from openai.types.responses import (
+    Response,
+    ResponseCompletedEvent,
+    ResponseContentPartAddedEvent,
+    ResponseContentPartDoneEvent,
+    ResponseCreatedEvent,
+    ResponseFunctionCallArgumentsDeltaEvent,
+    ResponseFunctionCallArgumentsDoneEvent,
+    ResponseFunctionToolCall,
+    ResponseOutputItemAddedEvent,
+    ResponseOutputItemDoneEvent,
+    ResponseOutputMessage,
+    ResponseOutputText,
+    ResponseTextDeltaEvent,
+    ResponseTextDoneEvent,
+    ResponseUsage,
+)
+from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
+
+from ..router import Router, tokenize
+from ..team import AgentSpec, Team
+
+LOCAL_MODEL_NAME = "superorch-offline-1"
+ROUTE_THRESHOLD = 0.16  # below this nothing fits
+TOPIC_CHANGE_THRESHOLD = 0.3  # a follow-up leaves the current agent only above this
+STICKY_MARGIN = 0.1  # ... and only when the other agent beats the current one by this much
+FALLBACK_THRESHOLD = 0.5  # a specialist hands to the fallback only when clearly off-topic
+_TOKEN = re.compile(r"\w+|[^\w\s]")
+_CHUNK = re.compile(r"\S+\s*|\s+")
+_GREETING = re.compile(
+    r"^\s*(hi|hello|hey|good (morning|afternoon|evening)|howdy|greetings)\b", re.IGNORECASE
+)
+_THANKS = re.compile(r"^\s*(thanks|thank you|thx|cheers|great|perfect|ok(ay)?)\b", re.IGNORECASE)
+
+
+def count_tokens(text: str) -> int:
+    return len(_TOKEN.findall(text))
+
+
+def _get(item: Any, key: str, default: Any = None) -> Any:
+    if isinstance(item, dict):
+        return item.get(key, default)
+    return getattr(item, key, default)
+
+
+def _text_of(content: Any) -> str:
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return " ".join(str(_get(part, "text", "") or "") for part in content)
+    return ""
+
+
+class LocalModel(Model):
+    """One instance per agent per turn; it knows which agent it speaks for."""
+
+    def __init__(self, *, agent: AgentSpec, team: Team, router: Router, delay: float) -> None:
+        self.agent = agent
+        self.team = team
+        self.router = router
+        self.delay = delay
+
+    # --- the decision ---------------------------------------------------------------
+
+    def decide(self, items: list[Any], tools: list[Tool], handoffs: list[Handoff]) -> Any:
+        """Return a function call output item, or the reply text."""
+        last_user = max((i for i, it in enumerate(items) if _get(it, "role") == "user"), default=-1)
+        user_text = _text_of(_get(items[last_user], "content")) if last_user >= 0 else ""
+        since = items[last_user + 1 :]
+        calls = [it for it in since if _get(it, "type") == "function_call"]
+        handed_off = any(str(_get(c, "name", "")).startswith("transfer_to_") for c in calls)
+        outputs = {
+            _get(it, "call_id"): _get(it, "output")
+            for it in since
+            if _get(it, "type") == "function_call_output"
+        }
+
+        acknowledgement = bool(_THANKS.match(user_text)) and len(user_text.split()) <= 4
+        if handoffs and not handed_off and not (acknowledgement and self.agent.role != "orchestrator"):
+            target = self._pick_handoff(user_text, handoffs)
+            if target is not None:
+                return _function_call(target.tool_name, {})
+
+        tool_names = {t.name for t in tools}
+        searches = [c for c in calls if _get(c, "name") == "search_knowledge"]
+        if "search_knowledge" in tool_names and not searches and user_text.strip():
+            if not acknowledgement:
+                return _function_call("search_knowledge", {"query": user_text[:500]})
+        if searches:
+            raw = outputs.get(_get(searches[-1], "call_id"))
+            return self._answer_from_search(user_text, raw)
+        if acknowledgement:
+            return "You're welcome! Is there anything else I can help you with?"
+        return self._team_overview(user_text)
+
+    def _pick_handoff(self, text: str, handoffs: list[Handoff]) -> Handoff | None:
+        by_slug: dict[str, Handoff] = {}
+        for handoff in handoffs:
+            spec = self.team.by_name(handoff.agent_name)
+            if spec is not None:
+                by_slug[spec.slug] = handoff
+        if not by_slug or not text.strip():
+            return None
+        fallback = next(
+            (h for slug, h in by_slug.items() if self.team.agents[slug].role == "fallback"), None
+        )
+        candidates = list(by_slug)
+        if self.agent.role != "orchestrator":
+            candidates.append(self.agent.slug)
+        decision = self.router.route(text, candidates)
+        best, score = decision.agent, decision.confidence
+        if self.agent.role == "orchestrator":
+            if best is not None and score >= ROUTE_THRESHOLD:
+                return by_slug[best]
+            return fallback
+        # A specialist (or the fallback) keeps the conversation unless another clearly fits.
+        own = decision.score_of(self.agent.slug)
+        needed = FALLBACK_THRESHOLD if by_slug.get(best or "") is fallback else TOPIC_CHANGE_THRESHOLD
+        if best and best != self.agent.slug and score >= needed:
+            if score >= own + STICKY_MARGIN:
+                return by_slug[best]
+        return None
+
+    def _answer_from_search(self, query: str, raw: Any) -> str:
+        try:
+            data = json.loads(raw) if isinstance(raw, str) else (raw or {})
+        except (TypeError, ValueError):
+            data = {}
+        articles = data.get("articles") or [] if isinstance(data, dict) else []
+        if not articles:
+            return (
+                f"I'm sorry, I couldn't find anything about that in the {self.agent.name} "
+                "knowledge base. Could you tell me a little more, for example the exact error "
+                "message or what you were trying to do? Your message is saved, so a member of "
+                "the support team can also follow up."
+            )
+        best = articles[0]
+        answer = [f"Here is what our article **{best['title']}** says:", "", condense(best["body"], query)]
+        related = [a["title"] for a in articles[1:3]]
+        if related:
+            answer += ["", "Related articles: " + ", ".join(f"*{t}*" for t in related) + "."]
+        answer += ["", f"_Source: {self.agent.name} knowledge base, “{best['title']}”._"]
+        return "\n".join(answer)
+
+    def _team_overview(self, text: str) -> str:
+        lines = []
+        if _GREETING.match(text):
+            lines.append(f"Hello! I'm the {self.agent.name}.")
+        elif self.agent.role == "fallback":
+            lines.append(
+                "I'm not sure any of our specialists covers that, and I can't answer it myself."
+            )
+        else:
+            lines.append(f"I'm the {self.agent.name}. {self.agent.handoff_description}")
+        specialists = [a for a in self.team.specialists() if a.slug != self.agent.slug]
+        if specialists:
+            lines += ["", "Our team can help you with:"]
+            lines += [f"- **{a.name}**: {a.handoff_description}" for a in specialists]
+            lines += ["", "Tell me what you need and I'll bring in the right specialist."]
+        return "\n".join(lines)
+
+    # --- the SDK interface ------------------------------------------------------------
+
+    def _respond(self, system_instructions, input, tools, handoffs):
+        items = [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
+        decision = self.decide(items, tools, handoffs)
+        prompt_tokens = count_tokens(system_instructions or "") + sum(
+            count_tokens(_text_of(_get(it, "content")) or str(_get(it, "output", "") or ""))
+            for it in items
+        )
+        return decision, prompt_tokens
+
+    async def get_response(
+        self,
+        system_instructions: str | None,
+        input: str | list[Any],
+        model_settings: ModelSettings,
+        tools: list[Tool],
+        output_schema: Any,
+        handoffs: list[Handoff],
+        tracing: ModelTracing,
+        *,
+        previous_response_id: str | None = None,
+        conversation_id: str | None = None,
+        prompt: Any = None,
+    ) -> ModelResponse:
+        decision, prompt_tokens = self._respond(system_instructions, input, tools, handoffs)
+        item = decision if not isinstance(decision, str) else _message(decision)
+        out_tokens = count_tokens(decision if isinstance(decision, str) else item.arguments)
+        return ModelResponse(
+            output=[item],
+            usage=Usage(
+                requests=1,
+                input_tokens=prompt_tokens,
+                output_tokens=out_tokens,
+                total_tokens=prompt_tokens + out_tokens,
+            ),
+            response_id=f"local-{uuid.uuid4().hex}",
+        )
+
+    async def stream_response(
+        self,
+        system_instructions: str | None,
+        input: str | list[Any],
+        model_settings: ModelSettings,
+        tools: list[Tool],
+        output_schema: Any,
+        handoffs: list[Handoff],
+        tracing: ModelTracing,
+        *,
+        previous_response_id: str | None = None,
+        conversation_id: str | None = None,
+        prompt: Any = None,
+    ) -> AsyncIterator[Any]:
+        decision, prompt_tokens = self._respond(system_instructions, input, tools, handoffs)
+        response_id = f"local-{uuid.uuid4().hex}"
+        seq = _Seq()
+        yield ResponseCreatedEvent(
+            type="response.created", response=_response(response_id, [], None), sequence_number=seq()
+        )
+        if isinstance(decision, str):
+            item_id = f"msg_{uuid.uuid4().hex}"
+            yield ResponseOutputItemAddedEvent(
+                type="response.output_item.added",
+                item=ResponseOutputMessage(
+                    id=item_id, type="message", role="assistant", status="in_progress", content=[]
+                ),
+                output_index=0,
+                sequence_number=seq(),
+            )
+            yield ResponseContentPartAddedEvent(
+                type="response.content_part.added",
+                item_id=item_id,
+                output_index=0,
+                content_index=0,
+                part=ResponseOutputText(type="output_text", text="", annotations=[]),
+                sequence_number=seq(),
+            )
+            for chunk in _CHUNK.findall(decision):
+                if self.delay:
+                    await asyncio.sleep(self.delay)
+                yield ResponseTextDeltaEvent(
+                    type="response.output_text.delta",
+                    item_id=item_id,
+                    output_index=0,
+                    content_index=0,
+                    delta=chunk,
+                    logprobs=[],
+                    sequence_number=seq(),
+                )
+            yield ResponseTextDoneEvent(
+                type="response.output_text.done",
+                item_id=item_id,
+                output_index=0,
+                content_index=0,
+                text=decision,
+                logprobs=[],
+                sequence_number=seq(),
+            )
+            part = ResponseOutputText(type="output_text", text=decision, annotations=[])
+            yield ResponseContentPartDoneEvent(
+                type="response.content_part.done",
+                item_id=item_id,
+                output_index=0,
+                content_index=0,
+                part=part,
+                sequence_number=seq(),
+            )
+            item: Any = _message(decision, item_id)
+            out_tokens = count_tokens(decision)
+        else:
+            item = decision
+            yield ResponseOutputItemAddedEvent(
+                type="response.output_item.added",
+                item=item.model_copy(update={"arguments": "", "status": "in_progress"}),
+                output_index=0,
+                sequence_number=seq(),
+            )
+            yield ResponseFunctionCallArgumentsDeltaEvent(
+                type="response.function_call_arguments.delta",
+                item_id=item.id or item.call_id,
+                output_index=0,
+                delta=item.arguments,
+                sequence_number=seq(),
+            )
+            yield ResponseFunctionCallArgumentsDoneEvent.model_validate(
+                {
+                    "type": "response.function_call_arguments.done",
+                    "item_id": item.id or item.call_id,
+                    "output_index": 0,
+                    "arguments": item.arguments,
+                    "name": item.name,
+                    "sequence_number": seq(),
+                }
+            )
+            out_tokens = count_tokens(item.arguments) + 1
+        yield ResponseOutputItemDoneEvent(
+            type="response.output_item.done", item=item, output_index=0, sequence_number=seq()
+        )
+        usage = ResponseUsage(
+            input_tokens=prompt_tokens,
+            output_tokens=out_tokens,
+            total_tokens=prompt_tokens + out_tokens,
+            input_tokens_details=InputTokensDetails.model_validate({"cached_tokens": 0, "cache_write_tokens": 0}),
+            output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
+        )
+        yield ResponseCompletedEvent(
+            type="response.completed",
+            response=_response(response_id, [item], usage),
+            sequence_number=seq(),
+        )
+
+
+class _Seq:
+    def __init__(self) -> None:
+        self.n = -1
+
+    def __call__(self) -> int:
+        self.n += 1
+        return self.n
+
+
+def _function_call(name: str, arguments: dict[str, Any]) -> ResponseFunctionToolCall:
+    call_id = f"call_{uuid.uuid4().hex[:24]}"
+    return ResponseFunctionToolCall(
+        id=f"fc_{call_id[5:]}",
+        call_id=call_id,
+        type="function_call",
+        name=name,
+        arguments=json.dumps(arguments, ensure_ascii=False),
+        status="completed",
+    )
+
+
+def _message(text: str, item_id: str | None = None) -> ResponseOutputMessage:
+    return ResponseOutputMessage(
+        id=item_id or f"msg_{uuid.uuid4().hex}",
+        type="message",
+        role="assistant",
+        status="completed",
+        content=[ResponseOutputText(type="output_text", text=text, annotations=[])],
+    )
+
+
+def _response(response_id: str, output: list[Any], usage: ResponseUsage | None) -> Response:
+    return Response(
+        id=response_id,
+        created_at=time.time(),
+        model=LOCAL_MODEL_NAME,
+        object="response",
+        output=output,
+        tool_choice="auto",
+        tools=[],
+        top_p=None,
+        parallel_tool_calls=False,
+        status="completed" if usage is not None else "in_progress",
+        usage=usage,
+    )
+
+
+def condense(body: str, query: str, max_words: int = 320) -> str:
+    """The article itself when it is short; else its opening block plus the blocks that
+    share most words with the query, in the article's order, within about `max_words`."""
+    body = re.sub(r"^#{1,6}\s+(.+)$", r"**\1**", body.strip(), flags=re.MULTILINE)
+    blocks = [b.strip() for b in re.split(r"\n\s*\n", body) if b.strip()]
+    if not blocks:
+        return ""
+    if len(body.split()) <= max_words:
+        return "\n\n".join(blocks)
+    q = set(tokenize(query))
+    scored = sorted(
+        range(1, len(blocks)), key=lambda i: -len(q & set(tokenize(blocks[i])))
+    )
+    chosen = {0}
+    words = len(blocks[0].split())
+    for i in scored:
+        size = len(blocks[i].split())
+        if words + size > max_words and len(chosen) > 1:
+            continue
+        chosen.add(i)
+        words += size
+        if words >= max_words:
+            break
+    return "\n\n".join(blocks[i] for i in sorted(chosen))

@@ -1,0 +1,222 @@
+"""Reads: the registry snapshot, routing, knowledge search, context and run figures."""
+
+from __future__ import annotations
+
+import math
+import re
+import threading
+import uuid
+from datetime import timedelta
+from typing import Any
+
+from django.db import connection
+from django.db.models import Avg, Count, Max, Q
+from django.utils import timezone
+
+from .models import AgentProfile, AgentRun, ContextEntry, KnowledgeArticle, RoutingExample
+from .router import RouteDecision, Router, tokenize
+from .team import AgentSpec, Team
+
+_cache_lock = threading.Lock()
+_team_cache: dict[str, Team] = {}
+_router_cache: dict[str, Router] = {}
+
+
+def registry_version() -> str:
+    """Changes whenever an agent, its examples, handoffs or articles change (see signals)."""
+    agg = AgentProfile.objects.aggregate(latest=Max("updated_at"), n=Count("id"))
+    latest = agg["latest"].isoformat() if agg["latest"] else "-"
+    return f"{agg['n']}:{latest}"
+
+
+def team_snapshot() -> Team:
+    """The registry as plain data; rebuilt only when an agent, example or handoff changed."""
+    version = registry_version()
+    with _cache_lock:
+        cached = _team_cache.get("team")
+        if cached is not None and cached.version == version:
+            return cached
+    profiles = list(AgentProfile.objects.prefetch_related("handoffs").order_by("id"))
+    examples: dict[int, list[str]] = {}
+    for agent_id, text in RoutingExample.objects.values_list("agent_id", "text").order_by("id"):
+        examples.setdefault(agent_id, []).append(text)
+    topics: dict[int, list[str]] = {}
+    for agent_id, title, tags in KnowledgeArticle.objects.values_list("agent_id", "title", "tags"):
+        topics.setdefault(agent_id, []).append(f"{title} {tags.replace(',', ' ')}")
+    agents = {
+        p.slug: AgentSpec(
+            id=p.pk,
+            slug=p.slug,
+            name=p.name,
+            role=p.role,
+            instructions=p.instructions,
+            handoff_description=p.handoff_description,
+            provider=p.model_provider,
+            model_name=p.model_name,
+            enabled=p.enabled,
+            tools=tuple(p.tools or ()),
+            handoffs=tuple(h.slug for h in p.handoffs.all()),
+            examples=tuple(examples.get(p.pk, ())),
+            topics=tuple(topics.get(p.pk, ())),
+        )
+        for p in profiles
+    }
+    team = Team(agents=agents, version=version)
+    with _cache_lock:
+        _team_cache["team"] = team
+    return team
+
+
+def router_for(team: Team) -> Router:
+    """The router trained on the team's enabled agents (cached per registry version)."""
+    with _cache_lock:
+        router = _router_cache.get(team.version)
+    if router is None:
+        router = Router(
+            {
+                a.slug: [*a.examples, *a.topics, a.handoff_description]
+                for a in team.enabled()
+                if a.role != "orchestrator"
+            }
+        )
+        with _cache_lock:
+            _router_cache.clear()
+            _router_cache[team.version] = router
+    return router
+
+
+def route_message(*, text: str, team: Team | None = None) -> RouteDecision:
+    team = team or team_snapshot()
+    return router_for(team).route(text)
+
+
+# --- Knowledge base -------------------------------------------------------------
+
+_WORD = re.compile(r"[A-Za-z0-9]+")
+
+
+def knowledge_search(*, agent_slug: str, query: str, limit: int = 3) -> list[dict[str, Any]]:
+    """Articles of one agent that match the query, best first, each with a relevance score.
+
+    PostgreSQL's full-text search on PostgreSQL; elsewhere TF-IDF over title, tags and body.
+    """
+    articles = KnowledgeArticle.objects.filter(agent__slug=agent_slug)
+    if connection.vendor == "postgresql":
+        return _knowledge_search_postgres(articles, query, limit)
+    return _knowledge_search_tfidf(list(articles), query, limit)
+
+
+def _knowledge_search_postgres(articles, query: str, limit: int) -> list[dict[str, Any]]:
+    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+
+    terms = [w.lower() for w in _WORD.findall(query)][:32]
+    if not terms:
+        return []
+    search_query = SearchQuery(" | ".join(terms), search_type="raw", config="english")
+    vector = (
+        SearchVector("title", weight="A", config="english")
+        + SearchVector("tags", weight="A", config="english")
+        + SearchVector("body", weight="B", config="english")
+    )
+    rows = (
+        articles.annotate(rank=SearchRank(vector, search_query))
+        .filter(rank__gt=0.05)
+        .order_by("-rank", "title")[:limit]
+    )
+    return [_article_dict(a, float(a.rank)) for a in rows]
+
+
+def _knowledge_search_tfidf(articles: list[KnowledgeArticle], query: str, limit: int):
+    q_terms = set(tokenize(query))
+    if not q_terms or not articles:
+        return []
+    docs = [
+        (a, tokenize(f"{a.title} {a.title} {a.tags.replace(',', ' ')} {a.tags}"), tokenize(a.body))
+        for a in articles
+    ]
+    n = len(docs)
+    df = {t: sum(1 for _, head, body in docs if t in head or t in body) for t in q_terms}
+    scored = []
+    for article, head, body in docs:
+        score = 0.0
+        for term in q_terms:
+            if not df[term]:
+                continue
+            idf = math.log((n + 1) / df[term]) + 0.5
+            tf = 2.0 * head.count(term) + min(body.count(term), 5) * 0.5
+            score += idf * math.log1p(tf)
+        norm = score / math.sqrt(len(q_terms))
+        if norm >= 0.6:
+            scored.append((norm, article))
+    scored.sort(key=lambda item: (-item[0], item[1].title))
+    return [_article_dict(a, round(s, 3)) for s, a in scored[:limit]]
+
+
+def _article_dict(article: KnowledgeArticle, score: float) -> dict[str, Any]:
+    return {"title": article.title, "body": article.body, "tags": article.tag_list, "score": score}
+
+
+# --- Shared context -----------------------------------------------------------------
+
+
+def context_get(*, conversation_id: uuid.UUID | None, key: str) -> Any:
+    entry = ContextEntry.objects.filter(conversation_id=conversation_id, key=key).first()
+    return None if entry is None else entry.value
+
+
+def context_all(*, conversation_id: uuid.UUID | None) -> dict[str, Any]:
+    return dict(
+        ContextEntry.objects.filter(conversation_id=conversation_id)
+        .order_by("key")
+        .values_list("key", "value")
+    )
+
+
+# --- Recorded performance -----------------------------------------------------------
+
+
+def agent_performance(*, agent_slug: str, hours: int = 24) -> dict[str, Any]:
+    """Figures for one agent from its recorded AgentRuns over the last `hours`."""
+    since = timezone.now() - timedelta(hours=hours)
+    runs = AgentRun.objects.filter(agent_slug=agent_slug, started_at__gte=since)
+    agg = runs.aggregate(
+        total=Count("id"),
+        errors=Count("id", filter=Q(status="error")),
+        running=Count("id", filter=Q(status="running")),
+        avg_ms=Avg("duration_ms", filter=~Q(status="running")),
+        avg_ttft=Avg("ttft_ms"),
+        last=Max("started_at"),
+    )
+    finished = agg["total"] - agg["running"]
+    durations = runs.exclude(duration_ms=None).order_by("duration_ms")
+    median = None
+    if finished:
+        row = durations.values_list("duration_ms", flat=True)[finished // 2 : finished // 2 + 1]
+        median = next(iter(row), None)
+    profile = AgentProfile.objects.filter(slug=agent_slug).values("enabled").first()
+    return {
+        "agent": agent_slug,
+        "known": profile is not None,
+        "enabled": bool(profile and profile["enabled"]),
+        "window_hours": hours,
+        "runs": agg["total"],
+        "in_flight": agg["running"],
+        "errors": agg["errors"],
+        "success_rate": round(1 - agg["errors"] / finished, 4) if finished else None,
+        "median_response_ms": median,
+        "mean_response_ms": round(agg["avg_ms"]) if agg["avg_ms"] is not None else None,
+        "mean_ttft_ms": round(agg["avg_ttft"]) if agg["avg_ttft"] is not None else None,
+        "last_activity": agg["last"].isoformat() if agg["last"] else None,
+    }
+
+
+def starting_agent(team: Team, active: str | None) -> AgentSpec | None:
+    """Follow-ups start with the agent that answered last, if it is still enabled."""
+    spec = team.get(active)
+    if spec is not None and spec.enabled:
+        return spec
+    return team.orchestrator or team.fallback
+
+
+def agent_for_turn_start(*, active: str | None) -> AgentSpec | None:
+    return starting_agent(team_snapshot(), active)

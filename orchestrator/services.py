@@ -1,0 +1,165 @@
+"""Writes: the shared context store, run records and the team seed."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .models import AgentProfile, AgentRun, ContextEntry, KnowledgeArticle, RoutingExample
+
+SEED_FILE = Path(__file__).resolve().parent / "seed" / "team.json"
+MAX_CONTEXT_KEY = 100
+MAX_CONTEXT_VALUE_BYTES = 8192
+
+
+class ContextError(ValueError):
+    """A context operation that cannot be done; the message is safe to show."""
+
+
+def _check_context(key: str, value: Any) -> None:
+    if not key or len(key) > MAX_CONTEXT_KEY:
+        raise ContextError(f"Context keys must be 1 to {MAX_CONTEXT_KEY} characters long.")
+    if len(json.dumps(value, default=str)) > MAX_CONTEXT_VALUE_BYTES:
+        raise ContextError(f"Context values must be at most {MAX_CONTEXT_VALUE_BYTES} bytes.")
+
+
+def context_set(*, conversation_id: uuid.UUID | None, key: str, value: Any) -> Any:
+    _check_context(key, value)
+    for _ in range(3):
+        try:
+            with transaction.atomic():
+                ContextEntry.objects.update_or_create(
+                    conversation_id=conversation_id, key=key, defaults={"value": value}
+                )
+            return value
+        except IntegrityError:  # a concurrent writer created it first: update it
+            continue
+    raise ContextError("The context store is busy; try again.")
+
+
+def context_update(*, conversation_id: uuid.UUID | None, key: str, value: Any) -> Any:
+    """Merge a dict into a dict value (or append to a list); otherwise replace. Atomic."""
+    _check_context(key, value)
+    with transaction.atomic():
+        entry = (
+            ContextEntry.objects.select_for_update()
+            .filter(conversation_id=conversation_id, key=key)
+            .first()
+        )
+        if entry is None:
+            return context_set(conversation_id=conversation_id, key=key, value=value)
+        current = entry.value
+        if isinstance(current, dict) and isinstance(value, dict):
+            merged: Any = {**current, **value}
+        elif isinstance(current, list):
+            merged = current + (value if isinstance(value, list) else [value])
+        else:
+            merged = value
+        _check_context(key, merged)
+        entry.value = merged
+        entry.save(update_fields=["value", "updated_at"])
+        return merged
+
+
+def context_delete(*, conversation_id: uuid.UUID | None, key: str) -> bool:
+    deleted, _ = ContextEntry.objects.filter(conversation_id=conversation_id, key=key).delete()
+    return bool(deleted)
+
+
+def agent_run_start(
+    *,
+    agent_id: int | None,
+    agent_slug: str,
+    conversation_id: uuid.UUID,
+    turn_id: uuid.UUID,
+    provider: str,
+    model_name: str,
+    started_at: datetime,
+) -> int:
+    run = AgentRun.objects.create(
+        agent_id=agent_id,
+        agent_slug=agent_slug,
+        conversation_id=conversation_id,
+        turn_id=turn_id,
+        provider=provider,
+        model_name=model_name,
+        started_at=started_at,
+    )
+    return run.pk
+
+
+def agent_run_finish(
+    *,
+    run_id: int,
+    status: str,
+    duration_ms: int,
+    ttft_ms: int | None,
+    requests: int,
+    input_tokens: int,
+    output_tokens: int,
+    error: str = "",
+) -> None:
+    AgentRun.objects.filter(pk=run_id).update(
+        status=status,
+        duration_ms=duration_ms,
+        ttft_ms=ttft_ms,
+        requests=requests,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        error=error[:4000],
+    )
+
+
+def agent_runs_abandon(*, older_than: datetime | None = None) -> int:
+    """Mark runs left 'running' by a server that died as errors (called at start-up)."""
+    cutoff = older_than or timezone.now()
+    return AgentRun.objects.filter(status="running", started_at__lt=cutoff).update(
+        status="error", error="The server stopped while this run was in progress."
+    )
+
+
+@transaction.atomic
+def team_seed(*, path: Path = SEED_FILE) -> dict[str, int]:
+    """Create the design document's team and its articles. Idempotent: existing agents,
+    examples and articles (matched by slug, text and title) are left as staff edited them."""
+    data = json.loads(path.read_text(encoding="utf-8"))
+    created = {"agents": 0, "examples": 0, "articles": 0}
+    profiles: dict[str, AgentProfile] = {}
+    for spec in data["agents"]:
+        profile, was_created = AgentProfile.objects.get_or_create(
+            slug=spec["slug"],
+            defaults={
+                "name": spec["name"],
+                "role": spec["role"],
+                "instructions": spec["instructions"],
+                "handoff_description": spec["handoff_description"],
+                "tools": spec.get("tools", []),
+            },
+        )
+        profiles[spec["slug"]] = profile
+        if not was_created:
+            continue
+        created["agents"] += 1
+        for text in spec.get("routing_examples", []):
+            RoutingExample.objects.create(agent=profile, text=text)
+            created["examples"] += 1
+        for article in spec.get("articles", []):
+            KnowledgeArticle.objects.create(
+                agent=profile,
+                title=article["title"],
+                body=article["body"],
+                tags=", ".join(article.get("tags", [])),
+            )
+            created["articles"] += 1
+    for spec in data["agents"]:
+        profile = profiles[spec["slug"]]
+        if not profile.handoffs.exists():
+            targets = [profiles[s] for s in spec.get("handoffs", []) if s in profiles]
+            profile.handoffs.set(targets)
+    return created

@@ -1,0 +1,30 @@
+"""Keep AgentProfile.updated_at the registry's version stamp.
+
+A change to an agent's routing examples, articles or handoffs touches the agent, so the
+runtime's cached team snapshot is rebuilt on the next turn in every process.
+"""
+
+from django.db.models.signals import m2m_changed, post_delete, post_save
+from django.dispatch import receiver
+from django.utils import timezone
+
+from .models import AgentProfile, KnowledgeArticle, RoutingExample
+
+
+def _touch(agent_id: int | None) -> None:
+    if agent_id:
+        AgentProfile.objects.filter(pk=agent_id).update(updated_at=timezone.now())
+
+
+@receiver(post_save, sender=RoutingExample)
+@receiver(post_delete, sender=RoutingExample)
+@receiver(post_save, sender=KnowledgeArticle)
+@receiver(post_delete, sender=KnowledgeArticle)
+def routing_example_changed(sender, instance, **kwargs) -> None:
+    _touch(instance.agent_id)
+
+
+@receiver(m2m_changed, sender=AgentProfile.handoffs.through)
+def handoffs_changed(sender, instance: AgentProfile, action: str, **kwargs) -> None:
+    if action in {"post_add", "post_remove", "post_clear"}:
+        _touch(instance.pk)

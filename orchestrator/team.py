@@ -1,0 +1,55 @@
+"""A read-only snapshot of the agent registry, as the runtime and router use it.
+
+Plain data (no ORM, no SDK) so it can cross threads and be cached per version.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class AgentSpec:
+    slug: str
+    name: str
+    role: str
+    instructions: str
+    handoff_description: str
+    provider: str
+    model_name: str
+    enabled: bool
+    tools: tuple[str, ...] = ()
+    handoffs: tuple[str, ...] = ()
+    examples: tuple[str, ...] = ()
+    topics: tuple[str, ...] = ()  # knowledge article titles and tags
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class Team:
+    agents: dict[str, AgentSpec]
+    version: str = ""
+    _by_name: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._by_name.update({a.name: a.slug for a in self.agents.values()})
+
+    def get(self, slug: str | None) -> AgentSpec | None:
+        return self.agents.get(slug or "")
+
+    def by_name(self, name: str) -> AgentSpec | None:
+        return self.agents.get(self._by_name.get(name, ""))
+
+    def enabled(self) -> list[AgentSpec]:
+        return [a for a in self.agents.values() if a.enabled]
+
+    @property
+    def orchestrator(self) -> AgentSpec | None:
+        return next((a for a in self.enabled() if a.role == "orchestrator"), None)
+
+    @property
+    def fallback(self) -> AgentSpec | None:
+        return next((a for a in self.enabled() if a.role == "fallback"), None)
+
+    def specialists(self) -> list[AgentSpec]:
+        return [a for a in self.enabled() if a.role == "specialist"]

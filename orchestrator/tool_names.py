@@ -1,0 +1,17 @@
+"""Names and user-facing labels of the tools agents may be given.
+
+Kept free of SDK imports so models, forms and the admin can use it.
+"""
+
+TOOL_LABELS: dict[str, str] = {
+    "search_knowledge": "Searching the knowledge base",
+    "route_request": "Finding the right specialist",
+    "monitor_agent_performance": "Checking how the team is doing",
+    "manage_context_operation": "Updating the conversation notes",
+}
+
+TOOL_CHOICES = [(name, f"{name}: {label}") for name, label in TOOL_LABELS.items()]
+
+
+def tool_label(name: str) -> str:
+    return TOOL_LABELS.get(name, "Working on it")

@@ -1,0 +1,168 @@
+"""Base settings: run with no environment at all, on embedded defaults.
+
+SQLite file, in-memory channel layer, eager Celery, the local offline model.
+Every setting read from the environment is read here, in one place, and listed
+in docs/configuration.md. production.py overrides and refuses to start without
+its secrets.
+"""
+
+from pathlib import Path
+
+import environ
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = BASE_DIR / "var"
+VAR_DIR.mkdir(exist_ok=True)
+
+env = environ.Env()
+
+# --- Core -------------------------------------------------------------------
+SECRET_KEY = env.str(
+    "DJANGO_SECRET_KEY",
+    default="django-insecure-dev-only-key-superorch-do-not-use-in-production",
+)
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "channels",
+    "django_htmx",
+    "orchestrator",
+    "chat",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
+    "superorch_site.middleware.ContentSecurityPolicyMiddleware",
+]
+
+ROOT_URLCONF = "superorch_site.urls"
+ASGI_APPLICATION = "superorch_site.asgi.application"
+WSGI_APPLICATION = None
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -----------------------------------------------------------------
+DATABASES = {
+    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
+}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # WAL and a busy timeout let the chat's worker threads write side by side.
+    DATABASES["default"].setdefault("OPTIONS", {}).update(
+        {
+            "timeout": 20,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        }
+    )
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Channels -----------------------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="")
+if REDIS_URL:
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+        }
+    }
+else:
+    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# --- Celery -------------------------------------------------------------------
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL
+CELERY_TASK_EAGER_PROPAGATES = True
+CELERY_TASK_ACKS_LATE = True
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="") or None
+
+# --- Auth, i18n, static -------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STATIC_ROOT = BASE_DIR / "staticfiles"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
+    "loggers": {
+        "openai.agents": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+        "daphne": {"level": "WARNING"},
+    },
+}
+
+# --- Super Orchestrator -------------------------------------------------------
+# Model providers: with neither set, every agent on provider "auto" uses the
+# local offline model.
+OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
+OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
+SUPERORCH_DEFAULT_MODEL = env.str("SUPERORCH_DEFAULT_MODEL", default="gpt-4.1-mini")
+# Seconds between words streamed by the local offline model (0 = as fast as possible).
+SUPERORCH_LOCAL_MODEL_DELAY = env.float("SUPERORCH_LOCAL_MODEL_DELAY", default=0.03)
+# Model calls per turn before the turn is stopped (SDK max_turns).
+SUPERORCH_MAX_MODEL_CALLS = env.int("SUPERORCH_MAX_MODEL_CALLS", default=10)
+# A turn that runs longer than this (seconds) is stopped and reported as failed.
+SUPERORCH_TURN_TIMEOUT = env.float("SUPERORCH_TURN_TIMEOUT", default=120.0)
+# A conversation's turn lease (seconds); a crashed server's lease expires and another resumes.
+SUPERORCH_TURN_LEASE = env.float("SUPERORCH_TURN_LEASE", default=45.0)
+# Messages of the conversation given to the model as input.
+SUPERORCH_MODEL_INPUT_MESSAGES = env.int("SUPERORCH_MODEL_INPUT_MESSAGES", default=40)
+# Messages sent in session.ready.
+SUPERORCH_HISTORY_LIMIT = env.int("SUPERORCH_HISTORY_LIMIT", default=50)
+# Largest WebSocket frame accepted, in bytes; longest user message, in characters.
+SUPERORCH_MAX_FRAME_BYTES = env.int("SUPERORCH_MAX_FRAME_BYTES", default=16384)
+SUPERORCH_MAX_MESSAGE_CHARS = env.int("SUPERORCH_MAX_MESSAGE_CHARS", default=4000)
+# Messages a conversation may send (limits' syntax), and how many refusals close the socket.
+SUPERORCH_RATE_LIMIT = env.str("SUPERORCH_RATE_LIMIT", default="20/minute")
+SUPERORCH_RATE_LIMIT_CLOSE_AFTER = env.int("SUPERORCH_RATE_LIMIT_CLOSE_AFTER", default=5)
+# Storage for rate limits: memory:// in one process, redis://... across processes.
+SUPERORCH_RATE_LIMIT_STORAGE = env.str(
+    "SUPERORCH_RATE_LIMIT_STORAGE",
+    default=("async+" + REDIS_URL) if REDIS_URL else "async+memory://",
+)

@@ -1,0 +1,22 @@
+"""Integration settings: the test settings on real PostgreSQL and Redis.
+
+DATABASE_URL defaults to the local PostgreSQL database `test`, REDIS_URL to the
+local Redis; .ci/run starts both if they are not running.
+"""
+
+from .base import env
+from .test import *  # noqa: F403
+
+DATABASES = {
+    "default": env.db_url_config(
+        env.str("INTEGRATION_DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/test")
+    )
+}
+REDIS_URL = env.str("INTEGRATION_REDIS_URL", default="redis://127.0.0.1:6379/9")
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+    }
+}
+SUPERORCH_RATE_LIMIT_STORAGE = "async+" + REDIS_URL

@@ -1,0 +1,12 @@
+"""Test settings: embedded defaults, fast, no network."""
+
+from .base import *  # noqa: F403
+
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+SUPERORCH_LOCAL_MODEL_DELAY = 0.0
+# Generous so protocol tests are not throttled unless they ask to be.
+SUPERORCH_RATE_LIMIT = "1000/minute"
+OPENAI_API_KEY = ""
+OPENAI_BASE_URL = ""
+LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -1,0 +1,11 @@
+from django.contrib import admin
+from django.urls import include, path
+
+admin.site.site_header = "Super Orchestrator"
+admin.site.site_title = "Super Orchestrator admin"
+admin.site.index_title = "Agents, conversations and runs"
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("", include("chat.urls")),
+]
