@@ -16,6 +16,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import Any, Literal
 
 from agents import (
@@ -307,24 +308,38 @@ def build_team(team: Team, *, context_block: str = "") -> BuiltTeam:
 class _RunRecord:
     run_id: int
     slug: str
+    name: str
     started: float
     first_token: float | None = None
-    requests: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
 
 
-class _UsageHooks(RunHooks[TurnContext]):
-    """Adds each model call's usage to the run record of the agent that made it."""
+class _RunHooks(RunHooks[TurnContext]):
+    """Collects, per agent, when it started and the usage of each of its model calls.
+
+    Hooks run in the SDK's run task, ahead of the events the stream hands us, so
+    figures are kept by agent name and taken when that agent's run is closed.
+    """
 
     def __init__(self) -> None:
-        self.current: _RunRecord | None = None
+        self.started: dict[str, float] = {}
+        self.usage: dict[str, list[int]] = {}
+
+    async def on_agent_start(self, context, agent) -> None:
+        self.started.setdefault(agent.name, time.monotonic())
 
     async def on_llm_end(self, context, agent, response) -> None:
-        if self.current is not None and response.usage is not None:
-            self.current.requests += response.usage.requests or 1
-            self.current.input_tokens += response.usage.input_tokens or 0
-            self.current.output_tokens += response.usage.output_tokens or 0
+        usage = self.usage.setdefault(agent.name, [0, 0, 0])
+        if response.usage is not None:
+            usage[0] += response.usage.requests or 1
+            usage[1] += response.usage.input_tokens or 0
+            usage[2] += response.usage.output_tokens or 0
+
+    def take_start(self, name: str) -> float:
+        return self.started.pop(name, time.monotonic())
+
+    def take_usage(self, name: str) -> list[int]:
+        self.started.pop(name, None)
+        return self.usage.pop(name, [0, 0, 0])
 
 
 # --- Running a turn ------------------------------------------------------------------
@@ -353,8 +368,8 @@ async def run_turn(
         spec = team.agents[slug]
         return AgentRef(spec.slug, spec.name)
 
-    hooks = _UsageHooks()
-    records: list[_RunRecord] = []
+    hooks = _RunHooks()
+    current: _RunRecord | None = None
     current_slug: str | None = None
     # session.ready already named the starting agent when the conversation had none.
     previous_ref = ref(request.active_agent) if team.get(request.active_agent) else ref(start.slug)
@@ -362,7 +377,9 @@ async def run_turn(
     partial: dict[uuid.UUID, list[str]] = {}
 
     async def open_run(slug: str) -> None:
+        nonlocal current
         choice = built.choices[slug]
+        started = hooks.take_start(team.agents[slug].name)
         run_id = await db(services.agent_run_start)(
             agent_id=team.agents[slug].id,
             agent_slug=slug,
@@ -370,17 +387,16 @@ async def run_turn(
             turn_id=request.turn_id,
             provider=choice.provider,
             model_name=choice.model_name,
-            started_at=timezone.now(),
+            started_at=timezone.now() - timedelta(seconds=time.monotonic() - started),
         )
-        record = _RunRecord(run_id=run_id, slug=slug, started=time.monotonic())
-        records.append(record)
-        hooks.current = record
+        current = _RunRecord(run_id=run_id, slug=slug, name=team.agents[slug].name, started=started)
 
     async def close_run(status: str, error: str = "") -> None:
-        record = hooks.current
+        nonlocal current
+        record, current = current, None
         if record is None:
             return
-        hooks.current = None
+        requests, input_tokens, output_tokens = hooks.take_usage(record.name)
         now = time.monotonic()
         await db(services.agent_run_finish)(
             run_id=record.run_id,
@@ -389,9 +405,9 @@ async def run_turn(
             ttft_ms=round((record.first_token - record.started) * 1000)
             if record.first_token
             else None,
-            requests=record.requests,
-            input_tokens=record.input_tokens,
-            output_tokens=record.output_tokens,
+            requests=requests,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
             error=error,
         )
 
@@ -433,8 +449,8 @@ async def run_turn(
                     data = event.data
                     if getattr(data, "type", "") != "response.output_text.delta" or not data.delta:
                         continue
-                    if hooks.current is not None and hooks.current.first_token is None:
-                        hooks.current.first_token = time.monotonic()
+                    if current is not None and current.first_token is None:
+                        current.first_token = time.monotonic()
                     key = data.item_id or "-"
                     message_id = message_ids.setdefault(key, uuid.uuid4())
                     partial.setdefault(message_id, []).append(data.delta)

@@ -241,7 +241,8 @@
 
   const PURIFY_CONFIG = {
     USE_PROFILES: { html: true },
-    FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select', 'option'],
+    // No images: a reply must not make the browser fetch URLs by itself.
+    FORBID_TAGS: ['style', 'form', 'input', 'button', 'textarea', 'select', 'option', 'img', 'picture', 'source', 'video', 'audio', 'iframe'],
     FORBID_ATTR: ['style'],   // the CSP would block them anyway
   };
 
@@ -873,7 +874,8 @@
       const name = agentName(to);
       const text = f.reason === 'fallback' ? `${name} has joined to help` : `${name} has joined`;
       const turn = state.turns.get(str(f.turn));
-      const node = addNotice(text, { testid: 'agent-notice', kind: 'agent' });
+      // Placed with its turn, not after messages the person sent meanwhile.
+      const node = addNotice(text, { testid: 'agent-notice', kind: 'agent', after: turn && turn.lastEl });
       node.dataset.reason = str(f.reason);
       node.dataset.agent = to.slug;
       if (turn) turn.lastEl = node;

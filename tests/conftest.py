@@ -1,0 +1,39 @@
+import pytest
+from channels.testing import WebsocketCommunicator
+
+from chat.services import site_ensure_default
+from orchestrator.services import team_seed
+
+ORIGIN = (b"origin", b"http://localhost")
+
+
+@pytest.fixture
+def team(db):
+    """The seeded default team, its articles and the demo site."""
+    team_seed()
+    site_ensure_default()
+
+
+@pytest.fixture
+def openai_server():
+    from tests.support.openai_server import OpenAICompatibleServer
+
+    server = OpenAICompatibleServer().start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def communicator():
+    """Factory for WebSocket clients on the full ASGI app (routing and origin check included)."""
+    from superorch_site.asgi import application
+
+    made: list[WebsocketCommunicator] = []
+
+    def make(origin: bytes | None = b"http://localhost") -> WebsocketCommunicator:
+        headers = [(b"origin", origin)] if origin else []
+        comm = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+        made.append(comm)
+        return comm
+
+    return make
