@@ -22,6 +22,7 @@ from typing import Any, Literal
 from agents import (
     Agent,
     AgentUpdatedStreamEvent,
+    ModelSettings,
     ItemHelpers,
     MaxTurnsExceeded,
     RawResponsesStreamEvent,
@@ -292,6 +293,9 @@ def build_team(team: Team, *, context_block: str = "") -> BuiltTeam:
             instructions=_instructions(spec, choice, context_block),
             handoff_description=spec.handoff_description,
             model=build_model(choice, agent=spec, team=team, router=router),
+            # Ask OpenAI-compatible servers for token usage in streams too (the SDK only
+            # does for api.openai.com); the local model always reports it.
+            model_settings=ModelSettings(include_usage=True) if choice.provider != "local" else ModelSettings(),
             tools=_build_tools(spec),
         )
     for spec in team.enabled():

@@ -1,0 +1,139 @@
+"""The local offline model: it routes, searches and answers for real."""
+
+import uuid
+
+import pytest
+
+from orchestrator import runtime, selectors
+from orchestrator.models import AgentProfile, KnowledgeArticle, RoutingExample
+from orchestrator.providers.local import condense
+from orchestrator.router import Router
+from orchestrator.services import team_seed
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def run(text, active=None, history=None):
+    events = []
+
+    async def emit(event):
+        events.append(event)
+
+    outcome = await runtime.run_turn(
+        runtime.TurnRequest(
+            conversation_id=uuid.uuid4(),
+            turn_id=uuid.uuid4(),
+            history=(history or []) + [{"role": "user", "content": text}],
+            active_agent=active,
+        ),
+        emit,
+    )
+    reply = "".join(e.text for e in events if isinstance(e, runtime.MessageDone))
+    return outcome, events, reply
+
+
+@pytest.mark.parametrize(
+    ("text", "agent", "article"),
+    [
+        ("I was charged twice for my subscription", "billing", "charged twice"),
+        ("The app crashes when I log in on my iPhone", "technical_support", "crashes on login"),
+        ("How do I reset my password?", "customer_support", "Reset your password"),
+        ("Compare the Pro and Business plans", "product_info", "Compare plans"),
+        ("How do I embed the chat widget on my website?", "chatkit_integration", "Embed"),
+    ],
+)
+async def test_routes_to_the_specialist_and_answers_from_its_article(team, text, agent, article):
+    outcome, events, reply = await run(text)
+    assert outcome.status == "ok"
+    assert outcome.final_agent.slug == agent
+    assert [e.tool for e in events if isinstance(e, runtime.ToolStarted)] == ["search_knowledge"]
+    assert article.lower() in reply.lower()
+    assert "Source:" in reply
+    # Streamed word by word, not in one piece.
+    assert sum(isinstance(e, runtime.MessageDelta) for e in events) > 10
+
+
+async def test_nothing_fits_goes_to_the_general_assistant_which_lists_the_team(team):
+    outcome, events, reply = await run("What's the weather like in Paris tomorrow?")
+    assert outcome.final_agent.slug == "general_assistant"
+    changed = [e for e in events if isinstance(e, runtime.AgentChanged)]
+    assert changed[-1].reason == "fallback"
+    assert "**Billing**" in reply and "**Technical Support**" in reply
+
+
+async def test_specialist_says_plainly_when_it_has_nothing_relevant(team):
+    outcome, _, reply = await run("quantum flux capacitor calibration", active="billing")
+    assert outcome.final_agent.slug == "billing"
+    assert "couldn't find anything" in reply
+
+
+async def test_follow_up_stays_with_the_specialist(team):
+    outcome, events, _ = await run("how long until I get it back?", active="billing")
+    assert outcome.final_agent.slug == "billing"
+    assert not [e for e in events if isinstance(e, runtime.AgentChanged)]
+
+
+async def test_clear_topic_change_hands_off_from_the_specialist(team):
+    outcome, events, _ = await run("The app crashes on login", active="billing")
+    assert outcome.final_agent.slug == "technical_support"
+    assert [e.reason for e in events if isinstance(e, runtime.AgentChanged)] == ["handoff"]
+
+
+async def test_registry_edits_apply_on_the_next_turn(team):
+    outcome, _, _ = await run("I was charged twice for my subscription")
+    assert outcome.final_agent.slug == "billing"
+    billing = await AgentProfile.objects.aget(slug="billing")
+    billing.enabled = False
+    await billing.asave()
+    outcome, _, _ = await run("I was charged twice for my subscription")
+    assert outcome.final_agent.slug != "billing"
+    # A new routing example (saved through the ORM, as the admin does) is learnt at once.
+    tech = await AgentProfile.objects.aget(slug="technical_support")
+    await RoutingExample.objects.acreate(agent=tech, text="zorblax gizmo malfunction")
+    outcome, _, _ = await run("my zorblax gizmo has a malfunction")
+    assert outcome.final_agent.slug == "technical_support"
+
+
+async def test_new_article_is_searchable_immediately(team):
+    tech = await AgentProfile.objects.aget(slug="technical_support")
+    await KnowledgeArticle.objects.acreate(
+        agent=tech, title="Printer driver error 0x7E", body="Reinstall the **printer driver** from Settings.", tags="printer, driver"
+    )
+    _, _, reply = await run("printer driver error 0x7E", active="technical_support")
+    assert "Printer driver error 0x7E" in reply
+
+
+def test_seed_is_idempotent_and_keeps_staff_edits(db):
+    first = team_seed()
+    assert first["agents"] == 8 and first["articles"] >= 20
+    AgentProfile.objects.filter(slug="billing").update(instructions="Edited by staff.")
+    again = team_seed()
+    assert again == {"agents": 0, "examples": 0, "articles": 0}
+    assert AgentProfile.objects.get(slug="billing").instructions == "Edited by staff."
+    assert set(AgentProfile.objects.values_list("slug", flat=True)) == {
+        "orchestrator", "customer_support", "technical_support", "billing", "product_info",
+        "chatkit_integration", "spec_architect", "general_assistant",
+    }
+
+
+def test_router_ranks_and_reports_nothing_fits():
+    router = Router({"billing": ["refund my payment", "invoice question"], "tech": ["app crashes", "error code"]})
+    decision = router.route("I need a refund for this payment")
+    assert decision.agent == "billing" and decision.confidence > 0.2
+    assert [a for a, _ in decision.ranked] == ["billing", "tech"]
+    assert router.route("completely unrelated words").agent is None
+
+
+def test_condense_keeps_short_articles_whole_and_headings_readable():
+    body = "Intro line.\n\n## Step one\nDo this.\n\n## Step two\nDo that."
+    assert condense(body, "anything") == "Intro line.\n\n**Step one**\nDo this.\n\n**Step two**\nDo that."
+    long_body = "Opening.\n\n" + "\n\n".join(f"Block {i} " + "filler " * 60 for i in range(6)) + "\n\nRefund details here."
+    short = condense(long_body, "refund", max_words=100)
+    assert short.startswith("Opening.") and "Refund details here." in short
+    assert len(short.split()) < len(long_body.split())
+
+
+def test_knowledge_search_ranks_the_matching_article_first(team):
+    results = selectors.knowledge_search(agent_slug="billing", query="charged twice for my subscription")
+    assert results and "charged twice" in results[0]["title"].lower()
+    assert selectors.knowledge_search(agent_slug="billing", query="") == []
