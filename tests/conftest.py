@@ -7,6 +7,17 @@ from orchestrator.services import team_seed
 ORIGIN = (b"origin", b"http://localhost")
 
 
+@pytest.fixture(autouse=True)
+def _close_worker_thread_connections():
+    """Async tests reach the database from asgiref's worker thread; close its connection
+    after each test so the test database can be dropped (PostgreSQL refuses otherwise)."""
+    yield
+    from asgiref.sync import SyncToAsync
+    from django.db import connections
+
+    SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
+
+
 @pytest.fixture
 def team(db):
     """The seeded default team, its articles and the demo site."""
