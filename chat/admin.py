@@ -26,13 +26,29 @@ class MessageInline(admin.TabularInline):
 
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
-    list_display = ("__str__", "site", "user_name", "user_email", "active_agent", "message_count", "updated_at")
+    list_display = (
+        "__str__",
+        "site",
+        "user_name",
+        "user_email",
+        "active_agent",
+        "message_count",
+        "updated_at",
+    )
     list_filter = ("site", "active_agent", "created_at")
     search_fields = ("uuid", "user_id", "user_name", "user_email", "messages__text")
     date_hierarchy = "created_at"
     readonly_fields = (
-        "uuid", "site", "active_agent", "user_id", "user_name", "user_email", "page_context",
-        "created_at", "updated_at", "transcript",
+        "uuid",
+        "site",
+        "active_agent",
+        "user_id",
+        "user_name",
+        "user_email",
+        "page_context",
+        "created_at",
+        "updated_at",
+        "transcript",
     )
     exclude = ("token_hash", "busy_until")
 
@@ -47,9 +63,18 @@ class ConversationAdmin(admin.ModelAdmin):
     def transcript(self, obj: Conversation) -> str:
         entries = []
         for message in obj.messages.select_related("feedback").order_by("id"):
-            entries.append((message.created_at, 0, message.id, {"message": message,
-                                                                "html": render_markdown(message.text),
-                                                                "feedback": getattr(message, "feedback", None)}))
+            entries.append(
+                (
+                    message.created_at,
+                    0,
+                    message.id,
+                    {
+                        "message": message,
+                        "html": render_markdown(message.text),
+                        "feedback": getattr(message, "feedback", None),
+                    },
+                )
+            )
         for event in TurnEvent.objects.filter(turn__conversation=obj).order_by("id"):
             entries.append((event.created_at, 1, event.id, {"event": event}))
         entries.sort(key=lambda e: (e[0], e[1], e[2]))
@@ -84,7 +109,15 @@ class TurnEventInline(admin.TabularInline):
 
 @admin.register(Turn)
 class TurnAdmin(admin.ModelAdmin):
-    list_display = ("uuid", "conversation", "status", "agent_slug", "started_at", "finished_at", "error_code")
+    list_display = (
+        "uuid",
+        "conversation",
+        "status",
+        "agent_slug",
+        "started_at",
+        "finished_at",
+        "error_code",
+    )
     list_filter = ("status", "agent_slug", "error_code")
     search_fields = ("uuid", "conversation__uuid", "error")
     readonly_fields = [f.name for f in Turn._meta.fields]

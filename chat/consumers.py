@@ -40,8 +40,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=encode(frame))
 
-    async def send_error(self, code: str, message: str, *, ref: str | None = None, retryable: bool = False) -> None:
-        frame: dict[str, Any] = {"type": "error", "code": code, "message": message, "retryable": retryable}
+    async def send_error(
+        self, code: str, message: str, *, ref: str | None = None, retryable: bool = False
+    ) -> None:
+        frame: dict[str, Any] = {
+            "type": "error",
+            "code": code,
+            "message": message,
+            "retryable": retryable,
+        }
         if ref:
             frame["ref"] = ref
         await self.send_frame(frame)
@@ -64,7 +71,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except Exception:
             logger.exception("chat frame %s failed", kind)
             await self.send_error(
-                "internal", "Something went wrong on our side. Please try again.", retryable=True,
+                "internal",
+                "Something went wrong on our side. Please try again.",
+                retryable=True,
                 ref=frame.get("id") if kind == "message.send" else None,
             )
 
@@ -124,7 +133,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Every socket of the conversation learns of the message (other tabs stay in sync).
         await self.channel_layer.group_send(
             self.group,
-            {"type": "chat.frame", "text": encode({"type": "message.ack", "id": client_id, "message": message_dict(message)})},
+            {
+                "type": "chat.frame",
+                "text": encode(
+                    {"type": "message.ack", "id": client_id, "message": message_dict(message)}
+                ),
+            },
         )
         turns.schedule(self.conversation)
 
@@ -141,7 +155,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
             comment=frame["comment"],
         )
         if message is None:
-            await self.send_error("not_found", "That reply could not be found.", ref=frame["message"])
+            await self.send_error(
+                "not_found", "That reply could not be found.", ref=frame["message"]
+            )
             return
         await self.send_frame({"type": "feedback.ack", "message": frame["message"]})
 

@@ -68,7 +68,14 @@ def _session_start(frame: dict) -> dict:
     context = frame.get("context")
     if context is not None and not isinstance(context, dict):
         raise FrameError("bad_frame", "The context must be an object.")
-    return {**frame, "site": site, "token": token, "since": since, "user": user or {}, "context": context or {}}
+    return {
+        **frame,
+        "site": site,
+        "token": token,
+        "since": since,
+        "user": user or {},
+        "context": context or {},
+    }
 
 
 def _message_send(frame: dict) -> dict:
@@ -77,7 +84,11 @@ def _message_send(frame: dict) -> dict:
         raise FrameError("bad_frame", "The message id is missing.")
     try:
         text = _str(
-            frame, "text", required=True, max_len=settings.SUPERORCH_MAX_MESSAGE_CHARS, label="message"
+            frame,
+            "text",
+            required=True,
+            max_len=settings.SUPERORCH_MAX_MESSAGE_CHARS,
+            label="message",
         )
     except FrameError as exc:
         if "too long" in exc.message:

@@ -61,13 +61,18 @@ class MessageStatus(models.TextChoices):
 class Message(models.Model):
     id = models.BigAutoField(primary_key=True)
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
-    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="messages")
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
     role = models.CharField(max_length=10, choices=Role.choices)
     agent_slug = models.CharField(max_length=50, blank=True)
     agent_name = models.CharField(max_length=80, blank=True)
     text = models.TextField()
-    client_id = models.CharField(max_length=100, null=True, blank=True)
-    status = models.CharField(max_length=10, choices=MessageStatus.choices, default=MessageStatus.DONE)
+    # NULL (not "") for assistant messages, so only user messages meet the unique constraint.
+    client_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    status = models.CharField(
+        max_length=10, choices=MessageStatus.choices, default=MessageStatus.DONE
+    )
     turn = models.ForeignKey(
         "Turn", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
@@ -133,6 +138,9 @@ class TurnEvent(models.Model):
 
     class Meta:
         ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} in turn {self.turn_id}"
 
 
 class Feedback(models.Model):

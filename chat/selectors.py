@@ -22,7 +22,9 @@ def conversation_messages(*, conversation: Conversation, since: str | None) -> l
         except ValueError:
             anchor = None
         if anchor is not None:
-            return list(qs.filter(id__gt=anchor).order_by("id")[: settings.SUPERORCH_HISTORY_LIMIT * 4])
+            return list(
+                qs.filter(id__gt=anchor).order_by("id")[: settings.SUPERORCH_HISTORY_LIMIT * 4]
+            )
     newest = list(qs.order_by("-id")[: settings.SUPERORCH_HISTORY_LIMIT])
     newest.reverse()
     return newest

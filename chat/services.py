@@ -77,7 +77,9 @@ def conversation_open(
     return conversation, new_token, False
 
 
-def message_receive(*, conversation: Conversation, client_id: str, text: str) -> tuple[Message, bool]:
+def message_receive(
+    *, conversation: Conversation, client_id: str, text: str
+) -> tuple[Message, bool]:
     """Store a user's message once per client id. Returns (message, created)."""
     existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
     if existing is not None:
@@ -109,7 +111,9 @@ def feedback_record(
     ).first()
     if message is None:
         return None
-    Feedback.objects.update_or_create(message=message, defaults={"value": value, "comment": comment})
+    Feedback.objects.update_or_create(
+        message=message, defaults={"value": value, "comment": comment}
+    )
     return message
 
 
@@ -221,5 +225,7 @@ def turn_finish(
         )
         if error:
             TurnEvent.objects.create(
-                turn=turn, kind=TurnEvent.Kind.ERROR, data={"code": error_code, "detail": error[:2000]}
+                turn=turn,
+                kind=TurnEvent.Kind.ERROR,
+                data={"code": error_code, "detail": error[:2000]},
             )

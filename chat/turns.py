@@ -78,7 +78,9 @@ async def _run(turn: Turn, conversation_uuid) -> None:
     conversation = await db(Conversation.objects.get)(pk=turn.conversation_id)
     history = await db(services.turn_history)(turn=turn)
     reply_to = str(await db(lambda: turn.reply_to.client_id or str(turn.reply_to.uuid))())
-    await broadcast(conversation_uuid, {"type": "turn.started", "turn": turn_key, "reply_to": reply_to})
+    await broadcast(
+        conversation_uuid, {"type": "turn.started", "turn": turn_key, "reply_to": reply_to}
+    )
 
     async def emit(event: runtime.TurnEvent) -> None:
         if isinstance(event, runtime.MessageDelta):
@@ -113,7 +115,9 @@ async def _run(turn: Turn, conversation_uuid) -> None:
             await db(services.conversation_set_agent)(
                 conversation_id=turn.conversation_id, agent_slug=event.current.slug
             )
-            await db(services.turn_event_record)(turn_id=turn.pk, kind=TurnEvent.Kind.AGENT, data=data)
+            await db(services.turn_event_record)(
+                turn_id=turn.pk, kind=TurnEvent.Kind.AGENT, data=data
+            )
             await broadcast(conversation_uuid, {"type": "agent.changed", "turn": turn_key, **data})
         elif isinstance(event, runtime.ToolStarted):
             await db(services.turn_event_record)(

@@ -19,7 +19,15 @@ class KnowledgeArticleInline(admin.StackedInline):
 @admin.register(AgentProfile)
 class AgentProfileAdmin(admin.ModelAdmin):
     form = AgentProfileForm
-    list_display = ("name", "slug", "role", "enabled", "model_provider", "model_name", "example_count")
+    list_display = (
+        "name",
+        "slug",
+        "role",
+        "enabled",
+        "model_provider",
+        "model_name",
+        "example_count",
+    )
     list_filter = ("role", "enabled", "model_provider")
     list_editable = ("enabled",)
     search_fields = ("name", "slug", "handoff_description", "instructions")
@@ -46,8 +54,16 @@ class KnowledgeArticleAdmin(admin.ModelAdmin):
 @admin.register(AgentRun)
 class AgentRunAdmin(admin.ModelAdmin):
     list_display = (
-        "started_at", "agent_slug", "status", "provider", "model_name", "ttft_ms", "duration_ms",
-        "input_tokens", "output_tokens", "conversation_id",
+        "started_at",
+        "agent_slug",
+        "status",
+        "provider",
+        "model_name",
+        "ttft_ms",
+        "duration_ms",
+        "input_tokens",
+        "output_tokens",
+        "conversation_id",
     )
     list_filter = ("status", "agent_slug", "provider", "model_name", "started_at")
     search_fields = ("conversation_id", "turn_id", "error")

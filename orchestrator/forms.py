@@ -11,7 +11,18 @@ class AgentProfileForm(forms.ModelForm):
 
     class Meta:
         model = AgentProfile
-        fields = "__all__"
+        fields = [
+            "name",
+            "slug",
+            "role",
+            "enabled",
+            "instructions",
+            "handoff_description",
+            "tools",
+            "handoffs",
+            "model_provider",
+            "model_name",
+        ]
 
     def clean(self):
         cleaned = super().clean()

@@ -98,7 +98,9 @@ class KnowledgeArticle(models.Model):
     class Meta:
         ordering = ["agent_id", "title"]
         constraints = [
-            models.UniqueConstraint(fields=["agent", "title"], name="unique_article_title_per_agent")
+            models.UniqueConstraint(
+                fields=["agent", "title"], name="unique_article_title_per_agent"
+            )
         ]
 
     def __str__(self) -> str:

@@ -22,15 +22,15 @@ from typing import Any, Literal
 from agents import (
     Agent,
     AgentUpdatedStreamEvent,
-    ModelSettings,
     ItemHelpers,
     MaxTurnsExceeded,
+    ModelSettings,
     RawResponsesStreamEvent,
     RunConfig,
     RunContextWrapper,
     RunHooks,
-    Runner,
     RunItemStreamEvent,
+    Runner,
     function_tool,
     handoff,
     set_tracing_disabled,
@@ -181,9 +181,7 @@ def _build_tools(spec: AgentSpec) -> list[Any]:
                     "name": chosen.name if chosen else None,
                     "confidence": decision.confidence,
                     "nothing_fits": not fits,
-                    "runners_up": [
-                        {"agent": a, "score": s} for a, s in decision.ranked[1:3]
-                    ],
+                    "runners_up": [{"agent": a, "score": s} for a, s in decision.ranked[1:3]],
                 }
             )
 
@@ -295,14 +293,18 @@ def build_team(team: Team, *, context_block: str = "") -> BuiltTeam:
             model=build_model(choice, agent=spec, team=team, router=router),
             # Ask OpenAI-compatible servers for token usage in streams too (the SDK only
             # does for api.openai.com); the local model always reports it.
-            model_settings=ModelSettings(include_usage=True) if choice.provider != "local" else ModelSettings(),
+            model_settings=ModelSettings(include_usage=True)
+            if choice.provider != "local"
+            else ModelSettings(),
             tools=_build_tools(spec),
         )
     for spec in team.enabled():
         agents[spec.slug].handoffs = [
             handoff(agents[target]) for target in spec.handoffs if target in agents
         ]
-    return BuiltTeam(agents=agents, choices=choices, slug_by_name={a.name: s for s, a in agents.items()})
+    return BuiltTeam(
+        agents=agents, choices=choices, slug_by_name={a.name: s for s, a in agents.items()}
+    )
 
 
 # --- Recording agent runs --------------------------------------------------------------
@@ -357,7 +359,10 @@ async def run_turn(
     start = selectors.starting_agent(team, request.active_agent)
     if start is None:
         return TurnOutcome(
-            "error", None, {}, "model_unavailable",
+            "error",
+            None,
+            {},
+            "model_unavailable",
             "No assistant is available right now. Your message is saved.",
             "no enabled orchestrator or fallback agent",
         )
@@ -458,14 +463,18 @@ async def run_turn(
                     key = data.item_id or "-"
                     message_id = message_ids.setdefault(key, uuid.uuid4())
                     partial.setdefault(message_id, []).append(data.delta)
-                    await emit(MessageDelta(message_id, ref(current_slug or start.slug), data.delta))
+                    await emit(
+                        MessageDelta(message_id, ref(current_slug or start.slug), data.delta)
+                    )
                 elif isinstance(event, RunItemStreamEvent):
                     await _on_item(event, emit, built, message_ids, partial, ref, current_slug)
         if cancel.is_set():
             outcome_status = "cancelled"
     except TimeoutError:
         outcome_status, error_code = "error", "model_unavailable"
-        error_message = "The assistant took too long to answer. Your message is saved; please try again."
+        error_message = (
+            "The assistant took too long to answer. Your message is saved; please try again."
+        )
         error_detail = f"turn exceeded {settings.SUPERORCH_TURN_TIMEOUT}s"
     except MaxTurnsExceeded as exc:
         outcome_status, error_code, error_message = "error", "internal", INTERNAL_ERROR
@@ -507,7 +516,9 @@ async def _on_item(event, emit, built, message_ids, partial, ref, current_slug) 
     if event.name == "tool_called":
         raw = item.raw_item
         name = getattr(raw, "name", None) or (raw.get("name") if isinstance(raw, dict) else "")
-        call_id = getattr(raw, "call_id", None) or (raw.get("call_id") if isinstance(raw, dict) else "")
+        call_id = getattr(raw, "call_id", None) or (
+            raw.get("call_id") if isinstance(raw, dict) else ""
+        )
         agent_slug = built.slug_by_name.get(item.agent.name, current_slug or "")
         await emit(ToolStarted(agent_slug, name, call_id, tool_label(name)))
     elif event.name == "tool_output":

@@ -102,16 +102,24 @@ class LocalModel(Model):
         }
 
         acknowledgement = bool(_THANKS.match(user_text)) and len(user_text.split()) <= 4
-        if handoffs and not handed_off and not (acknowledgement and self.agent.role != "orchestrator"):
+        if (
+            handoffs
+            and not handed_off
+            and not (acknowledgement and self.agent.role != "orchestrator")
+        ):
             target = self._pick_handoff(user_text, handoffs)
             if target is not None:
                 return _function_call(target.tool_name, {})
 
         tool_names = {t.name for t in tools}
         searches = [c for c in calls if _get(c, "name") == "search_knowledge"]
-        if "search_knowledge" in tool_names and not searches and user_text.strip():
-            if not acknowledgement:
-                return _function_call("search_knowledge", {"query": user_text[:500]})
+        if (
+            "search_knowledge" in tool_names
+            and not searches
+            and user_text.strip()
+            and not acknowledgement
+        ):
+            return _function_call("search_knowledge", {"query": user_text[:500]})
         if searches:
             raw = outputs.get(_get(searches[-1], "call_id"))
             return self._answer_from_search(user_text, raw)
@@ -141,10 +149,11 @@ class LocalModel(Model):
             return fallback
         # A specialist (or the fallback) keeps the conversation unless another clearly fits.
         own = decision.score_of(self.agent.slug)
-        needed = FALLBACK_THRESHOLD if by_slug.get(best or "") is fallback else TOPIC_CHANGE_THRESHOLD
-        if best and best != self.agent.slug and score >= needed:
-            if score >= own + STICKY_MARGIN:
-                return by_slug[best]
+        needed = (
+            FALLBACK_THRESHOLD if by_slug.get(best or "") is fallback else TOPIC_CHANGE_THRESHOLD
+        )
+        if best and best != self.agent.slug and score >= needed and score >= own + STICKY_MARGIN:
+            return by_slug[best]
         return None
 
     def _answer_from_search(self, query: str, raw: Any) -> str:
@@ -161,7 +170,11 @@ class LocalModel(Model):
                 "the support team can also follow up."
             )
         best = articles[0]
-        answer = [f"Here is what our article **{best['title']}** says:", "", condense(best["body"], query)]
+        answer = [
+            f"Here is what our article **{best['title']}** says:",
+            "",
+            condense(best["body"], query),
+        ]
         related = [a["title"] for a in articles[1:3]]
         if related:
             answer += ["", "Related articles: " + ", ".join(f"*{t}*" for t in related) + "."]
@@ -242,7 +255,9 @@ class LocalModel(Model):
         response_id = f"local-{uuid.uuid4().hex}"
         seq = _Seq()
         yield ResponseCreatedEvent(
-            type="response.created", response=_response(response_id, [], None), sequence_number=seq()
+            type="response.created",
+            response=_response(response_id, [], None),
+            sequence_number=seq(),
         )
         if isinstance(decision, str):
             item_id = f"msg_{uuid.uuid4().hex}"
@@ -327,7 +342,9 @@ class LocalModel(Model):
             input_tokens=prompt_tokens,
             output_tokens=out_tokens,
             total_tokens=prompt_tokens + out_tokens,
-            input_tokens_details=InputTokensDetails.model_validate({"cached_tokens": 0, "cache_write_tokens": 0}),
+            input_tokens_details=InputTokensDetails.model_validate(
+                {"cached_tokens": 0, "cache_write_tokens": 0}
+            ),
             output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
         )
         yield ResponseCompletedEvent(
@@ -394,9 +411,7 @@ def condense(body: str, query: str, max_words: int = 320) -> str:
     if len(body.split()) <= max_words:
         return "\n\n".join(blocks)
     q = set(tokenize(query))
-    scored = sorted(
-        range(1, len(blocks)), key=lambda i: -len(q & set(tokenize(blocks[i])))
-    )
+    scored = sorted(range(1, len(blocks)), key=lambda i: -len(q & set(tokenize(blocks[i]))))
     chosen = {0}
     words = len(blocks[0].split())
     for i in scored:

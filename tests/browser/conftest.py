@@ -85,8 +85,9 @@ class LiveServer:
             return 0
 
 
+# Not named live_server: that name would make pytest-django set up its own test database.
 @pytest.fixture(scope="session")
-def live_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
+def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer]:
     tmp = tmp_path_factory.mktemp("superorch-browser")
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
     env.update(
@@ -167,7 +168,7 @@ def screenshots_dir() -> Path:
 
 
 @pytest.fixture
-def new_page(browser, live_server) -> Iterator[Callable[..., object]]:
+def new_page(browser, chat_server) -> Iterator[Callable[..., object]]:
     """Factory: a page in a fresh browser context (fresh localStorage: a new conversation).
 
     Keyword arguments go to browser.new_context(). At the end of the test, fails on
@@ -177,10 +178,10 @@ def new_page(browser, live_server) -> Iterator[Callable[..., object]]:
     """
     contexts = []
     problems: list[str] = []
-    log_start = live_server.log_size()
+    log_start = chat_server.log_size()
 
     def make(**context_kwargs):
-        options = {"base_url": live_server.url, "viewport": {"width": 1280, "height": 900}}
+        options = {"base_url": chat_server.url, "viewport": {"width": 1280, "height": 900}}
         options.update(context_kwargs)
         context = browser.new_context(**options)
         context.set_default_timeout(DEFAULT_TIMEOUT_MS)
@@ -206,7 +207,7 @@ def new_page(browser, live_server) -> Iterator[Callable[..., object]]:
 
     for context in contexts:
         context.close()
-    server_output = live_server.log(since=log_start)
+    server_output = chat_server.log(since=log_start)
     if "Traceback" in server_output:
         problems.append("server logged a traceback:\n" + server_output)
     if problems:

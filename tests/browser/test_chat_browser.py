@@ -151,7 +151,7 @@ def test_chat_charged_twice_streams_from_billing_and_survives_reload(page: Page,
     page.reload()
     expect(page.get_by_test_id("status")).to_have_attribute("data-state", "online")
     expect(page.locator(MESSAGE)).to_have_count(2)
-    expect(page.locator(USER)).to_have_text(CHARGED_TWICE)
+    expect(page.locator(USER).locator(".so-msg__bubble")).to_have_text(CHARGED_TWICE)
     restored = page.locator(ASSISTANT)
     expect(restored).to_have_attribute("data-agent", "billing")
     expect(restored.locator(".so-msg__name")).to_have_text("Billing")

@@ -12,12 +12,32 @@ from orchestrator.models import AgentProfile, AgentRun
 def conversation(team):
     site = site_ensure_default()
     conv, _, _ = conversation_open(site=site, token=None, user={}, context={})
-    user = Message.objects.create(conversation=conv, role="user", text="I was charged twice", client_id="c1", status="answered")
+    user = Message.objects.create(
+        conversation=conv,
+        role="user",
+        text="I was charged twice",
+        client_id="c1",
+        status="answered",
+    )
     turn = Turn.objects.create(conversation=conv, reply_to=user, status="ok", agent_slug="billing")
-    TurnEvent.objects.create(turn=turn, kind="agent", data={"from": {"slug": "orchestrator", "name": "Super Orchestrator"}, "to": {"slug": "billing", "name": "Billing"}, "reason": "handoff"})
-    TurnEvent.objects.create(turn=turn, kind="tool", data={"agent": "billing", "tool": "search_knowledge", "call": "x"})
+    TurnEvent.objects.create(
+        turn=turn,
+        kind="agent",
+        data={
+            "from": {"slug": "orchestrator", "name": "Super Orchestrator"},
+            "to": {"slug": "billing", "name": "Billing"},
+            "reason": "handoff",
+        },
+    )
+    TurnEvent.objects.create(
+        turn=turn, kind="tool", data={"agent": "billing", "tool": "search_knowledge", "call": "x"}
+    )
     Message.objects.create(
-        conversation=conv, role="assistant", agent_slug="billing", agent_name="Billing", turn=turn,
+        conversation=conv,
+        role="assistant",
+        agent_slug="billing",
+        agent_name="Billing",
+        turn=turn,
         text="See **Refund policy** <script>alert(1)</script> [x](javascript:alert(1))",
     )
     return conv
@@ -44,7 +64,9 @@ def test_admin_is_staff_only(client, django_user_model, conversation):
     assert client.get(url).status_code == 302
 
 
-def test_transcript_shows_agents_handoffs_tools_and_renders_markdown_safely(admin_client, conversation):
+def test_transcript_shows_agents_handoffs_tools_and_renders_markdown_safely(
+    admin_client, conversation
+):
     response = admin_client.get(reverse("admin:chat_conversation_change", args=[conversation.pk]))
     html = response.content.decode()
     assert response.status_code == 200
@@ -56,25 +78,43 @@ def test_transcript_shows_agents_handoffs_tools_and_renders_markdown_safely(admi
 
 
 def test_registry_and_runs_admin_pages(admin_client, team):
-    AgentRun.objects.create(agent_slug="billing", conversation_id="00000000-0000-0000-0000-000000000001",
-                            turn_id="00000000-0000-0000-0000-000000000002", provider="local", model_name="m", status="ok")
-    assert admin_client.get(reverse("admin:orchestrator_agentprofile_changelist")).status_code == 200
+    AgentRun.objects.create(
+        agent_slug="billing",
+        conversation_id="00000000-0000-0000-0000-000000000001",
+        turn_id="00000000-0000-0000-0000-000000000002",
+        provider="local",
+        model_name="m",
+        status="ok",
+    )
+    assert (
+        admin_client.get(reverse("admin:orchestrator_agentprofile_changelist")).status_code == 200
+    )
     billing = AgentProfile.objects.get(slug="billing")
     page = admin_client.get(reverse("admin:orchestrator_agentprofile_change", args=[billing.pk]))
     assert page.status_code == 200 and "routing example" in page.content.decode().lower()
     runs = admin_client.get(reverse("admin:orchestrator_agentrun_changelist") + "?status__exact=ok")
     assert runs.status_code == 200 and "billing" in runs.content.decode()
-    assert admin_client.get(reverse("admin:chat_conversation_changelist") + "?q=charged").status_code == 200
+    assert (
+        admin_client.get(reverse("admin:chat_conversation_changelist") + "?q=charged").status_code
+        == 200
+    )
 
 
 def test_admin_rejects_a_second_enabled_orchestrator(admin_client, team):
     response = admin_client.post(
         reverse("admin:orchestrator_agentprofile_add"),
         {
-            "name": "Another", "slug": "another", "role": "orchestrator", "enabled": "on",
-            "instructions": "x", "handoff_description": "x", "model_provider": "auto",
-            "examples-TOTAL_FORMS": "0", "examples-INITIAL_FORMS": "0",
-            "articles-TOTAL_FORMS": "0", "articles-INITIAL_FORMS": "0",
+            "name": "Another",
+            "slug": "another",
+            "role": "orchestrator",
+            "enabled": "on",
+            "instructions": "x",
+            "handoff_description": "x",
+            "model_provider": "auto",
+            "examples-TOTAL_FORMS": "0",
+            "examples-INITIAL_FORMS": "0",
+            "articles-TOTAL_FORMS": "0",
+            "articles-INITIAL_FORMS": "0",
         },
     )
     assert response.status_code == 200

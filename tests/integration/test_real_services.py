@@ -32,7 +32,9 @@ def test_the_channel_layer_is_redis():
 
 
 def test_full_text_search_uses_postgres_and_ranks_the_right_article(team):
-    results = selectors.knowledge_search(agent_slug="billing", query="I was charged twice for my subscription")
+    results = selectors.knowledge_search(
+        agent_slug="billing", query="I was charged twice for my subscription"
+    )
     assert results and "charged twice" in results[0]["title"].lower()
     assert selectors.knowledge_search(agent_slug="billing", query="zzzz qqqq") == []
 

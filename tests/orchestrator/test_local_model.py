@@ -97,7 +97,10 @@ async def test_registry_edits_apply_on_the_next_turn(team):
 async def test_new_article_is_searchable_immediately(team):
     tech = await AgentProfile.objects.aget(slug="technical_support")
     await KnowledgeArticle.objects.acreate(
-        agent=tech, title="Printer driver error 0x7E", body="Reinstall the **printer driver** from Settings.", tags="printer, driver"
+        agent=tech,
+        title="Printer driver error 0x7E",
+        body="Reinstall the **printer driver** from Settings.",
+        tags="printer, driver",
     )
     _, _, reply = await run("printer driver error 0x7E", active="technical_support")
     assert "Printer driver error 0x7E" in reply
@@ -111,13 +114,24 @@ def test_seed_is_idempotent_and_keeps_staff_edits(db):
     assert again == {"agents": 0, "examples": 0, "articles": 0}
     assert AgentProfile.objects.get(slug="billing").instructions == "Edited by staff."
     assert set(AgentProfile.objects.values_list("slug", flat=True)) == {
-        "orchestrator", "customer_support", "technical_support", "billing", "product_info",
-        "chatkit_integration", "spec_architect", "general_assistant",
+        "orchestrator",
+        "customer_support",
+        "technical_support",
+        "billing",
+        "product_info",
+        "chatkit_integration",
+        "spec_architect",
+        "general_assistant",
     }
 
 
 def test_router_ranks_and_reports_nothing_fits():
-    router = Router({"billing": ["refund my payment", "invoice question"], "tech": ["app crashes", "error code"]})
+    router = Router(
+        {
+            "billing": ["refund my payment", "invoice question"],
+            "tech": ["app crashes", "error code"],
+        }
+    )
     decision = router.route("I need a refund for this payment")
     assert decision.agent == "billing" and decision.confidence > 0.2
     assert [a for a, _ in decision.ranked] == ["billing", "tech"]
@@ -126,14 +140,23 @@ def test_router_ranks_and_reports_nothing_fits():
 
 def test_condense_keeps_short_articles_whole_and_headings_readable():
     body = "Intro line.\n\n## Step one\nDo this.\n\n## Step two\nDo that."
-    assert condense(body, "anything") == "Intro line.\n\n**Step one**\nDo this.\n\n**Step two**\nDo that."
-    long_body = "Opening.\n\n" + "\n\n".join(f"Block {i} " + "filler " * 60 for i in range(6)) + "\n\nRefund details here."
+    assert (
+        condense(body, "anything")
+        == "Intro line.\n\n**Step one**\nDo this.\n\n**Step two**\nDo that."
+    )
+    long_body = (
+        "Opening.\n\n"
+        + "\n\n".join(f"Block {i} " + "filler " * 60 for i in range(6))
+        + "\n\nRefund details here."
+    )
     short = condense(long_body, "refund", max_words=100)
     assert short.startswith("Opening.") and "Refund details here." in short
     assert len(short.split()) < len(long_body.split())
 
 
 def test_knowledge_search_ranks_the_matching_article_first(team):
-    results = selectors.knowledge_search(agent_slug="billing", query="charged twice for my subscription")
+    results = selectors.knowledge_search(
+        agent_slug="billing", query="charged twice for my subscription"
+    )
     assert results and "charged twice" in results[0]["title"].lower()
     assert selectors.knowledge_search(agent_slug="billing", query="") == []

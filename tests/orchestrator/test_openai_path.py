@@ -21,7 +21,9 @@ def compatible(settings, openai_server):
 
 def turn_request(text):
     return runtime.TurnRequest(
-        conversation_id=uuid.uuid4(), turn_id=uuid.uuid4(), history=[{"role": "user", "content": text}]
+        conversation_id=uuid.uuid4(),
+        turn_id=uuid.uuid4(),
+        history=[{"role": "user", "content": text}],
     )
 
 

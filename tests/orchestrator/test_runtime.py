@@ -69,7 +69,12 @@ async def test_handoff_tool_call_and_reply_are_mapped_and_recorded(team, scripte
     tool_output = scripted.calls[2].input[-1]
     assert "I was charged twice" in tool_output["output"]
 
-    runs = [r async for r in AgentRun.objects.order_by("id").values_list("agent_slug", "status", "requests")]
+    runs = [
+        r
+        async for r in AgentRun.objects.order_by("id").values_list(
+            "agent_slug", "status", "requests"
+        )
+    ]
     assert runs == [("orchestrator", "handoff", 1), ("billing", "ok", 2)]
     billing_run = await AgentRun.objects.aget(agent_slug="billing")
     assert billing_run.duration_ms is not None and billing_run.ttft_ms is not None
@@ -129,8 +134,20 @@ async def test_context_tool_persists_across_turns(team, scripted):
     req = request()
     scripted.extend(
         [
-            [function_call("manage_context_operation", {"operation": "set", "key": "plan", "value": "\"pro\""}, call_id="c1")],
-            [function_call("manage_context_operation", {"operation": "update", "key": "prefs", "value": "{\"lang\": \"en\"}"}, call_id="c2")],
+            [
+                function_call(
+                    "manage_context_operation",
+                    {"operation": "set", "key": "plan", "value": '"pro"'},
+                    call_id="c1",
+                )
+            ],
+            [
+                function_call(
+                    "manage_context_operation",
+                    {"operation": "update", "key": "prefs", "value": '{"lang": "en"}'},
+                    call_id="c2",
+                )
+            ],
             [assistant_message("Noted.")],
         ]
     )
@@ -151,7 +168,13 @@ async def test_route_request_never_returns_a_disabled_agent(team, scripted):
     await AgentProfile.objects.filter(slug="billing").aupdate(enabled=False)
     scripted.extend(
         [
-            [function_call("route_request", {"request_content": "I was charged twice for my subscription"}, call_id="r1")],
+            [
+                function_call(
+                    "route_request",
+                    {"request_content": "I was charged twice for my subscription"},
+                    call_id="r1",
+                )
+            ],
             [assistant_message("done")],
         ]
     )
@@ -163,7 +186,11 @@ async def test_route_request_never_returns_a_disabled_agent(team, scripted):
 async def test_monitor_agent_performance_reads_recorded_runs(team, scripted):
     scripted.extend(
         [
-            [function_call("monitor_agent_performance", {"agent_name": "Super Orchestrator"}, call_id="m1")],
+            [
+                function_call(
+                    "monitor_agent_performance", {"agent_name": "Super Orchestrator"}, call_id="m1"
+                )
+            ],
             [assistant_message("done")],
         ]
     )

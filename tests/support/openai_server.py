@@ -54,7 +54,10 @@ class OpenAICompatibleServer:
                     server.requests.append(body)
                     step = server._next(body)
                 if step.status != 200:
-                    self._json(step.status, {"error": {"message": "injected failure", "type": "server_error"}})
+                    self._json(
+                        step.status,
+                        {"error": {"message": "injected failure", "type": "server_error"}},
+                    )
                     return
                 if body.get("stream"):
                     self._stream(body, step)
@@ -112,7 +115,11 @@ class OpenAICompatibleServer:
 def _usage(body: dict[str, Any], step: Step) -> dict[str, int]:
     prompt = sum(len(str(m.get("content") or "").split()) for m in body.get("messages", []))
     completion = len((step.text or "").split()) + 5 * len(step.tool_calls)
-    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": completion,
+        "total_tokens": prompt + completion,
+    }
 
 
 def _tool_call_dicts(step: Step) -> list[dict[str, Any]]:
@@ -130,13 +137,21 @@ def _tool_call_dicts(step: Step) -> list[dict[str, Any]]:
 def _completion(body: dict[str, Any], step: Step) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": step.text}
     if step.tool_calls:
-        message["tool_calls"] = [{k: v for k, v in c.items() if k != "index"} for c in _tool_call_dicts(step)]
+        message["tool_calls"] = [
+            {k: v for k, v in c.items() if k != "index"} for c in _tool_call_dicts(step)
+        ]
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": body.get("model", "test-model"),
-        "choices": [{"index": 0, "message": message, "finish_reason": "tool_calls" if step.tool_calls else "stop"}],
+        "choices": [
+            {
+                "index": 0,
+                "message": message,
+                "finish_reason": "tool_calls" if step.tool_calls else "stop",
+            }
+        ],
         "usage": _usage(body, step),
     }
 
