@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import re
 import uuid
@@ -47,10 +49,9 @@ async def connect(communicator):
 
     yield make
     for comm in opened:
-        try:
+        # Already closed by the server, or its app ended (a timeout cancels it).
+        with contextlib.suppress(Exception, asyncio.CancelledError):
             await comm.disconnect(timeout=1)
-        except Exception:  # already closed by the server, or its app has ended
-            pass
 
 
 async def send(comm, frame: dict) -> None:
@@ -86,13 +87,9 @@ async def until_turn_done(comm, turns_done: int = 1, timeout: float = TIMEOUT) -
 
 
 async def expect_close(comm, code: int) -> None:
-    """The next output (skipping any text frames) is a close with `code`."""
-    while True:
-        output = await comm.receive_output(timeout=TIMEOUT)
-        if output["type"] == "websocket.close":
-            assert output.get("code") == code, output
-            return
-        assert output["type"] == "websocket.send", output
+    """The next output is the server closing the socket with `code`."""
+    output = await comm.receive_output(timeout=TIMEOUT)
+    assert output == {"type": "websocket.close", "code": code}, output
 
 
 def types(frames: list[dict]) -> list[str]:
@@ -137,7 +134,13 @@ async def test_full_turn_sends_every_frame_in_protocol_order(team, connect):
     comm = await connect()
     ready = await start(comm)
     assert set(ready) == {
-        "type", "conversation", "token", "agent", "greeting", "suggestions", "messages"
+        "type",
+        "conversation",
+        "token",
+        "agent",
+        "greeting",
+        "suggestions",
+        "messages",
     }
     uuid.UUID(ready["conversation"])
     assert isinstance(ready["token"], str) and len(ready["token"]) >= 32
@@ -150,8 +153,14 @@ async def test_full_turn_sends_every_frame_in_protocol_order(team, connect):
     frames = await until_turn_done(comm)
 
     assert collapse_deltas(frames) == [
-        "message.ack", "turn.started", "agent.changed", "tool.started", "tool.finished",
-        "message.delta", "message.done", "turn.done",
+        "message.ack",
+        "turn.started",
+        "agent.changed",
+        "tool.started",
+        "tool.finished",
+        "message.delta",
+        "message.done",
+        "turn.done",
     ]
     ack, started, changed, tool_started, tool_finished, *deltas, done, turn_done = frames
 
@@ -170,7 +179,8 @@ async def test_full_turn_sends_every_frame_in_protocol_order(team, connect):
     assert started == {"type": "turn.started", "turn": turn, "reply_to": "c-1"}
 
     assert changed == {
-        "type": "agent.changed", "turn": turn,
+        "type": "agent.changed",
+        "turn": turn,
         "from": {"slug": "orchestrator", "name": "Super Orchestrator"},
         "to": {"slug": "billing", "name": "Billing"},
         "reason": "handoff",
@@ -179,8 +189,12 @@ async def test_full_turn_sends_every_frame_in_protocol_order(team, connect):
     call = tool_started["call"]
     assert call and isinstance(call, str)
     assert tool_started == {
-        "type": "tool.started", "turn": turn, "agent": "billing", "tool": "search_knowledge",
-        "call": call, "label": "Searching the knowledge base",
+        "type": "tool.started",
+        "turn": turn,
+        "agent": "billing",
+        "tool": "search_knowledge",
+        "call": call,
+        "label": "Searching the knowledge base",
     }
     assert tool_finished == {"type": "tool.finished", "turn": turn, "call": call, "ok": True}
 
@@ -216,7 +230,9 @@ async def test_full_turn_sends_every_frame_in_protocol_order(team, connect):
 # --- 2. Reload ------------------------------------------------------------------------
 
 
-async def test_reconnecting_with_the_token_restores_the_conversation_and_since_filters(team, connect):
+async def test_reconnecting_with_the_token_restores_the_conversation_and_since_filters(
+    team, connect
+):
     comm, ready = await open_session(connect)
     await send(comm, {"type": "message.send", "id": "c-1", "text": CHARGED_TWICE})
     frames = await until_turn_done(comm)
@@ -401,7 +417,11 @@ async def test_feedback_is_recorded_on_replies_and_refused_otherwise(team, conne
     await send(comm, {"type": "feedback", "message": reply_id, "value": "down", "comment": "vague"})
     assert await recv(comm) == {"type": "feedback.ack", "message": reply_id}
     feedback = await sync_to_async(Feedback.objects.select_related("message").get)()
-    assert (str(feedback.message.uuid), feedback.value, feedback.comment) == (reply_id, "down", "vague")
+    assert (str(feedback.message.uuid), feedback.value, feedback.comment) == (
+        reply_id,
+        "down",
+        "vague",
+    )
 
     # Changing one's mind updates the same row.
     await send(comm, {"type": "feedback", "message": reply_id, "value": "up"})
@@ -569,8 +589,11 @@ async def test_too_many_messages_are_refused_then_the_socket_is_closed_with_4429
     await send(comm, {"type": "message.send", "id": "c-3", "text": CHARGED_TWICE})
     error = await recv(comm)
     assert error == {
-        "type": "error", "code": "rate_limited", "message": error["message"],
-        "retryable": True, "ref": "c-3",
+        "type": "error",
+        "code": "rate_limited",
+        "message": error["message"],
+        "retryable": True,
+        "ref": "c-3",
     }
     assert error["message"]
     await assert_still_open(comm)
@@ -630,7 +653,11 @@ async def test_a_model_failure_is_reported_in_plain_words_and_the_next_message_w
     await send(comm, {"type": "message.send", "id": "c-2", "text": "Are you there?"})
     frames = await until_turn_done(comm)
     assert collapse_deltas(frames) == [
-        "message.ack", "turn.started", "message.delta", "message.done", "turn.done"
+        "message.ack",
+        "turn.started",
+        "message.delta",
+        "message.done",
+        "turn.done",
     ]
     assert frames[1]["reply_to"] == "c-2"
     assert frames[-2]["message"]["text"] == "Sorry about that, here I am again."
