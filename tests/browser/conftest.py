@@ -147,12 +147,12 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
 @pytest.fixture(scope="session")
 def browser():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=DEFAULT_TIMEOUT_MS)  # a whole reply streams within it
 
     if not (os.path.exists(CHROMIUM) or shutil.which(CHROMIUM)):
-        pytest.fail(
-            f"Chromium not found at {CHROMIUM}: apt-get install -y chromium", pytrace=False
-        )
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium", pytrace=False)
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
         try:
@@ -187,7 +187,7 @@ def new_page(browser, chat_server) -> Iterator[Callable[..., object]]:
         context.set_default_timeout(DEFAULT_TIMEOUT_MS)
         contexts.append(context)
         page = context.new_page()
-        page.expected_console = []   # substrings of console errors a test provokes on purpose
+        page.expected_console = []  # substrings of console errors a test provokes on purpose
 
         def on_console(msg):
             if msg.type != "error":

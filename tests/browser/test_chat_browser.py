@@ -229,7 +229,7 @@ def test_model_output_markdown_is_safe(new_page):
               .map((a) => n.tagName + ' ' + a.name + '=' + a.value))"""
     )
     assert dangerous == []
-    page.wait_for_timeout(300)   # an injected <img onerror> would have fired by now
+    page.wait_for_timeout(300)  # an injected <img onerror> would have fired by now
     assert page.evaluate("() => typeof window.__xss") == "undefined"
 
 
@@ -287,7 +287,7 @@ def test_suggestion_sends_on_click(page: Page):
 
 
 def test_reconnect_resyncs(page: Page):
-    page.expected_console.append("ERR_INTERNET_DISCONNECTED")   # reconnect attempts while offline
+    page.expected_console.append("ERR_INTERNET_DISCONNECTED")  # reconnect attempts while offline
     page.add_init_script(TRACK_SOCKETS)
     open_chat(page)
     status = page.get_by_test_id("status")
@@ -371,6 +371,15 @@ def test_mobile_viewport(new_page, screenshots_dir):
         " document.querySelector('[data-testid=\"scroll\"]').scrollWidth]"
     )
     assert max(widths) <= 390, widths
+    # The header shows the whole title and the answering agent's name (not "Billi…").
+    expect(page.get_by_test_id("agent-name")).to_have_text("Billing")
+    clipped = page.evaluate(
+        """() => ['.so-title', '.so-agent-name', '.so-status']
+              .map((sel) => document.querySelector(sel))
+              .filter((n) => n.scrollWidth > n.clientWidth + 1 || n.getBoundingClientRect().width < 1)
+              .map((n) => n.className + ': ' + n.textContent)"""
+    )
+    assert clipped == [], f"clipped in the header: {clipped}"
     bubble_box = reply.locator(".so-msg__bubble").bounding_box()
     assert bubble_box["x"] >= 0 and bubble_box["x"] + bubble_box["width"] <= 390, bubble_box
 
