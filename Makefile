@@ -34,7 +34,7 @@ test-browser: install
 	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || { \
 	  echo "Chromium is missing: installing Debian's chromium with apt"; \
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
-	$(PY) -m pytest -m browser -p no:asyncio tests/browser
+	$(PY) -m pytest -m browser -p no:asyncio -W ignore::pytest.PytestConfigWarning tests/browser
 
 # The same consumer and runtime tests on PostgreSQL and Redis (see .ci/run).
 integration: install
