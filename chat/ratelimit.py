@@ -5,19 +5,30 @@ Memory storage in one process; Redis (SUPERORCH_RATE_LIMIT_STORAGE) across proce
 
 from __future__ import annotations
 
-from functools import lru_cache
+import asyncio
+import weakref
 
 from django.conf import settings
 from limits import parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 
+# One limiter per event loop: a Redis client's connections belong to the loop that made them.
+_limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, MovingWindowRateLimiter]]
+_limiters = weakref.WeakKeyDictionary()
 
-@lru_cache(maxsize=4)
-def _limiter(storage_uri: str) -> MovingWindowRateLimiter:
-    return MovingWindowRateLimiter(storage_from_string(storage_uri))
+
+def _limiter() -> MovingWindowRateLimiter:
+    uri = settings.SUPERORCH_RATE_LIMIT_STORAGE
+    loop = asyncio.get_running_loop()
+    cached = _limiters.get(loop)
+    if cached is None or cached[0] != uri:
+        # redis-py's asyncio client (already installed for channels-redis), not coredis.
+        options = {"implementation": "redispy"} if "redis" in uri else {}
+        cached = (uri, MovingWindowRateLimiter(storage_from_string(uri, **options)))
+        _limiters[loop] = cached
+    return cached[1]
 
 
 async def allow_message(conversation_key: str) -> bool:
-    limiter = _limiter(settings.SUPERORCH_RATE_LIMIT_STORAGE)
-    return await limiter.hit(parse(settings.SUPERORCH_RATE_LIMIT), "msg", conversation_key)
+    return await _limiter().hit(parse(settings.SUPERORCH_RATE_LIMIT), "msg", conversation_key)

@@ -193,7 +193,9 @@ async def _run(turn: Turn, conversation_uuid) -> None:
 
 async def _listen_for_cancel(conversation_uuid, cancel: asyncio.Event) -> None:
     layer = get_channel_layer()
-    channel = await layer.new_channel("turnctl.")
+    # The default prefix matters on Redis: every process-local channel of a layer shares
+    # one receive loop; a channel of another prefix would hold it and stall the sockets.
+    channel = await layer.new_channel()
     group = turn_control_group(conversation_uuid)
     await layer.group_add(group, channel)
     try:
