@@ -48,7 +48,7 @@ from ..team import AgentSpec, Team
 
 LOCAL_MODEL_NAME = "superorch-offline-1"
 ROUTE_THRESHOLD = 0.16  # below this nothing fits
-TOPIC_CHANGE_THRESHOLD = 0.3  # a follow-up leaves the current agent only above this
+TOPIC_CHANGE_THRESHOLD = 0.25  # a follow-up leaves the current agent only above this
 STICKY_MARGIN = 0.1  # ... and only when the other agent beats the current one by this much
 FALLBACK_THRESHOLD = 0.5  # a specialist hands to the fallback only when clearly off-topic
 _TOKEN = re.compile(r"\w+|[^\w\s]")

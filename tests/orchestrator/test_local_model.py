@@ -73,8 +73,11 @@ async def test_follow_up_stays_with_the_specialist(team):
     assert not [e for e in events if isinstance(e, runtime.AgentChanged)]
 
 
-async def test_clear_topic_change_hands_off_from_the_specialist(team):
-    outcome, events, _ = await run("The app crashes on login", active="billing")
+@pytest.mark.parametrize(
+    "text", ["The app crashes on login", "The app crashes when I log in on my iPhone"]
+)
+async def test_clear_topic_change_hands_off_from_the_specialist(team, text):
+    outcome, events, _ = await run(text, active="billing")
     assert outcome.final_agent.slug == "technical_support"
     assert [e.reason for e in events if isinstance(e, runtime.AgentChanged)] == ["handoff"]
 
