@@ -5,6 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
+DEMO_PORT ?= $(shell echo $$(( $(PORT) + 1 )))
 STAMP := $(VENV)/.installed
 
 .PHONY: install run test test-unit test-browser integration lint check-deploy clean
@@ -19,11 +20,14 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q ".[dev]"
 	@touch $(STAMP)
 
+# Serves the app on PORT and, on DEMO_PORT (another origin), an example site embedding the widget.
 run: install
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_team
+	$(PY) manage.py seed_team --demo-host-origin http://127.0.0.1:$(DEMO_PORT) --demo-host-origin http://localhost:$(DEMO_PORT)
 	@echo "Super Orchestrator: http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/, create a user with: $(PY) manage.py createsuperuser)"
-	$(PY) manage.py runserver $(HOST):$(PORT)
+	@$(PY) manage.py demo_host --host $(HOST) --port $(DEMO_PORT) --app http://$(HOST):$(PORT) & demo=$$!; \
+	  trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
+	  $(PY) manage.py runserver $(HOST):$(PORT)
 
 # Unit, protocol and OpenAI-path tests (parallel), then the browser test in its own pytest call.
 test: install

@@ -9,7 +9,24 @@ from .rendering import render_markdown
 
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
-    list_display = ("name", "key", "enabled")
+    """Widget installations. The change page shows the snippet to paste (see the template)."""
+
+    list_display = ("name", "key", "enabled", "require_verified", "origins")
+    list_filter = ("enabled", "require_verified")
+    search_fields = ("name", "key", "allowed_origins")
+    fieldsets = (
+        (None, {"fields": ("name", "key", "enabled")}),
+        ("Where it may appear", {"fields": ("allowed_origins",)}),
+        ("Identity verification", {"fields": ("require_verified", "identity_secret")}),
+        (
+            "Look and words",
+            {"fields": ("greeting", "suggestions", "accent_color", "theme", "position", "language")},
+        ),
+    )
+
+    @admin.display(description="allowed origins")
+    def origins(self, obj: Site) -> str:
+        return ", ".join(obj.origin_list) or "(this app only)"
 
 
 class MessageInline(admin.TabularInline):

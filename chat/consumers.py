@@ -21,6 +21,7 @@ logger = logging.getLogger(__name__)
 db = database_sync_to_async
 
 CLOSE_BAD_START = 4400
+CLOSE_IDENTITY = 4401
 CLOSE_FORBIDDEN = 4403
 CLOSE_ABUSE = 4429
 
@@ -88,8 +89,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.send_error("forbidden", "This chat is not available here.")
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        try:
+            verified = services.identity_verify(site=site, user=frame["user"])
+        except services.IdentityError as exc:
+            await self.send_error("identity_invalid", str(exc))
+            await self.close(code=CLOSE_IDENTITY)
+            return
         conversation, token, _ = await db(services.conversation_open)(
-            site=site, token=frame["token"], user=frame["user"], context=frame["context"]
+            site=site,
+            token=frame["token"],
+            user=frame["user"],
+            context=frame["context"],
+            verified=verified,
         )
         self.conversation = conversation
         self.group = conversation_group(conversation.uuid)
@@ -160,6 +171,12 @@ class ChatConsumer(AsyncWebsocketConsumer):
             )
             return
         await self.send_frame({"type": "feedback.ack", "message": frame["message"]})
+
+    async def on_context_update(self, frame: dict[str, Any]) -> None:
+        assert self.conversation is not None
+        await db(services.conversation_set_context)(
+            conversation=self.conversation, context=frame["context"]
+        )
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await self.send_frame({"type": "pong"})

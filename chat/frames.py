@@ -8,7 +8,7 @@ from typing import Any
 
 from django.conf import settings
 
-KNOWN_TYPES = {"session.start", "message.send", "turn.cancel", "feedback", "ping"}
+KNOWN_TYPES = {"session.start", "message.send", "turn.cancel", "feedback", "ping", "context.update"}
 
 
 @dataclass
@@ -109,7 +109,15 @@ def _feedback(frame: dict) -> dict:
     return {**frame, "message": message, "value": value, "comment": comment}
 
 
+def _context_update(frame: dict) -> dict:
+    context = frame.get("context")
+    if not isinstance(context, dict):
+        raise FrameError("bad_frame", "The context must be an object.")
+    return {**frame, "context": context}
+
+
 _VALIDATORS = {
+    "context.update": _context_update,
     "session.start": _session_start,
     "message.send": _message_send,
     "feedback": _feedback,

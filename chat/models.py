@@ -2,23 +2,83 @@
 
 from __future__ import annotations
 
+import secrets
 import uuid
 
+from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from .origins import parse_origins, validate_origins
+
+
+def _new_site_key() -> str:
+    return "site_" + secrets.token_hex(8)
+
+
+def _new_identity_secret() -> str:
+    return secrets.token_hex(32)
+
+
+class Theme(models.TextChoices):
+    AUTO = "auto", "Follow the visitor's system"
+    LIGHT = "light", "Light"
+    DARK = "dark", "Dark"
+
+
+class Position(models.TextChoices):
+    RIGHT = "right", "Bottom right"
+    LEFT = "left", "Bottom left"
+
 
 class Site(models.Model):
-    """A place the chat runs: the app's own page ('demo') and, later, widget installations."""
+    """A place the chat runs: the app's own page ('demo') or a widget installation."""
 
-    key = models.SlugField(max_length=64, unique=True, help_text="Public site key.")
+    key = models.SlugField(
+        max_length=64,
+        unique=True,
+        default=_new_site_key,
+        help_text="Public site key, used in the snippet.",
+    )
     name = models.CharField(max_length=100)
     enabled = models.BooleanField(default=True)
+    allowed_origins = models.TextField(
+        blank=True,
+        validators=[validate_origins],
+        help_text="Pages that may show the widget: one origin per line, e.g. https://shop.example.com "
+        "or https://*.example.com. Empty: the widget frames nowhere but this app itself.",
+    )
+    identity_secret = models.CharField(
+        max_length=128,
+        default=_new_identity_secret,
+        help_text="Secret for identity verification: your server sends HMAC-SHA256(secret, user id). Keep it private.",
+    )
+    require_verified = models.BooleanField(
+        default=False,
+        verbose_name="require verified users",
+        help_text="Refuse visitors whose identity is not signed with the identity secret.",
+    )
     greeting = models.CharField(max_length=300, default="Hi! How can we help?")
-    suggestions = models.JSONField(default=list, blank=True)
+    suggestions = models.JSONField(
+        default=list, blank=True, help_text="A list of suggested prompts."
+    )
+    accent_color = models.CharField(
+        max_length=7,
+        default="#4f46e5",
+        validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a colour like #4f46e5.")],
+    )
+    theme = models.CharField(max_length=5, choices=Theme.choices, default=Theme.AUTO)
+    position = models.CharField(max_length=5, choices=Position.choices, default=Position.RIGHT)
+    language = models.CharField(
+        max_length=16, default="en", help_text="BCP 47 tag, e.g. en or fr-CA."
+    )
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def origin_list(self) -> list[str]:
+        return parse_origins(self.allowed_origins)
 
 
 class Conversation(models.Model):
@@ -31,6 +91,9 @@ class Conversation(models.Model):
     user_id = models.CharField(max_length=200, blank=True)
     user_name = models.CharField(max_length=200, blank=True)
     user_email = models.CharField(max_length=254, blank=True)
+    user_verified = models.BooleanField(
+        default=False, help_text="The user id was signed with the site's identity secret."
+    )
     page_context = models.JSONField(default=dict, blank=True)
     # A server running this conversation's turns holds the lease until then.
     busy_until = models.DateTimeField(null=True, blank=True, editable=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import hmac
 import secrets
 import uuid
 from datetime import timedelta
@@ -34,6 +35,28 @@ DEFAULT_SUGGESTIONS = [
 ]
 
 
+DEMO_WIDGET_SITE_KEY = "acme"
+
+
+def site_ensure_demo_widget(*, origins: list[str]) -> Site:
+    """The demo widget installation (the example host page of `make run`), with `origins` allowed."""
+    site, _ = Site.objects.get_or_create(
+        key=DEMO_WIDGET_SITE_KEY,
+        defaults={
+            "name": "Acme Cloud website (demo host page)",
+            "greeting": "Hi! Questions about Acme Cloud? Ask away.",
+            "suggestions": DEFAULT_SUGGESTIONS[:3],
+            "accent_color": "#0f766e",
+        },
+    )
+    missing = [o for o in origins if o not in site.origin_list]
+    if missing:
+        site.allowed_origins = "\n".join([*site.origin_list, *missing])
+        site.full_clean()
+        site.save(update_fields=["allowed_origins"])
+    return site
+
+
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
@@ -50,31 +73,97 @@ def site_ensure_default() -> Site:
     return site
 
 
+class IdentityError(Exception):
+    """The visitor's identity could not be verified; the message is safe to show."""
+
+
+IDENTITY_INVALID = (
+    "We could not verify who you are. Please reload the page or sign in again to chat."
+)
+
+
+def identity_signature(*, secret: str, user_id: str) -> str:
+    """What a site's server sends as `hash`: hex HMAC-SHA256 of the user id under the site's secret."""
+    return hmac.new(secret.encode("utf-8"), user_id.encode("utf-8"), hashlib.sha256).hexdigest()
+
+
+def identity_verify(*, site: Site, user: dict[str, Any]) -> bool:
+    """True for a correctly signed identity, False for an unsigned one the site accepts.
+
+    Raises IdentityError for a forged signature, or a missing one when the site requires it.
+    The comparison takes constant time.
+    """
+    user_id, signature = user.get("id") or "", user.get("hash")
+    if signature is None and not site.require_verified:
+        return False
+    if not user_id or not signature:
+        raise IdentityError(IDENTITY_INVALID)
+    expected = identity_signature(secret=site.identity_secret, user_id=user_id)
+    if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode("utf-8")):
+        raise IdentityError(IDENTITY_INVALID)
+    return True
+
+
 def conversation_open(
-    *, site: Site, token: str | None, user: dict[str, Any], context: dict[str, Any]
+    *,
+    site: Site,
+    token: str | None,
+    user: dict[str, Any],
+    context: dict[str, Any],
+    verified: bool = False,
 ) -> tuple[Conversation, str, bool]:
     """Reopen the conversation a token belongs to on this site, or start a new one.
 
-    Returns (conversation, token, resumed). An unknown token, or one of another
-    site, silently starts a new conversation: nothing says whether it existed.
+    Returns (conversation, token, resumed). An unknown token, one of another site, or one
+    of another verified user's conversation silently starts a new conversation: nothing
+    says whether it existed. A verified user without a usable token gets their latest
+    conversation on this site (from any device), under a new token.
     """
+    user_id = (user.get("id") or "")[:200]
+    conversation = None
+    new_token = token
     if token:
         conversation = Conversation.objects.filter(site=site, token_hash=token_hash(token)).first()
+        foreign_user = conversation is not None and conversation.user_verified and not (
+            verified and conversation.user_id == user_id
+        )
+        if foreign_user:  # another verified user's conversation: never opened by its token alone
+            conversation = None
+    if conversation is None and verified:
+        conversation = (
+            Conversation.objects.filter(site=site, user_id=user_id, user_verified=True)
+            .order_by("-updated_at")
+            .first()
+        )
         if conversation is not None:
-            if context:
-                conversation.page_context = context
-                conversation.save(update_fields=["page_context", "updated_at"])
-            return conversation, token, True
+            new_token = secrets.token_urlsafe(32)
+            conversation.token_hash = token_hash(new_token)
+    if conversation is not None:
+        if verified and not conversation.user_verified:
+            conversation.user_id, conversation.user_verified = user_id, True
+        if user.get("name"):
+            conversation.user_name = user["name"][:200]
+        if user.get("email"):
+            conversation.user_email = user["email"][:254]
+        if context:
+            conversation.page_context = context
+        conversation.save()
+        return conversation, new_token or "", True
     new_token = secrets.token_urlsafe(32)
     conversation = Conversation.objects.create(
         site=site,
         token_hash=token_hash(new_token),
-        user_id=(user.get("id") or "")[:200],
+        user_id=user_id,
+        user_verified=verified,
         user_name=(user.get("name") or "")[:200],
         user_email=(user.get("email") or "")[:254],
         page_context=context,
     )
     return conversation, new_token, False
+
+
+def conversation_set_context(*, conversation: Conversation, context: dict[str, Any]) -> None:
+    Conversation.objects.filter(pk=conversation.pk).update(page_context=context)
 
 
 def message_receive(

@@ -6,4 +6,5 @@ app_name = "chat"
 urlpatterns = [
     path("", views.chat_page, name="index"),
     path("healthz", views.healthz, name="healthz"),
+    path("widget/<slug:key>/", views.widget_frame, name="widget-frame"),
 ]

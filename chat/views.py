@@ -1,13 +1,19 @@
 """Pages: the chat at /, and a health check."""
 
 from django.db import connection
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_GET
 
 from orchestrator.providers import offline_mode
+from superorch_site.middleware import csp_with
 
+from . import selectors
+from .origins import frame_ancestors
 from .services import DEFAULT_SITE_KEY, site_ensure_default
+
+WIDGET_PATH = "superorch/widget.js"
 
 
 @require_GET
@@ -24,6 +30,39 @@ def chat_page(request: HttpRequest) -> HttpResponse:
             "offline_model": offline_mode(),
         },
     )
+
+
+@require_GET
+@xframe_options_exempt  # framing is governed by CSP frame-ancestors, per site
+def widget_frame(request: HttpRequest, key: str) -> HttpResponse:
+    """The chat inside the widget's iframe, served from our origin (which owns the token).
+
+    Only the site's allowed origins (and this app) may frame it.
+    """
+    site = selectors.site_get(key=key)
+    if site is None or not site.enabled:
+        raise Http404("No such chat.")
+    response = render(
+        request,
+        "chat/widget_frame.html",
+        {
+            "site_key": site.key,
+            "site_name": site.name,
+            "ws_path": "/ws/chat/",
+            "greeting": site.greeting,
+            "suggestions": list(site.suggestions or []),
+            "offline_model": offline_mode(),
+            "accent": site.accent_color,
+            "theme": site.theme,
+            "position": site.position,
+            "language": site.language,
+            "parent_origins": site.origin_list,
+        },
+    )
+    response.headers["Content-Security-Policy"] = csp_with(
+        frame_ancestors=frame_ancestors(site.origin_list)
+    )
+    return response
 
 
 @require_GET

@@ -8,11 +8,17 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-DEFAULT_POLICY = (
-    "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'self'"
-)
+
+def csp_with(*, frame_ancestors: str = "'self'") -> str:
+    """Our policy, with the given frame-ancestors (the widget frame names its site's origins)."""
+    return (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self' ws: wss:; object-src 'none'; base-uri 'none'; form-action 'self'; "
+        f"frame-ancestors {frame_ancestors}"
+    )
+
+
+DEFAULT_POLICY = csp_with()
 
 
 class ContentSecurityPolicyMiddleware:

@@ -1,0 +1,61 @@
+"""Allowed-origin lists for widget sites: parsing, validation, matching and CSP."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from django.core.exceptions import ValidationError
+
+# scheme://host[:port], where host may start with "*." (any subdomain of the rest).
+_ORIGIN = re.compile(
+    r"^(?P<scheme>https?)://(?P<host>(\*\.)?[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)*|\[[0-9a-f:]+\])(:(?P<port>\d{1,5}))?$"
+)
+
+
+def parse_origins(text: str) -> list[str]:
+    """One origin per line (or comma separated), lower-cased, without blanks or duplicates."""
+    seen: list[str] = []
+    for raw in re.split(r"[\s,]+", text or ""):
+        origin = raw.strip().rstrip("/").lower()
+        if origin and origin not in seen:
+            seen.append(origin)
+    return seen
+
+
+def validate_origins(text: str) -> None:
+    problems = []
+    for origin in parse_origins(text):
+        if origin == "*" or not _ORIGIN.match(origin):
+            problems.append(origin)
+    if problems:
+        raise ValidationError(
+            "These are not origins: %(bad)s. Write one per line as scheme://host[:port], "
+            "e.g. https://shop.example.com or https://*.example.com (no paths; '*' alone is not allowed).",
+            params={"bad": ", ".join(problems)},
+        )
+
+
+def origin_allowed(origin: str, allowed: list[str]) -> bool:
+    """Does a concrete origin (scheme://host[:port]) match the allowed list?"""
+    parts = urlsplit(origin.lower())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return False
+    for pattern in allowed:
+        match = _ORIGIN.match(pattern)
+        if not match or match["scheme"] != parts.scheme:
+            continue
+        if (match["port"] and int(match["port"])) != parts.port:
+            continue
+        host = match["host"]
+        if host.startswith("*."):
+            if parts.hostname.endswith(host[1:]) and parts.hostname != host[2:]:
+                return True
+        elif parts.hostname == host.strip("[]"):
+            return True
+    return False
+
+
+def frame_ancestors(allowed: list[str]) -> str:
+    """The CSP frame-ancestors value: our own origin plus the site's allowed origins."""
+    return " ".join(["'self'", *allowed])
