@@ -9,6 +9,13 @@
  * strict CSP (script-src 'self'; style-src 'self'). Model and user text is
  * never inserted as HTML except through DOMPurify.
  *
+ * Two modes, from #superorch[data-mode]:
+ *   "app"    – the full page at /: connects at once.
+ *   "widget" – the embeddable widget's frame (/widget/<site>/, in an iframe that
+ *              static/superorch/widget.js puts on a site's pages). It talks to the
+ *              host page by postMessage (see "Widget mode" below) and connects only
+ *              after the host's `init` (or 3 s without one).
+ *
  * The only global is window.SuperOrchChat = {send(text), state}.
  */
 (function () {
@@ -31,6 +38,7 @@
   const FATAL_CLOSES = new Set([4400, 4401, 4403]);
   const DEFAULT_AGENT = { slug: 'orchestrator', name: 'Super Orchestrator' };
 
+  const WIDGET = root.dataset.mode === 'widget';
   const site = root.dataset.site || 'demo';
   const wsPath = root.dataset.ws || '/ws/chat/';
   const KEY_TOKEN = 'superorch:token:' + site;
@@ -81,6 +89,7 @@
     counter: $('[data-testid="counter"]'),
     send: $('[data-testid="send"]'),
     stop: $('[data-testid="stop"]'),
+    close: $('[data-testid="widget-close"]'),   // widget mode only
   };
 
   // ---------------------------------------------------------------------------
@@ -561,25 +570,31 @@
     for (const rec of state.pending.values()) updateRecordState(rec);
   }
 
+  /** 'light' | 'dark' when chosen (by the person on the app page, by the site in the widget), else null. */
+  function chosenTheme() {
+    const saved = WIDGET ? root.dataset.theme : store.get(KEY_THEME);
+    return saved === 'light' || saved === 'dark' ? saved : null;
+  }
+
   function effectiveTheme() {
-    const saved = store.get(KEY_THEME);
-    if (saved === 'light' || saved === 'dark') return saved;
-    return darkScheme && darkScheme.matches ? 'dark' : 'light';
+    return chosenTheme() || (darkScheme && darkScheme.matches ? 'dark' : 'light');
   }
 
   function applyTheme() {
-    const saved = store.get(KEY_THEME);
-    if (saved === 'light' || saved === 'dark') document.documentElement.dataset.theme = saved;
+    const saved = chosenTheme();
+    if (saved) document.documentElement.dataset.theme = saved;
     else delete document.documentElement.dataset.theme;   // follow prefers-color-scheme
     const current = effectiveTheme();
     document.documentElement.dataset.effectiveTheme = current;
-    el.themeToggle.setAttribute('aria-label', current === 'dark' ? 'Switch to light theme' : 'Switch to dark theme');
+    if (el.themeToggle) el.themeToggle.setAttribute('aria-label', current === 'dark' ? 'Switch to light theme' : 'Switch to dark theme');
   }
 
-  el.themeToggle.addEventListener('click', () => {
-    store.set(KEY_THEME, effectiveTheme() === 'dark' ? 'light' : 'dark');
-    applyTheme();
-  });
+  if (el.themeToggle) {
+    el.themeToggle.addEventListener('click', () => {
+      store.set(KEY_THEME, effectiveTheme() === 'dark' ? 'light' : 'dark');
+      applyTheme();
+    });
+  }
   if (darkScheme && darkScheme.addEventListener) darkScheme.addEventListener('change', applyTheme);
 
   // ---------------------------------------------------------------------------
@@ -653,6 +668,7 @@
   let lastFrameAt = 0;
   let ready = false;          // session.ready received on the current socket
   let fatal = false;          // closed with 4400/4401/4403: do not reconnect by ourselves
+  let fatalText = '';         // the server's words (identity_invalid, forbidden) for the close that follows
 
   function wsUrl() {
     const scheme = location.protocol === 'https:' ? 'wss' : 'ws';
@@ -663,6 +679,7 @@
     clearTimeout(reconnectTimer);
     reconnectTimer = null;
     fatal = false;
+    fatalText = '';
     ready = false;
     const gen = ++generation;
     setStatus(attempt > 0 || state.records.size ? 'reconnecting' : 'connecting');
@@ -681,6 +698,8 @@
       const start = { type: 'session.start', protocol: PROTOCOL, site };
       if (state.token) start.token = state.token;
       if (state.token && state.syncedId) start.since = state.syncedId;
+      if (widget.user) start.user = widget.user;
+      if (widget.context) start.context = widget.context;
       rawSend(start);
       startPing();
     });
@@ -719,7 +738,7 @@
     if (FATAL_CLOSES.has(code)) {
       fatal = true;
       setStatus('closed');
-      showAlert(str(reason) || CLOSE_REASONS[code]);
+      showAlert(str(reason) || fatalText || CLOSE_REASONS[code]);
       return;
     }
     if (code === 4429) {
@@ -803,7 +822,11 @@
       case 'pong': return undefined;
       default:
         // Frames added by later server versions: show any complete message object they carry.
-        if (f.message && typeof f.message === 'object' && f.message.id && f.message.role) upsertMessage(f.message);
+        if (f.message && typeof f.message === 'object' && f.message.id && f.message.role) {
+          const known = state.records.has(str(f.message.id));
+          const rec = upsertMessage(f.message);
+          if (rec && !known && rec.role === 'staff') notifyMessage(rec);
+        }
         return undefined;
     }
   }
@@ -833,6 +856,7 @@
     flushOutbox();
     updateIndicators();
     scrollToBottom(firstLoad);
+    postToParent({ type: 'ready', conversation: state.conversation });
   }
 
   function onAck(f) {
@@ -925,6 +949,7 @@
     if (!rec) return;
     if (!existed && turn && turn.lastEl && turn.lastEl !== rec.el) insertAfter(turn.lastEl, rec.el);
     if (turn) { turn.streaming.delete(rec.id); turn.lastEl = rec.el; }
+    if (rec.role === 'assistant' || rec.role === 'staff') notifyMessage(rec);
     updateIndicators();
     scrollToBottom();
   }
@@ -993,6 +1018,8 @@
     const ref = str(f.ref);
     const text = str(f.message) || ERROR_FALLBACK[code] || 'Something went wrong. Please try again.';
     let retry = null;
+    // A refused session (forged identity, site not allowed) closes next: keep these words for it.
+    if (code === 'identity_invalid' || code === 'forbidden') fatalText = text;
 
     const pendingRec = ref && state.pending.get(ref);
     if (pendingRec) {
@@ -1155,15 +1182,20 @@
     updateStartScreen();
   }
 
-  el.newConv.addEventListener('click', () => {
-    // Forget the token and start over on a fresh socket.
+  /** Drop the current socket (its late events are ignored) and forget what was running on it. */
+  function dropSocket(reason) {
     generation++;
-    if (ws) { try { ws.close(1000, 'new conversation'); } catch (_) { /* ignore */ } }
+    if (ws) { try { ws.close(1000, reason); } catch (_) { /* ignore */ } }
     ws = null;
     ready = false;
     stopPing();
     clearTimeout(reconnectTimer);
     reconnectTimer = null;
+  }
+
+  /** Forget the token, the outbox and the screen, and start over on a fresh socket. */
+  function startOver() {
+    dropSocket('new conversation');
     state.token = null;
     state.conversation = null;
     store.remove(KEY_TOKEN);
@@ -1174,8 +1206,267 @@
     el.input.value = '';
     onInput();
     connect();
-    el.input.focus();
-  });
+  }
+
+  if (el.newConv) {
+    el.newConv.addEventListener('click', () => {
+      startOver();
+      el.input.focus();
+    });
+  }
+
+  // ---------------------------------------------------------------------------
+  // Widget mode: the frame on a site's pages, talking to widget.js by postMessage
+  // ---------------------------------------------------------------------------
+  //
+  // To the parent: {source: "superorch", type, ...}
+  //   loaded {config}            once, targetOrigin "*" (nothing secret in it)
+  //   ready {conversation}       after each session.ready       } only to the parent's
+  //   message {message}          each assistant / staff reply   } origin, once known;
+  //   close                      close button or Escape         } never "*"
+  // From the parent (event.source === window.parent, origin allowed by parent_origins):
+  //   init {user?, context?} · identify {user} · context {context} · reset · open · close
+  // The conversation token never leaves this window: it is in no message above.
+
+  const widget = {
+    user: null,          // {id, name, email, hash} from the host page, sent in session.start
+    context: null,       // page context object, sent in session.start / context.update
+    started: false,      // the first connect() happened
+    open: false,
+    parentOrigin: null,  // where ready/message/close may be posted
+    guessed: false,      // parentOrigin came from ancestorOrigins/referrer, not from a message
+    queue: [],           // posts waiting for parentOrigin
+    notified: new Set(), // message ids already posted
+  };
+
+  function readParentOrigins() {
+    const node = document.getElementById('so-parent-origins');
+    if (!node) return [];
+    try {
+      const list = JSON.parse(node.textContent);
+      return Array.isArray(list) ? list.filter((s) => typeof s === 'string' && s.trim()).map((s) => s.trim()) : [];
+    } catch (_) {
+      return [];
+    }
+  }
+  const parentOrigins = WIDGET ? readParentOrigins() : [];
+
+  /** A port as URL.port gives it: '' for the scheme's default. */
+  function normalPort(protocol, port) {
+    if ((protocol === 'http:' && port === '80') || (protocol === 'https:' && port === '443')) return '';
+    return port || '';
+  }
+
+  /**
+   * Does origin match pattern? Exact origin ("https://shop.example.com"), or a wildcard host
+   * ("https://*.example.com"): any subdomain of example.com, same scheme and port. A bare "*"
+   * never matches; neither does an opaque origin ("null").
+   */
+  function originMatches(origin, pattern) {
+    if (!origin || origin === 'null' || !pattern || pattern === '*') return false;
+    let o;
+    try { o = new URL(origin); } catch (_) { return false; }
+    if (o.origin !== origin) return false;   // event.origin is always serialised this way
+    const wild = /^([a-z][a-z0-9+.-]*:)\/\/\*\.([a-z0-9.-]+)(?::(\d+))?\/?$/i.exec(pattern);
+    if (!wild) {
+      if (pattern.includes('*')) return false;
+      try { return new URL(pattern).origin === origin; } catch (_) { return false; }
+    }
+    const protocol = wild[1].toLowerCase();
+    const domain = wild[2].toLowerCase().replace(/\.$/, '');
+    if (!domain || domain.startsWith('.') || domain.includes('..')) return false;
+    if (o.protocol !== protocol) return false;
+    if (normalPort(o.protocol, o.port) !== normalPort(protocol, wild[3] || '')) return false;
+    const host = o.hostname.toLowerCase();
+    return host.length > domain.length + 1 && host.endsWith('.' + domain);
+  }
+
+  /** The app's own origin is always allowed: a same-origin parent can reach this window anyway. */
+  function parentAllowed(origin) {
+    if (origin === location.origin) return true;
+    return parentOrigins.some((p) => originMatches(origin, p));
+  }
+
+  /** The parent's origin before it wrote to us: ancestorOrigins (Chromium, Safari), else the referrer. */
+  function guessParentOrigin() {
+    const candidates = [];
+    try { if (location.ancestorOrigins && location.ancestorOrigins.length) candidates.push(location.ancestorOrigins[0]); } catch (_) { /* ignore */ }
+    try { if (document.referrer) candidates.push(new URL(document.referrer).origin); } catch (_) { /* ignore */ }
+    return candidates.find(parentAllowed) || null;
+  }
+
+  const framed = (() => { try { return window.parent !== window; } catch (_) { return true; } })();
+
+  function postToParent(msg) {
+    if (!WIDGET || !framed) return;
+    const data = Object.assign({ source: 'superorch' }, msg);
+    if (!widget.parentOrigin) {
+      widget.queue.push(data);
+      if (widget.queue.length > 50) widget.queue.shift();
+      return;
+    }
+    try { window.parent.postMessage(data, widget.parentOrigin); } catch (_) { /* parent gone */ }
+  }
+
+  /** The origin of the first accepted message wins over a guess from ancestorOrigins / the referrer. */
+  function setParentOrigin(origin, guess) {
+    if (widget.parentOrigin && (guess || !widget.guessed)) return;
+    widget.parentOrigin = origin;
+    widget.guessed = !!guess;
+    const queued = widget.queue.splice(0);
+    for (const data of queued) postToParent(data);
+  }
+
+  function notifyMessage(rec) {
+    if (!WIDGET || !rec || !rec.id || widget.notified.has(rec.id)) return;
+    widget.notified.add(rec.id);
+    postToParent({
+      type: 'message',
+      message: { id: rec.id, role: rec.role, agent: rec.agent ? { slug: rec.agent.slug, name: rec.agent.name } : null, text: rec.text },
+    });
+  }
+
+  function cleanUser(user) {
+    if (!user || typeof user !== 'object' || Array.isArray(user)) return null;
+    const out = {};
+    for (const key of ['id', 'name', 'email', 'hash']) {
+      if (typeof user[key] === 'string' && user[key]) out[key] = user[key].slice(0, 254);
+      else if (typeof user[key] === 'number' && key === 'id') out.id = String(user.id);
+    }
+    return Object.keys(out).length ? out : null;
+  }
+
+  function cleanContext(context) {
+    if (!context || typeof context !== 'object' || Array.isArray(context)) return null;
+    try {
+      const copy = JSON.parse(JSON.stringify(context));
+      return copy && typeof copy === 'object' && !Array.isArray(copy) ? copy : null;
+    } catch (_) {
+      return null;
+    }
+  }
+
+  function startWidgetSession() {
+    if (widget.started) return;
+    widget.started = true;
+    clearTimeout(initTimer);
+    connect();
+  }
+
+  /** Reconnect with the token and the current user (the person signed in or out on the host page). */
+  function restartSession() {
+    if (!widget.started) return;   // the first session.start will carry it
+    dropSocket('identity changed');
+    state.running.clear();
+    state.tools.clear();
+    for (const turn of state.turns.values()) turn.streaming.clear();
+    updateIndicators();
+    hideAlert();
+    attempt = 0;
+    connect();
+  }
+
+  function onParentMessage(event) {
+    if (event.source !== window.parent || !framed) return;
+    if (!parentAllowed(event.origin)) return;
+    const data = event.data;
+    if (!data || typeof data !== 'object' || data.source !== 'superorch' || typeof data.type !== 'string') return;
+    setParentOrigin(event.origin);
+    switch (data.type) {
+      case 'init': {
+        const user = cleanUser(data.user);
+        const context = cleanContext(data.context);
+        if (!widget.started) {
+          widget.user = user;
+          widget.context = context;
+          startWidgetSession();
+          return;
+        }
+        // Late (after the 3 s wait): treat it as identify + context.
+        if (context) { widget.context = context; if (ready) sessionSend({ type: 'context.update', context }); }
+        if (user && JSON.stringify(user) !== JSON.stringify(widget.user)) { widget.user = user; restartSession(); }
+        return;
+      }
+      case 'identify': {
+        const user = cleanUser(data.user);
+        if (!user) return;
+        widget.user = user;
+        restartSession();
+        return;
+      }
+      case 'context': {
+        const context = cleanContext(data.context);
+        if (!context) return;
+        widget.context = context;
+        if (ready) sessionSend({ type: 'context.update', context });   // else session.start carries it
+        return;
+      }
+      case 'reset':
+        widget.user = null;
+        widget.context = null;
+        widget.notified.clear();
+        if (widget.started) startOver();
+        else { state.token = null; store.remove(KEY_TOKEN); clearView(false); }
+        return;
+      case 'open':
+        widget.open = true;
+        root.dataset.open = 'true';
+        onInput();              // the composer measured 0 while hidden
+        scrollToBottom(true);
+        el.input.focus({ preventScroll: true });
+        return;
+      case 'close':
+        widget.open = false;
+        root.dataset.open = 'false';
+        return;
+      default:
+        return undefined;
+    }
+  }
+
+  /** Accent colour through the CSSOM (allowed under style-src 'self'), with a readable text colour on it. */
+  function applyAccent(accent) {
+    if (!accent || !(window.CSS && CSS.supports && CSS.supports('color', accent))) return;
+    const docStyle = document.documentElement.style;
+    docStyle.setProperty('--so-accent', accent);
+    const probe = document.createElement('span');
+    probe.hidden = true;
+    probe.style.color = accent;
+    document.body.append(probe);
+    const rgb = (getComputedStyle(probe).color.match(/[\d.]+/g) || []).slice(0, 3).map(Number);
+    probe.remove();
+    if (rgb.length === 3) {
+      const lin = rgb.map((c) => { const v = c / 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; });
+      const luminance = 0.2126 * lin[0] + 0.7152 * lin[1] + 0.0722 * lin[2];
+      if (luminance > 0.45) docStyle.setProperty('--so-accent-contrast', '#111827');
+    }
+  }
+
+  let initTimer = null;
+  function setUpWidget() {
+    const cfg = {
+      accent: root.dataset.accent || '',
+      position: root.dataset.position === 'left' ? 'left' : 'right',
+      theme: ['light', 'dark', 'auto'].includes(root.dataset.theme) ? root.dataset.theme : 'auto',
+      siteName: root.dataset.siteName || '',
+    };
+    applyAccent(cfg.accent);
+    if (root.dataset.language) document.documentElement.lang = root.dataset.language;
+    root.dataset.open = 'false';
+
+    if (el.close) el.close.addEventListener('click', () => postToParent({ type: 'close' }));
+    document.addEventListener('keydown', (e) => {
+      // Focus is in this frame while it is open, so the host page never sees this Escape.
+      if (e.key === 'Escape' && !e.isComposing && !e.defaultPrevented) postToParent({ type: 'close' });
+    });
+
+    if (!framed) { startWidgetSession(); return; }   // opened on its own: nobody will send init
+    const guessed = guessParentOrigin();
+    if (guessed) setParentOrigin(guessed, true);
+    window.addEventListener('message', onParentMessage);
+    try { window.parent.postMessage({ source: 'superorch', type: 'loaded', config: cfg }, '*'); } catch (_) { /* ignore */ }
+    initTimer = setTimeout(startWidgetSession, 3000);
+  }
 
   // ---------------------------------------------------------------------------
   // Start
@@ -1186,7 +1477,8 @@
   for (const m of state.outbox) addPendingBubble(m.id, m.text);   // unsent messages from before a reload
   onInput();
   updateIndicators();
-  connect();
+  if (WIDGET) setUpWidget();
+  else connect();
 
   // Test hook: the only global.
   Object.defineProperty(window, 'SuperOrchChat', {
@@ -1205,6 +1497,8 @@
             return r ? { id: r.id, client_id: r.clientId, role: r.role, agent: r.agent && r.agent.slug, text: r.text, pending: r.pending, streaming: r.streaming } : null;
           }).filter(Boolean),
           since: state.syncedId,
+          mode: WIDGET ? 'widget' : 'app',
+          open: WIDGET ? widget.open : true,
         };
       },
     }),
