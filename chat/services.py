@@ -43,7 +43,7 @@ def site_ensure_demo_widget(*, origins: list[str]) -> Site:
     site, _ = Site.objects.get_or_create(
         key=DEMO_WIDGET_SITE_KEY,
         defaults={
-            "name": "Acme Cloud website (demo host page)",
+            "name": "Acme Cloud",
             "greeting": "Hi! Questions about Acme Cloud? Ask away.",
             "suggestions": DEFAULT_SUGGESTIONS[:3],
             "accent_color": "#0f766e",
