@@ -67,9 +67,24 @@ def _healthy(url: str) -> bool:
 
 
 class LiveServer:
-    def __init__(self, url: str, log_path: Path) -> None:
+    def __init__(self, url: str, log_path: Path, env: dict[str, str]) -> None:
         self.url = url
         self.log_path = log_path
+        self.env = env  # the server's environment (its DATABASE_URL among others)
+
+    def django(self, code: str) -> str:
+        """Run Python in `manage.py shell` on the server's database; returns what it printed."""
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "manage.py"), "shell", "-v", "0", "-c", code],
+            cwd=ROOT,
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if done.returncode != 0:
+            raise AssertionError(f"manage.py shell failed ({done.returncode}):\n{done.stderr}")
+        return done.stdout
 
     def log(self, since: int = 0) -> str:
         """The server's output, from byte offset `since`."""
@@ -112,7 +127,7 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     log_path = tmp / "server.log"
-    server = LiveServer(url, log_path)
+    server = LiveServer(url, log_path, env)
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             manage + ["runserver", f"127.0.0.1:{port}", "--noreload"],
