@@ -20,7 +20,16 @@ class SiteAdmin(admin.ModelAdmin):
         ("Identity verification", {"fields": ("require_verified", "identity_secret")}),
         (
             "Look and words",
-            {"fields": ("greeting", "suggestions", "accent_color", "theme", "position", "language")},
+            {
+                "fields": (
+                    "greeting",
+                    "suggestions",
+                    "accent_color",
+                    "theme",
+                    "position",
+                    "language",
+                )
+            },
         ),
     )
 

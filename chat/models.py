@@ -176,6 +176,20 @@ class Turn(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     usage = models.JSONField(default=dict, blank=True)
+    route_agent = models.CharField(
+        max_length=50, blank=True, help_text="Where routing started the turn."
+    )
+    route_confidence = models.FloatField(null=True, blank=True)
+    route_path = models.CharField(
+        max_length=12,
+        blank=True,
+        choices=[
+            ("fast", "Fast path: straight to the specialist"),
+            ("orchestrator", "The orchestrator's model decided"),
+            ("fallback", "Nothing fits: fallback agent"),
+            ("sticky", "Follow-up stayed with the specialist"),
+        ],
+    )
     error_code = models.CharField(max_length=30, blank=True)
     error = models.TextField(blank=True)
 
@@ -190,6 +204,7 @@ class TurnEvent(models.Model):
     """What happened during a turn besides messages: handoffs, tool calls, errors."""
 
     class Kind(models.TextChoices):
+        ROUTE = "route", "Routing decision"
         AGENT = "agent", "Agent changed"
         TOOL = "tool", "Tool call"
         ERROR = "error", "Error"

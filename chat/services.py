@@ -124,8 +124,10 @@ def conversation_open(
     new_token = token
     if token:
         conversation = Conversation.objects.filter(site=site, token_hash=token_hash(token)).first()
-        foreign_user = conversation is not None and conversation.user_verified and not (
-            verified and conversation.user_id == user_id
+        foreign_user = (
+            conversation is not None
+            and conversation.user_verified
+            and not (verified and conversation.user_id == user_id)
         )
         if foreign_user:  # another verified user's conversation: never opened by its token alone
             conversation = None
@@ -264,6 +266,16 @@ def turn_history(*, turn: Turn) -> list[dict[str, str]]:
     )
     rows.reverse()
     return [{"role": "user" if r == Role.USER else "assistant", "content": t} for r, t in rows]
+
+
+def turn_record_route(*, turn: Turn, decision: dict[str, Any]) -> None:
+    """Keep the routing decision on the turn and in its transcript."""
+    Turn.objects.filter(pk=turn.pk).update(
+        route_agent=decision["agent"],
+        route_confidence=decision["confidence"],
+        route_path=decision["path"],
+    )
+    TurnEvent.objects.create(turn=turn, kind=TurnEvent.Kind.ROUTE, data=decision)
 
 
 def turn_event_record(*, turn_id: int, kind: str, data: dict[str, Any]) -> None:

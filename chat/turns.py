@@ -83,7 +83,9 @@ async def _run(turn: Turn, conversation_uuid) -> None:
     )
 
     async def emit(event: runtime.TurnEvent) -> None:
-        if isinstance(event, runtime.MessageDelta):
+        if isinstance(event, runtime.RouteDecided):
+            await db(services.turn_record_route)(turn=turn, decision=event.decision.as_dict())
+        elif isinstance(event, runtime.MessageDelta):
             await broadcast(
                 conversation_uuid,
                 {

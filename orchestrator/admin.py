@@ -1,7 +1,18 @@
 from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
 
+from . import selectors
 from .forms import AgentProfileForm
-from .models import AgentProfile, AgentRun, ContextEntry, KnowledgeArticle, RoutingExample
+from .models import (
+    AgentProfile,
+    AgentRun,
+    ContextEntry,
+    KnowledgeArticle,
+    RoutingExample,
+    RoutingSettings,
+)
 
 
 class RoutingExampleInline(admin.TabularInline):
@@ -37,7 +48,35 @@ class AgentProfileAdmin(admin.ModelAdmin):
         (None, {"fields": ("name", "slug", "role", "enabled")}),
         ("Behaviour", {"fields": ("instructions", "handoff_description", "tools", "handoffs")}),
         ("Model", {"fields": ("model_provider", "model_name")}),
+        ("Load and health", {"fields": ("degraded", "max_concurrency", "alternative")}),
     )
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.try_routing_view)
+        return [path("try-routing/", view, name="orchestrator_try_routing"), *super().get_urls()]
+
+    def try_routing_view(self, request: HttpRequest) -> HttpResponse:
+        """Type a message, see where routing would send it and how sure it is."""
+        text = (request.GET.get("q") or "").strip()[:2000]
+        active = request.GET.get("active") or None
+        decision = None
+        if text:
+            decision = selectors.route_decide(text=text, active=active).as_dict()
+        team = selectors.team_snapshot()
+        context = {
+            **self.admin_site.each_context(request),
+            "title": "Try routing",
+            "opts": self.model._meta,
+            "q": text,
+            "active": active or "",
+            "decision": decision,
+            "agents": sorted(team.agents.values(), key=lambda a: a.name),
+            "names": {a.slug: a.name for a in team.agents.values()},
+        }
+        template = "admin/orchestrator/try_routing.html"
+        if getattr(request, "htmx", False):
+            template = "admin/orchestrator/_routing_decision.html"
+        return TemplateResponse(request, template, context)
 
     @admin.display(description="routing examples")
     def example_count(self, obj: AgentProfile) -> int:
@@ -84,3 +123,14 @@ class AgentRunAdmin(admin.ModelAdmin):
 class ContextEntryAdmin(admin.ModelAdmin):
     list_display = ("key", "conversation_id", "value", "updated_at")
     search_fields = ("key", "conversation_id")
+
+
+@admin.register(RoutingSettings)
+class RoutingSettingsAdmin(admin.ModelAdmin):
+    list_display = ("__str__", "threshold", "when_unsure", "topic_change_margin", "updated_at")
+
+    def has_add_permission(self, request) -> bool:
+        return not RoutingSettings.objects.exists()
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -60,6 +60,22 @@ class AgentProfile(models.Model):
     handoffs = models.ManyToManyField(
         "self", symmetrical=False, blank=True, related_name="handoff_sources"
     )
+    degraded = models.BooleanField(
+        default=False,
+        help_text="A degraded agent is skipped by routing for its alternative (or the fallback).",
+    )
+    max_concurrency = models.PositiveIntegerField(
+        default=0,
+        help_text="Turns this agent may run at once; beyond it routing uses the alternative. 0: no limit.",
+    )
+    alternative = models.ForeignKey(
+        "self",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Where routing sends this agent's turns while it is disabled, degraded or full.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -75,6 +91,41 @@ class AgentProfile(models.Model):
             raise ValidationError({"slug": "Use lowercase letters, digits and underscores only."})
         if self.slug:
             self.slug = self.slug.lower()
+
+
+class UnsurePolicy(models.TextChoices):
+    FALLBACK = "fallback", "Send it to the fallback agent"
+    ORCHESTRATOR = "orchestrator", "Let the orchestrator's LLM decide (when an LLM is configured)"
+
+
+class RoutingSettings(models.Model):
+    """How the router's decisions are used (one row)."""
+
+    threshold = models.FloatField(
+        null=True,
+        blank=True,
+        help_text="Confidence below which nothing fits. Blank: the router's calibrated default.",
+    )
+    when_unsure = models.CharField(
+        max_length=20, choices=UnsurePolicy.choices, default=UnsurePolicy.FALLBACK
+    )
+    topic_change_margin = models.FloatField(
+        default=0.15,
+        help_text="A follow-up leaves the current specialist only when another agent is confident "
+        "and beats it by this much.",
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "routing settings"
+
+    def __str__(self) -> str:
+        return "Routing settings"
+
+    @classmethod
+    def load(cls) -> RoutingSettings:
+        settings_row, _ = cls.objects.get_or_create(pk=1)
+        return settings_row
 
 
 class RoutingExample(models.Model):

@@ -127,11 +127,24 @@ class RouteDecision:
         return next((s for a, s in self.ranked if a == slug), 0.0)
 
 
-class Router:
-    """TF-IDF vectors per example; an agent's score blends its best example and its centroid."""
+FALLBACK = "__fallback__"
 
-    def __init__(self, documents: Mapping[str, Iterable[str]]) -> None:
+
+class Router:
+    """TF-IDF vectors per example; an agent's score blends its best example and its centroid.
+
+    `fallback_examples` are out-of-scope messages: when they match best, nothing fits.
+    """
+
+    threshold = 0.16
+
+    def __init__(
+        self, documents: Mapping[str, Iterable[str]], fallback_examples: Iterable[str] = ()
+    ) -> None:
         per_agent = {slug: [t for t in texts if t.strip()] for slug, texts in documents.items()}
+        fallback_texts = [t for t in fallback_examples if t.strip()]
+        if fallback_texts:
+            per_agent[FALLBACK] = fallback_texts
         all_docs = [_features(tokenize(t)) for texts in per_agent.values() for t in texts]
         n = max(len(all_docs), 1)
         df: Counter[str] = Counter()
@@ -158,6 +171,8 @@ class Router:
     def route(self, text: str, candidates: Iterable[str] | None = None) -> RouteDecision:
         query = self._vector(text)
         slugs = list(candidates) if candidates is not None else list(self._examples)
+        if FALLBACK in self._examples and FALLBACK not in slugs:
+            slugs.append(FALLBACK)
         scored = []
         for slug in slugs:
             examples = self._examples.get(slug) or []
@@ -165,9 +180,11 @@ class Router:
             centroid = _dot(query, self._centroids.get(slug, {}))
             scored.append((slug, round(0.7 * best + 0.3 * centroid, 4)))
         scored.sort(key=lambda item: item[1], reverse=True)
-        if not scored or scored[0][1] <= 0.0:
-            return RouteDecision(agent=None, confidence=0.0, ranked=tuple(scored))
-        return RouteDecision(agent=scored[0][0], confidence=scored[0][1], ranked=tuple(scored))
+        nothing_fits = not scored or scored[0][1] <= 0.0 or scored[0][0] == FALLBACK
+        ranked = tuple(item for item in scored if item[0] != FALLBACK)
+        if nothing_fits:
+            return RouteDecision(agent=None, confidence=0.0, ranked=ranked)
+        return RouteDecision(agent=ranked[0][0], confidence=ranked[0][1], ranked=ranked)
 
 
 def _normalise(vec: dict[str, float]) -> dict[str, float]:

@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from . import selectors, services
 from .providers import ModelChoice, ProviderNotConfigured, build_model, resolve
-from .providers.local import ROUTE_THRESHOLD
+from .routing_policy import RoutingDecision
 from .services import ContextError
 from .team import AgentSpec, Team
 from .tool_names import tool_label
@@ -100,7 +100,12 @@ class MessageDone:
     text: str
 
 
-TurnEvent = AgentChanged | ToolStarted | ToolFinished | MessageDelta | MessageDone
+@dataclass(frozen=True)
+class RouteDecided:
+    decision: RoutingDecision
+
+
+TurnEvent = RouteDecided | AgentChanged | ToolStarted | ToolFinished | MessageDelta | MessageDone
 Emit = Callable[[TurnEvent], Awaitable[None]]
 
 
@@ -165,23 +170,25 @@ def _build_tools(spec: AgentSpec) -> list[Any]:
 
         @function_tool
         async def route_request(ctx: RunContextWrapper[TurnContext], request_content: str) -> str:
-            """Ask the router which enabled agent fits a request best.
+            """Ask the router which agent should handle a request (never a disabled one).
 
             Args:
                 request_content: The user's request.
             """
             team = ctx.context.team
-            decision = selectors.router_for(team).route(request_content)
-            fallback = team.fallback
-            fits = decision.agent is not None and decision.confidence >= ROUTE_THRESHOLD
-            chosen = team.get(decision.agent) if fits else fallback
+            decision = await asyncio.to_thread(
+                _in_new_db_thread, selectors.route_decide, text=request_content, team=team
+            )
+            chosen = team.agents[decision.agent]
             return _json(
                 {
-                    "agent": chosen.slug if chosen else None,
-                    "name": chosen.name if chosen else None,
-                    "confidence": decision.confidence,
-                    "nothing_fits": not fits,
-                    "runners_up": [{"agent": a, "score": s} for a, s in decision.ranked[1:3]],
+                    "agent": chosen.slug,
+                    "name": chosen.name,
+                    "confidence": round(decision.confidence, 4),
+                    "nothing_fits": decision.routed_to is None,
+                    "path": decision.path,
+                    "skipped": decision.as_dict()["skipped"],
+                    "runners_up": decision.as_dict()["runners_up"],
                 }
             )
 
@@ -356,16 +363,27 @@ async def run_turn(
 ) -> TurnOutcome:
     cancel = cancel or asyncio.Event()
     team = await db(selectors.team_snapshot)()
-    start = selectors.starting_agent(team, request.active_agent)
-    if start is None:
+    user_text = next((m["content"] for m in reversed(request.history) if m["role"] == "user"), "")
+    try:
+        # Routing is CPU work (and may train the router): never on the event loop.
+        decision = await asyncio.to_thread(
+            _in_new_db_thread,
+            selectors.route_decide,
+            text=user_text,
+            active=request.active_agent,
+            team=team,
+        )
+    except LookupError as exc:
         return TurnOutcome(
             "error",
             None,
             {},
             "model_unavailable",
             "No assistant is available right now. Your message is saved.",
-            "no enabled orchestrator or fallback agent",
+            str(exc),
         )
+    await emit(RouteDecided(decision))
+    start = team.agents[decision.agent]
     shared = await db(selectors.context_all)(conversation_id=request.conversation_id)
     try:
         built = build_team(team, context_block=_context_block(request.page_context, shared))
@@ -380,8 +398,11 @@ async def run_turn(
     hooks = _RunHooks()
     current: _RunRecord | None = None
     current_slug: str | None = None
-    # session.ready already named the starting agent when the conversation had none.
-    previous_ref = ref(request.active_agent) if team.get(request.active_agent) else ref(start.slug)
+    # session.ready named the orchestrator when the conversation had no agent yet.
+    if team.get(request.active_agent):
+        previous_ref = ref(request.active_agent)
+    else:
+        previous_ref = ref(team.orchestrator.slug) if team.orchestrator else None
     message_ids: dict[str, uuid.UUID] = {}
     partial: dict[uuid.UUID, list[str]] = {}
 
@@ -448,7 +469,9 @@ async def run_turn(
                     await open_run(slug)
                     new_ref = ref(slug)
                     if previous_ref is None or previous_ref.slug != slug:
-                        reason: Literal["route", "handoff", "fallback"] = "route"
+                        reason: Literal["route", "handoff", "fallback"] = (
+                            "fallback" if decision.path == "fallback" else "route"
+                        )
                         if current_slug is not None:
                             is_fallback = team.agents[slug].role == "fallback"
                             reason = "fallback" if is_fallback else "handoff"
@@ -536,6 +559,17 @@ async def _on_item(event, emit, built, message_ids, partial, ref, current_slug) 
         partial.pop(message_id, None)
         if text:
             await emit(MessageDone(message_id, ref(slug), text))
+
+
+def _in_new_db_thread(func, /, **kwargs):
+    """Run a selector in a plain worker thread; close its database connection afterwards."""
+    from django.db import close_old_connections, connection
+
+    close_old_connections()
+    try:
+        return func(**kwargs)
+    finally:
+        connection.close()
 
 
 def _tool_ok(output: Any) -> bool:

@@ -13,8 +13,16 @@ from django.db import connection
 from django.db.models import Avg, Count, Max, Q
 from django.utils import timezone
 
-from .models import AgentProfile, AgentRun, ContextEntry, KnowledgeArticle, RoutingExample
-from .router import RouteDecision, Router, tokenize
+from .models import (
+    AgentProfile,
+    AgentRun,
+    ContextEntry,
+    KnowledgeArticle,
+    RoutingExample,
+    RoutingSettings,
+)
+from .router import Router, tokenize
+from .routing_policy import Policy, RoutingDecision, decide
 from .team import AgentSpec, Team
 
 _cache_lock = threading.Lock()
@@ -36,7 +44,11 @@ def team_snapshot() -> Team:
         cached = _team_cache.get("team")
         if cached is not None and cached.version == version:
             return cached
-    profiles = list(AgentProfile.objects.prefetch_related("handoffs").order_by("id"))
+    profiles = list(
+        AgentProfile.objects.prefetch_related("handoffs")
+        .select_related("alternative")
+        .order_by("id")
+    )
     examples: dict[int, list[str]] = {}
     for agent_id, text in RoutingExample.objects.values_list("agent_id", "text").order_by("id"):
         examples.setdefault(agent_id, []).append(text)
@@ -58,6 +70,9 @@ def team_snapshot() -> Team:
             handoffs=tuple(h.slug for h in p.handoffs.all()),
             examples=tuple(examples.get(p.pk, ())),
             topics=tuple(topics.get(p.pk, ())),
+            degraded=p.degraded,
+            max_concurrency=p.max_concurrency,
+            alternative=p.alternative.slug if p.alternative else None,
         )
         for p in profiles
     }
@@ -68,16 +83,24 @@ def team_snapshot() -> Team:
 
 
 def router_for(team: Team) -> Router:
-    """The router trained on the team's enabled agents (cached per registry version)."""
+    """The router trained on the team's specialists (cached per registry version).
+
+    Disabled and degraded specialists stay in it, so their messages are recognised and
+    sent to their alternative; the fallback agent's examples teach "nothing fits".
+    Training is CPU work: call this from a worker thread, not the event loop.
+    """
     with _cache_lock:
         router = _router_cache.get(team.version)
     if router is None:
         router = Router(
             {
                 a.slug: [*a.examples, *a.topics, a.handoff_description]
-                for a in team.enabled()
-                if a.role != "orchestrator"
-            }
+                for a in team.agents.values()
+                if a.role == "specialist"
+            },
+            fallback_examples=[
+                t for a in team.agents.values() if a.role == "fallback" for t in a.examples
+            ],
         )
         with _cache_lock:
             _router_cache.clear()
@@ -85,9 +108,51 @@ def router_for(team: Team) -> Router:
     return router
 
 
-def route_message(*, text: str, team: Team | None = None) -> RouteDecision:
+def routing_policy(*, team: Team) -> Policy:
+    """The routing settings staff chose, and whether an LLM can decide when unsure."""
+    from .providers import ProviderNotConfigured, resolve
+
+    row = RoutingSettings.load()
+    llm = False
+    if team.orchestrator is not None:
+        try:
+            llm = resolve(team.orchestrator).provider != "local"
+        except ProviderNotConfigured:
+            llm = False
+    return Policy(
+        threshold=row.threshold if row.threshold is not None else Router.threshold,
+        when_unsure=row.when_unsure,
+        topic_change_margin=row.topic_change_margin,
+        llm_available=llm,
+    )
+
+
+def in_flight_counts(*, team: Team) -> dict[str, int]:
+    """Runs in progress per agent, for agents with a concurrency limit (else no query)."""
+    limited = [a.slug for a in team.agents.values() if a.max_concurrency]
+    if not limited:
+        return {}
+    rows = (
+        AgentRun.objects.filter(status="running", agent_slug__in=limited)
+        .values("agent_slug")
+        .annotate(n=Count("id"))
+    )
+    return {row["agent_slug"]: row["n"] for row in rows}
+
+
+def route_decide(
+    *, text: str, active: str | None = None, team: Team | None = None
+) -> RoutingDecision:
+    """The full routing decision for a message (router, stickiness, load, "nothing fits")."""
     team = team or team_snapshot()
-    return router_for(team).route(text)
+    return decide(
+        team=team,
+        router=router_for(team),
+        text=text,
+        active=active,
+        policy=routing_policy(team=team),
+        in_flight=in_flight_counts(team=team),
+    )
 
 
 # --- Knowledge base -------------------------------------------------------------

@@ -23,6 +23,9 @@ class AgentSpec:
     examples: tuple[str, ...] = ()
     topics: tuple[str, ...] = ()  # knowledge article titles and tags
     id: int | None = None
+    degraded: bool = False
+    max_concurrency: int = 0  # 0: no limit
+    alternative: str | None = None
 
 
 @dataclass(frozen=True)

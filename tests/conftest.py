@@ -26,6 +26,17 @@ def team(db):
 
 
 @pytest.fixture
+def orchestrator_decides(db):
+    """Routing never confident and the orchestrator's model decides: every turn goes
+    through the orchestrator's handoffs (the path an LLM takes when unsure)."""
+    from orchestrator.models import RoutingSettings
+
+    RoutingSettings.objects.update_or_create(
+        pk=1, defaults={"threshold": 1.01, "when_unsure": "orchestrator"}
+    )
+
+
+@pytest.fixture
 def openai_server():
     from tests.support.openai_server import OpenAICompatibleServer
 

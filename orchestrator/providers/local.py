@@ -47,10 +47,6 @@ from ..router import Router, tokenize
 from ..team import AgentSpec, Team
 
 LOCAL_MODEL_NAME = "superorch-offline-1"
-ROUTE_THRESHOLD = 0.16  # below this nothing fits
-TOPIC_CHANGE_THRESHOLD = 0.25  # a follow-up leaves the current agent only above this
-STICKY_MARGIN = 0.1  # ... and only when the other agent beats the current one by this much
-FALLBACK_THRESHOLD = 0.5  # a specialist hands to the fallback only when clearly off-topic
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _CHUNK = re.compile(r"\S+\s*|\s+")
 _GREETING = re.compile(
@@ -102,11 +98,7 @@ class LocalModel(Model):
         }
 
         acknowledgement = bool(_THANKS.match(user_text)) and len(user_text.split()) <= 4
-        if (
-            handoffs
-            and not handed_off
-            and not (acknowledgement and self.agent.role != "orchestrator")
-        ):
+        if handoffs and not handed_off:
             target = self._pick_handoff(user_text, handoffs)
             if target is not None:
                 return _function_call(target.tool_name, {})
@@ -128,33 +120,25 @@ class LocalModel(Model):
         return self._team_overview(user_text)
 
     def _pick_handoff(self, text: str, handoffs: list[Handoff]) -> Handoff | None:
+        """As the orchestrator: the best-fitting handoff target, or the fallback.
+
+        Specialists keep the turn: the routing policy already decided, before the turn,
+        whether a follow-up stays with them or moves to another agent.
+        """
+        if self.agent.role != "orchestrator" or not text.strip():
+            return None
         by_slug: dict[str, Handoff] = {}
         for handoff in handoffs:
             spec = self.team.by_name(handoff.agent_name)
             if spec is not None:
                 by_slug[spec.slug] = handoff
-        if not by_slug or not text.strip():
-            return None
         fallback = next(
             (h for slug, h in by_slug.items() if self.team.agents[slug].role == "fallback"), None
         )
-        candidates = list(by_slug)
-        if self.agent.role != "orchestrator":
-            candidates.append(self.agent.slug)
-        decision = self.router.route(text, candidates)
-        best, score = decision.agent, decision.confidence
-        if self.agent.role == "orchestrator":
-            if best is not None and score >= ROUTE_THRESHOLD:
-                return by_slug[best]
-            return fallback
-        # A specialist (or the fallback) keeps the conversation unless another clearly fits.
-        own = decision.score_of(self.agent.slug)
-        needed = (
-            FALLBACK_THRESHOLD if by_slug.get(best or "") is fallback else TOPIC_CHANGE_THRESHOLD
-        )
-        if best and best != self.agent.slug and score >= needed and score >= own + STICKY_MARGIN:
-            return by_slug[best]
-        return None
+        decision = self.router.route(text, [s for s in by_slug if by_slug[s] is not fallback])
+        if decision.agent is not None and decision.confidence >= self.router.threshold:
+            return by_slug[decision.agent]
+        return fallback
 
     def _answer_from_search(self, query: str, raw: Any) -> str:
         try:

@@ -130,3 +130,18 @@ def test_conversation_tokens_are_stored_hashed(team):
     assert token not in stored and len(stored) == 64
     again, same_token, resumed = conversation_open(site=site, token=token, user={}, context={})
     assert resumed and again.pk == conv.pk and same_token == token
+
+
+def test_try_routing_shows_the_decision(admin_client, team):
+    url = reverse("admin:orchestrator_try_routing")
+    page = admin_client.get(url, {"q": "I was charged twice for my subscription"})
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert 'data-testid="route-agent">billing<' in html and "fast" in html
+    partial = admin_client.get(url, {"q": "tell me a joke"}, headers={"HX-Request": "true"})
+    body = partial.content.decode()
+    assert "<html" not in body and ">general_assistant<" in body and "nothing fits" in body
+
+
+def test_try_routing_is_staff_only(client, team):
+    assert client.get(reverse("admin:orchestrator_try_routing")).status_code == 302

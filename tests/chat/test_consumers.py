@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import re
 import uuid
@@ -33,25 +31,6 @@ CREATED = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 async def _no_turn_outlives_the_test():
     yield
     await turns.wait_idle(timeout=10)
-
-
-@pytest.fixture
-async def connect(communicator):
-    """Open a connection on the full app; every one is closed after the test."""
-    opened = []
-
-    async def make(origin: bytes | None = b"http://localhost"):
-        comm = communicator(origin)
-        connected, _ = await comm.connect(timeout=TIMEOUT)
-        assert connected
-        opened.append(comm)
-        return comm
-
-    yield make
-    for comm in opened:
-        # Already closed by the server, or its app ended (a timeout cancels it).
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await comm.disconnect(timeout=1)
 
 
 async def send(comm, frame: dict) -> None:
@@ -183,7 +162,7 @@ async def test_full_turn_sends_every_frame_in_protocol_order(team, connect):
         "turn": turn,
         "from": {"slug": "orchestrator", "name": "Super Orchestrator"},
         "to": {"slug": "billing", "name": "Billing"},
-        "reason": "handoff",
+        "reason": "route",  # the fast path: routed before the turn
     }
 
     call = tool_started["call"]
@@ -635,15 +614,16 @@ async def test_a_model_failure_is_reported_in_plain_words_and_the_next_message_w
     await send(comm, {"type": "message.send", "id": "c-1", "text": CHARGED_TWICE})
     frames = await until_turn_done(comm)
 
-    assert types(frames) == ["message.ack", "turn.started", "error", "turn.done"]
+    # Routed straight to Billing (fast path), whose model call fails.
+    assert types(frames) == ["message.ack", "turn.started", "agent.changed", "error", "turn.done"]
     turn = frames[1]["turn"]
-    error = frames[2]
+    error = frames[3]
     assert set(error) == {"type", "code", "message", "retryable", "ref"}
     assert (error["code"], error["retryable"], error["ref"]) == ("model_unavailable", True, turn)
     for leak in ("Traceback", "APIConnectionError", "Error:", "openai"):
         assert leak not in error["message"]
     assert "saved" in error["message"]
-    assert frames[3]["status"] == "error" and frames[3]["turn"] == turn
+    assert frames[4]["status"] == "error" and frames[4]["turn"] == turn
     assert await user_messages(ready["conversation"]) == [("c-1", CHARGED_TWICE, "failed")]
     stored = await sync_to_async(Turn.objects.get)(uuid=turn)
     assert (stored.status, stored.error_code) == ("error", "model_unavailable")

@@ -14,9 +14,8 @@ from chat.services import (
     identity_verify,
     site_ensure_demo_widget,
 )
-from tests.chat.test_consumers import (  # noqa: F401  (fixtures)
+from tests.chat.test_consumers import (  # noqa: F401  (an autouse fixture and helpers)
     _no_turn_outlives_the_test,
-    connect,
     expect_close,
     recv,
     send,
@@ -40,12 +39,21 @@ def shop(db):
 
 
 def test_origins_parse_validate_and_match():
-    assert parse_origins(" https://A.example.com/ \n\nhttps://a.example.com, http://x.test:8001") == [
+    assert parse_origins(
+        " https://A.example.com/ \n\nhttps://a.example.com, http://x.test:8001"
+    ) == [
         "https://a.example.com",
         "http://x.test:8001",
     ]
     validate_origins("https://shop.example.com\nhttps://*.example.org\nhttp://127.0.0.1:8001")
-    for bad in ["*", "https://*", "shop.example.com", "https://shop.example.com/path", "ftp://x.com", "javascript:alert(1)"]:
+    for bad in [
+        "*",
+        "https://*",
+        "shop.example.com",
+        "https://shop.example.com/path",
+        "ftp://x.com",
+        "javascript:alert(1)",
+    ]:
         with pytest.raises(ValidationError):
             validate_origins(bad)
     allowed = ["https://shop.example.com", "https://*.example.org", "http://127.0.0.1:8001"]
@@ -97,7 +105,9 @@ def test_loader_is_served_as_a_static_file(client):
 def test_identity_verification(shop):
     good = {"id": "u-1", "hash": identity_signature(secret=SECRET, user_id="u-1")}
     assert identity_verify(site=shop, user=good) is True
-    assert identity_verify(site=shop, user={"id": "u-1", "name": "Ada"}) is False  # unsigned, allowed
+    assert (
+        identity_verify(site=shop, user={"id": "u-1", "name": "Ada"}) is False
+    )  # unsigned, allowed
     with pytest.raises(IdentityError):
         identity_verify(site=shop, user={"id": "u-1", "hash": "0" * 64})  # forged
     with pytest.raises(IdentityError):
@@ -116,7 +126,9 @@ def test_a_verified_user_finds_their_conversation_from_any_device(shop):
     first, token, _ = conversation_open(site=shop, token=None, user=user, context={}, verified=True)
     assert first.user_verified
     # Another device: no token, same verified identity.
-    again, other_token, resumed = conversation_open(site=shop, token=None, user=user, context={}, verified=True)
+    again, other_token, resumed = conversation_open(
+        site=shop, token=None, user=user, context={}, verified=True
+    )
     assert resumed and again.pk == first.pk and other_token != token
     # Someone holding that token but not verified as u-1 gets a new, empty conversation.
     stranger, _, resumed = conversation_open(site=shop, token=other_token, user={}, context={})
@@ -129,7 +141,9 @@ def test_a_verified_user_finds_their_conversation_from_any_device(shop):
 
 def test_identifying_claims_an_anonymous_conversation(shop):
     anonymous, token, _ = conversation_open(site=shop, token=None, user={}, context={})
-    claimed, _, resumed = conversation_open(site=shop, token=token, user={"id": "u-9"}, context={}, verified=True)
+    claimed, _, resumed = conversation_open(
+        site=shop, token=token, user={"id": "u-9"}, context={}, verified=True
+    )
     assert resumed and claimed.pk == anonymous.pk
     assert Conversation.objects.get(pk=anonymous.pk).user_id == "u-9"
 
@@ -149,9 +163,17 @@ def test_admin_site_page_shows_the_snippet(admin_client, shop):
 
 def test_admin_rejects_a_bad_origin(admin_client, shop):
     data = {
-        "name": "Shop", "key": "shop", "enabled": "on", "allowed_origins": "*",
-        "identity_secret": SECRET, "greeting": "Hi", "suggestions": "[]", "accent_color": "#123456",
-        "theme": "auto", "position": "right", "language": "en",
+        "name": "Shop",
+        "key": "shop",
+        "enabled": "on",
+        "allowed_origins": "*",
+        "identity_secret": SECRET,
+        "greeting": "Hi",
+        "suggestions": "[]",
+        "accent_color": "#123456",
+        "theme": "auto",
+        "position": "right",
+        "language": "en",
     }
     response = admin_client.post(reverse("admin:chat_site_change", args=[shop.pk]), data)
     assert response.status_code == 200 and "are not origins" in response.content.decode()
@@ -165,7 +187,9 @@ pytestmark_async = pytest.mark.django_db(transaction=True)
 @pytestmark_async
 async def test_forged_identity_is_refused_with_4401(team, connect, shop):
     comm = await connect()
-    await send(comm, {"type": "session.start", "site": "shop", "user": {"id": "u-1", "hash": "ab" * 32}})
+    await send(
+        comm, {"type": "session.start", "site": "shop", "user": {"id": "u-1", "hash": "ab" * 32}}
+    )
     error = await recv(comm)
     assert error["type"] == "error" and error["code"] == "identity_invalid"
     assert "verify" in error["message"]
@@ -174,11 +198,15 @@ async def test_forged_identity_is_refused_with_4401(team, connect, shop):
 
 
 @pytestmark_async
-async def test_unverified_visitor_is_refused_when_the_site_requires_verification(team, connect, shop):
+async def test_unverified_visitor_is_refused_when_the_site_requires_verification(
+    team, connect, shop
+):
     shop.require_verified = True
     await shop.asave()
     comm = await connect()
-    await send(comm, {"type": "session.start", "site": "shop", "user": {"id": "u-1", "name": "Ada"}})
+    await send(
+        comm, {"type": "session.start", "site": "shop", "user": {"id": "u-1", "name": "Ada"}}
+    )
     assert (await recv(comm))["code"] == "identity_invalid"
     await expect_close(comm, 4401)
     comm = await connect()

@@ -79,7 +79,7 @@ async def test_follow_up_stays_with_the_specialist(team):
 async def test_clear_topic_change_hands_off_from_the_specialist(team, text):
     outcome, events, _ = await run(text, active="billing")
     assert outcome.final_agent.slug == "technical_support"
-    assert [e.reason for e in events if isinstance(e, runtime.AgentChanged)] == ["handoff"]
+    assert [e.reason for e in events if isinstance(e, runtime.AgentChanged)] == ["route"]
 
 
 async def test_registry_edits_apply_on_the_next_turn(team):

@@ -27,7 +27,9 @@ def turn_request(text):
     )
 
 
-async def test_streamed_handoff_and_tool_call_over_chat_completions(team, compatible):
+async def test_streamed_handoff_and_tool_call_over_chat_completions(
+    team, compatible, orchestrator_decides
+):
     compatible.steps = [
         Step(tool_calls=[("transfer_to_billing", {})]),
         Step(tool_calls=[("search_knowledge", {"query": "charged twice"})]),
@@ -43,7 +45,9 @@ async def test_streamed_handoff_and_tool_call_over_chat_completions(team, compat
     assert outcome.status == "ok", outcome.error_detail
     assert outcome.final_agent.slug == "billing"
     kinds = [type(e).__name__ for e in events]
-    assert kinds[0] == "AgentChanged" and "ToolStarted" in kinds and kinds[-1] == "MessageDone"
+    assert kinds[:2] == ["RouteDecided", "AgentChanged"]
+    assert events[0].decision.path == "orchestrator"
+    assert "ToolStarted" in kinds and kinds[-1] == "MessageDone"
     deltas = [e.text for e in events if isinstance(e, runtime.MessageDelta)]
     assert len(deltas) > 5  # streamed word by word over SSE
     assert "".join(deltas) == events[-1].text

@@ -43,7 +43,10 @@ class Command(BaseCommand):
                     site = selectors.site_get(key=site_key)
                     secret = site.identity_secret if site else ""
                     # This is what a customer's server does: sign the user id, never in the browser.
-                    user = {**DEMO_USER, "hash": identity_signature(secret=secret, user_id=DEMO_USER["id"])}
+                    user = {
+                        **DEMO_USER,
+                        "hash": identity_signature(secret=secret, user_id=DEMO_USER["id"]),
+                    }
                 body = render_to_string(
                     "demo/host.html",
                     {"app": app, "site_key": site_key, "user": user, "signed_in": user is not None},
@@ -55,7 +58,9 @@ class Command(BaseCommand):
                 self.wfile.write(body)
 
         server = ThreadingHTTPServer((options["host"], options["port"]), Handler)
-        self.stdout.write(f"Demo host page (another origin, embeds the widget): http://{options['host']}:{options['port']}/")
+        self.stdout.write(
+            f"Demo host page (another origin, embeds the widget): http://{options['host']}:{options['port']}/"
+        )
         try:
             server.serve_forever()
         except KeyboardInterrupt:

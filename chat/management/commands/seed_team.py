@@ -21,7 +21,9 @@ class Command(BaseCommand):
     def handle(self, *args, **options) -> None:
         created = team_seed()
         site_ensure_default()
-        site_ensure_demo_widget(origins=[o.rstrip("/").lower() for o in options["demo_host_origin"]])
+        site_ensure_demo_widget(
+            origins=[o.rstrip("/").lower() for o in options["demo_host_origin"]]
+        )
         self.stdout.write(
             self.style.SUCCESS(
                 "Team ready: {agents} agents, {examples} routing examples and {articles} "

@@ -1,0 +1,117 @@
+"""Where a turn starts: the router's decision, stickiness, load awareness, "nothing fits".
+
+Pure logic over plain data (no ORM, no SDK), so it is easy to test and runs in a
+worker thread. The runtime calls `decide` before each turn and records the result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from .router import RouteDecision, Router
+from .team import AgentSpec, Team
+
+Path = Literal["fast", "orchestrator", "fallback", "sticky"]
+
+
+@dataclass(frozen=True)
+class Policy:
+    threshold: float
+    when_unsure: str = "fallback"  # or "orchestrator"
+    topic_change_margin: float = 0.15
+    llm_available: bool = False  # the orchestrator runs on an LLM, so it can decide when unsure
+
+
+@dataclass(frozen=True)
+class RoutingDecision:
+    agent: str  # where the turn starts
+    path: Path
+    confidence: float
+    routed_to: str | None  # the router's own pick, before load checks (None: nothing fits)
+    runners_up: tuple[tuple[str, float], ...] = ()
+    skipped: tuple[tuple[str, str], ...] = field(default=())  # (agent, why)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "agent": self.agent,
+            "path": self.path,
+            "confidence": round(self.confidence, 4),
+            "routed_to": self.routed_to,
+            "runners_up": [[a, round(s, 4)] for a, s in self.runners_up],
+            "skipped": [list(s) for s in self.skipped],
+        }
+
+
+def unavailable_reason(spec: AgentSpec | None, in_flight: Mapping[str, int]) -> str | None:
+    if spec is None or not spec.enabled:
+        return "disabled"
+    if spec.degraded:
+        return "degraded"
+    if spec.max_concurrency and in_flight.get(spec.slug, 0) >= spec.max_concurrency:
+        return "at its concurrency limit"
+    return None
+
+
+def decide(
+    *,
+    team: Team,
+    router: Router,
+    text: str,
+    active: str | None,
+    policy: Policy,
+    in_flight: Mapping[str, int] | None = None,
+) -> RoutingDecision:
+    in_flight = in_flight or {}
+    fallback, orchestrator = team.fallback, team.orchestrator
+    route: RouteDecision = router.route(text)
+    best, confidence = route.agent, route.confidence
+    confident = best is not None and confidence >= policy.threshold
+    current = team.get(active)
+    sticky = current if current and current.enabled and current.role == "specialist" else None
+
+    if sticky is not None and (
+        not confident
+        or best == sticky.slug
+        or confidence < route.score_of(sticky.slug) + policy.topic_change_margin
+    ):
+        target, path = sticky.slug, "sticky"
+    elif confident and best is not None:
+        target, path = best, "fast"
+    elif policy.when_unsure == "orchestrator" and policy.llm_available and orchestrator:
+        target, path = orchestrator.slug, "orchestrator"
+    elif fallback is not None:
+        target, path = fallback.slug, "fallback"
+    elif orchestrator is not None:
+        target, path = orchestrator.slug, "orchestrator"
+    else:
+        raise LookupError("The team has no enabled orchestrator or fallback agent.")
+
+    # Load awareness: skip an unavailable agent for its alternative, else the fallback.
+    skipped: list[tuple[str, str]] = []
+    seen = {target}
+    while (reason := unavailable_reason(team.get(target), in_flight)) is not None:
+        skipped.append((target, reason))
+        spec = team.get(target)
+        options = [spec.alternative if spec else None]
+        options += [
+            fallback.slug if fallback else None,
+            orchestrator.slug if orchestrator else None,
+        ]
+        nxt = next((o for o in options if o and o not in seen), None)
+        if nxt is None:
+            raise LookupError("No agent is available to answer.")
+        seen.add(nxt)
+        target = nxt
+        if fallback is not None and target == fallback.slug:
+            path = "fallback"
+    runners_up = tuple((a, s) for a, s in route.ranked if a != best)[:3]
+    return RoutingDecision(
+        agent=target,
+        path=path,  # type: ignore[arg-type]
+        confidence=confidence,
+        routed_to=best if confident else None,
+        runners_up=runners_up,
+        skipped=tuple(skipped),
+    )
