@@ -18,6 +18,17 @@ def _close_worker_thread_connections():
     SyncToAsync.single_thread_executor.submit(connections.close_all).result(timeout=10)
 
 
+@pytest.fixture(autouse=True)
+def _fresh_channel_layer():
+    """Each test gets its own channel layer instance. Tests run on different event loops,
+    and a Redis layer's receive lock belongs to the loop that first used it."""
+    from channels.layers import channel_layers
+
+    channel_layers.backends.clear()
+    yield
+    channel_layers.backends.clear()
+
+
 @pytest.fixture
 def team(db):
     """The seeded default team, its articles and the demo site."""
