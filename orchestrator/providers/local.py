@@ -207,7 +207,10 @@ class LocalModel(Model):
         conversation_id: str | None = None,
         prompt: Any = None,
     ) -> ModelResponse:
-        decision, prompt_tokens = self._respond(system_instructions, input, tools, handoffs)
+        # Deciding may score messages with the router: CPU work, kept off the event loop.
+        decision, prompt_tokens = await asyncio.to_thread(
+            self._respond, system_instructions, input, tools, handoffs
+        )
         item = decision if not isinstance(decision, str) else _message(decision)
         out_tokens = count_tokens(decision if isinstance(decision, str) else item.arguments)
         return ModelResponse(
@@ -235,7 +238,10 @@ class LocalModel(Model):
         conversation_id: str | None = None,
         prompt: Any = None,
     ) -> AsyncIterator[Any]:
-        decision, prompt_tokens = self._respond(system_instructions, input, tools, handoffs)
+        # Deciding may score messages with the router: CPU work, kept off the event loop.
+        decision, prompt_tokens = await asyncio.to_thread(
+            self._respond, system_instructions, input, tools, handoffs
+        )
         response_id = f"local-{uuid.uuid4().hex}"
         seq = _Seq()
         yield ResponseCreatedEvent(
