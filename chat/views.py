@@ -4,7 +4,7 @@ from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.clickjacking import xframe_options_exempt
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from orchestrator.providers import offline_mode
 from superorch_site.middleware import csp_with
@@ -16,7 +16,7 @@ from .services import DEFAULT_SITE_KEY, site_ensure_default
 WIDGET_PATH = "superorch/widget.js"
 
 
-@require_GET
+@require_safe
 def chat_page(request: HttpRequest) -> HttpResponse:
     site = site_ensure_default()
     return render(
@@ -32,7 +32,7 @@ def chat_page(request: HttpRequest) -> HttpResponse:
     )
 
 
-@require_GET
+@require_safe
 @xframe_options_exempt  # framing is governed by CSP frame-ancestors, per site
 def widget_frame(request: HttpRequest, key: str) -> HttpResponse:
     """The chat inside the widget's iframe, served from our origin (which owns the token).
@@ -65,7 +65,7 @@ def widget_frame(request: HttpRequest, key: str) -> HttpResponse:
     return response
 
 
-@require_GET
+@require_safe
 def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
