@@ -38,18 +38,6 @@ class SiteAdmin(admin.ModelAdmin):
         return ", ".join(obj.origin_list) or "(this app only)"
 
 
-class MessageInline(admin.TabularInline):
-    model = Message
-    extra = 0
-    fields = ("created_at", "role", "agent_name", "text", "status")
-    readonly_fields = fields
-    can_delete = False
-    show_change_link = True
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-
 @admin.register(Conversation)
 class ConversationAdmin(admin.ModelAdmin):
     list_display = (

@@ -1,9 +1,11 @@
-"""Allowed-origin lists for widget sites: parsing, validation, matching and CSP."""
+"""Allowed-origin lists for widget sites: parsing, validation and CSP.
+
+The frame's postMessage check matches origins in the browser (static/superorch/chat.js).
+"""
 
 from __future__ import annotations
 
 import re
-from urllib.parse import urlsplit
 
 from django.core.exceptions import ValidationError
 
@@ -34,26 +36,6 @@ def validate_origins(text: str) -> None:
             "e.g. https://shop.example.com or https://*.example.com (no paths; '*' alone is not allowed).",
             params={"bad": ", ".join(problems)},
         )
-
-
-def origin_allowed(origin: str, allowed: list[str]) -> bool:
-    """Does a concrete origin (scheme://host[:port]) match the allowed list?"""
-    parts = urlsplit(origin.lower())
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return False
-    for pattern in allowed:
-        match = _ORIGIN.match(pattern)
-        if not match or match["scheme"] != parts.scheme:
-            continue
-        if (match["port"] and int(match["port"])) != parts.port:
-            continue
-        host = match["host"]
-        if host.startswith("*."):
-            if parts.hostname.endswith(host[1:]) and parts.hostname != host[2:]:
-                return True
-        elif parts.hostname == host.strip("[]"):
-            return True
-    return False
 
 
 def frame_ancestors(allowed: list[str]) -> str:

@@ -6,7 +6,7 @@ import uuid
 
 from django.conf import settings
 
-from .models import Conversation, Message, MessageStatus, Role, Site, Turn, TurnStatus
+from .models import Conversation, Message, MessageStatus, Role, Site
 
 
 def site_get(*, key: str) -> Site | None:
@@ -41,12 +41,4 @@ def conversations_with_pending() -> list[int]:
         Message.objects.filter(role=Role.USER, status=MessageStatus.PENDING)
         .values_list("conversation_id", flat=True)
         .distinct()
-    )
-
-
-def turn_running(*, conversation_id: int) -> Turn | None:
-    return (
-        Turn.objects.filter(conversation_id=conversation_id, status=TurnStatus.RUNNING)
-        .order_by("-id")
-        .first()
     )

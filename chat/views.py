@@ -13,8 +13,6 @@ from . import selectors
 from .origins import frame_ancestors
 from .services import DEFAULT_SITE_KEY, site_ensure_default
 
-WIDGET_PATH = "superorch/widget.js"
-
 
 @require_safe
 def chat_page(request: HttpRequest) -> HttpResponse:

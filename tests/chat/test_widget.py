@@ -6,7 +6,7 @@ from django.core.exceptions import ValidationError
 from django.urls import reverse
 
 from chat.models import Conversation, Site
-from chat.origins import frame_ancestors, origin_allowed, parse_origins, validate_origins
+from chat.origins import frame_ancestors, parse_origins, validate_origins
 from chat.services import (
     IdentityError,
     conversation_open,
@@ -38,7 +38,7 @@ def shop(db):
 # --- origins ------------------------------------------------------------------------------
 
 
-def test_origins_parse_validate_and_match():
+def test_origins_parse_and_validate():
     assert parse_origins(
         " https://A.example.com/ \n\nhttps://a.example.com, http://x.test:8001"
     ) == [
@@ -56,15 +56,6 @@ def test_origins_parse_validate_and_match():
     ]:
         with pytest.raises(ValidationError):
             validate_origins(bad)
-    allowed = ["https://shop.example.com", "https://*.example.org", "http://127.0.0.1:8001"]
-    assert origin_allowed("https://shop.example.com", allowed)
-    assert origin_allowed("https://a.b.example.org", allowed)
-    assert not origin_allowed("https://example.org", allowed)  # the wildcard means subdomains
-    assert not origin_allowed("http://shop.example.com", allowed)  # scheme matters
-    assert not origin_allowed("https://shop.example.com.evil.com", allowed)
-    assert not origin_allowed("https://evilexample.org", allowed)
-    assert origin_allowed("http://127.0.0.1:8001", allowed)
-    assert not origin_allowed("http://127.0.0.1:8002", allowed)  # port matters
     assert frame_ancestors([]) == "'self'"
 
 
