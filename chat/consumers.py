@@ -33,6 +33,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()
+        # A fresh process trains its router now, while the user is still typing.
+        try:
+            await db(orchestrator_selectors.router_warm)()
+        except Exception:
+            logger.exception("Could not start training the router")
 
     async def disconnect(self, code: int) -> None:
         if self.group:

@@ -35,6 +35,13 @@ def validate_tool_names(value: object) -> None:
         )
 
 
+class AgentProfileQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        """Bulk updates move the registry's version stamp too, as save() does."""
+        kwargs.setdefault("updated_at", timezone.now())
+        return super().update(**kwargs)
+
+
 class AgentProfile(models.Model):
     """One agent of the team, as configured by staff. Edits apply on the next turn."""
 
@@ -78,6 +85,8 @@ class AgentProfile(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AgentProfileQuerySet.as_manager()
 
     class Meta:
         ordering = ["id"]

@@ -10,6 +10,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from threadpoolctl import threadpool_limits
+
 from .router import Router
 
 FALLBACK_LABEL = "fallback"
@@ -42,14 +44,14 @@ def read_jsonl(path: Path, required: tuple[str, ...]) -> list[dict[str, Any]]:
     return rows
 
 
-def train(examples: Iterable[dict[str, str]]) -> Router:
+def train(examples: Iterable[dict[str, str]], *, embeddings: bool | None = None) -> Router:
     documents: dict[str, list[str]] = defaultdict(list)
     fallback: list[str] = []
     for row in examples:
         (fallback if row["agent"] == FALLBACK_LABEL else documents[row["agent"]]).append(
             row["text"]
         )
-    return Router(documents, fallback_examples=fallback)
+    return Router(documents, fallback_examples=fallback, embeddings=embeddings)
 
 
 def evaluate(
@@ -57,10 +59,10 @@ def evaluate(
 ) -> dict[str, Any]:
     threshold = router.threshold if threshold is None else threshold
     timings, in_scope, in_scope_ok, fb_expected, fb_hit, fb_predicted = [], 0, 0, 0, 0, 0
-    for case in cases:
-        started = time.perf_counter()
-        decision = router.route(case["text"])
-        timings.append((time.perf_counter() - started) * 1000)
+    with threadpool_limits(limits=1):  # one query at a time, on one core
+        routed = [_timed_route(router, case["text"]) for case in cases]
+    for case, (decision, elapsed_ms) in zip(cases, routed, strict=True):
+        timings.append(elapsed_ms)
         fits = decision.agent is not None and decision.confidence >= threshold
         predicted = decision.agent if fits else FALLBACK_LABEL
         if case["expected"] == FALLBACK_LABEL:
@@ -77,4 +79,11 @@ def evaluate(
         "ms_per_route": round(statistics.median(timings), 3),
         "cases": len(cases),
         "threshold": threshold,
+        "mode": router.mode,
     }
+
+
+def _timed_route(router: Router, text: str):
+    started = time.perf_counter()
+    decision = router.route(text)
+    return decision, (time.perf_counter() - started) * 1000

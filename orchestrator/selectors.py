@@ -9,6 +9,7 @@ import uuid
 from datetime import timedelta
 from typing import Any
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Avg, Count, Max, Q
 from django.utils import timezone
@@ -21,13 +22,15 @@ from .models import (
     RoutingExample,
     RoutingSettings,
 )
-from .router import Router, tokenize
+from .router import Router
+from .router_store import RouterStore
 from .routing_policy import Policy, RoutingDecision, decide
 from .team import AgentSpec, Team
+from .text import tokenize
 
 _cache_lock = threading.Lock()
 _team_cache: dict[str, Team] = {}
-_router_cache: dict[str, Router] = {}
+_routers = RouterStore()
 
 
 def registry_version() -> str:
@@ -82,30 +85,33 @@ def team_snapshot() -> Team:
     return team
 
 
-def router_for(team: Team) -> Router:
-    """The router trained on the team's specialists (cached per registry version).
+def router_for(team: Team, *, wait: bool = False) -> Router:
+    """The router trained on the team's specialists.
 
     Disabled and degraded specialists stay in it, so their messages are recognised and
     sent to their alternative; the fallback agent's examples teach "nothing fits".
-    Training is CPU work: call this from a worker thread, not the event loop.
+    Routers are kept by a hash of their training texts, so a registry is trained once;
+    after a change the new one trains on a background thread while the previous one
+    keeps answering (settings.SUPERORCH_ROUTER_RETRAIN, see router_store). Training is
+    CPU work: call this from a worker thread.
     """
-    with _cache_lock:
-        router = _router_cache.get(team.version)
-    if router is None:
-        router = Router(
-            {
-                a.slug: [*a.examples, *a.topics, a.handoff_description]
-                for a in team.agents.values()
-                if a.role == "specialist"
-            },
-            fallback_examples=[
-                t for a in team.agents.values() if a.role == "fallback" for t in a.examples
-            ],
-        )
-        with _cache_lock:
-            _router_cache.clear()
-            _router_cache[team.version] = router
-    return router
+    background = not wait and settings.SUPERORCH_ROUTER_RETRAIN == "background"
+    return _routers.get(*_router_corpus(team), background=background)
+
+
+def router_warm() -> None:
+    """Start training the current registry's router, if needed, and return at once."""
+    _routers.warm(*_router_corpus(team_snapshot()))
+
+
+def _router_corpus(team: Team) -> tuple[dict[str, list[str]], list[str]]:
+    documents = {
+        a.slug: [*a.examples, *a.topics, a.handoff_description]
+        for a in team.agents.values()
+        if a.role == "specialist"
+    }
+    fallback = [t for a in team.agents.values() if a.role == "fallback" for t in a.examples]
+    return documents, fallback
 
 
 def routing_policy(*, team: Team) -> Policy:

@@ -32,8 +32,11 @@ def _fresh_channel_layer():
 @pytest.fixture
 def team(db):
     """The seeded default team, its articles and the demo site."""
+    from orchestrator.selectors import router_for, team_snapshot
+
     team_seed()
     site_ensure_default()
+    router_for(team_snapshot(), wait=True)  # trained once per process, as a running server has it
 
 
 @pytest.fixture

@@ -43,8 +43,9 @@ from openai.types.responses import (
 )
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
-from ..router import Router, tokenize
+from ..router import Router
 from ..team import AgentSpec, Team
+from ..text import tokenize
 
 LOCAL_MODEL_NAME = "superorch-offline-1"
 _TOKEN = re.compile(r"\w+|[^\w\s]")

@@ -9,6 +9,7 @@ its secrets.
 from pathlib import Path
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
@@ -149,6 +150,13 @@ OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 SUPERORCH_DEFAULT_MODEL = env.str("SUPERORCH_DEFAULT_MODEL", default="gpt-4.1-mini")
 # Seconds between words streamed by the local offline model (0 = as fast as possible).
 SUPERORCH_LOCAL_MODEL_DELAY = env.float("SUPERORCH_LOCAL_MODEL_DELAY", default=0.03)
+# After a registry change the router retrains on a background thread and the previous one
+# answers meanwhile ("background"), or turns wait for it ("inline"; the tests use this).
+SUPERORCH_ROUTER_RETRAIN = env.str("SUPERORCH_ROUTER_RETRAIN", default="background")
+if SUPERORCH_ROUTER_RETRAIN not in ("background", "inline"):
+    raise ImproperlyConfigured("SUPERORCH_ROUTER_RETRAIN must be 'background' or 'inline'.")
+# Threads per process for numpy/scipy (the router); more only contend on small matrices.
+SUPERORCH_NUMERIC_THREADS = env.int("SUPERORCH_NUMERIC_THREADS", default=1)
 # Model calls per turn before the turn is stopped (SDK max_turns).
 SUPERORCH_MAX_MODEL_CALLS = env.int("SUPERORCH_MAX_MODEL_CALLS", default=10)
 # A turn that runs longer than this (seconds) is stopped and reported as failed.

@@ -17,6 +17,11 @@ class Command(BaseCommand):
         parser.add_argument("--examples", required=True, type=Path)
         parser.add_argument("--cases", required=True, type=Path)
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+        parser.add_argument(
+            "--without-embeddings",
+            action="store_true",
+            help="TF-IDF features only: what the router does without the MiniLM weights.",
+        )
 
     def handle(self, *args, **options) -> None:
         try:
@@ -25,14 +30,17 @@ class Command(BaseCommand):
         except EvalInputError as exc:
             raise CommandError(str(exc)) from None
         started = time.perf_counter()
-        router = train(examples)
+        try:
+            router = train(examples, embeddings=False if options["without_embeddings"] else None)
+        except ValueError as exc:
+            raise CommandError(f"{options['examples']}: {exc}") from None
         train_s = time.perf_counter() - started
         result = evaluate(router, cases)
         if options["json"]:
             self.stdout.write(json.dumps(result))
             return
         self.stdout.write(
-            f"Trained on {len(examples)} examples in {train_s:.1f} s; routed {result['cases']} cases "
+            f"Trained on {len(examples)} examples ({router.mode}) in {train_s:.1f} s; routed {result['cases']} cases "
             f"at threshold {result['threshold']:.3f}.\n"
             f"  in-scope accuracy   {result['in_scope_accuracy']}\n"
             f"  fallback recall     {result['fallback_recall']}\n"
