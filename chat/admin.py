@@ -1,10 +1,28 @@
-from django.contrib import admin
+from django import forms
+from django.contrib import admin, messages
 from django.db.models import Count
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
+
+from orchestrator import workflow_engine
+from orchestrator.models import Workflow, WorkflowRun
 
 from .models import Conversation, Feedback, Message, Site, Turn, TurnEvent
 from .rendering import render_markdown
+
+
+class StartWorkflowForm(forms.Form):
+    workflow = forms.ModelChoiceField(queryset=Workflow.objects.filter(enabled=True))
+    input = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
+        max_length=4000,
+        help_text="What the workflow works on ({input} in its instructions).",
+    )
 
 
 @admin.register(Site)
@@ -62,9 +80,71 @@ class ConversationAdmin(admin.ModelAdmin):
         "page_context",
         "created_at",
         "updated_at",
+        "workflows",
         "transcript",
     )
     exclude = ("token_hash", "busy_until")
+
+    def get_urls(self):
+        view = self.admin_site.admin_view(self.start_workflow_view)
+        return [
+            path("<int:pk>/start-workflow/", view, name="chat_conversation_start_workflow"),
+            *super().get_urls(),
+        ]
+
+    def start_workflow_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Staff start a workflow for this conversation; its answer is posted to it."""
+        conversation = get_object_or_404(Conversation, pk=pk)
+        if not self.has_change_permission(request, conversation):
+            return HttpResponseRedirect(reverse("admin:index"))
+        form = StartWorkflowForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                run = workflow_engine.workflow_start(
+                    workflow=form.cleaned_data["workflow"],
+                    conversation_id=conversation.uuid,
+                    input=form.cleaned_data["input"],
+                    started_by="staff",
+                )
+            except workflow_engine.WorkflowError as exc:
+                form.add_error(None, str(exc))
+            else:
+                messages.success(request, f"Started {run.workflow_slug}.")
+                return HttpResponseRedirect(
+                    reverse("admin:orchestrator_workflowrun_change", args=[run.pk])
+                )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Start a workflow for {conversation}",
+            "opts": self.model._meta,
+            "original": conversation,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/chat/start_workflow.html", context)
+
+    @admin.display(description="Workflows")
+    def workflows(self, obj: Conversation) -> str:
+        runs = WorkflowRun.objects.filter(conversation_id=obj.uuid).order_by("-created_at")[:20]
+        start = format_html(
+            '<a class="button" href="{}">Start a workflow</a>',
+            reverse("admin:chat_conversation_start_workflow", args=[obj.pk]),
+        )
+        rows = format_html_join(
+            "",
+            '<li><a href="{}">{}</a>: {} ({} of {} steps) · {}</li>',
+            (
+                (
+                    reverse("admin:orchestrator_workflowrun_change", args=[r.pk]),
+                    r.workflow_slug,
+                    r.get_status_display(),
+                    r.done_steps,
+                    r.total_steps,
+                    r.created_at.strftime("%Y-%m-%d %H:%M:%S"),
+                )
+                for r in runs
+            ),
+        )
+        return format_html("<ul>{}</ul>{}", rows, start) if runs else start
 
     def get_queryset(self, request):
         return super().get_queryset(request).annotate(n_messages=Count("messages"))

@@ -330,3 +330,51 @@ def turn_finish(
                 kind=TurnEvent.Kind.ERROR,
                 data={"code": error_code, "detail": error[:2000]},
             )
+
+
+def workflow_answer_post(*, run_id: int) -> Message | None:
+    """Post a finished workflow's answer to its conversation, when no chat turn took it.
+
+    Exactly one of the waiting turn and this claims the delivery. The message reaches
+    every socket of the conversation as `message.done` with `"turn": null`.
+    """
+    from asgiref.sync import async_to_sync
+
+    from orchestrator import selectors as orchestrator_selectors
+    from orchestrator import workflow_engine
+    from orchestrator.models import StepRun, WorkflowRun, WorkflowStatus
+
+    from .events import broadcast, message_dict
+
+    run = WorkflowRun.objects.filter(pk=run_id).first()
+    if run is None or run.waiting or run.status not in (WorkflowStatus.OK, WorkflowStatus.FAILED):
+        return None
+    conversation = Conversation.objects.filter(uuid=run.conversation_id).first()
+    if conversation is None or not workflow_engine.workflow_claim_delivery(run_id=run.pk):
+        return None
+    last = (
+        run.steps.filter(kind=StepRun.Kind.AGENT, finished_at__isnull=False)
+        .order_by("-finished_at")
+        .first()
+    )
+    team = orchestrator_selectors.team_snapshot()
+    agent = team.get(last.agent_slug if last else None) or team.orchestrator
+    name = run.workflow.name if run.workflow else run.workflow_slug
+    if run.status == WorkflowStatus.OK:
+        text = f"{run.result}\n\n_From the {name} workflow._"
+    else:
+        text = (
+            f"I'm sorry, the {name} workflow could not finish: {run.error} Your request is "
+            "saved, and a member of the support team will follow up."
+        )
+    message = Message.objects.create(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        agent_slug=agent.slug if agent else "",
+        agent_name=agent.name if agent else "",
+        text=text,
+    )
+    async_to_sync(broadcast)(
+        conversation.uuid, {"type": "message.done", "turn": None, "message": message_dict(message)}
+    )
+    return message

@@ -138,6 +138,24 @@ async def _run(turn: Turn, conversation_uuid) -> None:
                     "label": event.label,
                 },
             )
+        elif isinstance(event, runtime.WorkflowProgress):
+            await broadcast(
+                conversation_uuid,
+                {
+                    "type": "workflow.progress",
+                    "turn": turn_key,
+                    "workflow": {
+                        "id": str(event.run_id),
+                        "slug": event.workflow,
+                        "name": event.name,
+                    },
+                    "status": event.status,
+                    "step": event.step,
+                    "agent": event.agent,
+                    "done": event.done,
+                    "total": event.total,
+                },
+            )
         elif isinstance(event, runtime.ToolFinished):
             await broadcast(
                 conversation_uuid,

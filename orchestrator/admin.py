@@ -4,7 +4,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from . import selectors
-from .forms import AgentProfileForm
+from .forms import AgentProfileForm, WorkflowForm
 from .models import (
     AgentProfile,
     AgentRun,
@@ -12,6 +12,9 @@ from .models import (
     KnowledgeArticle,
     RoutingExample,
     RoutingSettings,
+    StepRun,
+    Workflow,
+    WorkflowRun,
 )
 
 
@@ -121,8 +124,85 @@ class AgentRunAdmin(admin.ModelAdmin):
 
 @admin.register(ContextEntry)
 class ContextEntryAdmin(admin.ModelAdmin):
-    list_display = ("key", "conversation_id", "value", "updated_at")
+    """The shared context store: a blank conversation id is a global key every agent sees."""
+
+    list_display = ("key", "scope", "value", "updated_at")
+    list_filter = (("conversation_id", admin.EmptyFieldListFilter),)
     search_fields = ("key", "conversation_id")
+
+    @admin.display(description="scope", ordering="conversation_id")
+    def scope(self, obj: ContextEntry) -> str:
+        return str(obj.conversation_id) if obj.conversation_id else "global"
+
+
+@admin.register(Workflow)
+class WorkflowAdmin(admin.ModelAdmin):
+    form = WorkflowForm
+    list_display = ("name", "slug", "enabled", "triggers", "run_count", "updated_at")
+    list_filter = ("enabled",)
+    search_fields = ("name", "slug", "description", "triggers")
+    prepopulated_fields = {"slug": ("name",)}
+
+    @admin.display(description="runs")
+    def run_count(self, obj: Workflow) -> int:
+        return obj.runs.count()
+
+
+class StepRunInline(admin.TabularInline):
+    model = StepRun
+    extra = 0
+    can_delete = False
+    fields = (
+        "step_id",
+        "kind",
+        "agent_slug",
+        "status",
+        "attempts",
+        "duration",
+        "worker",
+        "output",
+        "error",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="ms")
+    def duration(self, obj: StepRun) -> int | None:
+        return obj.duration_ms
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(WorkflowRun)
+class WorkflowRunAdmin(admin.ModelAdmin):
+    list_display = (
+        "created_at",
+        "workflow_slug",
+        "status",
+        "progress",
+        "duration",
+        "started_by",
+        "conversation_id",
+    )
+    list_filter = ("status", "workflow_slug", "started_by", "created_at")
+    search_fields = ("uuid", "conversation_id", "input", "result", "error")
+    date_hierarchy = "created_at"
+    inlines = [StepRunInline]
+    exclude = ("definition",)
+
+    @admin.display(description="steps")
+    def progress(self, obj: WorkflowRun) -> str:
+        return f"{obj.done_steps} of {obj.total_steps}"
+
+    @admin.display(description="ms")
+    def duration(self, obj: WorkflowRun) -> int | None:
+        return obj.duration_ms
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "definition"]
+
+    def has_add_permission(self, request) -> bool:
+        return False  # staff start workflows from a conversation's page
 
 
 @admin.register(RoutingSettings)

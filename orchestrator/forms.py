@@ -1,6 +1,6 @@
 from django import forms
 
-from .models import AgentProfile
+from .models import AgentProfile, Workflow
 from .tool_names import TOOL_CHOICES
 
 
@@ -41,3 +41,25 @@ class AgentProfileForm(forms.ModelForm):
         if handoffs is not None and self.instance.pk and self.instance in handoffs:
             raise forms.ValidationError("An agent cannot hand off to itself.")
         return cleaned
+
+
+class WorkflowForm(forms.ModelForm):
+    class Meta:
+        model = Workflow
+        fields = ["name", "slug", "description", "triggers", "enabled", "definition"]
+        widgets = {
+            "definition": forms.Textarea(
+                attrs={"rows": 24, "cols": 100, "class": "vLargeTextField"}
+            )
+        }
+
+    def clean_definition(self):
+        from .workflow_engine import workflow_definition_check
+        from .workflows import DefinitionError
+
+        definition = self.cleaned_data.get("definition")
+        try:
+            workflow_definition_check(definition)
+        except DefinitionError as exc:
+            raise forms.ValidationError(str(exc)) from None
+        return definition

@@ -232,3 +232,129 @@ class AgentRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.agent_slug} {self.status} {self.started_at:%Y-%m-%d %H:%M:%S}"
+
+
+class Workflow(models.Model):
+    """A named multi-agent workflow: steps (agent, parallel group, condition) as JSON."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.CharField(
+        max_length=300, help_text="What it does; agents read this to decide when to start it."
+    )
+    triggers = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="Comma-separated words or phrases; the offline model starts this workflow "
+        "when a message contains one of them (LLMs decide from the description).",
+    )
+    definition = models.JSONField(
+        help_text="Steps as JSON; see docs/workflows.md. Validated when saved."
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def trigger_list(self) -> list[str]:
+        return [t.strip().lower() for t in self.triggers.split(",") if t.strip()]
+
+
+class WorkflowStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    RUNNING = "running", "Running"
+    OK = "ok", "Finished"
+    FAILED = "failed", "Failed"
+
+
+class WorkflowRun(models.Model):
+    """One run of a workflow, with the definition as it was when it started."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    workflow = models.ForeignKey(
+        Workflow, null=True, blank=True, on_delete=models.SET_NULL, related_name="runs"
+    )
+    workflow_slug = models.CharField(max_length=50)
+    definition = models.JSONField()
+    conversation_id = models.UUIDField(null=True, blank=True, db_index=True)
+    turn_id = models.UUIDField(null=True, blank=True)
+    started_by = models.CharField(max_length=20, default="agent")  # agent, staff
+    input = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=20, choices=WorkflowStatus.choices, default=WorkflowStatus.QUEUED
+    )
+    decisions = models.JSONField(default=dict, blank=True)  # condition id -> "then" / "else"
+    total_steps = models.PositiveIntegerField(default=0)
+    done_steps = models.PositiveIntegerField(default=0)
+    result = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    # A chat turn is waiting for the answer; when none is, it is posted to the conversation.
+    waiting = models.BooleanField(default=False)
+    delivered = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "workflow run"
+
+    def __str__(self) -> str:
+        return f"{self.workflow_slug} {self.status} {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.finished_at is None:
+            return None
+        return int((self.finished_at - self.created_at).total_seconds() * 1000)
+
+
+class StepRun(models.Model):
+    """One step of a workflow run: an agent step or a condition's decision."""
+
+    class Kind(models.TextChoices):
+        AGENT = "agent", "Agent step"
+        CONDITION = "condition", "Condition"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        RETRYING = "retrying", "Retrying"
+        OK = "ok", "OK"
+        FALLBACK = "fallback", "OK, by its fallback"
+        FAILED = "failed", "Failed"
+
+    run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="steps")
+    step_id = models.CharField(max_length=50)
+    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.AGENT)
+    agent_slug = models.CharField(max_length=50, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    attempts = models.PositiveIntegerField(default=0)
+    output = models.TextField(blank=True)
+    error = models.TextField(blank=True)
+    worker = models.CharField(
+        max_length=200, blank=True, help_text="Host and pid of the last attempt."
+    )
+    queued_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["queued_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["run", "step_id"], name="unique_step_per_run")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.step_id} {self.status}"
+
+    @property
+    def duration_ms(self) -> int | None:
+        if self.started_at is None or self.finished_at is None:
+            return None
+        return int((self.finished_at - self.started_at).total_seconds() * 1000)

@@ -105,7 +105,27 @@ class RouteDecided:
     decision: RoutingDecision
 
 
-TurnEvent = RouteDecided | AgentChanged | ToolStarted | ToolFinished | MessageDelta | MessageDone
+@dataclass(frozen=True)
+class WorkflowProgress:
+    run_id: uuid.UUID
+    workflow: str  # slug
+    name: str
+    status: Literal["started", "finished", "failed", "retrying", "done"]
+    step: str | None  # None for the run as a whole
+    agent: str | None
+    done: int
+    total: int
+
+
+TurnEvent = (
+    RouteDecided
+    | AgentChanged
+    | ToolStarted
+    | ToolFinished
+    | MessageDelta
+    | MessageDone
+    | WorkflowProgress
+)
 Emit = Callable[[TurnEvent], Awaitable[None]]
 
 
@@ -142,13 +162,14 @@ class TurnContext:
     conversation_id: uuid.UUID
     turn_id: uuid.UUID
     team: Team
+    emit: Emit | None = None  # the turn's event callback (None in workflow steps)
 
 
 def _json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, default=str)
 
 
-def _build_tools(spec: AgentSpec) -> list[Any]:
+def _build_tools(spec: AgentSpec, *, workflows: bool = True) -> list[Any]:
     tools: list[Any] = []
     slug = spec.slug
 
@@ -254,7 +275,123 @@ def _build_tools(spec: AgentSpec) -> list[Any]:
 
         tools.append(manage_context_operation)
 
+    if workflows and "execute_workflow" in spec.tools:
+
+        async def execute_workflow(
+            ctx: RunContextWrapper[TurnContext], workflow: str, request: str
+        ) -> str:
+            """Start one of the team's workflows for this conversation and wait for its answer.
+
+            Args:
+                workflow: The workflow's slug.
+                request: What the user asked, in their words.
+            """
+            return _json(await _execute_workflow(ctx.context, workflow, request))
+
+        tools.append(
+            function_tool(
+                execute_workflow,
+                description_override=(
+                    "Start one of the team's multi-step workflows for this conversation and "
+                    "wait for its answer. Use it when the request matches a workflow; answer "
+                    "the user from its result."
+                ),
+            )
+        )
+
     return tools
+
+
+async def _execute_workflow(context: TurnContext, slug: str, request: str) -> dict[str, Any]:
+    from . import workflow_engine
+    from .models import Workflow
+
+    spec = context.team.workflow(slug)
+    if spec is None:
+        names = ", ".join(w.slug for w in context.team.workflows) or "none"
+        return {"ok": False, "error": f"No enabled workflow {slug!r}. Workflows: {names}."}
+    workflow = await Workflow.objects.aget(slug=slug)
+    try:
+        run = await db(workflow_engine.workflow_start)(
+            workflow=workflow,
+            conversation_id=context.conversation_id,
+            input=request,
+            turn_id=context.turn_id,
+            waiting=True,
+            dispatch=False,
+        )
+    except workflow_engine.WorkflowError as exc:
+        return {"ok": False, "error": str(exc)}
+    # Eager mode runs the whole workflow inside the dispatch: keep it off the event loop
+    # and report progress meanwhile.
+    dispatcher = asyncio.create_task(
+        asyncio.to_thread(_in_new_db_thread, workflow_engine.workflow_dispatch, run_id=run.pk)
+    )
+    seen: dict[str, tuple[str, int]] = {}
+    emit = context.emit
+
+    async def report(status, step=None, agent=None, done=0, total=0) -> None:
+        if emit is not None:
+            await emit(
+                WorkflowProgress(run.uuid, spec.slug, spec.name, status, step, agent, done, total)
+            )
+
+    deadline = time.monotonic() + settings.SUPERORCH_WORKFLOW_WAIT
+    delivered = False
+    try:
+        while True:
+            progress = await db(selectors.workflow_progress)(run_id=run.pk)
+            for step_id, agent, status, attempts in progress["steps"]:
+                if seen.get(step_id) == (status, attempts):
+                    continue
+                seen[step_id] = (status, attempts)
+                kind = {
+                    "running": "started",
+                    "retrying": "retrying",
+                    "ok": "finished",
+                    "fallback": "finished",
+                    "failed": "failed",
+                }.get(status)
+                if kind:
+                    await report(kind, step_id, agent, progress["done"], progress["total"])
+            if progress["status"] in ("ok", "failed"):
+                delivered = await db(workflow_engine.workflow_claim_delivery)(run_id=run.pk)
+                await report(
+                    "done" if progress["status"] == "ok" else "failed",
+                    done=progress["done"],
+                    total=progress["total"],
+                )
+                if not delivered:
+                    return {"ok": True, "status": "posted", "message": "The answer was posted."}
+                if progress["status"] == "failed":
+                    return {
+                        "ok": False,
+                        "workflow": spec.name,
+                        "error": progress["error"] or "The workflow failed.",
+                    }
+                return {"ok": True, "workflow": spec.name, "answer": progress["result"]}
+            if time.monotonic() > deadline:
+                await db(workflow_engine.workflow_stop_waiting)(run_id=run.pk)
+                # The run may have finished while we stopped waiting: look once more.
+                if (await db(selectors.workflow_progress)(run_id=run.pk))["status"] in (
+                    "ok",
+                    "failed",
+                ):
+                    continue
+                return {
+                    "ok": True,
+                    "workflow": spec.name,
+                    "status": "running",
+                    "message": "The workflow is still running; its answer will be posted in "
+                    "this conversation when it is done.",
+                }
+            await asyncio.sleep(0.2)
+    finally:
+        if not delivered:
+            # A cancelled or failed turn: the answer goes to the conversation when ready.
+            await asyncio.shield(db(workflow_engine.workflow_stop_waiting)(run_id=run.pk))
+        if dispatcher.done() and dispatcher.exception() is not None:
+            logger.error("workflow %s dispatch failed", run.uuid, exc_info=dispatcher.exception())
 
 
 # --- Building the team ---------------------------------------------------------------
@@ -355,6 +492,95 @@ class _RunHooks(RunHooks[TurnContext]):
         return self.usage.pop(name, [0, 0, 0])
 
 
+# --- Running one workflow step ---------------------------------------------------------
+
+
+class StepFailed(RuntimeError):
+    """A workflow step's agent could not produce an answer; the message says why."""
+
+
+async def run_step(
+    *,
+    agent_slug: str,
+    instruction: str,
+    conversation_id: uuid.UUID,
+    run_id: uuid.UUID,
+    timeout: float,
+) -> str:
+    """One agent answers one instruction (a workflow step): no handoffs, no streaming.
+
+    The agent gets the conversation's shared context and its own tools (not
+    execute_workflow: a step cannot start workflows). One AgentRun is recorded,
+    with the workflow run's id as its turn id.
+    """
+    team = await db(selectors.team_snapshot)()
+    spec = team.get(agent_slug)
+    if spec is None or not spec.enabled:
+        raise StepFailed(f"The agent {agent_slug!r} is not available.")
+    shared = await db(selectors.context_visible)(conversation_id=conversation_id)
+    try:
+        choice = resolve(spec)
+    except ProviderNotConfigured as exc:
+        raise StepFailed(str(exc)) from exc
+    router = await asyncio.to_thread(_in_new_db_thread, selectors.router_for, team=team)
+    agent = Agent[TurnContext](
+        name=spec.name,
+        instructions=_instructions(spec, choice, _context_block({}, shared)),
+        model=build_model(choice, agent=spec, team=team, router=router),
+        model_settings=ModelSettings(include_usage=True)
+        if choice.provider != "local"
+        else ModelSettings(),
+        tools=_build_tools(spec, workflows=False),
+    )
+    hooks = _RunHooks()
+    started = time.monotonic()
+    agent_run = await db(services.agent_run_start)(
+        agent_id=spec.id,
+        agent_slug=spec.slug,
+        conversation_id=conversation_id,
+        turn_id=run_id,
+        provider=choice.provider,
+        model_name=choice.model_name,
+        started_at=timezone.now(),
+    )
+    status, error = "ok", ""
+    try:
+        async with asyncio.timeout(timeout):
+            result = await Runner.run(
+                agent,
+                input=instruction,
+                context=TurnContext(conversation_id, run_id, team),
+                max_turns=settings.SUPERORCH_MAX_MODEL_CALLS,
+                hooks=hooks,
+                run_config=RunConfig(tracing_disabled=True, workflow_name="superorch step"),
+            )
+        text = ItemHelpers.text_message_outputs(result.new_items).strip()
+        if not text:
+            raise StepFailed(f"{spec.name} gave an empty answer.")
+        return text
+    except TimeoutError as exc:
+        status, error = "error", f"step exceeded {timeout:g}s"
+        raise StepFailed(f"{spec.name} did not answer within {timeout:g} seconds.") from exc
+    except StepFailed as exc:
+        status, error = "error", str(exc)
+        raise
+    except Exception as exc:
+        status, error = "error", f"{type(exc).__name__}: {exc}"
+        raise StepFailed(f"{spec.name} failed: {type(exc).__name__}.") from exc
+    finally:
+        requests, input_tokens, output_tokens = hooks.take_usage(spec.name)
+        await db(services.agent_run_finish)(
+            run_id=agent_run,
+            status=status,
+            duration_ms=round((time.monotonic() - started) * 1000),
+            ttft_ms=None,
+            requests=requests,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            error=error,
+        )
+
+
 # --- Running a turn ------------------------------------------------------------------
 
 
@@ -384,7 +610,7 @@ async def run_turn(
         )
     await emit(RouteDecided(decision))
     start = team.agents[decision.agent]
-    shared = await db(selectors.context_all)(conversation_id=request.conversation_id)
+    shared = await db(selectors.context_visible)(conversation_id=request.conversation_id)
     try:
         built = build_team(team, context_block=_context_block(request.page_context, shared))
     except ProviderNotConfigured as exc:
@@ -444,7 +670,7 @@ async def run_turn(
     result = Runner.run_streamed(
         built.agents[start.slug],
         input=[{"role": m["role"], "content": m["content"]} for m in request.history],
-        context=TurnContext(request.conversation_id, request.turn_id, team),
+        context=TurnContext(request.conversation_id, request.turn_id, team, emit),
         max_turns=settings.SUPERORCH_MAX_MODEL_CALLS,
         hooks=hooks,
         run_config=RunConfig(tracing_disabled=True, workflow_name="superorch turn"),

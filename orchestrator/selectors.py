@@ -21,11 +21,14 @@ from .models import (
     KnowledgeArticle,
     RoutingExample,
     RoutingSettings,
+    StepRun,
+    Workflow,
+    WorkflowRun,
 )
 from .router import Router
 from .router_store import RouterStore
 from .routing_policy import Policy, RoutingDecision, decide
-from .team import AgentSpec, Team
+from .team import AgentSpec, Team, WorkflowSpec
 from .text import tokenize
 
 _cache_lock = threading.Lock()
@@ -34,10 +37,11 @@ _routers = RouterStore()
 
 
 def registry_version() -> str:
-    """Changes whenever an agent, its examples, handoffs or articles change (see signals)."""
+    """Changes whenever an agent, its examples, handoffs or articles, or a workflow change."""
     agg = AgentProfile.objects.aggregate(latest=Max("updated_at"), n=Count("id"))
-    latest = agg["latest"].isoformat() if agg["latest"] else "-"
-    return f"{agg['n']}:{latest}"
+    flows = Workflow.objects.aggregate(latest=Max("updated_at"), n=Count("id"))
+    parts = [agg["n"], agg["latest"], flows["n"], flows["latest"]]
+    return ":".join(p.isoformat() if hasattr(p, "isoformat") else str(p) for p in parts)
 
 
 def team_snapshot() -> Team:
@@ -79,7 +83,16 @@ def team_snapshot() -> Team:
         )
         for p in profiles
     }
-    team = Team(agents=agents, version=version)
+    flows = tuple(
+        WorkflowSpec(
+            slug=w.slug,
+            name=w.name,
+            description=w.description,
+            triggers=tuple(w.trigger_list),
+        )
+        for w in Workflow.objects.filter(enabled=True).order_by("name")
+    )
+    team = Team(agents=agents, version=version, workflows=flows)
     with _cache_lock:
         _team_cache["team"] = team
     return team
@@ -243,6 +256,21 @@ def context_all(*, conversation_id: uuid.UUID | None) -> dict[str, Any]:
     )
 
 
+def context_visible(*, conversation_id: uuid.UUID | None) -> dict[str, Any]:
+    """What agents see: the global keys, overridden by the conversation's own."""
+    rows = (
+        ContextEntry.objects.filter(
+            Q(conversation_id__isnull=True) | Q(conversation_id=conversation_id)
+        )
+        .order_by("key")
+        .values_list("conversation_id", "key", "value")
+    )
+    visible: dict[str, Any] = {}
+    for _conversation, key, value in sorted(rows, key=lambda r: r[0] is not None):
+        visible[key] = value
+    return visible
+
+
 # --- Recorded performance -----------------------------------------------------------
 
 
@@ -291,3 +319,24 @@ def starting_agent(team: Team, active: str | None) -> AgentSpec | None:
 
 def agent_for_turn_start(*, active: str | None) -> AgentSpec | None:
     return starting_agent(team_snapshot(), active)
+
+
+# --- Workflows ------------------------------------------------------------------------
+
+
+def workflow_progress(*, run_id: int) -> dict[str, Any]:
+    """A run's status and its agent steps' states, for progress reports."""
+    run = WorkflowRun.objects.get(pk=run_id)
+    steps = list(
+        run.steps.filter(kind=StepRun.Kind.AGENT).values_list(
+            "step_id", "agent_slug", "status", "attempts"
+        )
+    )
+    return {
+        "status": run.status,
+        "result": run.result,
+        "error": run.error,
+        "done": run.done_steps,
+        "total": run.total_steps,
+        "steps": steps,
+    }

@@ -11,9 +11,17 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import AgentProfile, AgentRun, ContextEntry, KnowledgeArticle, RoutingExample
+from .models import (
+    AgentProfile,
+    AgentRun,
+    ContextEntry,
+    KnowledgeArticle,
+    RoutingExample,
+    Workflow,
+)
 
 SEED_FILE = Path(__file__).resolve().parent / "seed" / "team.json"
+WORKFLOW_SEED_FILE = SEED_FILE.with_name("workflows.json")
 MAX_CONTEXT_KEY = 100
 MAX_CONTEXT_VALUE_BYTES = 8192
 
@@ -44,27 +52,39 @@ def context_set(*, conversation_id: uuid.UUID | None, key: str, value: Any) -> A
 
 
 def context_update(*, conversation_id: uuid.UUID | None, key: str, value: Any) -> Any:
-    """Merge a dict into a dict value (or append to a list); otherwise replace. Atomic."""
+    """Merge a dict into a dict value (or append to a list); otherwise replace.
+
+    Atomic under concurrent writers: the row is locked while it is merged, and a writer
+    that loses the race to create the key merges into the winner's value.
+    """
     _check_context(key, value)
-    with transaction.atomic():
-        entry = (
-            ContextEntry.objects.select_for_update()
-            .filter(conversation_id=conversation_id, key=key)
-            .first()
-        )
-        if entry is None:
-            return context_set(conversation_id=conversation_id, key=key, value=value)
-        current = entry.value
-        if isinstance(current, dict) and isinstance(value, dict):
-            merged: Any = {**current, **value}
-        elif isinstance(current, list):
-            merged = current + (value if isinstance(value, list) else [value])
-        else:
-            merged = value
-        _check_context(key, merged)
-        entry.value = merged
-        entry.save(update_fields=["value", "updated_at"])
-        return merged
+    for _ in range(5):
+        try:
+            with transaction.atomic():
+                entry = (
+                    ContextEntry.objects.select_for_update()
+                    .filter(conversation_id=conversation_id, key=key)
+                    .first()
+                )
+                if entry is None:
+                    ContextEntry.objects.create(
+                        conversation_id=conversation_id, key=key, value=value
+                    )
+                    return value
+                current = entry.value
+                if isinstance(current, dict) and isinstance(value, dict):
+                    merged: Any = {**current, **value}
+                elif isinstance(current, list):
+                    merged = current + (value if isinstance(value, list) else [value])
+                else:
+                    merged = value
+                _check_context(key, merged)
+                entry.value = merged
+                entry.save(update_fields=["value", "updated_at"])
+                return merged
+        except IntegrityError:  # another writer created the key first: merge into it
+            continue
+    raise ContextError("The context store is busy; try again.")
 
 
 def context_delete(*, conversation_id: uuid.UUID | None, key: str) -> bool:
@@ -125,11 +145,13 @@ def agent_runs_abandon(*, older_than: datetime | None = None) -> int:
 
 
 @transaction.atomic
-def team_seed(*, path: Path = SEED_FILE) -> dict[str, int]:
+def team_seed(
+    *, path: Path = SEED_FILE, workflows_path: Path = WORKFLOW_SEED_FILE
+) -> dict[str, int]:
     """Create the design document's team and its articles. Idempotent: existing agents,
     examples and articles (matched by slug, text and title) are left as staff edited them."""
     data = json.loads(path.read_text(encoding="utf-8"))
-    created = {"agents": 0, "examples": 0, "articles": 0}
+    created = {"agents": 0, "examples": 0, "articles": 0, "workflows": 0}
     profiles: dict[str, AgentProfile] = {}
     for spec in data["agents"]:
         profile, was_created = AgentProfile.objects.get_or_create(
@@ -162,4 +184,16 @@ def team_seed(*, path: Path = SEED_FILE) -> dict[str, int]:
         if not profile.handoffs.exists():
             targets = [profiles[s] for s in spec.get("handoffs", []) if s in profiles]
             profile.handoffs.set(targets)
+    flows = json.loads(workflows_path.read_text(encoding="utf-8"))["workflows"]
+    for spec in flows:
+        _, was_created = Workflow.objects.get_or_create(
+            slug=spec["slug"],
+            defaults={
+                "name": spec["name"],
+                "description": spec["description"],
+                "triggers": spec.get("triggers", ""),
+                "definition": spec["definition"],
+            },
+        )
+        created["workflows"] += int(was_created)
     return created

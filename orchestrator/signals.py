@@ -5,10 +5,14 @@ runtime's cached team snapshot is rebuilt on the next turn in every process.
 """
 
 from django.db.models.signals import m2m_changed, post_delete, post_save
-from django.dispatch import receiver
+from django.dispatch import Signal, receiver
 from django.utils import timezone
 
 from .models import AgentProfile, KnowledgeArticle, RoutingExample
+
+# Sent after a workflow run's final state is committed (kwargs: run_id). The chat app
+# posts the answer to the conversation when no chat turn is waiting for it.
+workflow_finished = Signal()
 
 
 def _touch(agent_id: int | None) -> None:

@@ -5,6 +5,7 @@ Plain data (no ORM, no SDK) so it can cross threads and be cached per version.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 
@@ -29,9 +30,22 @@ class AgentSpec:
 
 
 @dataclass(frozen=True)
+class WorkflowSpec:
+    slug: str
+    name: str
+    description: str
+    triggers: tuple[str, ...] = ()  # lower-case phrases the offline model starts it on
+
+    def triggered_by(self, text: str) -> bool:
+        lowered = f" {' '.join(re.findall(r'[a-z0-9]+', text.lower()))} "
+        return any(f" {' '.join(re.findall(r'[a-z0-9]+', t))} " in lowered for t in self.triggers)
+
+
+@dataclass(frozen=True)
 class Team:
     agents: dict[str, AgentSpec]
     version: str = ""
+    workflows: tuple[WorkflowSpec, ...] = ()  # the enabled ones
     _by_name: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -56,3 +70,10 @@ class Team:
 
     def specialists(self) -> list[AgentSpec]:
         return [a for a in self.enabled() if a.role == "specialist"]
+
+    def workflow(self, slug: str) -> WorkflowSpec | None:
+        return next((w for w in self.workflows if w.slug == slug), None)
+
+    def workflow_for(self, text: str) -> WorkflowSpec | None:
+        """The first enabled workflow one of whose triggers the text contains."""
+        return next((w for w in self.workflows if w.triggered_by(text)), None)

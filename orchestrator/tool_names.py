@@ -8,6 +8,7 @@ TOOL_LABELS: dict[str, str] = {
     "route_request": "Finding the right specialist",
     "monitor_agent_performance": "Checking how the team is doing",
     "manage_context_operation": "Updating the conversation notes",
+    "execute_workflow": "Running a workflow",
 }
 
 TOOL_CHOICES = [(name, f"{name}: {label}") for name, label in TOOL_LABELS.items()]

@@ -105,6 +105,15 @@ class LocalModel(Model):
                 return _function_call(target.tool_name, {})
 
         tool_names = {t.name for t in tools}
+        workflow_calls = [c for c in calls if _get(c, "name") == "execute_workflow"]
+        if workflow_calls:
+            return self._answer_from_workflow(outputs.get(_get(workflow_calls[-1], "call_id")))
+        if "execute_workflow" in tool_names and user_text.strip() and not acknowledgement:
+            workflow = self.team.workflow_for(user_text)
+            if workflow is not None:
+                return _function_call(
+                    "execute_workflow", {"workflow": workflow.slug, "request": user_text[:2000]}
+                )
         searches = [c for c in calls if _get(c, "name") == "search_knowledge"]
         if (
             "search_knowledge" in tool_names
@@ -165,6 +174,23 @@ class LocalModel(Model):
             answer += ["", "Related articles: " + ", ".join(f"*{t}*" for t in related) + "."]
         answer += ["", f"_Source: {self.agent.name} knowledge base, “{best['title']}”._"]
         return "\n".join(answer)
+
+    def _answer_from_workflow(self, raw: Any) -> str:
+        try:
+            data = json.loads(raw) if isinstance(raw, str) else (raw or {})
+        except (TypeError, ValueError):
+            data = {}
+        if not isinstance(data, dict):
+            data = {}
+        if data.get("answer"):
+            return f"{data['answer']}\n\n_From the {data.get('workflow', 'team')} workflow._"
+        if data.get("ok") and data.get("message"):
+            return str(data["message"])
+        return (
+            "I'm sorry, I could not complete that for you: "
+            f"{data.get('error') or 'the workflow failed.'} Your request is saved, and a member "
+            "of the support team will follow up."
+        )
 
     def _team_overview(self, text: str) -> str:
         lines = []

@@ -157,6 +157,9 @@ if SUPERORCH_ROUTER_RETRAIN not in ("background", "inline"):
     raise ImproperlyConfigured("SUPERORCH_ROUTER_RETRAIN must be 'background' or 'inline'.")
 # Threads per process for numpy/scipy (the router); more only contend on small matrices.
 SUPERORCH_NUMERIC_THREADS = env.int("SUPERORCH_NUMERIC_THREADS", default=1)
+# Seconds a chat turn waits for a workflow it started; after that the answer is posted to
+# the conversation when the workflow finishes. Keep it below SUPERORCH_TURN_TIMEOUT.
+SUPERORCH_WORKFLOW_WAIT = env.float("SUPERORCH_WORKFLOW_WAIT", default=90.0)
 # Model calls per turn before the turn is stopped (SDK max_turns).
 SUPERORCH_MAX_MODEL_CALLS = env.int("SUPERORCH_MAX_MODEL_CALLS", default=10)
 # A turn that runs longer than this (seconds) is stopped and reported as failed.
