@@ -43,7 +43,8 @@ test-browser: install
 	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; }
 	$(PY) -m pytest -m browser -p no:asyncio -W ignore::pytest.PytestConfigWarning tests/browser
 
-# The same consumer and runtime tests on PostgreSQL and Redis (see .ci/run).
+# The same consumer and runtime tests on PostgreSQL and Redis, and workflows on real Celery
+# workers with RabbitMQ (see .ci/run).
 integration: install
 	DJANGO_SETTINGS_MODULE=superorch_site.settings.integration $(PY) -m pytest -m "not browser" -p no:xdist tests/chat tests/orchestrator tests/integration
 

@@ -522,7 +522,9 @@ async def run_step(
         choice = resolve(spec)
     except ProviderNotConfigured as exc:
         raise StepFailed(str(exc)) from exc
-    router = await asyncio.to_thread(_in_new_db_thread, selectors.router_for, team=team)
+    router = None  # only the offline model routes
+    if choice.provider == "local":
+        router = await asyncio.to_thread(_in_new_db_thread, selectors.router_for, team=team)
     agent = Agent[TurnContext](
         name=spec.name,
         instructions=_instructions(spec, choice, _context_block({}, shared)),

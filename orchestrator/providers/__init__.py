@@ -60,8 +60,9 @@ def _client(base_url: str, api_key: str):
     return AsyncOpenAI(base_url=base_url or None, api_key=api_key or "not-needed", max_retries=2)
 
 
-def build_model(choice: ModelChoice, *, agent: AgentSpec, team: Team, router: Router):
+def build_model(choice: ModelChoice, *, agent: AgentSpec, team: Team, router: Router | None):
     if choice.provider == "local":
+        assert router is not None, "the offline model needs the router"
         return LocalModel(
             agent=agent, team=team, router=router, delay=settings.SUPERORCH_LOCAL_MODEL_DELAY
         )

@@ -814,6 +814,7 @@
       case 'agent.changed': return onAgentChanged(f);
       case 'tool.started': return onToolStarted(f);
       case 'tool.finished': return onToolFinished(f);
+      case 'workflow.progress': return onWorkflowProgress(f);
       case 'message.delta': return onDelta(f);
       case 'message.done': return onDone(f);
       case 'turn.done': return onTurnDone(f);
@@ -910,7 +911,22 @@
   function onToolStarted(f) {
     ensureTurn(str(f.turn));
     const call = str(f.call) || newId();
-    state.tools.set(call, { turn: str(f.turn), label: str(f.label) || 'Working on it…' });
+    state.tools.set(call, { turn: str(f.turn), tool: str(f.tool), label: str(f.label) || 'Working on it…' });
+    updateIndicators();
+  }
+
+  /** A workflow's steps, shown on the running execute_workflow call ("2 of 3 steps done"). */
+  function onWorkflowProgress(f) {
+    const turnId = str(f.turn);
+    const name = (f.workflow && str(f.workflow.name)) || 'Workflow';
+    const done = Math.max(0, Number(f.done) || 0);
+    const total = Math.max(done, Number(f.total) || 0);
+    const label = f.status === 'retrying'
+      ? `${name}: retrying a step (${done} of ${total} done)…`
+      : `${name}: ${done} of ${total} steps done…`;
+    for (const t of state.tools.values()) {
+      if (t.turn === turnId && t.tool === 'execute_workflow') t.label = label;
+    }
     updateIndicators();
   }
 

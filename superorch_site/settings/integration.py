@@ -20,3 +20,12 @@ CHANNEL_LAYERS = {
     }
 }
 SUPERORCH_RATE_LIMIT_STORAGE = "async+" + REDIS_URL
+
+# The workflow tests start real Celery workers with these (tests/integration/test_workflows_celery.py):
+# the broker, and the loopback model server the test runs.
+INTEGRATION_CELERY_BROKER_URL = env.str(
+    "INTEGRATION_CELERY_BROKER_URL", default="amqp://guest:guest@127.0.0.1:5672//"
+)
+OPENAI_BASE_URL = env.str("INTEGRATION_OPENAI_BASE_URL", default="")
+CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
+CELERY_TASK_ALWAYS_EAGER = not CELERY_BROKER_URL

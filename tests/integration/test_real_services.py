@@ -75,3 +75,32 @@ def test_concurrent_claims_take_the_lease_once(team):
     with ThreadPoolExecutor(max_workers=8) as pool:
         results = list(pool.map(claim, range(16)))
     assert results.count(True) == 1
+
+
+def test_concurrent_context_updates_lose_nothing():
+    """Parallel workflow steps merge into one key at once: the row lock keeps every write."""
+    import threading
+
+    from orchestrator import services
+    from orchestrator.models import ContextEntry
+
+    conversation = uuid.uuid4()
+    start = threading.Barrier(3)
+
+    def writer(prefix: str) -> None:
+        start.wait()
+        try:
+            for i in range(25):
+                services.context_update(
+                    conversation_id=conversation, key="notes", value={f"{prefix}{i}": i}
+                )
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=writer, args=(p,)) for p in "abc"]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    value = ContextEntry.objects.get(conversation_id=conversation, key="notes").value
+    assert len(value) == 75

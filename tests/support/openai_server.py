@@ -62,6 +62,8 @@ class OpenAICompatibleServer:
                 if body.get("stream"):
                     self._stream(body, step)
                 else:
+                    if step.first_token_delay:  # the whole answer's latency
+                        time.sleep(step.first_token_delay)
                     self._json(200, _completion(body, step))
 
             def _json(self, status: int, data: dict[str, Any]) -> None:

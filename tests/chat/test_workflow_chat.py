@@ -1,0 +1,66 @@
+"""A workflow started from the chat: progress frames, the answer in the turn, and an
+answer posted to the conversation when no turn waits for it (staff-started)."""
+
+from __future__ import annotations
+
+import pytest
+from asgiref.sync import sync_to_async
+
+from chat import turns
+from chat.models import Conversation, Message
+from orchestrator import workflow_engine
+from orchestrator.models import Workflow, WorkflowRun
+from tests.chat.test_consumers import open_session, recv, send, types, until_turn_done
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture(autouse=True)
+async def _no_turn_outlives_the_test():
+    yield
+    await turns.wait_idle(timeout=10)
+
+
+async def test_a_refund_request_runs_the_workflow_and_reports_its_progress(team, connect):
+    comm, _ = await open_session(connect)
+    await send(comm, {"type": "message.send", "id": "c1", "text": "I'd like a refund, please"})
+    frames = await until_turn_done(comm, timeout=20)
+    assert frames[-1]["status"] == "ok", frames[-1]
+    progress = [f for f in frames if f["type"] == "workflow.progress"]
+    assert progress, types(frames)
+    assert {f["workflow"]["slug"] for f in progress} == {"refund_request"}
+    assert {f["turn"] for f in progress} == {frames[-1]["turn"]}
+    by_step = {}
+    for f in progress:
+        by_step.setdefault(f["step"], []).append(f["status"])
+    assert by_step["invoice"] == ["started", "finished"] or by_step["invoice"] == ["finished"]
+    assert "finished" in by_step["account"]
+    assert progress[-1]["status"] == "done" and progress[-1]["step"] is None
+    assert progress[-1]["done"] == progress[-1]["total"] == 3
+    # It started from the tool call, and the reply is the workflow's answer.
+    tool = next(f for f in frames if f["type"] == "tool.started")
+    assert tool["tool"] == "execute_workflow" and tool["label"] == "Running a workflow"
+    done = next(f for f in frames if f["type"] == "message.done")
+    assert done["message"]["agent"]["slug"] == "billing"
+    assert "Refund request workflow" in done["message"]["text"]
+    run = await WorkflowRun.objects.aget()
+    assert run.status == "ok" and run.delivered and run.turn_id is not None
+    # Delivered in the turn: not posted a second time.
+    assert await Message.objects.filter(role="assistant").acount() == 1
+
+
+async def test_a_staff_started_workflow_posts_its_answer_to_the_conversation(team, connect):
+    comm, ready = await open_session(connect)
+    conversation = await Conversation.objects.aget(uuid=ready["conversation"])
+    flow = await Workflow.objects.aget(slug="locked_out")
+    await sync_to_async(workflow_engine.workflow_start)(
+        workflow=flow, conversation_id=conversation.uuid, input="I'm locked out", started_by="staff"
+    )
+    frame = await recv(comm, timeout=20)
+    assert frame["type"] == "message.done" and frame["turn"] is None
+    assert frame["message"]["role"] == "assistant"
+    assert frame["message"]["agent"]["slug"] == "customer_support"
+    assert "Locked out of the account workflow" in frame["message"]["text"]
+    # It is part of the conversation's history from now on.
+    stored = await Message.objects.filter(conversation=conversation, role="assistant").acount()
+    assert stored == 1
