@@ -160,7 +160,7 @@ class StepRunInline(admin.TabularInline):
         "attempts",
         "duration",
         "worker",
-        "output",
+        "output_start",
         "error",
     )
     readonly_fields = fields
@@ -168,6 +168,11 @@ class StepRunInline(admin.TabularInline):
     @admin.display(description="ms")
     def duration(self, obj: StepRun) -> int | None:
         return obj.duration_ms
+
+    @admin.display(description="output")
+    def output_start(self, obj: StepRun) -> str:
+        text = obj.output
+        return text if len(text) <= 400 else text[:400] + "…"
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
@@ -203,6 +208,9 @@ class WorkflowRunAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # staff start workflows from a conversation's page
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False  # a record of what happened
 
 
 @admin.register(RoutingSettings)

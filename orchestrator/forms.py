@@ -1,3 +1,5 @@
+import json
+
 from django import forms
 
 from .models import AgentProfile, Workflow
@@ -43,15 +45,24 @@ class AgentProfileForm(forms.ModelForm):
         return cleaned
 
 
+class IndentedJSONField(forms.JSONField):
+    """A JSON textarea that shows its value indented, for people to edit."""
+
+    def prepare_value(self, value):
+        if isinstance(value, forms.fields.InvalidJSONInput):
+            return value
+        return json.dumps(value, ensure_ascii=False, indent=2)
+
+
 class WorkflowForm(forms.ModelForm):
+    definition = IndentedJSONField(
+        widget=forms.Textarea(attrs={"rows": 24, "cols": 100, "class": "vLargeTextField"}),
+        help_text="Steps as JSON; see docs/workflows.md. Validated when saved.",
+    )
+
     class Meta:
         model = Workflow
         fields = ["name", "slug", "description", "triggers", "enabled", "definition"]
-        widgets = {
-            "definition": forms.Textarea(
-                attrs={"rows": 24, "cols": 100, "class": "vLargeTextField"}
-            )
-        }
 
     def clean_definition(self):
         from .workflow_engine import workflow_definition_check

@@ -244,7 +244,7 @@ def _build_tools(spec: AgentSpec, *, workflows: bool = True) -> list[Any]:
             value: str | None = None,
         ) -> str:
             """Read or change this conversation's shared context (persisted across turns and
-            shared by every agent).
+            shared by every agent). A get also finds the team's global notes.
 
             Args:
                 operation: get, set, update (merge into an object or append to a list), delete.
@@ -258,6 +258,8 @@ def _build_tools(spec: AgentSpec, *, workflows: bool = True) -> list[Any]:
                 parsed = value
             try:
                 if operation == "get":
+                    # Global keys are read-only to agents: a conversation must never be able
+                    # to write into every other conversation's instructions (staff edit them).
                     result = await db(selectors.context_get)(conversation_id=conv, key=key)
                 elif operation == "set":
                     result = await db(services.context_set)(

@@ -244,16 +244,12 @@ def _article_dict(article: KnowledgeArticle, score: float) -> dict[str, Any]:
 
 
 def context_get(*, conversation_id: uuid.UUID | None, key: str) -> Any:
-    entry = ContextEntry.objects.filter(conversation_id=conversation_id, key=key).first()
-    return None if entry is None else entry.value
-
-
-def context_all(*, conversation_id: uuid.UUID | None) -> dict[str, Any]:
-    return dict(
-        ContextEntry.objects.filter(conversation_id=conversation_id)
-        .order_by("key")
-        .values_list("key", "value")
-    )
+    """The conversation's value of `key`, else the global one, else None."""
+    rows = ContextEntry.objects.filter(
+        Q(conversation_id=conversation_id) | Q(conversation_id__isnull=True), key=key
+    ).values_list("conversation_id", "value")
+    found = dict(rows)
+    return found.get(conversation_id, found.get(None))
 
 
 def context_visible(*, conversation_id: uuid.UUID | None) -> dict[str, Any]:

@@ -173,6 +173,37 @@ async def test_context_tool_persists_across_turns(team, scripted):
     assert '"plan": "pro"' in scripted.calls[-1].system_instructions
 
 
+async def test_agents_read_global_context_but_write_only_their_conversation(team, scripted):
+    await ContextEntry.objects.acreate(conversation_id=None, key="outage", value="EU is down")
+    req = request()
+    scripted.extend(
+        [
+            [
+                function_call(
+                    "manage_context_operation", {"operation": "get", "key": "outage"}, call_id="g"
+                )
+            ],
+            [
+                function_call(
+                    "manage_context_operation",
+                    {"operation": "set", "key": "outage", "value": '"all fine"'},
+                    call_id="s",
+                )
+            ],
+            [assistant_message("ok")],
+        ]
+    )
+    await runtime.run_turn(req, Recorder())
+    assert "EU is down" in scripted.calls[0].system_instructions  # propagated to the agent
+    outputs = [i for i in scripted.calls[1].input if i.get("type") == "function_call_output"]
+    assert "EU is down" in outputs[0]["output"]
+    # The write went to this conversation; the global note is unchanged for everyone else.
+    glob = await ContextEntry.objects.aget(conversation_id=None, key="outage")
+    assert glob.value == "EU is down"
+    mine = await ContextEntry.objects.aget(conversation_id=req.conversation_id, key="outage")
+    assert mine.value == "all fine"
+
+
 async def test_route_request_never_returns_a_disabled_agent(team, scripted, orchestrator_decides):
     await AgentProfile.objects.filter(slug="billing").aupdate(enabled=False)
     scripted.extend(
