@@ -22,6 +22,7 @@ import os
 import socket
 import time
 import uuid
+from datetime import timedelta
 from functools import partial
 from typing import Any
 
@@ -252,3 +253,44 @@ def _fallback(step: workflows.AgentStep, run: WorkflowRun, instruction: str, err
     except StepFailed as exc:
         return StepRun.Status.FAILED, "", f"{error} Fallback {fallback.agent}: {exc}"
     return StepRun.Status.FALLBACK, output, error
+
+
+def workflow_resume(*, older_than: timedelta) -> dict[str, int]:
+    """Pick up what a crash dropped (`manage.py workflow_resume`).
+
+    A process that dies between committing a transition and publishing its task
+    leaves a step queued that no worker will run, or a run nobody advances; a web
+    server that dies while a chat turn waits for a workflow leaves its answer
+    undelivered. This queues those steps and advances those runs again, and posts
+    those answers. Everything it touches is idempotent.
+    """
+    from .tasks import workflow_advance_task, workflow_step_task
+
+    cutoff = timezone.now() - older_than
+    active = (WorkflowStatus.QUEUED, WorkflowStatus.RUNNING)
+    steps = list(
+        StepRun.objects.filter(
+            kind=StepRun.Kind.AGENT,
+            status=StepRun.Status.QUEUED,
+            queued_at__lt=cutoff,
+            run__status__in=active,
+        ).values_list("run_id", "step_id")
+    )
+    for run_id, step_id in steps:
+        workflow_step_task.delay(run_id, step_id)
+    runs = list(
+        WorkflowRun.objects.filter(status__in=active, created_at__lt=cutoff).values_list(
+            "pk", flat=True
+        )
+    )
+    for run_id in runs:
+        workflow_advance_task.delay(run_id)
+    stranded = list(
+        WorkflowRun.objects.filter(
+            status__in=_FINAL_RUN, delivered=False, waiting=True, finished_at__lt=cutoff
+        ).values_list("pk", flat=True)
+    )
+    WorkflowRun.objects.filter(pk__in=stranded).update(waiting=False)
+    for run_id in stranded:
+        workflow_finished.send(sender=WorkflowRun, run_id=run_id)
+    return {"steps": len(steps), "runs": len(runs), "answers": len(stranded)}

@@ -300,3 +300,33 @@ def test_the_seeded_refund_workflow_runs_on_the_offline_model(conversation):
     assert set(entry.value) == {"invoice", "account"}
     (text,) = answers(conversation)
     assert text.endswith("_From the Refund request workflow._")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_resume_picks_up_a_dropped_step_and_an_undelivered_answer(monkeypatch, conversation):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    FakeAgents(monkeypatch, billing=["recovered"])
+    flow = Workflow.objects.create(
+        slug="lost", name="Lost", description="t", definition={"steps": [step("a")]}
+    )
+    # A run whose first advance was never published (the process died after commit).
+    lost = workflow_engine.workflow_start(
+        workflow=flow, conversation_id=conversation.uuid, input="x", dispatch=False
+    )
+    # A run that finished while the chat turn waiting for it had died.
+    stranded = workflow_engine.workflow_start(
+        workflow=flow, conversation_id=conversation.uuid, input="y", waiting=True
+    )
+    stranded.refresh_from_db()
+    assert stranded.status == "ok" and not stranded.delivered and answers(conversation) == []
+    out = StringIO()
+    call_command("workflow_resume", "--older-than", "0", stdout=out)
+    assert "advanced 1 run(s), posted 1 answer(s)" in out.getvalue()
+    lost.refresh_from_db()
+    assert lost.status == "ok" and lost.result == "recovered"
+    assert len(answers(conversation)) == 2  # both answers posted, once each
+    call_command("workflow_resume", "--older-than", "0", stdout=StringIO())
+    assert len(answers(conversation)) == 2
