@@ -125,7 +125,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
                 "messages": [message_dict(m) for m in messages],
             }
         )
-        # Anything acknowledged but not yet answered (a server died mid-turn) is answered now.
+        # Anything acknowledged but not yet answered (a server died mid-turn, or no model
+        # could answer it) is answered now.
+        await db(services.conversation_wake_queued)(conversation_id=conversation.pk)
         if await db(selectors.conversation_has_pending)(conversation_id=conversation.pk):
             turns.schedule(conversation)
 

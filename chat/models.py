@@ -139,6 +139,9 @@ class Message(models.Model):
     turn = models.ForeignKey(
         "Turn", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
     )
+    # A pending message no model could answer waits until then (and no longer once the
+    # user writes again); see chat.turns.
+    retry_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -5,6 +5,8 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.db.models import Q
+from django.utils import timezone
 
 from .models import Conversation, Message, MessageStatus, Role, Site
 
@@ -30,15 +32,31 @@ def conversation_messages(*, conversation: Conversation, since: str | None) -> l
     return newest
 
 
+def _due():
+    """Pending user messages that may be answered now (not waiting for a retry time)."""
+    return Q(role=Role.USER, status=MessageStatus.PENDING) & (
+        Q(retry_at__isnull=True) | Q(retry_at__lte=timezone.now())
+    )
+
+
 def conversation_has_pending(*, conversation_id: int) -> bool:
-    return Message.objects.filter(
-        conversation_id=conversation_id, role=Role.USER, status=MessageStatus.PENDING
-    ).exists()
+    return Message.objects.filter(_due(), conversation_id=conversation_id).exists()
+
+
+def conversation_next_retry(*, conversation_id: int):
+    """When the conversation's earliest queued message is due again (None: none queued)."""
+    return (
+        Message.objects.filter(
+            conversation_id=conversation_id,
+            role=Role.USER,
+            status=MessageStatus.PENDING,
+            retry_at__isnull=False,
+        )
+        .order_by("retry_at")
+        .values_list("retry_at", flat=True)
+        .first()
+    )
 
 
 def conversations_with_pending() -> list[int]:
-    return list(
-        Message.objects.filter(role=Role.USER, status=MessageStatus.PENDING)
-        .values_list("conversation_id", flat=True)
-        .distinct()
-    )
+    return list(Message.objects.filter(_due()).values_list("conversation_id", flat=True).distinct())

@@ -187,7 +187,18 @@ def message_receive(
     except IntegrityError:  # the same id arrived on another socket at the same moment
         return Message.objects.get(conversation=conversation, client_id=client_id), False
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    conversation_wake_queued(conversation_id=conversation.pk)
     return message, True
+
+
+def conversation_wake_queued(*, conversation_id: int) -> int:
+    """The user is here again: messages queued for a later try are tried now, in order."""
+    return Message.objects.filter(
+        conversation_id=conversation_id,
+        role=Role.USER,
+        status=MessageStatus.PENDING,
+        retry_at__isnull=False,
+    ).update(retry_at=None)
 
 
 def feedback_record(
@@ -233,7 +244,11 @@ def conversation_release(*, conversation_id: int) -> None:
 
 
 def turn_start_next(*, conversation_id: int) -> Turn | None:
-    """Open a turn for the oldest user message still waiting for a reply (lease held)."""
+    """Open a turn for the oldest user message still waiting for a reply (lease held).
+
+    Messages are answered in order: while the oldest is queued for a later try, the
+    ones after it wait too.
+    """
     message = (
         Message.objects.filter(
             conversation_id=conversation_id, role=Role.USER, status=MessageStatus.PENDING
@@ -241,7 +256,7 @@ def turn_start_next(*, conversation_id: int) -> Turn | None:
         .order_by("id")
         .first()
     )
-    if message is None:
+    if message is None or (message.retry_at is not None and message.retry_at > timezone.now()):
         return None
     # A turn left running by a server that died is closed before the message is retried.
     Turn.objects.filter(reply_to=message, status=TurnStatus.RUNNING).update(
@@ -321,9 +336,24 @@ def turn_finish(
             error=error[:4000],
             finished_at=timezone.now(),
         )
-        Message.objects.filter(pk=turn.reply_to_id).update(
-            status=MessageStatus.FAILED if status == TurnStatus.ERROR else MessageStatus.ANSWERED
-        )
+        if status == TurnStatus.ERROR and error_code == "model_unavailable":
+            # No model could answer: the message stays queued and is tried again later.
+            failures = Turn.objects.filter(
+                reply_to_id=turn.reply_to_id, error_code="model_unavailable"
+            ).count()
+            delays = settings.SUPERORCH_REQUEUE_DELAYS
+            delay = delays[min(failures, len(delays)) - 1] if failures else delays[0]
+            Message.objects.filter(pk=turn.reply_to_id).update(
+                status=MessageStatus.PENDING,
+                retry_at=timezone.now() + timedelta(seconds=delay),
+            )
+        else:
+            Message.objects.filter(pk=turn.reply_to_id).update(
+                status=MessageStatus.FAILED
+                if status == TurnStatus.ERROR
+                else MessageStatus.ANSWERED,
+                retry_at=None,
+            )
         if error:
             TurnEvent.objects.create(
                 turn=turn,

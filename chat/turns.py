@@ -18,6 +18,7 @@ from typing import Any
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.utils import timezone
 
 from orchestrator import runtime
 
@@ -33,12 +34,16 @@ _tasks: dict[int, asyncio.Task[None]] = {}
 
 def schedule(conversation: Conversation) -> asyncio.Task[None] | None:
     """Make sure this conversation's pending messages are being answered."""
-    task = _tasks.get(conversation.pk)
+    return _schedule(conversation.pk, conversation.uuid)
+
+
+def _schedule(pk: int, conversation_uuid) -> asyncio.Task[None]:
+    task = _tasks.get(pk)
     if task is not None and not task.done():
         return task  # it re-checks for pending messages before it ends
-    task = asyncio.get_running_loop().create_task(_drain(conversation.pk, conversation.uuid))
-    _tasks[conversation.pk] = task
-    task.add_done_callback(lambda t, pk=conversation.pk: _forget(pk, t))
+    task = asyncio.get_running_loop().create_task(_drain(pk, conversation_uuid))
+    _tasks[pk] = task
+    task.add_done_callback(lambda t, pk=pk: _forget(pk, t))
     return task
 
 
@@ -70,7 +75,19 @@ async def _drain(conversation_id: int, conversation_uuid) -> None:
             await db(services.conversation_release)(conversation_id=conversation_id)
         # A message stored while the lease was being released is answered too.
         if not await db(selectors.conversation_has_pending)(conversation_id=conversation_id):
+            await _wake_later(conversation_id, conversation_uuid)
             return
+
+
+async def _wake_later(conversation_id: int, conversation_uuid) -> None:
+    """A message queued because no model answered is tried again when it is due (in this
+    process; after a restart, the next session.start or `manage.py answer_pending`)."""
+    due = await db(selectors.conversation_next_retry)(conversation_id=conversation_id)
+    if due is None:
+        return
+    delay = max((due - timezone.now()).total_seconds(), 0.0) + 0.05
+    loop = asyncio.get_running_loop()
+    loop.call_later(delay, lambda: _schedule(conversation_id, conversation_uuid))
 
 
 async def _run(turn: Turn, conversation_uuid) -> None:

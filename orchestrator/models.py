@@ -81,7 +81,13 @@ class AgentProfile(models.Model):
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="Where routing sends this agent's turns while it is disabled, degraded or full.",
+        help_text="Where routing sends this agent's turns while it is disabled, degraded or "
+        "full, and where a turn goes when this agent's model fails.",
+    )
+    timeout_seconds = models.PositiveIntegerField(
+        default=30,
+        help_text="Longest wait for this agent's model to say anything (first token, or the next "
+        "one) before the attempt counts as failed. 0: no limit (the turn timeout still applies).",
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -221,6 +227,11 @@ class AgentRun(models.Model):
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING)
     error = models.TextField(blank=True)
+    error_kind = models.CharField(
+        max_length=20,
+        blank=True,
+        help_text="timeout, server_error, rate_limited, connection, bad_response, other",
+    )
     requests = models.PositiveIntegerField(default=0)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
@@ -228,7 +239,17 @@ class AgentRun(models.Model):
 
     class Meta:
         ordering = ["-started_at"]
-        indexes = [models.Index(fields=["agent_slug", "started_at"], name="agentrun_agent_time")]
+        indexes = [
+            models.Index(fields=["agent_slug", "started_at"], name="agentrun_agent_time"),
+            # The dashboard's window scans: every run since a time, and per model.
+            models.Index(fields=["started_at"], name="agentrun_time"),
+            models.Index(fields=["model_name", "started_at"], name="agentrun_model_time"),
+            models.Index(
+                fields=["status"],
+                condition=models.Q(status="running"),
+                name="agentrun_running",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.agent_slug} {self.status} {self.started_at:%Y-%m-%d %H:%M:%S}"
@@ -358,3 +379,96 @@ class StepRun(models.Model):
         if self.started_at is None or self.finished_at is None:
             return None
         return int((self.finished_at - self.started_at).total_seconds() * 1000)
+
+
+class BreakerState(models.TextChoices):
+    CLOSED = "closed", "Closed (healthy)"
+    OPEN = "open", "Open (skipped by routing)"
+    HALF_OPEN = "half_open", "Half-open (trying again)"
+
+
+class AgentHealth(models.Model):
+    """The circuit breaker of one agent's model, shared by every process."""
+
+    agent_slug = models.CharField(max_length=50, unique=True)
+    state = models.CharField(max_length=20, choices=BreakerState.choices, default="closed")
+    consecutive_failures = models.PositiveIntegerField(default=0)
+    opened_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+    last_failure_at = models.DateTimeField(null=True, blank=True)
+    last_success_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = verbose_name_plural = "agent health"
+        ordering = ["agent_slug"]
+
+    def __str__(self) -> str:
+        return f"{self.agent_slug}: {self.state}"
+
+
+class ModelPrice(models.Model):
+    """What a model costs, for the dashboard's estimated cost (per million tokens)."""
+
+    model_name = models.CharField(max_length=100, unique=True)
+    input_per_million = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    output_per_million = models.DecimalField(max_digits=10, decimal_places=4, default=0)
+    currency = models.CharField(max_length=3, default="USD")
+
+    class Meta:
+        ordering = ["model_name"]
+
+    def __str__(self) -> str:
+        return self.model_name
+
+
+class AlertMetric(models.TextChoices):
+    ERROR_RATE = "error_rate", "Error rate (share of runs that failed)"
+    P95_MS = "p95_ms", "p95 response time (ms)"
+
+
+class AlertRule(models.Model):
+    """Raise an alert when a figure goes above a line over a window."""
+
+    name = models.CharField(max_length=100)
+    metric = models.CharField(max_length=20, choices=AlertMetric.choices)
+    agent_slug = models.CharField(max_length=50, blank=True, help_text="Blank: all agents.")
+    threshold = models.FloatField(help_text="Error rate as a share (0.2 = 20 %), or milliseconds.")
+    window_minutes = models.PositiveIntegerField(default=15)
+    min_runs = models.PositiveIntegerField(
+        default=5, help_text="Fewer runs in the window than this never raise an alert."
+    )
+    email = models.CharField(max_length=300, blank=True, help_text="Comma-separated addresses.")
+    webhook_url = models.URLField(blank=True, help_text="Gets a JSON POST signed with HMAC-SHA256.")
+    webhook_secret = models.CharField(max_length=100, blank=True)
+    enabled = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Alert(models.Model):
+    """One incident of a rule: raised once when the figure crosses, cleared once it recovers."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="alerts")
+    raised_at = models.DateTimeField(default=timezone.now)
+    cleared_at = models.DateTimeField(null=True, blank=True)
+    value = models.FloatField(help_text="The figure when it was raised.")
+    last_value = models.FloatField(null=True, blank=True)
+    notified = models.TextField(blank=True, help_text="Where it was sent, and how that went.")
+
+    class Meta:
+        ordering = ["-raised_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule"],
+                condition=models.Q(cleared_at__isnull=True),
+                name="one_open_alert_per_rule",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.rule.name} at {self.raised_at:%Y-%m-%d %H:%M}"

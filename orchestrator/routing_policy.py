@@ -44,11 +44,15 @@ class RoutingDecision:
         }
 
 
-def unavailable_reason(spec: AgentSpec | None, in_flight: Mapping[str, int]) -> str | None:
+def unavailable_reason(
+    spec: AgentSpec | None, in_flight: Mapping[str, int], circuits: Mapping[str, str] | None = None
+) -> str | None:
     if spec is None or not spec.enabled:
         return "disabled"
     if spec.degraded:
         return "degraded"
+    if (circuits or {}).get(spec.slug) == "open":
+        return "degraded: its model keeps failing (circuit open)"
     if spec.max_concurrency and in_flight.get(spec.slug, 0) >= spec.max_concurrency:
         return "at its concurrency limit"
     return None
@@ -62,6 +66,7 @@ def decide(
     active: str | None,
     policy: Policy,
     in_flight: Mapping[str, int] | None = None,
+    circuits: Mapping[str, str] | None = None,
 ) -> RoutingDecision:
     in_flight = in_flight or {}
     fallback, orchestrator = team.fallback, team.orchestrator
@@ -91,7 +96,7 @@ def decide(
     # Load awareness: skip an unavailable agent for its alternative, else the fallback.
     skipped: list[tuple[str, str]] = []
     seen = {target}
-    while (reason := unavailable_reason(team.get(target), in_flight)) is not None:
+    while (reason := unavailable_reason(team.get(target), in_flight, circuits)) is not None:
         skipped.append((target, reason))
         spec = team.get(target)
         options = [spec.alternative if spec else None]

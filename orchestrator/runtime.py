@@ -14,7 +14,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
@@ -41,7 +41,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from . import selectors, services
-from .providers import ModelChoice, ProviderNotConfigured, build_model, resolve
+from .providers import ModelChoice, ProviderNotConfigured, StreamBroken, build_model, resolve
 from .routing_policy import RoutingDecision
 from .services import ContextError
 from .team import AgentSpec, Team
@@ -150,6 +150,11 @@ class TurnOutcome:
 
 MODEL_UNAVAILABLE = (
     "We could not reach the assistant. Your message is saved; please try again in a moment."
+)
+# When every option failed: the message stays queued and is answered later (chat.turns).
+QUEUED_FOR_LATER = (
+    "We could not reach the assistant. Your message is saved and will be answered as soon "
+    "as it is back."
 )
 INTERNAL_ERROR = "Something went wrong on our side. Your message is saved; please try again."
 
@@ -625,143 +630,256 @@ async def run_turn(
         spec = team.agents[slug]
         return AgentRef(spec.slug, spec.name)
 
-    hooks = _RunHooks()
-    current: _RunRecord | None = None
-    current_slug: str | None = None
     # session.ready named the orchestrator when the conversation had no agent yet.
     if team.get(request.active_agent):
-        previous_ref = ref(request.active_agent)
+        previous_ref: AgentRef | None = ref(request.active_agent)
     else:
         previous_ref = ref(team.orchestrator.slug) if team.orchestrator else None
-    message_ids: dict[str, uuid.UUID] = {}
-    partial: dict[uuid.UUID, list[str]] = {}
+    totals = {"requests": 0, "input_tokens": 0, "output_tokens": 0}
+    final_slug: str | None = None
 
-    async def open_run(slug: str) -> None:
-        nonlocal current
-        choice = built.choices[slug]
-        started = hooks.take_start(team.agents[slug].name)
-        run_id = await db(services.agent_run_start)(
-            agent_id=team.agents[slug].id,
-            agent_slug=slug,
-            conversation_id=request.conversation_id,
-            turn_id=request.turn_id,
-            provider=choice.provider,
-            model_name=choice.model_name,
-            started_at=timezone.now() - timedelta(seconds=time.monotonic() - started),
+    async def attempt(start_slug: str, first_reason: str) -> _Attempt:
+        """One run of the SDK from `start_slug`; handoffs inside it are followed."""
+        nonlocal previous_ref, final_slug
+        hooks = _RunHooks()
+        current: _RunRecord | None = None
+        current_slug: str | None = None
+        message_ids: dict[str, uuid.UUID] = {}
+        partial: dict[uuid.UUID, list[str]] = {}
+        streamed = False
+        tools_running: set[str] = set()
+
+        async def open_run(slug: str) -> None:
+            nonlocal current
+            choice = built.choices[slug]
+            started = hooks.take_start(team.agents[slug].name)
+            run_id = await db(services.agent_run_start)(
+                agent_id=team.agents[slug].id,
+                agent_slug=slug,
+                conversation_id=request.conversation_id,
+                turn_id=request.turn_id,
+                provider=choice.provider,
+                model_name=choice.model_name,
+                started_at=timezone.now() - timedelta(seconds=time.monotonic() - started),
+            )
+            current = _RunRecord(
+                run_id=run_id, slug=slug, name=team.agents[slug].name, started=started
+            )
+
+        async def close_run(status: str, error: str = "", kind: str = "") -> None:
+            nonlocal current
+            record, current = current, None
+            if record is None:
+                return
+            requests, input_tokens, output_tokens = hooks.take_usage(record.name)
+            now = time.monotonic()
+            await db(services.agent_run_finish)(
+                run_id=record.run_id,
+                status=status,
+                duration_ms=round((now - record.started) * 1000),
+                ttft_ms=round((record.first_token - record.started) * 1000)
+                if record.first_token
+                else None,
+                requests=requests,
+                input_tokens=input_tokens,
+                output_tokens=output_tokens,
+                error=error,
+                error_kind=kind,
+            )
+            # The breaker hears about the model: a model failure, or a model that answered.
+            if kind and kind != "other":
+                await db(services.agent_health_record)(
+                    agent_slug=record.slug, ok=False, error=error
+                )
+            elif status in ("ok", "handoff") and requests:
+                await db(services.agent_health_record)(agent_slug=record.slug, ok=True)
+
+        result = Runner.run_streamed(
+            built.agents[start_slug],
+            input=[{"role": m["role"], "content": m["content"]} for m in request.history],
+            context=TurnContext(request.conversation_id, request.turn_id, team, emit),
+            max_turns=settings.SUPERORCH_MAX_MODEL_CALLS,
+            hooks=hooks,
+            run_config=RunConfig(tracing_disabled=True, workflow_name="superorch turn"),
         )
-        current = _RunRecord(run_id=run_id, slug=slug, name=team.agents[slug].name, started=started)
 
-    async def close_run(status: str, error: str = "") -> None:
-        nonlocal current
-        record, current = current, None
-        if record is None:
-            return
-        requests, input_tokens, output_tokens = hooks.take_usage(record.name)
-        now = time.monotonic()
-        await db(services.agent_run_finish)(
-            run_id=record.run_id,
-            status=status,
-            duration_ms=round((now - record.started) * 1000),
-            ttft_ms=round((record.first_token - record.started) * 1000)
-            if record.first_token
-            else None,
-            requests=requests,
-            input_tokens=input_tokens,
-            output_tokens=output_tokens,
-            error=error,
-        )
+        async def watch_cancel() -> None:
+            await cancel.wait()
+            result.cancel()
 
-    result = Runner.run_streamed(
-        built.agents[start.slug],
-        input=[{"role": m["role"], "content": m["content"]} for m in request.history],
-        context=TurnContext(request.conversation_id, request.turn_id, team, emit),
-        max_turns=settings.SUPERORCH_MAX_MODEL_CALLS,
-        hooks=hooks,
-        run_config=RunConfig(tracing_disabled=True, workflow_name="superorch turn"),
-    )
-
-    async def watch_cancel() -> None:
-        await cancel.wait()
-        result.cancel()
-
-    watcher = asyncio.create_task(watch_cancel())
-    outcome_status: Literal["ok", "error", "cancelled"] = "ok"
-    error_code = error_message = error_detail = ""
-    try:
-        async with asyncio.timeout(settings.SUPERORCH_TURN_TIMEOUT):
-            async for event in result.stream_events():
-                if isinstance(event, AgentUpdatedStreamEvent):
-                    slug = built.slug_by_name.get(event.new_agent.name)
-                    if slug is None or slug == current_slug:
-                        continue
-                    if current_slug is not None:
-                        await close_run("handoff")
-                    await open_run(slug)
-                    new_ref = ref(slug)
-                    if previous_ref is None or previous_ref.slug != slug:
-                        reason: Literal["route", "handoff", "fallback"] = (
-                            "fallback" if decision.path == "fallback" else "route"
-                        )
+        watcher = asyncio.create_task(watch_cancel())
+        status: Literal["ok", "error", "cancelled"] = "ok"
+        code = message = detail = kind = ""
+        events = result.stream_events().__aiter__()
+        try:
+            async with asyncio.timeout(settings.SUPERORCH_TURN_TIMEOUT):
+                while True:
+                    # The agent's own limit on model silence; none while its tools work.
+                    speaker = team.agents[current_slug or start_slug]
+                    limit = speaker.timeout if speaker.timeout and not tools_running else None
+                    try:
+                        event = await asyncio.wait_for(events.__anext__(), limit)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        raise _AgentSilent(speaker, limit or 0) from None
+                    if isinstance(event, AgentUpdatedStreamEvent):
+                        slug = built.slug_by_name.get(event.new_agent.name)
+                        if slug is None or slug == current_slug:
+                            continue
                         if current_slug is not None:
-                            is_fallback = team.agents[slug].role == "fallback"
-                            reason = "fallback" if is_fallback else "handoff"
-                        await emit(AgentChanged(previous_ref, new_ref, reason))
-                    previous_ref, current_slug = new_ref, slug
-                elif isinstance(event, RawResponsesStreamEvent):
-                    data = event.data
-                    if getattr(data, "type", "") != "response.output_text.delta" or not data.delta:
-                        continue
-                    if current is not None and current.first_token is None:
-                        current.first_token = time.monotonic()
-                    key = data.item_id or "-"
-                    message_id = message_ids.setdefault(key, uuid.uuid4())
-                    partial.setdefault(message_id, []).append(data.delta)
-                    await emit(
-                        MessageDelta(message_id, ref(current_slug or start.slug), data.delta)
-                    )
-                elif isinstance(event, RunItemStreamEvent):
-                    await _on_item(event, emit, built, message_ids, partial, ref, current_slug)
-        if cancel.is_set():
-            outcome_status = "cancelled"
-    except TimeoutError:
-        outcome_status, error_code = "error", "model_unavailable"
-        error_message = (
-            "The assistant took too long to answer. Your message is saved; please try again."
-        )
-        error_detail = f"turn exceeded {settings.SUPERORCH_TURN_TIMEOUT}s"
-    except MaxTurnsExceeded as exc:
-        outcome_status, error_code, error_message = "error", "internal", INTERNAL_ERROR
-        error_detail = f"max model calls exceeded: {exc}"
-    except Exception as exc:  # model, network and tool failures end the turn cleanly
-        logger.exception("turn %s failed", request.turn_id)
-        outcome_status, error_detail = "error", f"{type(exc).__name__}: {exc}"
-        if _is_model_error(exc):
-            error_code, error_message = "model_unavailable", MODEL_UNAVAILABLE
-        else:
-            error_code, error_message = "internal", INTERNAL_ERROR
-    finally:
-        watcher.cancel()
-        if cancel.is_set() and outcome_status == "ok":
-            outcome_status = "cancelled"
-        # A message cut short by cancel or failure keeps what the user already saw.
-        for message_id, chunks in partial.items():
-            await emit(MessageDone(message_id, ref(current_slug or start.slug), "".join(chunks)))
-        partial.clear()
-        await close_run(outcome_status, error_detail)
+                            await close_run("handoff")
+                        await open_run(slug)
+                        new_ref = ref(slug)
+                        if previous_ref is None or previous_ref.slug != slug:
+                            reason = first_reason
+                            if current_slug is not None:
+                                is_fallback = team.agents[slug].role == "fallback"
+                                reason = "fallback" if is_fallback else "handoff"
+                            await emit(AgentChanged(previous_ref, new_ref, reason))  # type: ignore[arg-type]
+                        previous_ref, current_slug = new_ref, slug
+                    elif isinstance(event, RawResponsesStreamEvent):
+                        data = event.data
+                        if (
+                            getattr(data, "type", "") != "response.output_text.delta"
+                            or not data.delta
+                        ):
+                            continue
+                        if current is not None and current.first_token is None:
+                            current.first_token = time.monotonic()
+                        key = data.item_id or "-"
+                        message_id = message_ids.setdefault(key, uuid.uuid4())
+                        partial.setdefault(message_id, []).append(data.delta)
+                        streamed = True
+                        await emit(
+                            MessageDelta(message_id, ref(current_slug or start_slug), data.delta)
+                        )
+                    elif isinstance(event, RunItemStreamEvent):
+                        if event.name == "tool_called":
+                            tools_running.add(_call_id(event.item.raw_item))
+                        elif event.name == "tool_output":
+                            tools_running.discard(_call_id(event.item.raw_item))
+                        elif event.name == "message_output_created":
+                            streamed = True
+                        await _on_item(event, emit, built, message_ids, partial, ref, current_slug)
+            if cancel.is_set():
+                status = "cancelled"
+        except TimeoutError:
+            status, code, kind = "error", "model_unavailable", "timeout"
+            message = "The assistant took too long to answer. Your message is saved."
+            detail = f"turn exceeded {settings.SUPERORCH_TURN_TIMEOUT}s"
+        except _AgentSilent as exc:
+            result.cancel()
+            status, code, message, kind = "error", "model_unavailable", MODEL_UNAVAILABLE, "timeout"
+            detail = str(exc)
+        except MaxTurnsExceeded as exc:
+            status, code, message = "error", "internal", INTERNAL_ERROR
+            detail = f"max model calls exceeded: {exc}"
+        except Exception as exc:  # model, network and tool failures end the attempt cleanly
+            logger.warning("turn %s: %s: %s", request.turn_id, type(exc).__name__, exc)
+            status, detail = "error", f"{type(exc).__name__}: {exc}"
+            kind = _model_error_kind(exc)
+            if kind:
+                code, message = "model_unavailable", MODEL_UNAVAILABLE
+            else:
+                logger.exception("turn %s failed", request.turn_id)
+                code, message, kind = "internal", INTERNAL_ERROR, ""
+        finally:
+            watcher.cancel()
+            if cancel.is_set() and status == "ok":
+                status = "cancelled"
+            # A message cut short by cancel or failure keeps what the user already saw.
+            for message_id, chunks in partial.items():
+                await emit(
+                    MessageDone(message_id, ref(current_slug or start_slug), "".join(chunks))
+                )
+            partial.clear()
+            failed_slug = current_slug or start_slug
+            await close_run(status, detail, kind)
 
-    usage = result.context_wrapper.usage
+        usage = result.context_wrapper.usage
+        totals["requests"] += usage.requests
+        totals["input_tokens"] += usage.input_tokens
+        totals["output_tokens"] += usage.output_tokens
+        if current_slug:
+            final_slug = current_slug
+        return _Attempt(status, code, message, detail, kind, streamed, failed_slug)
+
+    # Recovery: a model failure before anything reached the user is retried on the same
+    # agent (with backoff), then its alternative answers, then the fallback agent.
+    slug, reason = start.slug, "fallback" if decision.path == "fallback" else "route"
+    tried: list[str] = []
+    retries, backoff = settings.SUPERORCH_MODEL_RETRIES, settings.SUPERORCH_MODEL_RETRY_BACKOFF
+    while True:
+        outcome = await attempt(slug, reason)
+        if outcome.status != "error" or not outcome.kind or outcome.streamed or cancel.is_set():
+            break
+        failed = outcome.failed_slug
+        tried.append(failed)
+        circuits = await db(selectors.breaker_states)()
+        if retries > 0 and circuits.get(failed) != "open":
+            retries -= 1
+            await asyncio.sleep(backoff)
+            backoff *= 2
+            slug, reason = failed, "fallback"
+            continue
+        nxt = _recovery_target(team, failed, tried, circuits)
+        if nxt is None:
+            break
+        logger.warning(
+            "turn %s: %s failed (%s); trying %s", request.turn_id, failed, outcome.kind, nxt
+        )
+        slug, reason, retries = nxt, "fallback", 0
+
+    message = QUEUED_FOR_LATER if outcome.code == "model_unavailable" else outcome.message
     return TurnOutcome(
-        status=outcome_status,
-        final_agent=ref(current_slug) if current_slug else None,
-        usage={
-            "requests": usage.requests,
-            "input_tokens": usage.input_tokens,
-            "output_tokens": usage.output_tokens,
-        },
-        error_code=error_code,
-        error_message=error_message,
-        error_detail=error_detail,
+        status=outcome.status,
+        final_agent=ref(final_slug) if final_slug else None,
+        usage=totals,
+        error_code=outcome.code,
+        error_message=message,
+        error_detail=outcome.detail,
     )
+
+
+@dataclass(frozen=True)
+class _Attempt:
+    status: Literal["ok", "error", "cancelled"]
+    code: str
+    message: str
+    detail: str
+    kind: str  # a model failure's kind ("" otherwise)
+    streamed: bool  # the user saw output: retrying would repeat it
+    failed_slug: str
+
+
+class _AgentSilent(Exception):
+    def __init__(self, agent: AgentSpec, limit: float) -> None:
+        super().__init__(f"{agent.name}'s model said nothing for {limit:g}s")
+
+
+def _recovery_target(
+    team: Team, failed: str, tried: list[str], circuits: Mapping[str, str]
+) -> str | None:
+    """Who answers after `failed`'s model failed: its alternative, else the fallback."""
+    spec = team.get(failed)
+    fallback = team.fallback
+    for option in (spec.alternative if spec else None, fallback.slug if fallback else None):
+        if not option or option in tried:
+            continue
+        target = team.get(option)
+        if target is None or not target.enabled or target.degraded:
+            continue
+        if circuits.get(option) == "open":
+            continue
+        return option
+    return None
+
+
+def _call_id(raw: Any) -> str:
+    if isinstance(raw, dict):
+        return str(raw.get("call_id") or raw.get("id") or "")
+    return str(getattr(raw, "call_id", None) or getattr(raw, "id", "") or "")
 
 
 async def _on_item(event, emit, built, message_ids, partial, ref, current_slug) -> None:
@@ -812,11 +930,26 @@ def _tool_ok(output: Any) -> bool:
     return True
 
 
-def _is_model_error(exc: BaseException) -> bool:
-    try:
-        import openai
-    except ImportError:  # pragma: no cover
-        return False
+def _model_error_kind(exc: BaseException) -> str:
+    """What kind of model failure `exc` is ("" when it is not one): for the breaker,
+    the AgentRun and the dashboard."""
+    import openai
     from agents.exceptions import ModelBehaviorError
 
-    return isinstance(exc, openai.OpenAIError | ModelBehaviorError | ConnectionError)
+    if isinstance(exc, openai.APITimeoutError | TimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.RateLimitError):
+        return "rate_limited"
+    if isinstance(exc, openai.APIStatusError):
+        return "server_error" if exc.status_code >= 500 else "bad_response"
+    if isinstance(exc, StreamBroken):
+        return "stream_broken"
+    if isinstance(exc, openai.APIConnectionError | ConnectionError):
+        return "connection"
+    if isinstance(
+        exc, ModelBehaviorError | json.JSONDecodeError | openai.APIResponseValidationError
+    ):
+        return "bad_response"
+    if isinstance(exc, openai.OpenAIError):
+        return "server_error"
+    return ""

@@ -14,7 +14,9 @@ from django.db import connection
 from django.db.models import Avg, Count, Max, Q
 from django.utils import timezone
 
+from . import health
 from .models import (
+    AgentHealth,
     AgentProfile,
     AgentRun,
     ContextEntry,
@@ -80,6 +82,7 @@ def team_snapshot() -> Team:
             degraded=p.degraded,
             max_concurrency=p.max_concurrency,
             alternative=p.alternative.slug if p.alternative else None,
+            timeout=float(p.timeout_seconds),
         )
         for p in profiles
     }
@@ -159,10 +162,24 @@ def in_flight_counts(*, team: Team) -> dict[str, int]:
     return {row["agent_slug"]: row["n"] for row in rows}
 
 
+def breaker_states() -> dict[str, str]:
+    """Agents whose circuit breaker is not closed: slug -> "open" or "half_open"."""
+    now = timezone.now()
+    cooldown = settings.SUPERORCH_BREAKER_COOLDOWN
+    rows = AgentHealth.objects.exclude(state=health.CLOSED).values_list(
+        "agent_slug", "state", "consecutive_failures", "opened_at"
+    )
+    return {
+        slug: health.effective(health.Breaker(state, n, opened), now=now, cooldown=cooldown)
+        for slug, state, n, opened in rows
+    }
+
+
 def route_decide(
     *, text: str, active: str | None = None, team: Team | None = None
 ) -> RoutingDecision:
-    """The full routing decision for a message (router, stickiness, load, "nothing fits")."""
+    """The full routing decision for a message (router, stickiness, load, health,
+    "nothing fits")."""
     team = team or team_snapshot()
     return decide(
         team=team,
@@ -171,6 +188,7 @@ def route_decide(
         active=active,
         policy=routing_policy(team=team),
         in_flight=in_flight_counts(team=team),
+        circuits=breaker_states(),
     )
 
 

@@ -11,7 +11,9 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from . import health
 from .models import (
+    AgentHealth,
     AgentProfile,
     AgentRun,
     ContextEntry,
@@ -124,9 +126,11 @@ def agent_run_finish(
     input_tokens: int,
     output_tokens: int,
     error: str = "",
+    error_kind: str = "",
 ) -> None:
     AgentRun.objects.filter(pk=run_id).update(
         status=status,
+        error_kind=error_kind,
         duration_ms=duration_ms,
         ttft_ms=ttft_ms,
         requests=requests,
@@ -134,6 +138,38 @@ def agent_run_finish(
         output_tokens=output_tokens,
         error=error[:4000],
     )
+
+
+def agent_health_record(*, agent_slug: str, ok: bool, error: str = "") -> str:
+    """Feed one model call's result to the agent's circuit breaker; returns its new state."""
+    from django.conf import settings
+
+    now = timezone.now()
+    with transaction.atomic():
+        row, _ = AgentHealth.objects.select_for_update().get_or_create(agent_slug=agent_slug)
+        if ok and row.state == health.CLOSED and row.consecutive_failures == 0:
+            if row.last_success_at is None or (now - row.last_success_at).total_seconds() > 60:
+                row.last_success_at = now  # refreshed at most once a minute on the happy path
+                row.save(update_fields=["last_success_at", "updated_at"])
+            return row.state
+        after = health.record(
+            health.Breaker(row.state, row.consecutive_failures, row.opened_at),
+            ok=ok,
+            now=now,
+            threshold=settings.SUPERORCH_BREAKER_FAILURES,
+            cooldown=settings.SUPERORCH_BREAKER_COOLDOWN,
+        )
+        row.state, row.consecutive_failures, row.opened_at = (
+            after.state,
+            after.failures,
+            after.opened_at,
+        )
+        if ok:
+            row.last_success_at = now
+        else:
+            row.last_failure_at, row.last_error = now, error[:2000]
+        row.save()
+        return row.state
 
 
 def agent_runs_abandon(*, older_than: datetime | None = None) -> int:

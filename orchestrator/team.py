@@ -27,6 +27,7 @@ class AgentSpec:
     degraded: bool = False
     max_concurrency: int = 0  # 0: no limit
     alternative: str | None = None
+    timeout: float = 30.0  # seconds of model silence before an attempt fails (0: none)
 
 
 @dataclass(frozen=True)

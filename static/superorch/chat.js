@@ -129,6 +129,7 @@
     outbox: [],               // [{id, text}] unacked sends, re-sent after reconnect
     turns: new Map(),         // turn id -> {id, replyTo, lastEl, streaming:Set}
     running: new Set(),       // ids of turns that are running
+    queuedTurns: new Set(),   // turns that ended with model_unavailable: their message waits on the server
     tools: new Map(),         // call id -> {turn, label}
     syncedId: null,           // newest message id known complete: `since` for reconnects
     feedback: store.getJSON(KEY_FEEDBACK, {}),   // message id -> 'up' | 'down' (acked)
@@ -989,7 +990,10 @@
       turn.streaming.clear();
     }
 
-    if (f.status === 'error') addRetry(turn);
+    if (f.status === 'error' && state.queuedTurns.delete(turnId)) {
+      // No model could answer: the server keeps the message and answers it later.
+      addNotice('Saved: it will be answered as soon as the assistant is back.', { kind: 'queued', testid: 'queued', after: turn && turn.lastEl });
+    } else if (f.status === 'error') addRetry(turn);
     else if (f.status === 'cancelled') addNotice('Stopped', { kind: 'stopped', testid: 'stopped', after: turn && turn.lastEl });
 
     state.turns.delete(turnId);
@@ -1034,6 +1038,7 @@
     const ref = str(f.ref);
     const text = str(f.message) || ERROR_FALLBACK[code] || 'Something went wrong. Please try again.';
     let retry = null;
+    if (code === 'model_unavailable' && ref && state.turns.has(ref)) state.queuedTurns.add(ref);
     // A refused session (forged identity, site not allowed) closes next: keep these words for it.
     if (code === 'identity_invalid' || code === 'forbidden') fatalText = text;
 

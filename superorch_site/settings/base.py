@@ -165,6 +165,19 @@ SUPERORCH_NUMERIC_THREADS = env.int("SUPERORCH_NUMERIC_THREADS", default=1)
 # Seconds a chat turn waits for a workflow it started; after that the answer is posted to
 # the conversation when the workflow finishes. Keep it below SUPERORCH_TURN_TIMEOUT.
 SUPERORCH_WORKFLOW_WAIT = env.float("SUPERORCH_WORKFLOW_WAIT", default=90.0)
+# Recovery from model failures: extra attempts on the same agent (with this backoff in
+# seconds, doubled each time) before its alternative and then the fallback agent answer.
+SUPERORCH_MODEL_RETRIES = env.int("SUPERORCH_MODEL_RETRIES", default=1)
+SUPERORCH_MODEL_RETRY_BACKOFF = env.float("SUPERORCH_MODEL_RETRY_BACKOFF", default=1.0)
+# An agent's circuit breaker opens after this many model failures in a row, and lets a
+# probe through after this many seconds.
+SUPERORCH_BREAKER_FAILURES = env.int("SUPERORCH_BREAKER_FAILURES", default=3)
+SUPERORCH_BREAKER_COOLDOWN = env.float("SUPERORCH_BREAKER_COOLDOWN", default=30.0)
+# A message that could not be answered because no model was reachable is tried again
+# after these many seconds (then the last, repeatedly), and at once when the user writes.
+SUPERORCH_REQUEUE_DELAYS = [
+    float(x) for x in env.list("SUPERORCH_REQUEUE_DELAYS", default=["15", "30", "60", "120", "300"])
+]
 # Model calls per turn before the turn is stopped (SDK max_turns).
 SUPERORCH_MAX_MODEL_CALLS = env.int("SUPERORCH_MAX_MODEL_CALLS", default=10)
 # A turn that runs longer than this (seconds) is stopped and reported as failed.

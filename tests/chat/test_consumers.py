@@ -606,47 +606,73 @@ async def test_connections_from_an_allowed_origin_are_accepted(team, communicato
 # --- 14. Model failure --------------------------------------------------------------------
 
 
-async def test_a_model_failure_is_reported_in_plain_words_and_the_next_message_works(
+async def test_a_model_failure_is_reported_in_plain_words_and_the_message_is_kept(
     team, connect, scripted
 ):
-    scripted.enqueue(openai.APIConnectionError(request=None))
+    # Billing, Billing's retry and then the fallback agent all fail to reach their model.
+    scripted.extend([openai.APIConnectionError(request=None)] * 3)
     comm, ready = await open_session(connect)
     await send(comm, {"type": "message.send", "id": "c-1", "text": CHARGED_TWICE})
     frames = await until_turn_done(comm)
 
-    # Routed straight to Billing (fast path), whose model call fails.
-    assert types(frames) == ["message.ack", "turn.started", "agent.changed", "error", "turn.done"]
+    assert types(frames) == [
+        "message.ack",
+        "turn.started",
+        "agent.changed",  # routed to Billing (fast path)
+        "agent.changed",  # Billing failed twice: the fallback agent tries
+        "error",
+        "turn.done",
+    ]
+    assert frames[3]["to"]["slug"] == "general_assistant" and frames[3]["reason"] == "fallback"
     turn = frames[1]["turn"]
-    error = frames[3]
+    error = frames[4]
     assert set(error) == {"type", "code", "message", "retryable", "ref"}
     assert (error["code"], error["retryable"], error["ref"]) == ("model_unavailable", True, turn)
     for leak in ("Traceback", "APIConnectionError", "Error:", "openai"):
         assert leak not in error["message"]
-    assert "saved" in error["message"]
-    assert frames[4]["status"] == "error" and frames[4]["turn"] == turn
-    assert await user_messages(ready["conversation"]) == [("c-1", CHARGED_TWICE, "failed")]
+    assert "saved and will be answered" in error["message"]
+    assert frames[5]["status"] == "error" and frames[5]["turn"] == turn
+    # Not failed: queued, to be answered when a model is back.
+    assert await user_messages(ready["conversation"]) == [("c-1", CHARGED_TWICE, "pending")]
     stored = await sync_to_async(Turn.objects.get)(uuid=turn)
     assert (stored.status, stored.error_code) == ("error", "model_unavailable")
     assert "APIConnectionError" in stored.error  # the detail is for staff only
 
-    scripted.enqueue([assistant_message("Sorry about that, here I am again.")])
+    # The user writes again: the queued message is answered first, then the new one.
+    scripted.extend(
+        [
+            [assistant_message("Sorry for the wait: only one charge is real.")],
+            [assistant_message("Yes, I'm here.")],
+        ]
+    )
     await send(comm, {"type": "message.send", "id": "c-2", "text": "Are you there?"})
-    frames = await until_turn_done(comm)
-    assert collapse_deltas(frames) == [
-        "message.ack",
-        "turn.started",
-        "message.delta",
-        "message.done",
-        "turn.done",
-    ]
-    assert frames[1]["reply_to"] == "c-2"
-    assert frames[-2]["message"]["text"] == "Sorry about that, here I am again."
-    assert frames[-1]["status"] == "ok"
+    frames = await until_turn_done(comm, turns_done=2)
+    started = [f["reply_to"] for f in frames if f["type"] == "turn.started"]
+    assert started == ["c-1", "c-2"]
+    replies = [f["message"]["text"] for f in frames if f["type"] == "message.done"]
+    assert replies == ["Sorry for the wait: only one charge is real.", "Yes, I'm here."]
     assert await user_messages(ready["conversation"]) == [
-        ("c-1", CHARGED_TWICE, "failed"),
+        ("c-1", CHARGED_TWICE, "answered"),
         ("c-2", "Are you there?", "answered"),
     ]
     scripted.assert_complete()
+
+
+async def test_a_queued_message_is_answered_by_itself_once_the_model_is_back(
+    team, connect, scripted, settings
+):
+    settings.SUPERORCH_REQUEUE_DELAYS = [0.3]
+    scripted.extend([openai.APIConnectionError(request=None)] * 3)
+    comm, ready = await open_session(connect)
+    await send(comm, {"type": "message.send", "id": "c-1", "text": CHARGED_TWICE})
+    first = await until_turn_done(comm)
+    assert first[-1]["status"] == "error"
+    scripted.enqueue([assistant_message("Back now: only one charge is real.")])
+    # No new message from the user: the server tries again when the message is due.
+    frames = await until_turn_done(comm, timeout=5)
+    assert frames[0]["type"] == "turn.started" and frames[0]["reply_to"] == "c-1"
+    assert frames[-1]["status"] == "ok"
+    assert await user_messages(ready["conversation"]) == [("c-1", CHARGED_TWICE, "answered")]
 
 
 # --- 15. Recovery ---------------------------------------------------------------------------

@@ -112,14 +112,19 @@ async def test_a_disabled_active_agent_falls_back_to_the_orchestrator(
 
 
 async def test_model_failure_ends_the_turn_with_plain_words_and_records_the_error(team, scripted):
-    scripted.enqueue(openai.APIConnectionError(request=None))
+    scripted.extend([openai.APIConnectionError(request=None)] * 3)
     rec = Recorder()
     outcome = await runtime.run_turn(request(), rec)
     assert outcome.status == "error"
     assert outcome.error_code == "model_unavailable"
     assert "saved" in outcome.error_message and "Traceback" not in outcome.error_message
-    run = await AgentRun.objects.aget()
-    assert run.status == "error" and "APIConnectionError" in run.error
+    runs = [r async for r in AgentRun.objects.order_by("id")]
+    assert [(r.agent_slug, r.status, r.error_kind) for r in runs] == [
+        ("billing", "error", "connection"),
+        ("billing", "error", "connection"),
+        ("general_assistant", "error", "connection"),
+    ]
+    assert all("APIConnectionError" in r.error for r in runs)
 
 
 async def test_cancel_stops_the_turn_and_keeps_what_was_shown(team, settings):

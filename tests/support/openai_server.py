@@ -25,6 +25,7 @@ class Step:
     first_token_delay: float = 0.0
     token_delay: float = 0.0
     break_after: int | None = None  # close the stream after this many chunks
+    malformed: bool = False  # send a chunk that is not JSON
 
 
 Responder = Callable[[dict[str, Any]], Step]
@@ -64,6 +65,14 @@ class OpenAICompatibleServer:
                 else:
                     if step.first_token_delay:  # the whole answer's latency
                         time.sleep(step.first_token_delay)
+                    if step.malformed:
+                        payload = b"{this is not json"
+                        self.send_response(200)
+                        self.send_header("Content-Type", "application/json")
+                        self.send_header("Content-Length", str(len(payload)))
+                        self.end_headers()
+                        self.wfile.write(payload)
+                        return
                     self._json(200, _completion(body, step))
 
             def _json(self, status: int, data: dict[str, Any]) -> None:
@@ -83,6 +92,10 @@ class OpenAICompatibleServer:
                 for n, chunk in enumerate(_chunks(body, step)):
                     if step.break_after is not None and n >= step.break_after:
                         return  # the connection closes mid-stream
+                    if step.malformed and n == 1:
+                        self.wfile.write(b"data: {this is not json\n\n")
+                        self.wfile.flush()
+                        return
                     self.wfile.write(f"data: {json.dumps(chunk)}\n\n".encode())
                     self.wfile.flush()
                     if step.token_delay:
