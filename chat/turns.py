@@ -20,7 +20,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from orchestrator import runtime
+from orchestrator import alerts, runtime
 
 from . import selectors, services
 from .events import broadcast, message_dict, turn_control_group
@@ -219,6 +219,7 @@ async def _run(turn: Turn, conversation_uuid) -> None:
                 "ref": turn_key,
             },
         )
+    alerts.alerts_maybe_evaluate()  # at most every SUPERORCH_ALERT_INTERVAL, on a thread
     done: dict[str, Any] = {"type": "turn.done", "turn": turn_key, "status": outcome.status}
     done["usage"] = {
         "requests": outcome.usage.get("requests", 0),

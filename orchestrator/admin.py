@@ -3,13 +3,17 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from . import selectors
+from . import dashboard, selectors
 from .forms import AgentProfileForm, WorkflowForm
 from .models import (
+    AgentHealth,
     AgentProfile,
     AgentRun,
+    Alert,
+    AlertRule,
     ContextEntry,
     KnowledgeArticle,
+    ModelPrice,
     RoutingExample,
     RoutingSettings,
     StepRun,
@@ -111,6 +115,22 @@ class AgentRunAdmin(admin.ModelAdmin):
     search_fields = ("conversation_id", "turn_id", "error")
     date_hierarchy = "started_at"
     list_select_related = ("agent",)
+
+    def get_urls(self):
+        site = self.admin_site
+        return [
+            path(
+                "dashboard/",
+                site.admin_view(lambda request: dashboard.dashboard_view(site, request)),
+                name="orchestrator_dashboard",
+            ),
+            path(
+                "dashboard/series.json",
+                site.admin_view(dashboard.dashboard_series_view),
+                name="orchestrator_dashboard_series",
+            ),
+            *super().get_urls(),
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
@@ -221,4 +241,70 @@ class RoutingSettingsAdmin(admin.ModelAdmin):
         return not RoutingSettings.objects.exists()
 
     def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(AgentHealth)
+class AgentHealthAdmin(admin.ModelAdmin):
+    """Circuit breakers. Closing one by hand lets routing use the agent again at once."""
+
+    list_display = (
+        "agent_slug",
+        "state",
+        "consecutive_failures",
+        "opened_at",
+        "last_failure_at",
+        "last_success_at",
+    )
+    list_filter = ("state",)
+    readonly_fields = (
+        "agent_slug",
+        "state",
+        "consecutive_failures",
+        "opened_at",
+        "last_error",
+        "last_failure_at",
+        "last_success_at",
+        "updated_at",
+    )
+    actions = ["close_breakers"]
+
+    @admin.action(description="Close the breaker (the model is fixed)")
+    def close_breakers(self, request, queryset) -> None:
+        queryset.update(state="closed", consecutive_failures=0, opened_at=None)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(ModelPrice)
+class ModelPriceAdmin(admin.ModelAdmin):
+    list_display = ("model_name", "input_per_million", "output_per_million", "currency")
+
+
+@admin.register(AlertRule)
+class AlertRuleAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "metric",
+        "agent_slug",
+        "threshold",
+        "window_minutes",
+        "enabled",
+        "open_now",
+    )
+    list_filter = ("metric", "enabled")
+
+    @admin.display(boolean=True, description="alert open")
+    def open_now(self, obj: AlertRule) -> bool:
+        return obj.alerts.filter(cleared_at__isnull=True).exists()
+
+
+@admin.register(Alert)
+class AlertAdmin(admin.ModelAdmin):
+    list_display = ("rule", "raised_at", "cleared_at", "value", "last_value")
+    list_filter = ("rule", "cleared_at")
+    readonly_fields = ("rule", "raised_at", "cleared_at", "value", "last_value", "notified")
+
+    def has_add_permission(self, request) -> bool:
         return False

@@ -34,6 +34,7 @@ INSTALLED_APPS = [
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django.contrib.humanize",
     "django.contrib.postgres",
     "channels",
     "django_htmx",
@@ -178,6 +179,9 @@ SUPERORCH_BREAKER_COOLDOWN = env.float("SUPERORCH_BREAKER_COOLDOWN", default=30.
 SUPERORCH_REQUEUE_DELAYS = [
     float(x) for x in env.list("SUPERORCH_REQUEUE_DELAYS", default=["15", "30", "60", "120", "300"])
 ]
+# Alert rules are evaluated at most this often (seconds) per process, after turns and
+# on the dashboard; `manage.py check_alerts` evaluates them at once.
+SUPERORCH_ALERT_INTERVAL = env.float("SUPERORCH_ALERT_INTERVAL", default=30.0)
 # Model calls per turn before the turn is stopped (SDK max_turns).
 SUPERORCH_MAX_MODEL_CALLS = env.int("SUPERORCH_MAX_MODEL_CALLS", default=10)
 # A turn that runs longer than this (seconds) is stopped and reported as failed.
