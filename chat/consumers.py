@@ -9,6 +9,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from orchestrator import metrics
 from orchestrator import selectors as orchestrator_selectors
 
 from . import selectors, services, turns
@@ -33,6 +34,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         await self.accept()
+        metrics.SOCKETS.inc()
         # A fresh process trains its router now, while the user is still typing.
         try:
             await db(orchestrator_selectors.router_warm)()
@@ -40,6 +42,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             logger.exception("Could not start training the router")
 
     async def disconnect(self, code: int) -> None:
+        metrics.SOCKETS.dec()
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 

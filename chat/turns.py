@@ -15,12 +15,13 @@ import asyncio
 import logging
 from typing import Any
 
+import structlog
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.utils import timezone
 
-from orchestrator import alerts, runtime
+from orchestrator import alerts, metrics, runtime
 
 from . import selectors, services
 from .events import broadcast, message_dict, turn_control_group
@@ -91,6 +92,14 @@ async def _wake_later(conversation_id: int, conversation_uuid) -> None:
 
 
 async def _run(turn: Turn, conversation_uuid) -> None:
+    # Every log line of this turn carries its ids (structlog contextvars; one task per turn).
+    with structlog.contextvars.bound_contextvars(
+        conversation=str(conversation_uuid), turn=str(turn.uuid)
+    ):
+        await _run_turn(turn, conversation_uuid)
+
+
+async def _run_turn(turn: Turn, conversation_uuid) -> None:
     turn_key = str(turn.uuid)
     conversation = await db(Conversation.objects.get)(pk=turn.conversation_id)
     history = await db(services.turn_history)(turn=turn)
@@ -219,6 +228,7 @@ async def _run(turn: Turn, conversation_uuid) -> None:
                 "ref": turn_key,
             },
         )
+    metrics.TURNS.labels(outcome.status, outcome.error_code or "").inc()
     alerts.alerts_maybe_evaluate()  # at most every SUPERORCH_ALERT_INTERVAL, on a thread
     done: dict[str, Any] = {"type": "turn.done", "turn": turn_key, "status": outcome.status}
     done["usage"] = {

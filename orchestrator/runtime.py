@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
+import structlog
 from agents import (
     Agent,
     AgentUpdatedStreamEvent,
@@ -580,6 +581,7 @@ async def run_step(
         requests, input_tokens, output_tokens = hooks.take_usage(spec.name)
         await db(services.agent_run_finish)(
             run_id=agent_run,
+            agent_slug=spec.slug,
             status=status,
             duration_ms=round((time.monotonic() - started) * 1000),
             ttft_ms=None,
@@ -675,6 +677,7 @@ async def run_turn(
             now = time.monotonic()
             await db(services.agent_run_finish)(
                 run_id=record.run_id,
+                agent_slug=record.slug,
                 status=status,
                 duration_ms=round((now - record.started) * 1000),
                 ttft_ms=round((record.first_token - record.started) * 1000)
@@ -730,6 +733,7 @@ async def run_turn(
                         if current_slug is not None:
                             await close_run("handoff")
                         await open_run(slug)
+                        structlog.contextvars.bind_contextvars(agent=slug)
                         new_ref = ref(slug)
                         if previous_ref is None or previous_ref.slug != slug:
                             reason = first_reason

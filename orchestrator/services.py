@@ -11,13 +11,15 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from . import health
+from . import health, metrics
 from .models import (
     AgentHealth,
     AgentProfile,
     AgentRun,
+    AlertRule,
     ContextEntry,
     KnowledgeArticle,
+    ModelPrice,
     RoutingExample,
     Workflow,
 )
@@ -119,6 +121,7 @@ def agent_run_start(
 def agent_run_finish(
     *,
     run_id: int,
+    agent_slug: str,
     status: str,
     duration_ms: int,
     ttft_ms: int | None,
@@ -128,6 +131,15 @@ def agent_run_finish(
     error: str = "",
     error_kind: str = "",
 ) -> None:
+    metrics.agent_run_finished(
+        agent=agent_slug,
+        status=status,
+        error_kind=error_kind,
+        duration_ms=duration_ms,
+        ttft_ms=ttft_ms,
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+    )
     AgentRun.objects.filter(pk=run_id).update(
         status=status,
         error_kind=error_kind,
@@ -220,6 +232,15 @@ def team_seed(
         if not profile.handoffs.exists():
             targets = [profiles[s] for s in spec.get("handoffs", []) if s in profiles]
             profile.handoffs.set(targets)
+    # The offline model costs nothing; other models' prices are for staff to enter.
+    from .providers.local import LOCAL_MODEL_NAME
+
+    ModelPrice.objects.get_or_create(model_name=LOCAL_MODEL_NAME)
+    # A first alert rule: the admin banner shows when a quarter of runs fail.
+    if not AlertRule.objects.exists():
+        AlertRule.objects.create(
+            name="Error rate above 25 %", metric="error_rate", threshold=0.25, window_minutes=15
+        )
     flows = json.loads(workflows_path.read_text(encoding="utf-8"))["workflows"]
     for spec in flows:
         _, was_created = Workflow.objects.get_or_create(

@@ -174,13 +174,18 @@ def figures(
             fig.p95_ms = percentile_cont(durations[key], 0.95)
             fig.p99_ms = percentile_cont(durations[key], 0.99)
             fig.ttft_p50_ms = percentile_cont(ttfts[key], 0.5)
-    # Estimated cost: tokens per model at that model's price.
+    # One more pass: tokens per model (for the cost) and errors per kind.
     prices = {p.model_name: p for p in ModelPrice.objects.all()}
-    usage = runs.values(group, "model_name").annotate(i=Sum("input_tokens"), o=Sum("output_tokens"))
-    for row in usage:
+    detail = runs.values(group, "model_name", "error_kind").annotate(
+        i=Sum("input_tokens"), o=Sum("output_tokens"), e=Count("id", filter=ERROR)
+    )
+    for row in detail:
+        fig = out[row[group]]
+        if row["e"] and row["error_kind"]:
+            fig.error_kinds[row["error_kind"]] = fig.error_kinds.get(row["error_kind"], 0) + row["e"]
         if not (row["i"] or row["o"]):
             continue
-        fig, price = out[row[group]], prices.get(row["model_name"])
+        price = prices.get(row["model_name"])
         if price is None:
             fig.unpriced = True
             continue
@@ -188,9 +193,6 @@ def figures(
             Decimal(row["i"] or 0) * price.input_per_million
             + Decimal(row["o"] or 0) * price.output_per_million
         ) / Decimal(1_000_000)
-    kinds = runs.filter(ERROR).exclude(error_kind="").values(group, "error_kind")
-    for row in kinds.annotate(n=Count("id")):
-        out[row[group]].error_kinds[row["error_kind"]] = row["n"]
     # In flight now (whatever the window): runs still open, but not ones a dead server left.
     recent = timezone.now() - timedelta(seconds=settings.SUPERORCH_TURN_TIMEOUT * 2)
     flying = (
@@ -205,7 +207,9 @@ def figures(
 
 
 def series(*, window: str = "day", now: datetime | None = None) -> dict[str, Any]:
-    """Chart data: per bucket, runs per agent, error rate and p95 response time."""
+    """Chart data: per bucket, runs per agent, error rate and p95 response time (one scan)."""
+    from .models import AgentProfile
+
     since, until = window_bounds(window, now)
     bucket = int(WINDOWS[window][1].total_seconds())
     first = int(since.timestamp()) // bucket
@@ -213,32 +217,41 @@ def series(*, window: str = "day", now: datetime | None = None) -> dict[str, Any
     runs = AgentRun.objects.filter(started_at__gte=since, started_at__lt=until).annotate(
         bucket=EpochBucket("started_at", bucket)
     )
-    per_agent = runs.values("bucket", "agent_slug").annotate(n=Count("id"))
+    slugs = sorted(AgentProfile.objects.values_list("slug", flat=True))
     aggregates: dict[str, Any] = {
         "n": Count("id"),
         "errors": Count("id", filter=ERROR),
         "finished": Count("id", filter=FINISHED),
+        **{f"a{i}": Count("id", filter=Q(agent_slug=slug)) for i, slug in enumerate(slugs)},
     }
     postgres = connection.vendor == "postgresql"
     if postgres:
         aggregates["p95"] = Percentile("duration_ms", 0.95, filter=FINISHED)
-    overall = {r["bucket"]: r for r in runs.values("bucket").annotate(**aggregates)}
+    overall = {r["bucket"]: r for r in runs.values("bucket").annotate(**aggregates).order_by()}
     if not postgres:
         durations: dict[int, list[float]] = defaultdict(list)
-        for b, ms in runs.filter(FINISHED, duration_ms__isnull=False).values_list(
-            "bucket", "duration_ms"
-        ):
+        timed = runs.filter(FINISHED, duration_ms__isnull=False)
+        for b, ms in timed.values_list("bucket", "duration_ms"):
             durations[b].append(ms)
         for b, row in overall.items():
             row["p95"] = percentile_cont(durations[b], 0.95)
     buckets = list(range(first, last + 1))
     agents: dict[str, list[int]] = {}
-    for row in per_agent:
-        agents.setdefault(row["agent_slug"], [0] * len(buckets))[row["bucket"] - first] = row["n"]
+    for i, slug in enumerate([*slugs, "other"]):
+        counts = []
+        for b in buckets:
+            row = overall.get(b)
+            if row is None:
+                counts.append(0)
+            elif slug == "other":  # agents no longer in the registry
+                counts.append(row["n"] - sum(row[f"a{j}"] for j in range(len(slugs))))
+            else:
+                counts.append(row[f"a{i}"])
+        if any(counts):
+            agents[slug] = counts
     labels = [
-        timezone.localtime(
-            datetime.fromtimestamp(b * bucket, tz=timezone.get_current_timezone())
-        ).strftime("%H:%M" if window != "week" else "%a %H:%M")
+        timezone.localtime(datetime.fromtimestamp(b * bucket, tz=timezone.get_current_timezone()))
+        .strftime("%H:%M" if window != "week" else "%a %H:%M")
         for b in buckets
     ]
 
@@ -250,7 +263,7 @@ def series(*, window: str = "day", now: datetime | None = None) -> dict[str, Any
         "window": window,
         "bucket_seconds": bucket,
         "labels": labels,
-        "runs": {slug: counts for slug, counts in sorted(agents.items())},
+        "runs": agents,
         "error_rate": [rate(b) for b in buckets],
         "p95_ms": [
             round(overall[b]["p95"]) if b in overall and overall[b]["p95"] is not None else None

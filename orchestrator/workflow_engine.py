@@ -26,11 +26,12 @@ from datetime import timedelta
 from functools import partial
 from typing import Any
 
+import structlog
 from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.utils import timezone
 
-from . import selectors, services, workflows
+from . import metrics, selectors, services, workflows
 from .models import StepRun, Workflow, WorkflowRun, WorkflowStatus
 from .signals import workflow_finished
 
@@ -159,6 +160,7 @@ def workflow_advance(*, run_id: int) -> None:
         for step_id in dispatch:
             transaction.on_commit(partial(workflow_step_task.delay, run.pk, step_id))
         if run.status in _FINAL_RUN:
+            transaction.on_commit(metrics.WORKFLOW_RUNS.labels(run.workflow_slug, run.status).inc)
             transaction.on_commit(
                 partial(workflow_finished.send, sender=WorkflowRun, run_id=run.pk)
             )
@@ -166,6 +168,11 @@ def workflow_advance(*, run_id: int) -> None:
 
 def workflow_step_run(*, run_id: int, step_id: str) -> None:
     """Run one agent step with its timeout, retries and fallback, then advance the run."""
+    with structlog.contextvars.bound_contextvars(workflow_run=run_id, step=step_id):
+        _step_run(run_id, step_id)
+
+
+def _step_run(run_id: int, step_id: str) -> None:
     with transaction.atomic():
         row = (
             StepRun.objects.select_for_update()

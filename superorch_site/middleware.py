@@ -4,6 +4,7 @@ Pages load scripts and styles only from our own origin (no inline code), so
 model or user text that slipped through sanitising still could not run.
 """
 
+import time
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
@@ -31,4 +32,20 @@ class ContentSecurityPolicyMiddleware:
         if not request.path.startswith("/admin/"):
             response.headers.setdefault("Content-Security-Policy", DEFAULT_POLICY)
         response.headers.setdefault("Referrer-Policy", "same-origin")
+        return response
+
+
+class RequestMetricsMiddleware:
+    """Counts and times HTTP requests for /metrics (method and status only: low cardinality)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        from orchestrator.metrics import HTTP_REQUESTS, HTTP_SECONDS
+
+        started = time.perf_counter()
+        response = self.get_response(request)
+        HTTP_SECONDS.observe(time.perf_counter() - started)
+        HTTP_REQUESTS.labels(request.method or "", str(response.status_code)).inc()
         return response

@@ -1,11 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from orchestrator.monitoring_views import metrics_view
+
 admin.site.site_header = "Super Orchestrator"
 admin.site.site_title = "Super Orchestrator admin"
 admin.site.index_title = "Agents, conversations and runs"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("metrics", metrics_view, name="metrics"),
     path("", include("chat.urls")),
 ]

@@ -6,6 +6,7 @@ in docs/configuration.md. production.py overrides and refuses to start without
 its secrets.
 """
 
+import ipaddress
 from pathlib import Path
 
 import environ
@@ -43,6 +44,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "superorch_site.middleware.RequestMetricsMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -135,18 +137,50 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": env.str("LOG_LEVEL", default="INFO")},
-    "loggers": {
-        "openai.agents": {"level": "WARNING"},
-        "httpx": {"level": "WARNING"},
-        "daphne": {"level": "WARNING"},
-    },
-}
+
+def logging_config(fmt: str, level: str) -> dict:
+    """Stdlib logging rendered by structlog: `json` (one object per line, for log
+    collectors) or `console`; both carry the conversation, turn, agent and workflow ids
+    bound in structlog's contextvars (chat.turns, orchestrator.runtime, workflow_engine)."""
+    import structlog
+
+    renderer = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {
+            "structured": {
+                "()": structlog.stdlib.ProcessorFormatter,
+                "processors": [
+                    structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                    renderer,
+                ],
+                "foreign_pre_chain": [
+                    structlog.contextvars.merge_contextvars,
+                    structlog.stdlib.add_log_level,
+                    structlog.stdlib.add_logger_name,
+                    structlog.processors.TimeStamper(fmt="iso", utc=True),
+                    structlog.processors.format_exc_info,
+                ],
+            }
+        },
+        "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
+        "root": {"handlers": ["console"], "level": level},
+        "loggers": {
+            "openai.agents": {"level": "WARNING"},
+            "httpx": {"level": "WARNING"},
+            "httpx2": {"level": "WARNING"},
+            "daphne": {"level": "WARNING"},
+        },
+    }
+
+
+SUPERORCH_LOG_FORMAT = env.str("SUPERORCH_LOG_FORMAT", default="console")
+LOGGING = logging_config(SUPERORCH_LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))
 
 # --- Super Orchestrator -------------------------------------------------------
 # Model providers: with neither set, every agent on provider "auto" uses the
@@ -182,6 +216,12 @@ SUPERORCH_REQUEUE_DELAYS = [
 # Alert rules are evaluated at most this often (seconds) per process, after turns and
 # on the dashboard; `manage.py check_alerts` evaluates them at once.
 SUPERORCH_ALERT_INTERVAL = env.float("SUPERORCH_ALERT_INTERVAL", default=30.0)
+# /metrics (Prometheus): a bearer token, and/or the addresses allowed without one.
+SUPERORCH_METRICS_TOKEN = env.str("SUPERORCH_METRICS_TOKEN", default="")
+SUPERORCH_METRICS_ALLOW = [
+    ipaddress.ip_network(net, strict=False)
+    for net in env.list("SUPERORCH_METRICS_ALLOW", default=["127.0.0.1/32", "::1/128"])
+]
 # Model calls per turn before the turn is stopped (SDK max_turns).
 SUPERORCH_MAX_MODEL_CALLS = env.int("SUPERORCH_MAX_MODEL_CALLS", default=10)
 # A turn that runs longer than this (seconds) is stopped and reported as failed.

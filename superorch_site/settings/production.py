@@ -6,9 +6,12 @@ Refuses to start without its secrets. `manage.py check --deploy` is clean here.
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import env, logging_config
 
 DEBUG = False
+# One JSON object per log line, with conversation, turn and agent ids.
+SUPERORCH_LOG_FORMAT = env.str("SUPERORCH_LOG_FORMAT", default="json")
+LOGGING = logging_config(SUPERORCH_LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))
 
 
 def _required(name: str) -> str:

@@ -84,12 +84,26 @@ async def test_a_slow_first_token_within_the_limit_is_just_slow(team, server):
     assert run.status == "ok" and run.ttft_ms >= 600
 
 
-async def test_a_stream_broken_midway_is_an_error_not_half_an_answer(team, server):
-    server.steps = [Step(text="one two three four five six seven eight", break_after=4), OK]
+async def test_a_stream_broken_before_any_text_is_retried(team, server):
+    server.steps = [Step(text="one two three", break_after=1), OK]
     outcome, rec = await turn()
-    # Never "ok" with a cut-off reply: the break is caught, and the retry answers in full.
     assert outcome.status == "ok" and rec.text == OK.text
     assert await runs() == [("billing", "error", "stream_broken"), ("billing", "ok", "")]
+
+
+async def test_a_stream_broken_midway_is_an_error_not_half_an_answer(team, server):
+    # The user already saw the first words: retrying would repeat them, so the turn ends
+    # as "no model could answer" (the chat queues the message), keeping what was shown.
+    server.steps = [
+        Step(text="one two three four five six seven eight", break_after=4, token_delay=0.05)
+    ]
+    outcome, rec = await turn()
+    assert outcome.status == "error" and outcome.error_code == "model_unavailable"
+    assert outcome.error_message == runtime.QUEUED_FOR_LATER
+    (done,) = rec.of(runtime.MessageDone)
+    assert done.text == rec.text and 0 < len(rec.text) < len("one two three four five six")
+    assert await runs() == [("billing", "error", "stream_broken")]
+    assert len(server.requests) == 1
 
 
 async def test_malformed_json_from_the_server_is_a_model_error(team, server):

@@ -36,7 +36,7 @@ def run(
 
 
 @pytest.fixture
-def runs():
+def runs(team):
     AgentRun.objects.bulk_create(
         [
             run("billing", 100, ttft=10, i=1000, o=100),
@@ -46,8 +46,8 @@ def runs():
             run("billing", 1000, status="handoff", ttft=50),
             run("billing", 50, status="error", kind="timeout"),
             run("billing", None, status="running", ago=timedelta(seconds=5)),
-            run("support", 10, ttft=5),
-            run("support", 20, ttft=7),
+            run("customer_support", 10, ttft=5),
+            run("customer_support", 20, ttft=7),
             run("billing", 99999, ago=timedelta(days=2)),  # outside the day
         ]
     )
@@ -58,7 +58,7 @@ def runs():
 
 def test_per_agent_figures_match_a_hand_computation(runs):
     billing, support = stats.figures(window="day")
-    assert billing.key == "billing" and support.key == "support"
+    assert billing.key == "billing" and support.key == "customer_support"
     assert (billing.runs, billing.finished, billing.ok, billing.errors) == (7, 6, 5, 1)
     # Finished durations 50, 100, 200, 300, 400, 1000; percentile_cont interpolates.
     assert billing.p50_ms == pytest.approx(250)
@@ -89,7 +89,7 @@ def test_per_model_figures_and_windows(runs):
 def test_series_puts_runs_in_their_buckets(runs):
     data = stats.series(window="hour")
     assert len(data["labels"]) == len(data["error_rate"]) == len(data["p95_ms"]) == 13
-    assert sum(data["runs"]["billing"]) == 7 and sum(data["runs"]["support"]) == 2
+    assert sum(data["runs"]["billing"]) == 7 and sum(data["runs"]["customer_support"]) == 2 and "other" not in data["runs"]
     assert sum(1 for r in data["error_rate"] if r) == 1
 
 

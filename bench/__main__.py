@@ -1,0 +1,30 @@
+"""`python -m bench SCENARIO [--json]`: run one benchmark scenario and print its figures."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+SCENARIOS = {
+    "database": "bench.scenarios.database",
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("scenario", choices=sorted(SCENARIOS))
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    args, rest = parser.parse_known_args(argv)
+    module = importlib.import_module(SCENARIOS[args.scenario])
+    result = module.run(rest)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print(module.report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
