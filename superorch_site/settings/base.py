@@ -179,6 +179,18 @@ def logging_config(fmt: str, level: str) -> dict:
     }
 
 
+# Email (alert notifications): EMAIL_URL like smtp+tls://user:password@smtp.example.com:587;
+# by default messages are printed to the console.
+_email = env.email_url("EMAIL_URL", default="consolemail://")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email.get("EMAIL_HOST", "")
+EMAIL_PORT = _email.get("EMAIL_PORT") or 25
+EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Super Orchestrator <superorch@localhost>")
+
 SUPERORCH_LOG_FORMAT = env.str("SUPERORCH_LOG_FORMAT", default="console")
 LOGGING = logging_config(SUPERORCH_LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))
 
