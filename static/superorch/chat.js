@@ -603,7 +603,9 @@
   // ---------------------------------------------------------------------------
 
   let alertRetry = null;
-  function showAlert(text, retry) {
+  let alertCode = '';
+  function showAlert(text, retry, code) {
+    alertCode = code || '';
     el.alertText.textContent = text;
     alertRetry = typeof retry === 'function' ? retry : null;
     el.alertRetry.hidden = !alertRetry;
@@ -612,6 +614,7 @@
   function hideAlert() {
     el.alert.hidden = true;
     alertRetry = null;
+    alertCode = '';
   }
   el.alertClose.addEventListener('click', () => { hideAlert(); el.input.focus(); });
   el.alertRetry.addEventListener('click', () => {
@@ -990,6 +993,8 @@
       turn.streaming.clear();
     }
 
+    // An answer arrived: "we could not reach the assistant" is no longer true.
+    if (f.status === 'ok' && alertCode === 'model_unavailable') hideAlert();
     if (f.status === 'error' && state.queuedTurns.delete(turnId)) {
       // No model could answer: the server keeps the message and answers it later.
       addNotice('Saved: it will be answered as soon as the assistant is back.', { kind: 'queued', testid: 'queued', after: turn && turn.lastEl });
@@ -1063,7 +1068,7 @@
       // A turn error gets its own Retry next to the exchange (turn.done "error").
       retry = () => { if (state.outbox.length) flushOutbox(); else reconnectSoon(); };
     }
-    showAlert(text, retry);
+    showAlert(text, retry, code);
   }
 
   function refreshSynced() {

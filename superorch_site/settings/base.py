@@ -194,6 +194,10 @@ DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Super Orchestrator <
 SUPERORCH_LOG_FORMAT = env.str("SUPERORCH_LOG_FORMAT", default="console")
 LOGGING = logging_config(SUPERORCH_LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))
 
+# The dashboard's covering index carries extra columns on PostgreSQL; SQLite (the
+# embedded default) ignores them, which is fine for its small data.
+SILENCED_SYSTEM_CHECKS = ["models.W040"]
+
 # --- Super Orchestrator -------------------------------------------------------
 # Model providers: with neither set, every agent on provider "auto" uses the
 # local offline model.
