@@ -6,12 +6,11 @@ import math
 import re
 import threading
 import uuid
-from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Avg, Count, Max, Q
+from django.db.models import Count, Max, Q
 from django.utils import timezone
 
 from . import health
@@ -288,38 +287,30 @@ def context_visible(*, conversation_id: uuid.UUID | None) -> dict[str, Any]:
 # --- Recorded performance -----------------------------------------------------------
 
 
-def agent_performance(*, agent_slug: str, hours: int = 24) -> dict[str, Any]:
-    """Figures for one agent from its recorded AgentRuns over the last `hours`."""
-    since = timezone.now() - timedelta(hours=hours)
-    runs = AgentRun.objects.filter(agent_slug=agent_slug, started_at__gte=since)
-    agg = runs.aggregate(
-        total=Count("id"),
-        errors=Count("id", filter=Q(status="error")),
-        running=Count("id", filter=Q(status="running")),
-        avg_ms=Avg("duration_ms", filter=~Q(status="running")),
-        avg_ttft=Avg("ttft_ms"),
-        last=Max("started_at"),
-    )
-    finished = agg["total"] - agg["running"]
-    durations = runs.exclude(duration_ms=None).order_by("duration_ms")
-    median = None
-    if finished:
-        row = durations.values_list("duration_ms", flat=True)[finished // 2 : finished // 2 + 1]
-        median = next(iter(row), None)
-    profile = AgentProfile.objects.filter(slug=agent_slug).values("enabled").first()
+def agent_performance(*, agent_slug: str, window: str = "day") -> dict[str, Any]:
+    """One agent's dashboard figures (orchestrator.stats) and health, for agents' tools."""
+    from . import stats
+
+    fig = next((f for f in stats.figures(window=window) if f.key == agent_slug), None)
+    fig = fig or stats.Figures(key=agent_slug)
+    profile = AgentProfile.objects.filter(slug=agent_slug).values("enabled", "degraded").first()
     return {
         "agent": agent_slug,
         "known": profile is not None,
         "enabled": bool(profile and profile["enabled"]),
-        "window_hours": hours,
-        "runs": agg["total"],
-        "in_flight": agg["running"],
-        "errors": agg["errors"],
-        "success_rate": round(1 - agg["errors"] / finished, 4) if finished else None,
-        "median_response_ms": median,
-        "mean_response_ms": round(agg["avg_ms"]) if agg["avg_ms"] is not None else None,
-        "mean_ttft_ms": round(agg["avg_ttft"]) if agg["avg_ttft"] is not None else None,
-        "last_activity": agg["last"].isoformat() if agg["last"] else None,
+        "health": breaker_states().get(agent_slug)
+        or ("degraded" if profile and profile["degraded"] else "ok"),
+        "window": f"last {window}",
+        "runs": fig.runs,
+        "turns": fig.turns,
+        "in_flight": fig.in_flight,
+        "errors": fig.errors,
+        "error_kinds": fig.error_kinds,
+        "success_rate": round(fig.success_rate, 4) if fig.success_rate is not None else None,
+        "median_response_ms": round(fig.p50_ms) if fig.p50_ms is not None else None,
+        "p95_response_ms": round(fig.p95_ms) if fig.p95_ms is not None else None,
+        "median_ttft_ms": round(fig.ttft_p50_ms) if fig.ttft_p50_ms is not None else None,
+        "share_of_load": round(fig.share, 4),
     }
 
 

@@ -182,7 +182,9 @@ def figures(
     for row in detail:
         fig = out[row[group]]
         if row["e"] and row["error_kind"]:
-            fig.error_kinds[row["error_kind"]] = fig.error_kinds.get(row["error_kind"], 0) + row["e"]
+            fig.error_kinds[row["error_kind"]] = (
+                fig.error_kinds.get(row["error_kind"], 0) + row["e"]
+            )
         if not (row["i"] or row["o"]):
             continue
         price = prices.get(row["model_name"])
@@ -250,8 +252,9 @@ def series(*, window: str = "day", now: datetime | None = None) -> dict[str, Any
         if any(counts):
             agents[slug] = counts
     labels = [
-        timezone.localtime(datetime.fromtimestamp(b * bucket, tz=timezone.get_current_timezone()))
-        .strftime("%H:%M" if window != "week" else "%a %H:%M")
+        timezone.localtime(
+            datetime.fromtimestamp(b * bucket, tz=timezone.get_current_timezone())
+        ).strftime("%H:%M" if window != "week" else "%a %H:%M")
         for b in buckets
     ]
 

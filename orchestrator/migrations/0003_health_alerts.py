@@ -6,107 +6,219 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('orchestrator', '0002_workflows'),
+        ("orchestrator", "0002_workflows"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='AgentHealth',
+            name="AgentHealth",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('agent_slug', models.CharField(max_length=50, unique=True)),
-                ('state', models.CharField(choices=[('closed', 'Closed (healthy)'), ('open', 'Open (skipped by routing)'), ('half_open', 'Half-open (trying again)')], default='closed', max_length=20)),
-                ('consecutive_failures', models.PositiveIntegerField(default=0)),
-                ('opened_at', models.DateTimeField(blank=True, null=True)),
-                ('last_error', models.TextField(blank=True)),
-                ('last_failure_at', models.DateTimeField(blank=True, null=True)),
-                ('last_success_at', models.DateTimeField(blank=True, null=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("agent_slug", models.CharField(max_length=50, unique=True)),
+                (
+                    "state",
+                    models.CharField(
+                        choices=[
+                            ("closed", "Closed (healthy)"),
+                            ("open", "Open (skipped by routing)"),
+                            ("half_open", "Half-open (trying again)"),
+                        ],
+                        default="closed",
+                        max_length=20,
+                    ),
+                ),
+                ("consecutive_failures", models.PositiveIntegerField(default=0)),
+                ("opened_at", models.DateTimeField(blank=True, null=True)),
+                ("last_error", models.TextField(blank=True)),
+                ("last_failure_at", models.DateTimeField(blank=True, null=True)),
+                ("last_success_at", models.DateTimeField(blank=True, null=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'agent health',
-                'verbose_name_plural': 'agent health',
-                'ordering': ['agent_slug'],
+                "verbose_name": "agent health",
+                "verbose_name_plural": "agent health",
+                "ordering": ["agent_slug"],
             },
         ),
         migrations.CreateModel(
-            name='Alert',
+            name="Alert",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('raised_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('cleared_at', models.DateTimeField(blank=True, null=True)),
-                ('value', models.FloatField(help_text='The figure when it was raised.')),
-                ('last_value', models.FloatField(blank=True, null=True)),
-                ('notified', models.TextField(blank=True, help_text='Where it was sent, and how that went.')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("raised_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("cleared_at", models.DateTimeField(blank=True, null=True)),
+                ("value", models.FloatField(help_text="The figure when it was raised.")),
+                ("last_value", models.FloatField(blank=True, null=True)),
+                (
+                    "notified",
+                    models.TextField(blank=True, help_text="Where it was sent, and how that went."),
+                ),
             ],
             options={
-                'ordering': ['-raised_at'],
+                "ordering": ["-raised_at"],
             },
         ),
         migrations.CreateModel(
-            name='AlertRule',
+            name="AlertRule",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=100)),
-                ('metric', models.CharField(choices=[('error_rate', 'Error rate (share of runs that failed)'), ('p95_ms', 'p95 response time (ms)')], max_length=20)),
-                ('agent_slug', models.CharField(blank=True, help_text='Blank: all agents.', max_length=50)),
-                ('threshold', models.FloatField(help_text='Error rate as a share (0.2 = 20 %), or milliseconds.')),
-                ('window_minutes', models.PositiveIntegerField(default=15)),
-                ('min_runs', models.PositiveIntegerField(default=5, help_text='Fewer runs in the window than this never raise an alert.')),
-                ('email', models.CharField(blank=True, help_text='Comma-separated addresses.', max_length=300)),
-                ('webhook_url', models.URLField(blank=True, help_text='Gets a JSON POST signed with HMAC-SHA256.')),
-                ('webhook_secret', models.CharField(blank=True, max_length=100)),
-                ('enabled', models.BooleanField(default=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=100)),
+                (
+                    "metric",
+                    models.CharField(
+                        choices=[
+                            ("error_rate", "Error rate (share of runs that failed)"),
+                            ("p95_ms", "p95 response time (ms)"),
+                        ],
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "agent_slug",
+                    models.CharField(blank=True, help_text="Blank: all agents.", max_length=50),
+                ),
+                (
+                    "threshold",
+                    models.FloatField(
+                        help_text="Error rate as a share (0.2 = 20 %), or milliseconds."
+                    ),
+                ),
+                ("window_minutes", models.PositiveIntegerField(default=15)),
+                (
+                    "min_runs",
+                    models.PositiveIntegerField(
+                        default=5,
+                        help_text="Fewer runs in the window than this never raise an alert.",
+                    ),
+                ),
+                (
+                    "email",
+                    models.CharField(
+                        blank=True, help_text="Comma-separated addresses.", max_length=300
+                    ),
+                ),
+                (
+                    "webhook_url",
+                    models.URLField(
+                        blank=True, help_text="Gets a JSON POST signed with HMAC-SHA256."
+                    ),
+                ),
+                ("webhook_secret", models.CharField(blank=True, max_length=100)),
+                ("enabled", models.BooleanField(default=True)),
             ],
             options={
-                'ordering': ['name'],
+                "ordering": ["name"],
             },
         ),
         migrations.CreateModel(
-            name='ModelPrice',
+            name="ModelPrice",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('model_name', models.CharField(max_length=100, unique=True)),
-                ('input_per_million', models.DecimalField(decimal_places=4, default=0, max_digits=10)),
-                ('output_per_million', models.DecimalField(decimal_places=4, default=0, max_digits=10)),
-                ('currency', models.CharField(default='USD', max_length=3)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("model_name", models.CharField(max_length=100, unique=True)),
+                (
+                    "input_per_million",
+                    models.DecimalField(decimal_places=4, default=0, max_digits=10),
+                ),
+                (
+                    "output_per_million",
+                    models.DecimalField(decimal_places=4, default=0, max_digits=10),
+                ),
+                ("currency", models.CharField(default="USD", max_length=3)),
             ],
             options={
-                'ordering': ['model_name'],
+                "ordering": ["model_name"],
             },
         ),
         migrations.AddField(
-            model_name='agentprofile',
-            name='timeout_seconds',
-            field=models.PositiveIntegerField(default=30, help_text="Longest wait for this agent's model to say anything (first token, or the next one) before the attempt counts as failed. 0: no limit (the turn timeout still applies)."),
+            model_name="agentprofile",
+            name="timeout_seconds",
+            field=models.PositiveIntegerField(
+                default=30,
+                help_text="Longest wait for this agent's model to say anything (first token, or the next one) before the attempt counts as failed. 0: no limit (the turn timeout still applies).",
+            ),
         ),
         migrations.AddField(
-            model_name='agentrun',
-            name='error_kind',
-            field=models.CharField(blank=True, help_text='timeout, server_error, rate_limited, connection, bad_response, other', max_length=20),
+            model_name="agentrun",
+            name="error_kind",
+            field=models.CharField(
+                blank=True,
+                help_text="timeout, server_error, rate_limited, connection, bad_response, other",
+                max_length=20,
+            ),
         ),
         migrations.AlterField(
-            model_name='agentprofile',
-            name='alternative',
-            field=models.ForeignKey(blank=True, help_text="Where routing sends this agent's turns while it is disabled, degraded or full, and where a turn goes when this agent's model fails.", null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to='orchestrator.agentprofile'),
+            model_name="agentprofile",
+            name="alternative",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Where routing sends this agent's turns while it is disabled, degraded or full, and where a turn goes when this agent's model fails.",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to="orchestrator.agentprofile",
+            ),
         ),
         migrations.AddIndex(
-            model_name='agentrun',
-            index=models.Index(fields=['started_at'], include=('agent_slug', 'model_name', 'status', 'duration_ms', 'ttft_ms', 'turn_id', 'input_tokens', 'output_tokens', 'error_kind'), name='agentrun_time'),
+            model_name="agentrun",
+            index=models.Index(
+                fields=["started_at"],
+                include=(
+                    "agent_slug",
+                    "model_name",
+                    "status",
+                    "duration_ms",
+                    "ttft_ms",
+                    "turn_id",
+                    "input_tokens",
+                    "output_tokens",
+                    "error_kind",
+                ),
+                name="agentrun_time",
+            ),
         ),
         migrations.AddIndex(
-            model_name='agentrun',
-            index=models.Index(condition=models.Q(('status', 'running')), fields=['status'], name='agentrun_running'),
+            model_name="agentrun",
+            index=models.Index(
+                condition=models.Q(("status", "running")),
+                fields=["status"],
+                name="agentrun_running",
+            ),
         ),
         migrations.AddField(
-            model_name='alert',
-            name='rule',
-            field=models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='alerts', to='orchestrator.alertrule'),
+            model_name="alert",
+            name="rule",
+            field=models.ForeignKey(
+                on_delete=django.db.models.deletion.CASCADE,
+                related_name="alerts",
+                to="orchestrator.alertrule",
+            ),
         ),
         migrations.AddConstraint(
-            model_name='alert',
-            constraint=models.UniqueConstraint(condition=models.Q(('cleared_at__isnull', True)), fields=('rule',), name='one_open_alert_per_rule'),
+            model_name="alert",
+            constraint=models.UniqueConstraint(
+                condition=models.Q(("cleared_at__isnull", True)),
+                fields=("rule",),
+                name="one_open_alert_per_rule",
+            ),
         ),
     ]

@@ -189,7 +189,9 @@ EMAIL_HOST_USER = _email.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = _email.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = _email.get("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = _email.get("EMAIL_USE_SSL", False)
-DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Super Orchestrator <superorch@localhost>")
+DEFAULT_FROM_EMAIL = env.str(
+    "DEFAULT_FROM_EMAIL", default="Super Orchestrator <superorch@localhost>"
+)
 
 SUPERORCH_LOG_FORMAT = env.str("SUPERORCH_LOG_FORMAT", default="console")
 LOGGING = logging_config(SUPERORCH_LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))

@@ -89,7 +89,11 @@ def test_per_model_figures_and_windows(runs):
 def test_series_puts_runs_in_their_buckets(runs):
     data = stats.series(window="hour")
     assert len(data["labels"]) == len(data["error_rate"]) == len(data["p95_ms"]) == 13
-    assert sum(data["runs"]["billing"]) == 7 and sum(data["runs"]["customer_support"]) == 2 and "other" not in data["runs"]
+    assert (
+        sum(data["runs"]["billing"]) == 7
+        and sum(data["runs"]["customer_support"]) == 2
+        and "other" not in data["runs"]
+    )
     assert sum(1 for r in data["error_rate"] if r) == 1
 
 
