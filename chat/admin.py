@@ -12,6 +12,7 @@ from django.utils.safestring import mark_safe
 from orchestrator import workflow_engine
 from orchestrator.models import Workflow, WorkflowRun
 
+from . import services
 from .models import Conversation, Feedback, Message, Site, Turn, TurnEvent
 from .rendering import render_markdown
 
@@ -22,6 +23,12 @@ class StartWorkflowForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "cols": 80}),
         max_length=4000,
         help_text="What the workflow works on ({input} in its instructions).",
+    )
+
+
+class StaffReplyForm(forms.Form):
+    text = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 5, "cols": 80}), max_length=4000, strip=True
     )
 
 
@@ -87,10 +94,39 @@ class ConversationAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         view = self.admin_site.admin_view(self.start_workflow_view)
+        reply = self.admin_site.admin_view(self.staff_reply_view)
         return [
             path("<int:pk>/start-workflow/", view, name="chat_conversation_start_workflow"),
+            path("<int:pk>/reply/", reply, name="chat_conversation_reply"),
             *super().get_urls(),
         ]
+
+    def staff_reply_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Staff answer the user themselves (e.g. while no model can)."""
+        conversation = get_object_or_404(Conversation, pk=pk)
+        if not self.has_change_permission(request, conversation):
+            return HttpResponseRedirect(reverse("admin:index"))
+        form = StaffReplyForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            author = request.user.get_short_name() or request.user.get_username()
+            services.staff_reply_post(
+                conversation=conversation, text=form.cleaned_data["text"], author=author
+            )
+            messages.success(request, "Your reply was sent.")
+            return HttpResponseRedirect(
+                reverse("admin:chat_conversation_change", args=[conversation.pk])
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Reply as staff in {conversation}",
+            "opts": self.model._meta,
+            "original": conversation,
+            "form": form,
+            "intro": "The user sees your reply at once, marked as from the team. Messages "
+            "still waiting for an answer count as answered.",
+            "action": "Send",
+        }
+        return TemplateResponse(request, "admin/chat/conversation_form.html", context)
 
     def start_workflow_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Staff start a workflow for this conversation; its answer is posted to it."""
@@ -119,15 +155,20 @@ class ConversationAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "original": conversation,
             "form": form,
+            "intro": "The workflow runs on the workers; its final answer is posted to this "
+            "conversation as an agent message, and every step is recorded in its run.",
+            "action": "Start",
         }
-        return TemplateResponse(request, "admin/chat/start_workflow.html", context)
+        return TemplateResponse(request, "admin/chat/conversation_form.html", context)
 
     @admin.display(description="Workflows")
     def workflows(self, obj: Conversation) -> str:
         runs = WorkflowRun.objects.filter(conversation_id=obj.uuid).order_by("-created_at")[:20]
         start = format_html(
-            '<a class="button" href="{}">Start a workflow</a>',
+            '<a class="button" href="{}">Start a workflow</a> <a class="button" href="{}">'
+            "Reply as staff</a>",
             reverse("admin:chat_conversation_start_workflow", args=[obj.pk]),
+            reverse("admin:chat_conversation_reply", args=[obj.pk]),
         )
         rows = format_html_join(
             "",

@@ -408,3 +408,32 @@ def workflow_answer_post(*, run_id: int) -> Message | None:
         conversation.uuid, {"type": "message.done", "turn": None, "message": message_dict(message)}
     )
     return message
+
+
+def staff_reply_post(*, conversation: Conversation, text: str, author: str) -> Message:
+    """A member of staff answers in the conversation (the admin's "Reply as staff").
+
+    The conversation's waiting messages count as answered: a message queued because no
+    model could answer it is not tried again. Every socket gets the reply as
+    `message.done` with `"turn": null`.
+    """
+    from asgiref.sync import async_to_sync
+
+    from .events import broadcast, message_dict
+
+    with transaction.atomic():
+        message = Message.objects.create(
+            conversation=conversation,
+            role=Role.STAFF,
+            agent_slug="staff",
+            agent_name=author[:80] or "Support team",
+            text=text,
+        )
+        Message.objects.filter(
+            conversation=conversation, role=Role.USER, status=MessageStatus.PENDING
+        ).update(status=MessageStatus.ANSWERED, retry_at=None)
+        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    async_to_sync(broadcast)(
+        conversation.uuid, {"type": "message.done", "turn": None, "message": message_dict(message)}
+    )
+    return message
