@@ -9,6 +9,7 @@ import sys
 
 SCENARIOS = {
     "database": "bench.scenarios.database",
+    "transport": "bench.scenarios.transport",
 }
 
 

@@ -1,0 +1,162 @@
+"""Processes for the benchmarks: the app server, the simulated model, the load generator.
+
+Everything runs on 127.0.0.1. The server and the load generator are separate processes,
+so the generator's work does not slow the server's event loop (on this 2-core machine
+they still share the CPU: figures are ratios measured side by side in one run).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PY = sys.executable
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not k.startswith(("OPENAI_", "DJANGO_", "DATABASE_URL", "REDIS_URL", "CELERY_"))
+    }
+    env.update(
+        DJANGO_SETTINGS_MODULE="superorch_site.settings.base",
+        PYTHONUNBUFFERED="1",
+        LOG_LEVEL="WARNING",
+        SUPERORCH_RATE_LIMIT="100000/minute",
+        SUPERORCH_LOCAL_MODEL_DELAY="0",
+    )
+    env.update(extra)
+    return env
+
+
+def manage(env: dict[str, str], *args: str) -> str:
+    done = subprocess.run(
+        [PY, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+    )
+    if done.returncode:
+        raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
+    return done.stdout
+
+
+@contextmanager
+def fresh_database(**extra: str):
+    """A migrated, seeded SQLite database in a temporary directory; yields its env."""
+    with tempfile.TemporaryDirectory(prefix="superorch-bench-") as tmp:
+        env = base_env(DATABASE_URL=f"sqlite:///{tmp}/db.sqlite3", **extra)
+        manage(env, "migrate", "--noinput", "-v", "0")
+        manage(env, "seed_team")
+        yield env
+
+
+@contextmanager
+def server(env: dict[str, str], kind: str = "daphne", app: str = "bench.asgi:application"):
+    """The ASGI server in its own process; yields its base URL once /healthz answers."""
+    port = free_port()
+    if kind == "daphne":
+        cmd = [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+    elif kind == "uvicorn":
+        cmd = [
+            PY,
+            "-m",
+            "uvicorn",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+            app,
+        ]
+    else:
+        raise ValueError(kind)
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (the server writes to it until the end)
+        prefix=f"bench-{kind}-", suffix=".log", delete=False
+    )
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/healthz", timeout=1) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"{kind} did not start:\n{Path(log.name).read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        Path(log.name).unlink(missing_ok=True)
+
+
+@contextmanager
+def simulated_model(
+    first_token: float = 0.0, tokens_per_second: float = 0.0, words: int = 40, script: str = "reply"
+):
+    """The loopback OpenAI-compatible server (tests/support) in its own process."""
+    port = free_port()
+    cmd = [
+        PY,
+        "-m",
+        "bench.model_server",
+        "--port",
+        str(port),
+        "--first-token",
+        str(first_token),
+        "--tokens-per-second",
+        str(tokens_per_second),
+        "--words",
+        str(words),
+        "--script",
+        script,
+    ]
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    try:
+        line = proc.stdout.readline()
+        if not line.startswith("ready"):
+            raise RuntimeError(f"model server did not start: {line}{proc.stdout.read()}")
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def loadgen(url: str, *args: str, timeout: float = 600) -> dict:
+    """Run the load generator in its own process; returns its JSON report."""
+    ws = url.replace("http://", "ws://")
+    done = subprocess.run(
+        [PY, "-m", "bench.loadgen", "--url", ws, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if done.returncode:
+        raise RuntimeError(f"load generator failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])

@@ -1,0 +1,149 @@
+"""The load generator: speaks the chat protocol (docs/protocol.md) over real WebSockets.
+
+    python -m bench.loadgen --url ws://127.0.0.1:PORT --mode echo|turns
+                            [--conns N] [--count M] [--text T] [--timeout S]
+
+echo: N sockets on /ws/bench-echo/, each sending M frames one after the other.
+turns: N conversations on /ws/chat/, each sending M messages one after the other and
+reading every frame of each turn. Prints one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import time
+import uuid
+
+import websockets
+
+
+def pct(values: list[float], p: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p * (len(ordered) - 1))))]
+
+
+async def echo_client(url: str, origin: str, count: int, rtts: list[float]) -> None:
+    async with websockets.connect(url + "/ws/bench-echo/", origin=origin, max_queue=None) as ws:
+        frame = json.dumps({"type": "ping"})
+        for _ in range(count):
+            t = time.perf_counter()
+            await ws.send(frame)
+            await ws.recv()
+            rtts.append(time.perf_counter() - t)
+
+
+async def chat_client(url, origin, count, text, timeout, out) -> None:
+    async with websockets.connect(url + "/ws/chat/", origin=origin, max_queue=None) as ws:
+        await ws.send(json.dumps({"type": "session.start", "protocol": 1, "site": "demo"}))
+        while json.loads(await ws.recv())["type"] != "session.ready":
+            pass
+        for _ in range(count):
+            cid = uuid.uuid4().hex
+            sent = time.perf_counter()
+            await ws.send(json.dumps({"type": "message.send", "id": cid, "text": text}))
+            first = last = None
+            gaps: list[float] = []
+            done_text = None
+            ok = False
+            try:
+                async with asyncio.timeout(timeout):
+                    while True:
+                        frame = json.loads(await ws.recv())
+                        kind = frame["type"]
+                        now = time.perf_counter()
+                        if kind == "message.delta":
+                            if first is None:
+                                first = now
+                            elif last is not None:
+                                gaps.append(now - last)
+                            last = now
+                        elif kind == "message.done":
+                            done_text = frame["message"]["text"]
+                        elif kind == "error":
+                            out["errors"] += 1
+                        elif kind == "turn.done":
+                            ok = frame["status"] == "ok"
+                            break
+            except TimeoutError:
+                out["timeouts"] += 1
+            out["turns"] += 1
+            if not ok:
+                out["failed"] += 1
+            if done_text is None:
+                out["lost"] += 1
+            out["latency"].append(time.perf_counter() - sent)
+            if first is not None:
+                out["ttft"].append(first - sent)
+            out["gaps"].extend(gaps)
+
+
+async def main_async(args) -> dict:
+    origin = args.url.replace("ws://", "http://")
+    started = time.perf_counter()
+    if args.mode == "echo":
+        rtts: list[float] = []
+        await asyncio.gather(
+            *(echo_client(args.url, origin, args.count, rtts) for _ in range(args.conns))
+        )
+        elapsed = time.perf_counter() - started
+        return {
+            "mode": "echo",
+            "round_trips": len(rtts),
+            "seconds": elapsed,
+            "per_second": len(rtts) / elapsed,
+            "rtt_p50_ms": statistics.median(rtts) * 1000,
+        }
+    out = {
+        "turns": 0,
+        "failed": 0,
+        "errors": 0,
+        "lost": 0,
+        "timeouts": 0,
+        "latency": [],
+        "ttft": [],
+        "gaps": [],
+    }
+    await asyncio.gather(
+        *(
+            chat_client(args.url, origin, args.count, args.text, args.timeout, out)
+            for _ in range(args.conns)
+        )
+    )
+    elapsed = time.perf_counter() - started
+    return {
+        "mode": "turns",
+        "conversations": args.conns,
+        "turns": out["turns"],
+        "failed": out["failed"],
+        "errors": out["errors"],
+        "lost": out["lost"],
+        "timeouts": out["timeouts"],
+        "seconds": elapsed,
+        "per_second": out["turns"] / elapsed,
+        "latency_p50_ms": (pct(out["latency"], 0.5) or 0) * 1000,
+        "ttft_p50_ms": (pct(out["ttft"], 0.5) or 0) * 1000,
+        "ttft_p95_ms": (pct(out["ttft"], 0.95) or 0) * 1000,
+        "gap_p50_ms": (pct(out["gaps"], 0.5) or 0) * 1000,
+        "gap_p99_ms": (pct(out["gaps"], 0.99) or 0) * 1000,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--url", required=True)
+    parser.add_argument("--mode", choices=["echo", "turns"], required=True)
+    parser.add_argument("--conns", type=int, default=1)
+    parser.add_argument("--count", type=int, default=100)
+    parser.add_argument("--text", default="I was charged twice for my subscription")
+    parser.add_argument("--timeout", type=float, default=60)
+    args = parser.parse_args()
+    print(json.dumps(asyncio.run(main_async(args))))
+
+
+if __name__ == "__main__":
+    main()

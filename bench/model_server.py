@@ -1,0 +1,63 @@
+"""The simulated model for the benchmarks: tests/support's OpenAI-compatible server with
+a set time to first token, tokens per second and reply length.
+
+    python -m bench.model_server --port P [--first-token S] [--tokens-per-second N]
+                                 [--words N] [--script reply|handoff]
+
+`reply` answers every request with text; `handoff` plays a full turn: the orchestrator
+hands off to Billing, Billing calls search_knowledge, then replies.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+
+from tests.support.openai_server import OpenAICompatibleServer, Step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--first-token", type=float, default=0.0)
+    parser.add_argument("--tokens-per-second", type=float, default=0.0)
+    parser.add_argument("--words", type=int, default=40)
+    parser.add_argument("--script", choices=["reply", "handoff"], default="reply")
+    args = parser.parse_args()
+    text = " ".join(f"word{i}" for i in range(args.words))
+    delay = 1 / args.tokens_per_second if args.tokens_per_second else 0.0
+
+    def reply() -> Step:
+        return Step(text=text, first_token_delay=args.first_token, token_delay=delay)
+
+    def respond(body) -> Step:
+        if args.script == "reply":
+            return reply()
+        tools = {t["function"]["name"] for t in body.get("tools") or ()}
+        messages = body.get("messages") or []
+        if messages and messages[-1].get("role") == "tool":
+            return reply()
+        if "transfer_to_billing" in tools:
+            return Step(tool_calls=[("transfer_to_billing", {})])
+        if "search_knowledge" in tools:
+            return Step(tool_calls=[("search_knowledge", {"query": "charged twice"})])
+        return reply()
+
+    server = OpenAICompatibleServer()
+    server.responder = respond
+    server.httpd.server_close()
+    from http.server import ThreadingHTTPServer
+
+    handler = server.httpd.RequestHandlerClass
+    server.httpd = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
+    server.httpd.daemon_threads = True
+    server.httpd.request_queue_size = 1024
+    print("ready", flush=True)
+    with contextlib.suppress(KeyboardInterrupt):
+        server.httpd.serve_forever()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    main()
