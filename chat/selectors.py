@@ -40,7 +40,17 @@ def _due():
 
 
 def conversation_has_pending(*, conversation_id: int) -> bool:
-    return Message.objects.filter(_due(), conversation_id=conversation_id).exists()
+    """Whether a turn can start now: messages are answered in order, so the conversation's
+    oldest pending message decides (while it waits for its retry time, all wait)."""
+    oldest = (
+        Message.objects.filter(
+            conversation_id=conversation_id, role=Role.USER, status=MessageStatus.PENDING
+        )
+        .order_by("id")
+        .values_list("retry_at", flat=True)[:1]
+    )
+    retry_at = next(iter(oldest), False)
+    return retry_at is not False and (retry_at is None or retry_at <= timezone.now())
 
 
 def conversation_next_retry(*, conversation_id: int):

@@ -336,6 +336,8 @@ def turn_finish(
             error=error[:4000],
             finished_at=timezone.now(),
         )
+        # Only a message still waiting is changed (staff may have answered it meanwhile).
+        waiting = Message.objects.filter(pk=turn.reply_to_id, status=MessageStatus.PENDING)
         if status == TurnStatus.ERROR and error_code == "model_unavailable":
             # No model could answer: the message stays queued and is tried again later.
             failures = Turn.objects.filter(
@@ -343,12 +345,9 @@ def turn_finish(
             ).count()
             delays = settings.SUPERORCH_REQUEUE_DELAYS
             delay = delays[min(failures, len(delays)) - 1] if failures else delays[0]
-            Message.objects.filter(pk=turn.reply_to_id).update(
-                status=MessageStatus.PENDING,
-                retry_at=timezone.now() + timedelta(seconds=delay),
-            )
+            waiting.update(retry_at=timezone.now() + timedelta(seconds=delay))
         else:
-            Message.objects.filter(pk=turn.reply_to_id).update(
+            waiting.update(
                 status=MessageStatus.FAILED
                 if status == TurnStatus.ERROR
                 else MessageStatus.ANSWERED,

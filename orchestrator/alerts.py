@@ -70,7 +70,9 @@ def alerts_evaluate(*, now: datetime | None = None) -> dict[str, int]:
             since=now - timedelta(minutes=rule.window_minutes),
             until=now,
         )
-        breached = value is not None and runs >= rule.min_runs and value > rule.threshold
+        enough = value is not None and runs >= rule.min_runs
+        breached = enough and value > rule.threshold
+        recovered = enough and value <= rule.threshold  # no data is not a recovery
         open_alert = rule.alerts.filter(cleared_at__isnull=True).first()
         if breached and open_alert is None:
             try:
@@ -84,7 +86,7 @@ def alerts_evaluate(*, now: datetime | None = None) -> dict[str, int]:
             _notify(rule, alert, "raised", value)
         elif breached:
             Alert.objects.filter(pk=open_alert.pk).update(last_value=value)
-        elif open_alert is not None:
+        elif open_alert is not None and recovered:
             cleared = Alert.objects.filter(pk=open_alert.pk, cleared_at__isnull=True).update(
                 cleared_at=now, last_value=value
             )

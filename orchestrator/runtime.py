@@ -10,6 +10,7 @@ chat app) persists messages and broadcasts; this module never imports it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -169,6 +170,7 @@ class TurnContext:
     turn_id: uuid.UUID
     team: Team
     emit: Emit | None = None  # the turn's event callback (None in workflow steps)
+    claimed_workflows: set[int] = field(default_factory=set)  # answers this turn took
 
 
 def _json(data: Any) -> str:
@@ -312,29 +314,37 @@ def _build_tools(spec: AgentSpec, *, workflows: bool = True) -> list[Any]:
 
 async def _execute_workflow(context: TurnContext, slug: str, request: str) -> dict[str, Any]:
     from . import workflow_engine
-    from .models import Workflow
+    from .models import Workflow, WorkflowRun
 
     spec = context.team.workflow(slug)
     if spec is None:
         names = ", ".join(w.slug for w in context.team.workflows) or "none"
         return {"ok": False, "error": f"No enabled workflow {slug!r}. Workflows: {names}."}
     workflow = await Workflow.objects.aget(slug=slug)
-    try:
-        run = await db(workflow_engine.workflow_start)(
-            workflow=workflow,
-            conversation_id=context.conversation_id,
-            input=request,
-            turn_id=context.turn_id,
-            waiting=True,
-            dispatch=False,
-        )
-    except workflow_engine.WorkflowError as exc:
-        return {"ok": False, "error": str(exc)}
+    # A retried attempt of this turn asks again: it waits for the same run.
+    run = await WorkflowRun.objects.filter(turn_id=context.turn_id, workflow=workflow).afirst()
+    fresh = run is None
+    if run is None:
+        try:
+            run = await db(workflow_engine.workflow_start)(
+                workflow=workflow,
+                conversation_id=context.conversation_id,
+                input=request,
+                turn_id=context.turn_id,
+                waiting=True,
+                dispatch=False,
+            )
+        except workflow_engine.WorkflowError as exc:
+            return {"ok": False, "error": str(exc)}
+    else:
+        await WorkflowRun.objects.filter(pk=run.pk).aupdate(waiting=True)
     # Eager mode runs the whole workflow inside the dispatch: keep it off the event loop
     # and report progress meanwhile.
-    dispatcher = asyncio.create_task(
-        asyncio.to_thread(_in_new_db_thread, workflow_engine.workflow_dispatch, run_id=run.pk)
-    )
+    dispatcher = None
+    if fresh:
+        dispatcher = asyncio.create_task(
+            asyncio.to_thread(_in_new_db_thread, workflow_engine.workflow_dispatch, run_id=run.pk)
+        )
     seen: dict[str, tuple[str, int]] = {}
     emit = context.emit
 
@@ -363,7 +373,11 @@ async def _execute_workflow(context: TurnContext, slug: str, request: str) -> di
                 if kind:
                     await report(kind, step_id, agent, progress["done"], progress["total"])
             if progress["status"] in ("ok", "failed"):
-                delivered = await db(workflow_engine.workflow_claim_delivery)(run_id=run.pk)
+                delivered = run.pk in context.claimed_workflows or await db(
+                    workflow_engine.workflow_claim_delivery
+                )(run_id=run.pk)
+                if delivered:
+                    context.claimed_workflows.add(run.pk)
                 await report(
                     "done" if progress["status"] == "ok" else "failed",
                     done=progress["done"],
@@ -398,7 +412,7 @@ async def _execute_workflow(context: TurnContext, slug: str, request: str) -> di
         if not delivered:
             # A cancelled or failed turn: the answer goes to the conversation when ready.
             await asyncio.shield(db(workflow_engine.workflow_stop_waiting)(run_id=run.pk))
-        if dispatcher.done() and dispatcher.exception() is not None:
+        if dispatcher is not None and dispatcher.done() and dispatcher.exception() is not None:
             logger.error("workflow %s dispatch failed", run.uuid, exc_info=dispatcher.exception())
 
 
@@ -639,6 +653,8 @@ async def run_turn(
         previous_ref = ref(team.orchestrator.slug) if team.orchestrator else None
     totals = {"requests": 0, "input_tokens": 0, "output_tokens": 0}
     final_slug: str | None = None
+    deadline = asyncio.get_running_loop().time() + settings.SUPERORCH_TURN_TIMEOUT
+    claimed: set[int] = set()  # workflow answers this turn took (see _execute_workflow)
 
     async def attempt(start_slug: str, first_reason: str) -> _Attempt:
         """One run of the SDK from `start_slug`; handoffs inside it are followed."""
@@ -700,7 +716,7 @@ async def run_turn(
         result = Runner.run_streamed(
             built.agents[start_slug],
             input=[{"role": m["role"], "content": m["content"]} for m in request.history],
-            context=TurnContext(request.conversation_id, request.turn_id, team, emit),
+            context=TurnContext(request.conversation_id, request.turn_id, team, emit, claimed),
             max_turns=settings.SUPERORCH_MAX_MODEL_CALLS,
             hooks=hooks,
             run_config=RunConfig(tracing_disabled=True, workflow_name="superorch turn"),
@@ -715,7 +731,7 @@ async def run_turn(
         code = message = detail = kind = ""
         events = result.stream_events().__aiter__()
         try:
-            async with asyncio.timeout(settings.SUPERORCH_TURN_TIMEOUT):
+            async with asyncio.timeout_at(deadline):  # one deadline for all attempts
                 while True:
                     # The agent's own limit on model silence; none while its tools work.
                     speaker = team.agents[current_slug or start_slug]
@@ -769,7 +785,9 @@ async def run_turn(
             if cancel.is_set():
                 status = "cancelled"
         except TimeoutError:
-            status, code, kind = "error", "model_unavailable", "timeout"
+            # The model is to blame only if it, not a tool, was being waited for.
+            status, code = "error", "model_unavailable"
+            kind = "" if tools_running else "timeout"
             message = "The assistant took too long to answer. Your message is saved."
             detail = f"turn exceeded {settings.SUPERORCH_TURN_TIMEOUT}s"
         except _AgentSilent as exc:
@@ -790,6 +808,10 @@ async def run_turn(
                 code, message, kind = "internal", INTERNAL_ERROR, ""
         finally:
             watcher.cancel()
+            if status != "ok":  # stop the SDK's background run: no model or tool calls go on
+                result.cancel()
+                with contextlib.suppress(Exception):
+                    await events.aclose()
             if cancel.is_set() and status == "ok":
                 status = "cancelled"
             # A message cut short by cancel or failure keeps what the user already saw.
@@ -814,9 +836,12 @@ async def run_turn(
     slug, reason = start.slug, "fallback" if decision.path == "fallback" else "route"
     tried: list[str] = []
     retries, backoff = settings.SUPERORCH_MODEL_RETRIES, settings.SUPERORCH_MODEL_RETRY_BACKOFF
+    loop = asyncio.get_running_loop()
     while True:
         outcome = await attempt(slug, reason)
         if outcome.status != "error" or not outcome.kind or outcome.streamed or cancel.is_set():
+            break
+        if loop.time() + backoff >= deadline:
             break
         failed = outcome.failed_slug
         tried.append(failed)
@@ -836,6 +861,12 @@ async def run_turn(
         slug, reason, retries = nxt, "fallback", 0
 
     message = QUEUED_FOR_LATER if outcome.code == "model_unavailable" else outcome.message
+    if outcome.status != "ok":
+        # A workflow answer this turn took but could not pass on goes to the conversation.
+        from . import workflow_engine
+
+        for run_id in claimed:
+            await db(workflow_engine.workflow_release_delivery)(run_id=run_id)
     return TurnOutcome(
         status=outcome.status,
         final_agent=ref(final_slug) if final_slug else None,

@@ -180,7 +180,7 @@ def figures(
         i=Sum("input_tokens"), o=Sum("output_tokens"), e=Count("id", filter=ERROR)
     )
     for row in detail:
-        fig = out[row[group]]
+        fig = out.setdefault(row[group], Figures(key=row[group]))  # a run that just arrived
         if row["e"] and row["error_kind"]:
             fig.error_kinds[row["error_kind"]] = (
                 fig.error_kinds.get(row["error_kind"], 0) + row["e"]

@@ -98,8 +98,18 @@ def workflow_claim_delivery(*, run_id: int) -> bool:
 
 
 def workflow_stop_waiting(*, run_id: int) -> None:
-    """The chat turn gave up waiting: the answer is posted to the conversation instead."""
+    """The chat turn gave up waiting: the answer is posted to the conversation instead
+    (now, if the run finished while nobody was looking)."""
     WorkflowRun.objects.filter(pk=run_id).update(waiting=False)
+    finished = WorkflowRun.objects.filter(pk=run_id, status__in=_FINAL_RUN, delivered=False)
+    if finished.exists():
+        workflow_finished.send(sender=WorkflowRun, run_id=run_id)
+
+
+def workflow_release_delivery(*, run_id: int) -> None:
+    """A turn took the answer but failed before passing it on: post it instead."""
+    WorkflowRun.objects.filter(pk=run_id).update(delivered=False, waiting=False)
+    workflow_finished.send(sender=WorkflowRun, run_id=run_id)
 
 
 def workflow_advance(*, run_id: int) -> None:
@@ -206,13 +216,17 @@ def _step_run(run_id: int, step_id: str) -> None:
     status, output, error = _attempts(row, step, run, instruction)
     if status == StepRun.Status.FAILED and step.fallback is not None:
         status, output, error = _fallback(step, run, instruction, error)
-    StepRun.objects.filter(pk=row.pk).update(
-        status=status, output=output, error=error[:4000], finished_at=timezone.now()
-    )
-    if step.save_as and status in workflows.DONE:
-        services.context_update(
-            conversation_id=run.conversation_id, key=step.save_as, value={step.id: output}
-        )
+    if status in workflows.DONE and step.save_as:
+        try:
+            services.context_update(
+                conversation_id=run.conversation_id, key=step.save_as, value={step.id: output}
+            )
+        except services.ContextError as exc:  # the step still answered: keep its output
+            error = f"{error} Not saved to context {step.save_as!r}: {exc}".strip()
+    # Only this copy's attempt is recorded: a copy delivered twice finds the row final.
+    StepRun.objects.filter(
+        pk=row.pk, status__in=(StepRun.Status.RUNNING, StepRun.Status.RETRYING)
+    ).update(status=status, output=output, error=error[:4000], finished_at=timezone.now())
     workflow_advance(run_id=run_id)
 
 
@@ -245,6 +259,9 @@ def _attempts(row: StepRun, step: workflows.AgentStep, run: WorkflowRun, instruc
         except StepFailed as exc:
             error = str(exc)
             log.warning("workflow %s step %s attempt %d: %s", run.uuid, step.id, attempt + 1, exc)
+        except Exception as exc:  # never leave a step running: count it as a failed attempt
+            error = f"The step failed on our side ({type(exc).__name__})."
+            log.exception("workflow %s step %s attempt %d", run.uuid, step.id, attempt + 1)
     return StepRun.Status.FAILED, "", error
 
 
@@ -257,8 +274,9 @@ def _fallback(step: workflows.AgentStep, run: WorkflowRun, instruction: str, err
         return StepRun.Status.FALLBACK, fallback.message, error
     try:
         output = _run_agent(fallback.agent or "", instruction, run, step.timeout)
-    except StepFailed as exc:
-        return StepRun.Status.FAILED, "", f"{error} Fallback {fallback.agent}: {exc}"
+    except Exception as exc:
+        reason = str(exc) if isinstance(exc, StepFailed) else type(exc).__name__
+        return StepRun.Status.FAILED, "", f"{error} Fallback {fallback.agent}: {reason}"
     return StepRun.Status.FALLBACK, output, error
 
 
@@ -283,6 +301,17 @@ def workflow_resume(*, older_than: timedelta) -> dict[str, int]:
             run__status__in=active,
         ).values_list("run_id", "step_id")
     )
+    # Steps left running by a worker that died, once even their last retry would be over
+    # (Redis hands such tasks back only after its visibility timeout).
+    for row in StepRun.objects.filter(
+        kind=StepRun.Kind.AGENT,
+        status__in=(StepRun.Status.RUNNING, StepRun.Status.RETRYING),
+        run__status__in=active,
+    ).select_related("run"):
+        step = workflows.parse(row.run.definition).find(row.step_id)
+        budget = step.timeout * (step.retries + 1) + step.backoff * (2**step.retries)
+        if row.started_at and row.started_at < cutoff - timedelta(seconds=budget):
+            steps.append((row.run_id, row.step_id))
     for run_id, step_id in steps:
         workflow_step_task.delay(run_id, step_id)
     runs = list(
@@ -294,7 +323,7 @@ def workflow_resume(*, older_than: timedelta) -> dict[str, int]:
         workflow_advance_task.delay(run_id)
     stranded = list(
         WorkflowRun.objects.filter(
-            status__in=_FINAL_RUN, delivered=False, waiting=True, finished_at__lt=cutoff
+            status__in=_FINAL_RUN, delivered=False, finished_at__lt=cutoff
         ).values_list("pk", flat=True)
     )
     WorkflowRun.objects.filter(pk__in=stranded).update(waiting=False)

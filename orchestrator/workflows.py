@@ -256,6 +256,8 @@ class _Parser:
                 f"{where}: a condition looks at one 'step' or 'context' key and tests it with "
                 "one of 'contains', 'equals' or 'exists'."
             )
+        if not isinstance(raw.get(sources[0]), str):
+            raise DefinitionError(f"{where}: '{sources[0]}' names a step id or a context key.")
         if "step" in raw and raw["step"] not in self.seen:
             raise DefinitionError(
                 f"{where}: the condition looks at step {raw['step']!r}, which is not before it."

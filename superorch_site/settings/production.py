@@ -3,6 +3,8 @@
 Refuses to start without its secrets. `manage.py check --deploy` is clean here.
 """
 
+import ipaddress
+
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
@@ -36,6 +38,12 @@ CHANNEL_LAYERS = {
 }
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL
 CELERY_TASK_ALWAYS_EAGER = False
+# Behind a proxy on the same host every visitor looks like 127.0.0.1: /metrics needs the
+# token unless an allow-list is set explicitly.
+SUPERORCH_METRICS_ALLOW = [
+    ipaddress.ip_network(net, strict=False)
+    for net in env.list("SUPERORCH_METRICS_ALLOW", default=[])
+]
 SUPERORCH_RATE_LIMIT_STORAGE = env.str("SUPERORCH_RATE_LIMIT_STORAGE", default="async+" + REDIS_URL)
 
 # HTTPS behind a TLS-terminating proxy.

@@ -3,6 +3,12 @@
 from .base import *  # noqa: F403
 
 DEBUG = False
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not SQLite's in-memory database: its shared cache locks whole tables and
+    # does not wait, while workflows and chat turns write from several threads at once
+    # (as they do on the file database `make run` uses). pytest-xdist adds a suffix.
+    VAR_DIR.mkdir(exist_ok=True)  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SUPERORCH_LOCAL_MODEL_DELAY = 0.0
 SUPERORCH_MODEL_RETRY_BACKOFF = 0.01

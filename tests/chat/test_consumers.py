@@ -695,3 +695,30 @@ async def test_a_message_left_pending_is_answered_when_the_conversation_is_opene
     assert frames[-1]["status"] == "ok"
     assert "message.done" in types(frames)
     assert await user_messages(ready["conversation"]) == [("c-lost", CHARGED_TWICE, "answered")]
+
+
+def test_a_queued_oldest_message_holds_the_ones_after_it(team):
+    """No busy loop: while the oldest waits for its retry time, nothing is due."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from chat import selectors
+
+    site = Site.objects.get(key="demo")
+    conversation, _, _ = services.conversation_open(site=site, token=None, user={}, context={})
+    Message.objects.create(
+        conversation=conversation,
+        role="user",
+        text="a",
+        client_id="a",
+        status="pending",
+        retry_at=timezone.now() + timedelta(minutes=1),
+    )
+    Message.objects.create(
+        conversation=conversation, role="user", text="b", client_id="b", status="pending"
+    )
+    assert selectors.conversation_has_pending(conversation_id=conversation.pk) is False
+    assert services.turn_start_next(conversation_id=conversation.pk) is None
+    Message.objects.filter(client_id="a").update(retry_at=None)
+    assert selectors.conversation_has_pending(conversation_id=conversation.pk) is True

@@ -64,3 +64,58 @@ async def test_a_staff_started_workflow_posts_its_answer_to_the_conversation(tea
     # It is part of the conversation's history from now on.
     stored = await Message.objects.filter(conversation=conversation, role="assistant").acount()
     assert stored == 1
+
+
+@pytest.fixture
+def scripted_llm(monkeypatch):
+    """Agents speak through a ScriptedModel; workflow steps answer through a stand-in."""
+    from agents.testing import ScriptedModel
+
+    from orchestrator import runtime, workflow_engine
+
+    model = ScriptedModel()
+    monkeypatch.setattr(runtime, "build_model", lambda choice, **kw: model)
+    monkeypatch.setattr(
+        workflow_engine, "_run_agent", lambda agent, text, run, timeout: "Refund approved."
+    )
+    return model
+
+
+async def test_a_retried_attempt_reuses_the_workflow_and_a_failed_turn_posts_its_answer(
+    team, connect, scripted_llm
+):
+    import openai
+    from agents.testing import assistant_message, function_call
+
+    call = {"workflow": "refund_request", "request": "refund please"}
+    scripted_llm.extend(
+        [
+            [function_call("execute_workflow", call, call_id="w1")],
+            openai.APIConnectionError(request=None),  # after the tool: Billing's model fails
+            [function_call("execute_workflow", call, call_id="w2")],  # the retry asks again
+            [assistant_message("Your refund is approved.")],
+        ]
+    )
+    comm, _ = await open_session(connect)
+    await send(comm, {"type": "message.send", "id": "c1", "text": "I was charged twice, refund it"})
+    frames = await until_turn_done(comm, timeout=20)
+    assert frames[-1]["status"] == "ok"
+    assert await WorkflowRun.objects.acount() == 1  # not started twice
+    assert [f["message"]["text"] for f in frames if f["type"] == "message.done"] == [
+        "Your refund is approved."
+    ]
+
+    # Now every model call after the workflow fails: the answer must still reach the user.
+    scripted_llm.extend(
+        [[function_call("execute_workflow", call, call_id="w3")]]
+        + [openai.APIConnectionError(request=None)] * 3
+    )
+    await send(
+        comm, {"type": "message.send", "id": "c2", "text": "And the second charge, refund it"}
+    )
+    frames = await until_turn_done(comm, timeout=20)
+    assert frames[-1]["status"] == "error"
+    (posted,) = [f for f in frames if f["type"] == "message.done" and f["turn"] is None]
+    assert "Refund approved." in posted["message"]["text"]
+    run = await WorkflowRun.objects.order_by("-id").afirst()
+    assert run.delivered and await WorkflowRun.objects.acount() == 2

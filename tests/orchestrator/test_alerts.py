@@ -96,6 +96,9 @@ def test_an_error_rate_alert_fires_once_and_clears_once(hook):
     )
     assert "80.0%" in payload["text"] and "Billing errors" in mail.outbox[0].subject
 
+    AgentRun.objects.update(started_at=timezone.now() - timedelta(hours=2))
+    assert alerts.alerts_evaluate() == {"raised": 0, "cleared": 0}  # no data is no recovery
+    AgentRun.objects.update(started_at=timezone.now() - timedelta(seconds=30))
     runs(20, "ok")  # the figure recovers: 4 errors in 25 runs
     assert alerts.alerts_evaluate() == {"raised": 0, "cleared": 1}
     assert alerts.alerts_evaluate() == {"raised": 0, "cleared": 0}
