@@ -10,6 +10,7 @@ import sys
 SCENARIOS = {
     "database": "bench.scenarios.database",
     "transport": "bench.scenarios.transport",
+    "ttft": "bench.scenarios.ttft",
 }
 
 

@@ -1,13 +1,19 @@
 """The app's ASGI application plus a bare echo WebSocket at /ws/bench-echo/, for the
 `transport` benchmark only (never in production): same server, same settings."""
 
-from channels.generic.websocket import AsyncWebsocketConsumer
-from channels.routing import ProtocolTypeRouter, URLRouter
-from channels.security.websocket import AllowedHostsOriginValidator
-from django.urls import path
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "superorch_site.settings.base")
+django_asgi_app = get_asgi_application()
+
+from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.urls import path  # noqa: E402
 
 from chat.routing import websocket_urlpatterns  # noqa: E402
-from superorch_site.asgi import django_asgi_app  # sets up Django first
 
 
 class EchoConsumer(AsyncWebsocketConsumer):

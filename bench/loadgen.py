@@ -37,7 +37,11 @@ async def echo_client(url: str, origin: str, count: int, rtts: list[float]) -> N
             rtts.append(time.perf_counter() - t)
 
 
-async def chat_client(url, origin, count, text, timeout, out) -> None:
+async def chat_client(url, origin, count, text, timeout, out, fresh=False) -> None:
+    if fresh:  # every turn is the first message of a new conversation
+        for _ in range(count):
+            await chat_client(url, origin, 1, text, timeout, out)
+        return
     async with websockets.connect(url + "/ws/chat/", origin=origin, max_queue=None) as ws:
         await ws.send(json.dumps({"type": "session.start", "protocol": 1, "site": "demo"}))
         while json.loads(await ws.recv())["type"] != "session.ready":
@@ -110,7 +114,7 @@ async def main_async(args) -> dict:
     }
     await asyncio.gather(
         *(
-            chat_client(args.url, origin, args.count, args.text, args.timeout, out)
+            chat_client(args.url, origin, args.count, args.text, args.timeout, out, args.fresh)
             for _ in range(args.conns)
         )
     )
@@ -141,6 +145,7 @@ def main() -> None:
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--text", default="I was charged twice for my subscription")
     parser.add_argument("--timeout", type=float, default=60)
+    parser.add_argument("--fresh", action="store_true", help="a new conversation per turn")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main_async(args))))
 

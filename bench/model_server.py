@@ -4,8 +4,9 @@ a set time to first token, tokens per second and reply length.
     python -m bench.model_server --port P [--first-token S] [--tokens-per-second N]
                                  [--words N] [--script reply|handoff]
 
-`reply` answers every request with text; `handoff` plays a full turn: the orchestrator
-hands off to Billing, Billing calls search_knowledge, then replies.
+`reply` answers every request with text; `route`: the orchestrator hands off to
+Billing, which replies; `handoff` plays a full turn: the orchestrator hands off to
+Billing, Billing calls search_knowledge, then replies. Every call waits --first-token.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ def main() -> None:
     parser.add_argument("--first-token", type=float, default=0.0)
     parser.add_argument("--tokens-per-second", type=float, default=0.0)
     parser.add_argument("--words", type=int, default=40)
-    parser.add_argument("--script", choices=["reply", "handoff"], default="reply")
+    parser.add_argument("--script", choices=["reply", "route", "handoff"], default="reply")
     args = parser.parse_args()
     text = " ".join(f"word{i}" for i in range(args.words))
     delay = 1 / args.tokens_per_second if args.tokens_per_second else 0.0
@@ -39,9 +40,14 @@ def main() -> None:
         if messages and messages[-1].get("role") == "tool":
             return reply()
         if "transfer_to_billing" in tools:
-            return Step(tool_calls=[("transfer_to_billing", {})])
-        if "search_knowledge" in tools:
-            return Step(tool_calls=[("search_knowledge", {"query": "charged twice"})])
+            return Step(
+                tool_calls=[("transfer_to_billing", {})], first_token_delay=args.first_token
+            )
+        if args.script == "handoff" and "search_knowledge" in tools:
+            return Step(
+                tool_calls=[("search_knowledge", {"query": "charged twice"})],
+                first_token_delay=args.first_token,
+            )
         return reply()
 
     server = OpenAICompatibleServer()
