@@ -9,6 +9,7 @@ import sys
 
 SCENARIOS = {
     "database": "bench.scenarios.database",
+    "overhead": "bench.scenarios.overhead",
     "transport": "bench.scenarios.transport",
     "ttft": "bench.scenarios.ttft",
 }

@@ -36,6 +36,7 @@ def base_env(**extra: str) -> dict[str, str]:
     }
     env.update(
         DJANGO_SETTINGS_MODULE="superorch_site.settings.base",
+        DJANGO_DEBUG="false",  # as in production: no query log
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="WARNING",
         SUPERORCH_RATE_LIMIT="100000/minute",

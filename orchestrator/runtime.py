@@ -177,7 +177,20 @@ def _json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, default=str)
 
 
+_tool_cache: dict[tuple[str, tuple[str, ...], bool], list[Any]] = {}
+
+
 def _build_tools(spec: AgentSpec, *, workflows: bool = True) -> list[Any]:
+    """The agent's tools. Built once per (agent, tools): making a function tool builds its
+    JSON schema with pydantic, which showed in every turn's profile."""
+    key = (spec.slug, spec.tools, workflows)
+    tools = _tool_cache.get(key)
+    if tools is None:
+        tools = _tool_cache[key] = _make_tools(spec, workflows=workflows)
+    return list(tools)
+
+
+def _make_tools(spec: AgentSpec, *, workflows: bool = True) -> list[Any]:
     tools: list[Any] = []
     slug = spec.slug
 
@@ -945,14 +958,15 @@ async def _on_item(event, emit, built, message_ids, partial, ref, current_slug) 
 
 
 def _in_new_db_thread(func, /, **kwargs):
-    """Run a selector in a plain worker thread; close its database connection afterwards."""
-    from django.db import close_old_connections, connection
+    """Run a selector in a plain worker thread, with that thread's own connection (closed
+    when it is too old or broken, as Django does around requests)."""
+    from django.db import close_old_connections
 
     close_old_connections()
     try:
         return func(**kwargs)
     finally:
-        connection.close()
+        close_old_connections()
 
 
 def _tool_ok(output: Any) -> bool:
