@@ -151,18 +151,24 @@ def _notify(rule: AlertRule, alert: Alert, state: str, value: float | None) -> N
         )
 
 
-def webhook_signature(secret: str, body: bytes) -> str:
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+def webhook_signature(secret: str, timestamp: str, body: bytes) -> str:
+    """HMAC-SHA256 of "<timestamp>.<body>": a receiver that checks the timestamp is recent
+    cannot be fed an old request again."""
+    message = timestamp.encode() + b"." + body
+    return "sha256=" + hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
 
 
 def webhook_post(url: str, secret: str, payload: dict[str, Any]) -> str:
-    """POST the payload as JSON, signed in X-Superorch-Signature; returns what happened."""
+    """POST the payload as JSON, signed (X-Superorch-Timestamp, X-Superorch-Signature);
+    returns what happened."""
     body = json.dumps(payload, separators=(",", ":")).encode()
     request = urllib.request.Request(url, data=body, method="POST")
     request.add_header("Content-Type", "application/json")
     request.add_header("User-Agent", "superorch-alerts/1")
     if secret:
-        request.add_header("X-Superorch-Signature", webhook_signature(secret, body))
+        timestamp = str(int(time.time()))
+        request.add_header("X-Superorch-Timestamp", timestamp)
+        request.add_header("X-Superorch-Signature", webhook_signature(secret, timestamp, body))
     try:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (staff-set URL)
             return f"HTTP {response.status}"

@@ -6,6 +6,7 @@ import math
 import re
 import threading
 import uuid
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -180,14 +181,36 @@ def route_decide(
     """The full routing decision for a message (router, stickiness, load, health,
     "nothing fits")."""
     team = team or team_snapshot()
-    return decide(
-        team=team,
-        router=router_for(team),
-        text=text,
-        active=active,
-        policy=routing_policy(team=team),
-        in_flight=in_flight_counts(team=team),
-        circuits=breaker_states(),
+    router, policy, in_flight = (
+        router_for(team),
+        routing_policy(team=team),
+        in_flight_counts(team=team),
+    )
+    circuits = breaker_states()
+    while True:
+        decision = decide(
+            team=team,
+            router=router,
+            text=text,
+            active=active,
+            policy=policy,
+            in_flight=in_flight,
+            circuits=circuits,
+        )
+        # A half-open breaker lets one turn through as its probe: the first to claim it.
+        if circuits.get(decision.agent) != health.HALF_OPEN or _claim_probe(decision.agent):
+            return decision
+        circuits = {**circuits, decision.agent: health.OPEN}
+
+
+def _claim_probe(agent_slug: str) -> bool:
+    """Restart the cooldown of a half-open breaker; true for the one caller that did."""
+    now = timezone.now()
+    due = now - timedelta(seconds=settings.SUPERORCH_BREAKER_COOLDOWN)
+    return bool(
+        AgentHealth.objects.filter(
+            agent_slug=agent_slug, state=health.OPEN, opened_at__lte=due
+        ).update(opened_at=now)
     )
 
 

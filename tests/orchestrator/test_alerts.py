@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 import uuid
 from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -24,7 +25,7 @@ class Hook:
     """A real HTTP endpoint on 127.0.0.1 that records the webhook POSTs it gets."""
 
     def __init__(self) -> None:
-        self.posts: list[tuple[dict, str]] = []
+        self.posts: list[tuple[bytes, str, str]] = []
         hook = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -33,7 +34,13 @@ class Hook:
 
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                hook.posts.append((body, self.headers.get("X-Superorch-Signature", "")))
+                hook.posts.append(
+                    (
+                        body,
+                        self.headers.get("X-Superorch-Signature", ""),
+                        self.headers.get("X-Superorch-Timestamp", ""),
+                    )
+                )
                 self.send_response(204)
                 self.end_headers()
 
@@ -86,8 +93,10 @@ def test_an_error_rate_alert_fires_once_and_clears_once(hook):
     alert = Alert.objects.get()
     assert alert.value == pytest.approx(0.8) and alert.cleared_at is None
     assert len(hook.posts) == 1 and len(mail.outbox) == 1
-    body, signature = hook.posts[0]
-    assert signature == alerts.webhook_signature("s3cret", body)
+    body, signature, timestamp = hook.posts[0]
+    assert abs(int(timestamp) - time.time()) < 60
+    assert signature == alerts.webhook_signature("s3cret", timestamp, body)
+    assert signature != alerts.webhook_signature("s3cret", str(int(timestamp) - 600), body)
     payload = json.loads(body)
     assert (payload["alert"], payload["state"], payload["agent"]) == (
         "Billing errors",
@@ -104,7 +113,7 @@ def test_an_error_rate_alert_fires_once_and_clears_once(hook):
     assert alerts.alerts_evaluate() == {"raised": 0, "cleared": 0}
     alert.refresh_from_db()
     assert alert.cleared_at is not None and alert.last_value == pytest.approx(0.16)
-    assert [json.loads(b)["state"] for b, _ in hook.posts] == ["raised", "cleared"]
+    assert [json.loads(b)["state"] for b, _, _ in hook.posts] == ["raised", "cleared"]
     assert len(mail.outbox) == 2 and "Recovered" in mail.outbox[1].subject
     assert "webhook HTTP 204" in alert.notified and "emailed ops@example.com" in alert.notified
     # A new incident is a new alert.

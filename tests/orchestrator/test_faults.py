@@ -6,9 +6,11 @@ the circuit breaker, the fallback, what the user is told, what the AgentRuns rec
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
+from django.utils import timezone
 
 from orchestrator import runtime, selectors, services
 from orchestrator.models import AgentHealth, AgentProfile, AgentRun
@@ -181,6 +183,19 @@ async def test_the_breaker_opens_routing_skips_the_agent_and_a_probe_closes_it(
     assert outcome.final_agent.slug == "billing" and rec.text == "Billing is back."
     health = await AgentHealth.objects.aget(agent_slug="billing")
     assert (health.state, health.consecutive_failures) == ("closed", 0)
+
+
+def test_a_half_open_breaker_lets_exactly_one_probe_through(team, settings):
+    settings.SUPERORCH_BREAKER_FAILURES = 1
+    settings.SUPERORCH_BREAKER_COOLDOWN = 60
+    services.agent_health_record(agent_slug="billing", ok=False, error="x")
+    AgentHealth.objects.filter(agent_slug="billing").update(
+        opened_at=timezone.now() - timedelta(seconds=61)
+    )
+    first = selectors.route_decide(text=CHARGED_TWICE)
+    second = selectors.route_decide(text=CHARGED_TWICE)
+    assert first.agent == "billing" and not first.skipped  # the probe
+    assert second.agent != "billing" and "circuit open" in second.skipped[0][1]
 
 
 def test_a_failed_probe_opens_the_breaker_again(team, settings):
