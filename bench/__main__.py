@@ -8,6 +8,7 @@ import json
 import sys
 
 SCENARIOS = {
+    "concurrency": "bench.scenarios.concurrency",
     "database": "bench.scenarios.database",
     "overhead": "bench.scenarios.overhead",
     "transport": "bench.scenarios.transport",
