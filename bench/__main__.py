@@ -11,6 +11,7 @@ SCENARIOS = {
     "concurrency": "bench.scenarios.concurrency",
     "database": "bench.scenarios.database",
     "overhead": "bench.scenarios.overhead",
+    "servers": "bench.scenarios.servers",
     "transport": "bench.scenarios.transport",
     "ttft": "bench.scenarios.ttft",
 }

@@ -111,7 +111,10 @@ def server(env: dict[str, str], kind: str = "daphne", app: str = "bench.asgi:app
             proc.wait(10)
         except subprocess.TimeoutExpired:
             proc.kill()
-        Path(log.name).unlink(missing_ok=True)
+        if sys.exc_info()[0] is None:
+            Path(log.name).unlink(missing_ok=True)
+        else:
+            print(f"server log kept: {log.name}", file=sys.stderr)
 
 
 @contextmanager

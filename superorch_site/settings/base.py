@@ -94,12 +94,20 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels -----------------------------------------------------------------
+
+
+def redis_layer_host(url: str) -> dict:
+    """A channels_redis host whose reads outlast its blocking pops. redis-py 8 times reads
+    out after 5 s, exactly channels_redis' BZPOPMIN wait: under load the client gave up
+    first and the socket died with 1011 (found by `python -m bench servers`)."""
+    return {"address": url, "socket_timeout": 30, "socket_connect_timeout": 5}
+
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+            "CONFIG": {"hosts": [redis_layer_host(REDIS_URL)], "capacity": 1500, "expiry": 30},
         }
     }
 else:

@@ -4,7 +4,7 @@ DATABASE_URL defaults to the local PostgreSQL database `test`, REDIS_URL to the
 local Redis; .ci/run starts both if they are not running.
 """
 
-from .base import env
+from .base import env, redis_layer_host
 from .test import *  # noqa: F403
 
 DATABASES = {
@@ -16,7 +16,7 @@ REDIS_URL = env.str("INTEGRATION_REDIS_URL", default="redis://127.0.0.1:6379/9")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+        "CONFIG": {"hosts": [redis_layer_host(REDIS_URL)], "capacity": 1500, "expiry": 30},
     }
 }
 SUPERORCH_RATE_LIMIT_STORAGE = "async+" + REDIS_URL

@@ -8,7 +8,7 @@ import ipaddress
 from django.core.exceptions import ImproperlyConfigured
 
 from .base import *  # noqa: F403
-from .base import env, logging_config
+from .base import env, logging_config, redis_layer_host
 
 DEBUG = False
 # One JSON object per log line, with conversation, turn and agent ids.
@@ -33,7 +33,7 @@ REDIS_URL = _required("REDIS_URL")
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1500, "expiry": 30},
+        "CONFIG": {"hosts": [redis_layer_host(REDIS_URL)], "capacity": 1500, "expiry": 30},
     }
 }
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="") or REDIS_URL

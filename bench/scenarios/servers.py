@@ -1,0 +1,75 @@
+"""Servers and layers: daphne vs uvicorn, the in-memory vs the Redis channel layer.
+
+The same app and the same loads on each combination, in one run: bare echo round trips
+(10 sockets) and full chat turns on the offline model with no delay (10 conversations).
+Chat turns always run in the web process (chat.turns); Celery runs workflow steps,
+measured by the workflow integration tests, not here.
+
+    python -m bench servers [--json] [--redis redis://127.0.0.1:6379/8]
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from bench import harness
+
+
+def _measure(env: dict[str, str], kind: str, layer: str, count: int) -> dict[str, Any]:
+    row: dict[str, Any] = {"server": kind, "layer": layer}
+    try:
+        with harness.server(env, kind=kind) as url:
+            harness.loadgen(url, "--mode", "turns", "--count", "2")  # warm up
+            echo = harness.loadgen(url, "--mode", "echo", "--conns", "10", "--count", str(count))
+            turns = harness.loadgen(url, "--mode", "turns", "--conns", "10", "--count", "5")
+    except RuntimeError as exc:  # a combination that breaks is a finding, not a crash
+        last = [line for line in str(exc).strip().splitlines() if line.strip()][-1]
+        return row | {
+            "echo_per_second": None,
+            "turns_per_second": 0.0,
+            "errors": None,
+            "failure": last[:200],
+        }
+    return row | {
+        "echo_per_second": round(echo["per_second"], 1),
+        "turns_per_second": round(turns["per_second"], 2),
+        "errors": turns["errors"] + turns["failed"],
+    }
+
+
+def run(argv: list[str]) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(prog="python -m bench servers")
+    parser.add_argument("--redis", default="redis://127.0.0.1:6379/8")
+    parser.add_argument("--count", type=int, default=200)
+    args = parser.parse_args(argv)
+    rows = []
+    for layer in ("memory", "redis"):
+        extra = {"REDIS_URL": args.redis} if layer == "redis" else {}
+        with harness.fresh_database(**extra) as env:
+            for kind in ("daphne", "uvicorn"):
+                rows.append(_measure(env, kind, layer, args.count))
+    base = rows[0]
+    best = max(rows, key=lambda r: r["turns_per_second"])
+    return {
+        "scenario": "servers",
+        "rows": rows,
+        "ratio": round(best["turns_per_second"] / base["turns_per_second"], 3),
+        "best": f"{best['server']} + {best['layer']}",
+    }
+
+
+def report(r: dict[str, Any]) -> str:
+    lines = [
+        "| server | channel layer | echo round trips/s | offline turns/s | errors |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for x in r["rows"]:
+        if x.get("failure"):
+            lines.append(f"| {x['server']} | {x['layer']} | failed: {x['failure']} | | |")
+            continue
+        lines.append(
+            f"| {x['server']} | {x['layer']} | {x['echo_per_second']} | {x['turns_per_second']} | {x['errors']} |"
+        )
+    lines.append(f"fastest for turns: {r['best']} ({r['ratio']}x daphne + memory)")
+    return "\n".join(lines)
