@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from typing import Any
 
 import structlog
@@ -32,7 +31,6 @@ logger = logging.getLogger(__name__)
 db = database_sync_to_async
 
 _tasks: dict[int, asyncio.Task[None]] = {}
-DELTA_INTERVAL = 0.04  # seconds between two message.delta frames of one message
 
 
 def schedule(conversation: Conversation) -> asyncio.Task[None] | None:
@@ -110,39 +108,20 @@ async def _run_turn(turn: Turn, conversation_uuid) -> None:
         conversation_uuid, {"type": "turn.started", "turn": turn_key, "reply_to": reply_to}
     )
 
-    # Deltas are coalesced: at most one message.delta per DELTA_INTERVAL per message, the
-    # rest joined into the next. A model that streams word by word would otherwise send
-    # hundreds of group messages a turn, more than the Redis layer delivers under load
-    # (`python -m bench servers`). Any other event sends what is pending first.
-    pending: dict[str, list] = {}  # message id -> [agent slug, [chunks]]
-    last_sent = 0.0
-
-    async def flush() -> None:
-        nonlocal last_sent
-        last_sent = time.monotonic()
-        for message_id, (agent, chunks) in list(pending.items()):
-            pending.pop(message_id, None)
+    async def emit(event: runtime.TurnEvent) -> None:
+        if isinstance(event, runtime.RouteDecided):
+            await db(services.turn_record_route)(turn=turn, decision=event.decision.as_dict())
+        elif isinstance(event, runtime.MessageDelta):
             await broadcast(
                 conversation_uuid,
                 {
                     "type": "message.delta",
                     "turn": turn_key,
-                    "message": message_id,
-                    "agent": agent,
-                    "text": "".join(chunks),
+                    "message": str(event.message_id),
+                    "agent": event.agent.slug,
+                    "text": event.text,
                 },
             )
-
-    async def emit(event: runtime.TurnEvent) -> None:
-        if isinstance(event, runtime.MessageDelta):
-            pending.setdefault(str(event.message_id), [event.agent.slug, []])[1].append(event.text)
-            if time.monotonic() - last_sent >= DELTA_INTERVAL:
-                await flush()
-            return
-        if pending:
-            await flush()
-        if isinstance(event, runtime.RouteDecided):
-            await db(services.turn_record_route)(turn=turn, decision=event.decision.as_dict())
         elif isinstance(event, runtime.MessageDone):
             message = await db(services.assistant_message_create)(
                 turn=turn,
@@ -229,8 +208,6 @@ async def _run_turn(turn: Turn, conversation_uuid) -> None:
     finally:
         listener.cancel()
         heartbeat.cancel()
-    if pending:
-        await flush()
 
     await db(services.turn_finish)(
         turn=turn,
