@@ -101,40 +101,54 @@ class ConversationAdmin(admin.ModelAdmin):
             *super().get_urls(),
         ]
 
-    def staff_reply_view(self, request: HttpRequest, pk: int) -> HttpResponse:
-        """Staff answer the user themselves (e.g. while no model can)."""
+    def _conversation_form(self, request, pk, form_class, act, *, title, intro, action):
+        """A form about one conversation (staff only). `act(conversation, form)` returns
+        where to go when it worked, or None after adding the form's error."""
         conversation = get_object_or_404(Conversation, pk=pk)
         if not self.has_change_permission(request, conversation):
             return HttpResponseRedirect(reverse("admin:index"))
-        form = StaffReplyForm(request.POST or None)
+        form = form_class(request.POST or None)
         if request.method == "POST" and form.is_valid():
+            target = act(conversation, form)
+            if target:
+                return HttpResponseRedirect(target)
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"{title} {conversation}",
+            "opts": self.model._meta,
+            "original": conversation,
+            "form": form,
+            "intro": intro,
+            "action": action,
+        }
+        return TemplateResponse(request, "admin/chat/conversation_form.html", context)
+
+    def staff_reply_view(self, request: HttpRequest, pk: int) -> HttpResponse:
+        """Staff answer the user themselves (e.g. while no model can)."""
+
+        def reply(conversation, form):
             author = request.user.get_short_name() or request.user.get_username()
             services.staff_reply_post(
                 conversation=conversation, text=form.cleaned_data["text"], author=author
             )
             messages.success(request, "Your reply was sent.")
-            return HttpResponseRedirect(
-                reverse("admin:chat_conversation_change", args=[conversation.pk])
-            )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Reply as staff in {conversation}",
-            "opts": self.model._meta,
-            "original": conversation,
-            "form": form,
-            "intro": "The user sees your reply at once, marked as from the team. Messages "
+            return reverse("admin:chat_conversation_change", args=[conversation.pk])
+
+        return self._conversation_form(
+            request,
+            pk,
+            StaffReplyForm,
+            reply,
+            title="Reply as staff in",
+            intro="The user sees your reply at once, marked as from the team. Messages "
             "still waiting for an answer count as answered.",
-            "action": "Send",
-        }
-        return TemplateResponse(request, "admin/chat/conversation_form.html", context)
+            action="Send",
+        )
 
     def start_workflow_view(self, request: HttpRequest, pk: int) -> HttpResponse:
         """Staff start a workflow for this conversation; its answer is posted to it."""
-        conversation = get_object_or_404(Conversation, pk=pk)
-        if not self.has_change_permission(request, conversation):
-            return HttpResponseRedirect(reverse("admin:index"))
-        form = StartWorkflowForm(request.POST or None)
-        if request.method == "POST" and form.is_valid():
+
+        def start(conversation, form):
             try:
                 run = workflow_engine.workflow_start(
                     workflow=form.cleaned_data["workflow"],
@@ -144,22 +158,20 @@ class ConversationAdmin(admin.ModelAdmin):
                 )
             except workflow_engine.WorkflowError as exc:
                 form.add_error(None, str(exc))
-            else:
-                messages.success(request, f"Started {run.workflow_slug}.")
-                return HttpResponseRedirect(
-                    reverse("admin:orchestrator_workflowrun_change", args=[run.pk])
-                )
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Start a workflow for {conversation}",
-            "opts": self.model._meta,
-            "original": conversation,
-            "form": form,
-            "intro": "The workflow runs on the workers; its final answer is posted to this "
+                return None
+            messages.success(request, f"Started {run.workflow_slug}.")
+            return reverse("admin:orchestrator_workflowrun_change", args=[run.pk])
+
+        return self._conversation_form(
+            request,
+            pk,
+            StartWorkflowForm,
+            start,
+            title="Start a workflow for",
+            intro="The workflow runs on the workers; its final answer is posted to this "
             "conversation as an agent message, and every step is recorded in its run.",
-            "action": "Start",
-        }
-        return TemplateResponse(request, "admin/chat/conversation_form.html", context)
+            action="Start",
+        )
 
     @admin.display(description="Workflows")
     def workflows(self, obj: Conversation) -> str:

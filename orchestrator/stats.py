@@ -102,13 +102,6 @@ class Figures:
     def error_rate(self) -> float | None:
         return self.errors / self.finished if self.finished else None
 
-    def as_dict(self) -> dict[str, Any]:
-        data = {k: v for k, v in self.__dict__.items() if k != "cost"}
-        data["cost"] = float(self.cost)
-        data["success_rate"] = self.success_rate
-        data["error_rate"] = self.error_rate
-        return data
-
 
 def window_bounds(window: str, now: datetime | None = None) -> tuple[datetime, datetime]:
     if window not in WINDOWS:
