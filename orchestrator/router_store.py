@@ -36,22 +36,26 @@ class RouterStore:
         fallback: Iterable[str],
         *,
         background: bool,
+        key: str | None = None,
     ) -> Router:
-        """The router for this corpus; in background mode, the newest one while it trains."""
-        router, job, stale = self._lookup(documents, fallback)
+        """The router for this corpus; in background mode, the newest one while it trains.
+        `key`: the corpus' hash, if the caller already has it (see corpus_key)."""
+        router, job, stale = self._lookup(documents, fallback, key)
         if router is not None:
             return router
         if background and stale is not None:
             return stale
         return job.result()
 
-    def warm(self, documents: Mapping[str, list[str]], fallback: Iterable[str]) -> None:
+    def warm(
+        self, documents: Mapping[str, list[str]], fallback: Iterable[str], key: str | None = None
+    ) -> None:
         """Start training this corpus if it is not trained yet, without waiting."""
-        self._lookup(documents, fallback)
+        self._lookup(documents, fallback, key)
 
-    def _lookup(self, documents, fallback):
+    def _lookup(self, documents, fallback, key=None):
         fallback = list(fallback)
-        key = corpus_key(documents, fallback)
+        key = key or corpus_key(documents, fallback)
         with self._lock:
             router = self._routers.get(key)
             if router is not None:

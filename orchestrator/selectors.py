@@ -27,7 +27,7 @@ from .models import (
     Workflow,
     WorkflowRun,
 )
-from .router import Router
+from .router import Router, corpus_key
 from .router_store import RouterStore
 from .routing_policy import Policy, RoutingDecision, decide
 from .team import AgentSpec, Team, WorkflowSpec
@@ -112,7 +112,8 @@ def router_for(team: Team, *, wait: bool = False) -> Router:
     CPU work: call this from a worker thread.
     """
     background = not wait and settings.SUPERORCH_ROUTER_RETRAIN == "background"
-    return _routers.get(*_router_corpus(team), background=background)
+    documents, fallback, key = _router_corpus(team)
+    return _routers.get(documents, fallback, background=background, key=key)
 
 
 def router_warm() -> None:
@@ -120,14 +121,27 @@ def router_warm() -> None:
     _routers.warm(*_router_corpus(team_snapshot()))
 
 
-def _router_corpus(team: Team) -> tuple[dict[str, list[str]], list[str]]:
+_corpus_cache: dict[str, tuple[dict[str, list[str]], list[str], str]] = {}
+
+
+def _router_corpus(team: Team) -> tuple[dict[str, list[str]], list[str], str]:
+    """The router's training texts and their hash, worked out once per registry version
+    (a turn asks for the router several times: routing, the offline model, tools)."""
+    cached = _corpus_cache.get(team.version) if team.version else None
+    if cached is not None:
+        return cached
     documents = {
         a.slug: [*a.examples, *a.topics, a.handoff_description]
         for a in team.agents.values()
         if a.role == "specialist"
     }
     fallback = [t for a in team.agents.values() if a.role == "fallback" for t in a.examples]
-    return documents, fallback
+    corpus = (documents, fallback, corpus_key(documents, fallback))
+    if team.version:
+        with _cache_lock:
+            _corpus_cache.clear()  # only the current registry is asked for
+            _corpus_cache[team.version] = corpus
+    return corpus
 
 
 def routing_policy(*, team: Team) -> Policy:
