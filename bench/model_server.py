@@ -50,15 +50,8 @@ def main() -> None:
             )
         return reply()
 
-    server = OpenAICompatibleServer()
+    server = OpenAICompatibleServer(port=args.port)
     server.responder = respond
-    server.httpd.server_close()
-    from http.server import ThreadingHTTPServer
-
-    handler = server.httpd.RequestHandlerClass
-    server.httpd = ThreadingHTTPServer(("127.0.0.1", args.port), handler)
-    server.httpd.daemon_threads = True
-    server.httpd.request_queue_size = 1024
     print("ready", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         server.httpd.serve_forever()

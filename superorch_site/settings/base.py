@@ -102,6 +102,7 @@ def redis_layer_host(url: str) -> dict:
     first and the socket died with 1011 (found by `python -m bench servers`)."""
     return {"address": url, "socket_timeout": 30, "socket_connect_timeout": 5}
 
+
 REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CHANNEL_LAYERS = {

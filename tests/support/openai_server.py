@@ -31,8 +31,13 @@ class Step:
 Responder = Callable[[dict[str, Any]], Step]
 
 
+class _HTTPServer(ThreadingHTTPServer):
+    daemon_threads = True
+    request_queue_size = 1024  # the concurrency benchmark opens a thousand streams at once
+
+
 class OpenAICompatibleServer:
-    def __init__(self) -> None:
+    def __init__(self, port: int = 0) -> None:
         self.steps: list[Step] = []
         self.responder: Responder | None = None
         self.requests: list[dict[str, Any]] = []
@@ -103,8 +108,7 @@ class OpenAICompatibleServer:
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = _HTTPServer(("127.0.0.1", port), Handler)
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
 
     @property
