@@ -218,6 +218,9 @@ def test_parallel_steps_run_at_the_same_time_on_two_workers(workers, conversatio
     _wait_for(
         workflow_engine.workflow_start(workflow=flow, conversation_id=conversation.uuid, input="x")
     )
+    # The warm-up's last task may still be broadcasting its answer after `delivered` is
+    # set: measure with both workers idle (a solo worker answers a ping only between tasks).
+    workers.wait_ready(["w1", "w2"])
     run = _wait_for(
         workflow_engine.workflow_start(workflow=flow, conversation_id=conversation.uuid, input="y")
     )
