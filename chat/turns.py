@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 db = database_sync_to_async
 
 _tasks: dict[int, asyncio.Task[None]] = {}
+_again: set[int] = set()  # conversations whose running task was asked to look again
 
 
 def schedule(conversation: Conversation) -> asyncio.Task[None] | None:
@@ -41,7 +42,8 @@ def schedule(conversation: Conversation) -> asyncio.Task[None] | None:
 def _schedule(pk: int, conversation_uuid) -> asyncio.Task[None]:
     task = _tasks.get(pk)
     if task is not None and not task.done():
-        return task  # it re-checks for pending messages before it ends
+        _again.add(pk)  # it looks again before it ends, even if it had found nothing
+        return task
     task = asyncio.get_running_loop().create_task(_drain(pk, conversation_uuid))
     _tasks[pk] = task
     task.add_done_callback(lambda t, pk=pk: _forget(pk, t))
@@ -64,6 +66,7 @@ async def wait_idle(timeout: float = 30.0) -> None:
 
 async def _drain(conversation_id: int, conversation_uuid) -> None:
     while True:
+        _again.discard(conversation_id)
         if not await db(services.conversation_claim)(conversation_id=conversation_id):
             return  # another server (or task) holds the lease; it answers what is pending
         try:
@@ -77,7 +80,10 @@ async def _drain(conversation_id: int, conversation_uuid) -> None:
         # A message stored while the lease was being released is answered too.
         if not await db(selectors.conversation_has_pending)(conversation_id=conversation_id):
             await _wake_later(conversation_id, conversation_uuid)
-            return
+            # A message acknowledged after that check was scheduled onto this task while
+            # it was ending: nothing awaits between this test and the return.
+            if conversation_id not in _again:
+                return
 
 
 async def _wake_later(conversation_id: int, conversation_uuid) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 import uuid
@@ -315,6 +316,30 @@ async def test_messages_sent_during_a_turn_are_acked_at_once_and_answered_in_ord
         ("c-1", CHARGED_TWICE, "answered"),
         ("c-2", "How do I reset my password?", "answered"),
     ]
+
+
+async def test_a_message_acked_while_the_turn_runner_is_ending_is_answered(
+    team, connect, monkeypatch
+):
+    # The runner has found nothing pending and is on its way out when c-2 arrives: the
+    # consumer hands c-2 to that runner, which must look once more before it ends.
+    comm, ready = await open_session(connect)
+    ending = turns._wake_later
+    sent = []
+
+    async def wake_later_then_a_message_arrives(*args):
+        await ending(*args)
+        if not sent:
+            sent.append(True)
+            await send(comm, {"type": "message.send", "id": "c-2", "text": CHARGED_TWICE})
+            while not await Message.objects.filter(client_id="c-2").aexists():
+                await asyncio.sleep(0.01)
+
+    monkeypatch.setattr(turns, "_wake_later", wake_later_then_a_message_arrives)
+    await send(comm, {"type": "message.send", "id": "c-1", "text": CHARGED_TWICE})
+    frames = await until_turn_done(comm, turns_done=2)
+    assert [f["reply_to"] for f in frames if f["type"] == "turn.started"] == ["c-1", "c-2"]
+    assert [m[2] for m in await user_messages(ready["conversation"])] == ["answered"] * 2
 
 
 # --- 6. Two sockets on one conversation -----------------------------------------------
