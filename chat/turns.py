@@ -24,13 +24,14 @@ from django.utils import timezone
 from orchestrator import alerts, metrics, runtime
 
 from . import selectors, services
-from .events import broadcast, message_dict, turn_control_group
+from .events import DeltaStream, broadcast, message_dict, turn_control_group
 from .models import Conversation, Turn, TurnEvent
 
 logger = logging.getLogger(__name__)
 db = database_sync_to_async
 
 _tasks: dict[int, asyncio.Task[None]] = {}
+DELTA_INTERVAL = 0.04  # seconds: at most 25 message.delta frames a second per turn
 _again: set[int] = set()  # conversations whose running task was asked to look again
 
 
@@ -114,20 +115,15 @@ async def _run_turn(turn: Turn, conversation_uuid) -> None:
         conversation_uuid, {"type": "turn.started", "turn": turn_key, "reply_to": reply_to}
     )
 
+    deltas = DeltaStream(conversation_uuid, turn_key, DELTA_INTERVAL)
+
     async def emit(event: runtime.TurnEvent) -> None:
+        if isinstance(event, runtime.MessageDelta):
+            await deltas.add(message=str(event.message_id), agent=event.agent.slug, text=event.text)
+            return
+        await deltas.flush()  # every other frame comes after the text before it
         if isinstance(event, runtime.RouteDecided):
             await db(services.turn_record_route)(turn=turn, decision=event.decision.as_dict())
-        elif isinstance(event, runtime.MessageDelta):
-            await broadcast(
-                conversation_uuid,
-                {
-                    "type": "message.delta",
-                    "turn": turn_key,
-                    "message": str(event.message_id),
-                    "agent": event.agent.slug,
-                    "text": event.text,
-                },
-            )
         elif isinstance(event, runtime.MessageDone):
             message = await db(services.assistant_message_create)(
                 turn=turn,
@@ -214,6 +210,7 @@ async def _run_turn(turn: Turn, conversation_uuid) -> None:
     finally:
         listener.cancel()
         heartbeat.cancel()
+        await deltas.close()
 
     await db(services.turn_finish)(
         turn=turn,

@@ -1,0 +1,78 @@
+"""message.delta frames are coalesced: at most one per interval, nothing lost, in order."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+from channels.layers import get_channel_layer
+
+from chat.events import DeltaStream, broadcast, conversation_group
+
+
+async def _listen(conversation):
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add(conversation_group(conversation), channel)
+
+    async def frames(n: int) -> list[dict]:
+        out = []
+        for _ in range(n):
+            message = await asyncio.wait_for(layer.receive(channel), 2)
+            out.append(json.loads(message["text"]))
+        return out
+
+    return frames
+
+
+async def test_the_first_chunk_goes_at_once_and_the_rest_are_joined():
+    conversation = uuid.uuid4()
+    frames = await _listen(conversation)
+    stream = DeltaStream(conversation, "t-1", interval=0.2)
+    await stream.add(message="m-1", agent="billing", text="Hello")
+    (first,) = await frames(1)
+    assert first == {
+        "type": "message.delta",
+        "turn": "t-1",
+        "message": "m-1",
+        "agent": "billing",
+        "text": "Hello",
+    }
+    for word in (" there,", " how", " can I help?"):
+        await stream.add(message="m-1", agent="billing", text=word)
+    # Held back, then sent when the interval is up, with no further event.
+    (second,) = await frames(1)
+    assert second["text"] == " there, how can I help?"
+    await stream.close()
+
+
+async def test_flush_sends_what_is_held_before_the_next_frame():
+    conversation = uuid.uuid4()
+    frames = await _listen(conversation)
+    stream = DeltaStream(conversation, "t-1", interval=10)
+    await stream.add(message="m-1", agent="billing", text="One")
+    await stream.add(message="m-1", agent="billing", text=" two")
+    await stream.add(message="m-2", agent="technical_support", text="Three")
+    await stream.flush()
+    await broadcast(conversation, {"type": "message.done", "turn": "t-1"})
+    got = await frames(4)
+    assert [(f["type"], f.get("message"), f.get("text")) for f in got] == [
+        ("message.delta", "m-1", "One"),
+        ("message.delta", "m-1", " two"),
+        ("message.delta", "m-2", "Three"),
+        ("message.done", None, None),
+    ]
+    await stream.close()
+
+
+async def test_close_sends_the_last_chunk_and_cancels_the_timer():
+    conversation = uuid.uuid4()
+    frames = await _listen(conversation)
+    stream = DeltaStream(conversation, "t-1", interval=10)
+    await stream.add(message="m-1", agent="billing", text="A")
+    await stream.add(message="m-1", agent="billing", text="B")
+    await stream.close()
+    assert [f["text"] for f in await frames(2)] == ["A", "B"]
+    await asyncio.sleep(0.05)
+    assert stream._timer is None
