@@ -13,9 +13,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from functools import partial
 from typing import Any
 
 import structlog
+from asgiref.sync import async_to_sync
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
@@ -31,13 +33,34 @@ logger = logging.getLogger(__name__)
 db = database_sync_to_async
 
 _tasks: dict[int, asyncio.Task[None]] = {}
+CLAIM_RETRY = 1.0  # seconds: another holder of the lease is asked again this often
 DELTA_INTERVAL = 0.04  # seconds: at most 25 message.delta frames a second per turn
 _again: set[int] = set()  # conversations whose running task was asked to look again
 
 
 def schedule(conversation: Conversation) -> asyncio.Task[None] | None:
-    """Make sure this conversation's pending messages are being answered."""
+    """Make sure this conversation's pending messages are being answered: by a task of
+    this process, or, with SUPERORCH_TURN_RUNNER = "celery", by a Celery worker."""
+    if on_celery():
+        publish = partial(_publish, conversation.pk, 0.0)
+        asyncio.get_running_loop().run_in_executor(None, publish)
+        return None
     return _schedule(conversation.pk, conversation.uuid)
+
+
+def on_celery() -> bool:
+    from superorch_site.celery import app
+
+    return settings.SUPERORCH_TURN_RUNNER == "celery" and not app.conf.task_always_eager
+
+
+def answer_pending_now(conversation_id: int) -> None:
+    """Answer what the conversation has pending, here and now (a Celery worker's task)."""
+    conversation_uuid = (
+        Conversation.objects.filter(pk=conversation_id).values_list("uuid", flat=True).first()
+    )
+    if conversation_uuid is not None:
+        async_to_sync(_drain)(conversation_id, conversation_uuid)
 
 
 def _schedule(pk: int, conversation_uuid) -> asyncio.Task[None]:
@@ -65,11 +88,34 @@ async def wait_idle(timeout: float = 30.0) -> None:
             await asyncio.gather(*list(_tasks.values()), return_exceptions=True)
 
 
+async def _later(conversation_id: int, conversation_uuid, delay: float) -> None:
+    """Look at the conversation again in `delay` seconds."""
+    if on_celery():
+        await asyncio.to_thread(_publish, conversation_id, delay)
+    else:
+        loop = asyncio.get_running_loop()
+        loop.call_later(delay, lambda: _schedule(conversation_id, conversation_uuid))
+
+
+def _publish(conversation_id: int, delay: float) -> None:
+    from .tasks import answer_conversation_task
+
+    try:
+        answer_conversation_task.apply_async((conversation_id,), countdown=delay or None)
+    except Exception:  # the message stays pending: session.start or answer_pending answers it
+        logger.exception("could not queue conversation %s's turn on Celery", conversation_id)
+
+
 async def _drain(conversation_id: int, conversation_uuid) -> None:
     while True:
         _again.discard(conversation_id)
         if not await db(services.conversation_claim)(conversation_id=conversation_id):
-            return  # another server (or task) holds the lease; it answers what is pending
+            # Another server (or worker) holds the lease and answers what it finds pending,
+            # but a message stored just after its last look would wait for the next wake:
+            # look again shortly, until nothing is pending.
+            if await db(selectors.conversation_has_pending)(conversation_id=conversation_id):
+                await _later(conversation_id, conversation_uuid, CLAIM_RETRY)
+            return
         try:
             while True:
                 turn = await db(services.turn_start_next)(conversation_id=conversation_id)
@@ -89,13 +135,13 @@ async def _drain(conversation_id: int, conversation_uuid) -> None:
 
 async def _wake_later(conversation_id: int, conversation_uuid) -> None:
     """A message queued because no model answered is tried again when it is due (in this
-    process; after a restart, the next session.start or `manage.py answer_pending`)."""
+    process or on Celery; after a restart, the next session.start or `manage.py
+    answer_pending`)."""
     due = await db(selectors.conversation_next_retry)(conversation_id=conversation_id)
     if due is None:
         return
     delay = max((due - timezone.now()).total_seconds(), 0.0) + 0.05
-    loop = asyncio.get_running_loop()
-    loop.call_later(delay, lambda: _schedule(conversation_id, conversation_uuid))
+    await _later(conversation_id, conversation_uuid, delay)
 
 
 async def _run(turn: Turn, conversation_uuid) -> None:

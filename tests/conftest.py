@@ -1,3 +1,6 @@
+import asyncio
+import contextlib
+
 import pytest
 from channels.testing import WebsocketCommunicator
 
@@ -73,3 +76,22 @@ def communicator():
         return comm
 
     return make
+
+
+@pytest.fixture
+async def connect(communicator):
+    """Open a connection on the full app; every one is closed after the test."""
+    opened = []
+
+    async def make(origin: bytes | None = b"http://localhost"):
+        comm = communicator(origin)
+        connected, _ = await comm.connect(timeout=5)
+        assert connected
+        opened.append(comm)
+        return comm
+
+    yield make
+    for comm in opened:
+        # Already closed by the server, or its app ended (a timeout cancels it).
+        with contextlib.suppress(Exception, asyncio.CancelledError):
+            await comm.disconnect(timeout=1)

@@ -259,6 +259,10 @@ SUPERORCH_MAX_MODEL_CALLS = env.int("SUPERORCH_MAX_MODEL_CALLS", default=10)
 SUPERORCH_TURN_TIMEOUT = env.float("SUPERORCH_TURN_TIMEOUT", default=120.0)
 # A conversation's turn lease (seconds); a crashed server's lease expires and another resumes.
 SUPERORCH_TURN_LEASE = env.float("SUPERORCH_TURN_LEASE", default=45.0)
+# Where chat turns run: "inline" (in the web process that took the message; the default,
+# see docs/benchmarks.md) or "celery" (on the Celery workers; needs a broker and the
+# Redis channel layer, so their frames reach the sockets). Eager Celery runs them inline.
+SUPERORCH_TURN_RUNNER = env.str("SUPERORCH_TURN_RUNNER", default="inline")
 # Messages of the conversation given to the model as input.
 SUPERORCH_MODEL_INPUT_MESSAGES = env.int("SUPERORCH_MODEL_INPUT_MESSAGES", default=40)
 # Messages sent in session.ready.

@@ -1,0 +1,60 @@
+"""Chat turns on a real Celery worker (SUPERORCH_TURN_RUNNER = "celery").
+
+The test process is the web server: its consumer stores and acknowledges the message
+and queues the turn on the broker (RabbitMQ). A worker process answers it, and its
+frames reach the test's socket through the Redis channel layer, which both share.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from chat.models import Message, Turn
+from superorch_site.celery import app as celery_app
+from tests.chat.test_consumers import open_session, send, until_turn_done
+from tests.support.celery_workers import ROOT, Workers
+from tests.support.openai_server import OpenAICompatibleServer, Step
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+
+@pytest.fixture
+def turn_worker(team, settings):
+    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+        pytest.skip("needs superorch_site.settings.integration")
+    (ROOT / "var").mkdir(exist_ok=True)
+    model = OpenAICompatibleServer()
+    model.responder = lambda body: Step(text="Refunds reach your card within five days.")
+    model.start()
+    conf = celery_app.conf
+    conf.task_always_eager, conf.broker_url = False, settings.INTEGRATION_CELERY_BROKER_URL
+    settings.SUPERORCH_TURN_RUNNER = "celery"
+    celery_app.control.purge()
+    pool = Workers(model.base_url, SUPERORCH_TURN_RUNNER="celery")
+    pool.start("turns")
+    try:
+        pool.wait_ready(["turns"])
+        yield pool
+    finally:
+        pool.stop()
+        model.stop()
+        conf.task_always_eager = True
+
+
+async def test_a_turn_runs_on_the_worker_and_streams_to_the_socket(turn_worker, connect):
+    comm, ready = await open_session(connect)
+    await send(comm, {"type": "message.send", "id": "c-1", "text": "I want a refund"})
+    frames = await until_turn_done(comm, timeout=30)
+    kinds = [f["type"] for f in frames]
+    assert kinds[0] == "message.ack" and kinds[1] == "turn.started"
+    assert "message.delta" in kinds and kinds[-1] == "turn.done"
+    assert frames[-1]["status"] == "ok"
+    done = next(f for f in frames if f["type"] == "message.done")
+    assert done["message"]["text"] == "Refunds reach your card within five days."
+    # Answered once, by the worker (this process ran no turn).
+    message = await Message.objects.aget(client_id="c-1")
+    assert message.status == "answered"
+    turn = await Turn.objects.aget(conversation__uuid=ready["conversation"])
+    assert turn.status == "ok"
+    log = (ROOT / "var" / "celery-turns.log").read_text()
+    assert "Task chat.answer_conversation[" in log and "succeeded" in log

@@ -1,0 +1,83 @@
+"""Real Celery worker processes for the integration tests, on the test database."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db import connection
+
+from superorch_site.celery import app as celery_app
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Workers:
+    """Celery worker processes for the test database; restartable by name."""
+
+    def __init__(self, model_url: str, **extra: str) -> None:
+        self.env = {
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "superorch_site.settings.integration",
+            "INTEGRATION_DATABASE_URL": _database_url(),
+            "CELERY_BROKER_URL": settings.INTEGRATION_CELERY_BROKER_URL,
+            "INTEGRATION_OPENAI_BASE_URL": model_url,
+            "PYTHONUNBUFFERED": "1",
+            **extra,
+        }
+        self.procs: dict[str, subprocess.Popen] = {}
+
+    def start(self, name: str) -> None:
+        log = open(ROOT / "var" / f"celery-{name}.log", "w")  # noqa: SIM115
+        self.procs[name] = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "celery",
+                "-A",
+                "superorch_site",
+                "worker",
+                "--pool=solo",
+                "--concurrency=1",
+                "--without-gossip",
+                "--without-mingle",
+                f"--hostname={name}@%h",
+                "--loglevel=INFO",
+            ],
+            cwd=ROOT,
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+
+    def wait_ready(self, names: list[str], timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            replies = celery_app.control.ping(timeout=1) or []
+            up = {host.split("@")[0] for reply in replies for host in reply}
+            if set(names) <= up:
+                return
+            for name, proc in self.procs.items():
+                if proc.poll() is not None:
+                    log = (ROOT / "var" / f"celery-{name}.log").read_text()[-3000:]
+                    raise RuntimeError(f"worker {name} exited:\n{log}")
+        raise TimeoutError(f"workers {names} did not come up")
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+def _database_url() -> str:
+    db = connection.settings_dict
+    return f"postgres://{db['USER'] or 'postgres'}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}"
