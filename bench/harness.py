@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -46,9 +48,9 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def manage(env: dict[str, str], *args: str) -> str:
+def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
     done = subprocess.run(
-        [PY, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300
+        [PY, "manage.py", *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout
     )
     if done.returncode:
         raise RuntimeError(f"manage.py {' '.join(args)} failed:\n{done.stderr[-3000:]}")
@@ -92,6 +94,7 @@ def server(env: dict[str, str], kind: str = "daphne", app: str = "bench.asgi:app
     )
     proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
+    profiler = None
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -104,8 +107,12 @@ def server(env: dict[str, str], kind: str = "daphne", app: str = "bench.asgi:app
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError(f"{kind} did not start:\n{Path(log.name).read_text()[-3000:]}")
             time.sleep(0.2)
+        profiler = _profile(proc.pid)
         yield url
     finally:
+        if profiler is not None:
+            profiler.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
+            profiler.wait(60)
         proc.terminate()
         try:
             proc.wait(10)
@@ -115,6 +122,59 @@ def server(env: dict[str, str], kind: str = "daphne", app: str = "bench.asgi:app
             Path(log.name).unlink(missing_ok=True)
         else:
             print(f"server log kept: {log.name}", file=sys.stderr)
+
+
+@contextmanager
+def celery_worker(env: dict[str, str], *, pool: str = "threads", concurrency: int = 10):
+    """A Celery worker of the app in its own process, for as long as the block runs."""
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (the worker writes to it until the end)
+        prefix="bench-celery-", suffix=".log", delete=False
+    )
+    cmd = [PY, "-m", "celery", "-A", "superorch_site", "worker", f"--pool={pool}",
+           f"--concurrency={concurrency}", "--without-gossip", "--without-mingle",
+           "--loglevel=INFO"]  # fmt: skip
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while "ready." not in Path(log.name).read_text():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"celery did not start:\n{Path(log.name).read_text()[-3000:]}")
+            time.sleep(0.2)
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        if sys.exc_info()[0] is None:
+            Path(log.name).unlink(missing_ok=True)
+        else:
+            print(f"celery log kept: {log.name}", file=sys.stderr)
+
+
+def _profile(pid: int) -> subprocess.Popen | None:
+    """With BENCH_PROFILE=FILE, py-spy samples the server until it stops (collapsed
+    stacks, one line a stack, for `bench/profile_top.py` or a flame graph tool)."""
+    out = os.environ.get("BENCH_PROFILE")
+    if not out:
+        return None
+    return subprocess.Popen(
+        [
+            shutil.which("py-spy", path=str(Path(PY).parent)) or "py-spy",
+            "record",
+            "--pid",
+            str(pid),
+            "--rate",
+            "250",
+            "--format",
+            "raw",
+            "-o",
+            out,
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 @contextmanager

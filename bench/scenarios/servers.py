@@ -1,11 +1,13 @@
-"""Servers and layers: daphne vs uvicorn, the in-memory vs the Redis channel layer.
+"""Servers and layers: daphne vs uvicorn, the in-memory vs the Redis channel layer,
+chat turns in the web process vs on a Celery worker.
 
 The same app and the same loads on each combination, in one run: bare echo round trips
-(10 sockets) and full chat turns on the offline model with no delay (10 conversations).
-Chat turns always run in the web process (chat.turns); Celery runs workflow steps,
-measured by the workflow integration tests, not here.
+(10 sockets) and full chat turns on the offline model with no delay (10 conversations,
+5 messages each). The Celery row runs the turns on one worker process (threads pool,
+10 threads; SUPERORCH_TURN_RUNNER=celery, Redis as the broker).
 
     python -m bench servers [--json] [--redis redis://127.0.0.1:6379/8]
+        [--broker redis://127.0.0.1:6379/7]
 """
 
 from __future__ import annotations
@@ -16,8 +18,10 @@ from typing import Any
 from bench import harness
 
 
-def _measure(env: dict[str, str], kind: str, layer: str, count: int) -> dict[str, Any]:
-    row: dict[str, Any] = {"server": kind, "layer": layer}
+def _measure(
+    env: dict[str, str], kind: str, layer: str, count: int, turns: str = "inline"
+) -> dict[str, Any]:
+    row: dict[str, Any] = {"server": kind, "layer": layer, "turns": turns}
     try:
         with harness.server(env, kind=kind) as url:
             harness.loadgen(url, "--mode", "turns", "--count", "2")  # warm up
@@ -42,6 +46,7 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench servers")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/8")
     parser.add_argument("--count", type=int, default=200)
+    parser.add_argument("--broker", default="redis://127.0.0.1:6379/7")
     args = parser.parse_args(argv)
     rows = []
     for layer in ("memory", "redis"):
@@ -49,27 +54,35 @@ def run(argv: list[str]) -> dict[str, Any]:
         with harness.fresh_database(**extra) as env:
             for kind in ("daphne", "uvicorn"):
                 rows.append(_measure(env, kind, layer, args.count))
+    # Turns on Celery workers: the web server queues each conversation's turn on the
+    # broker; a worker (threads pool) runs it and streams through the Redis layer.
+    celery = {
+        "REDIS_URL": args.redis,
+        "CELERY_BROKER_URL": args.broker,
+        "SUPERORCH_TURN_RUNNER": "celery",
+    }
+    with harness.fresh_database(**celery) as env, harness.celery_worker(env, concurrency=10):
+        rows.append(_measure(env, "daphne", "redis", args.count, turns="celery worker"))
     base = rows[0]
     best = max(rows, key=lambda r: r["turns_per_second"])
     return {
         "scenario": "servers",
         "rows": rows,
         "ratio": round(best["turns_per_second"] / base["turns_per_second"], 3),
-        "best": f"{best['server']} + {best['layer']}",
+        "best": f"{best['server']} + {best['layer']} + turns {best['turns']}",
     }
 
 
 def report(r: dict[str, Any]) -> str:
     lines = [
-        "| server | channel layer | echo round trips/s | offline turns/s | errors |",
-        "| --- | --- | --- | --- | --- |",
+        "| server | channel layer | turns run | echo round trips/s | offline turns/s | errors |",
+        "| --- | --- | --- | --- | --- | --- |",
     ]
     for x in r["rows"]:
+        where = f"| {x['server']} | {x['layer']} | {x.get('turns', 'inline')} |"
         if x.get("failure"):
-            lines.append(f"| {x['server']} | {x['layer']} | failed: {x['failure']} | | |")
+            lines.append(f"{where} failed: {x['failure']} | | |")
             continue
-        lines.append(
-            f"| {x['server']} | {x['layer']} | {x['echo_per_second']} | {x['turns_per_second']} | {x['errors']} |"
-        )
-    lines.append(f"fastest for turns: {r['best']} ({r['ratio']}x daphne + memory)")
+        lines.append(f"{where} {x['echo_per_second']} | {x['turns_per_second']} | {x['errors']} |")
+    lines.append(f"\nfastest for turns: {r['best']} ({r['ratio']}x daphne + memory)")
     return "\n".join(lines)

@@ -35,7 +35,7 @@ class Command(BaseCommand):
         except ValueError as exc:
             raise CommandError(f"{options['examples']}: {exc}") from None
         train_s = time.perf_counter() - started
-        result = evaluate(router, cases)
+        result = evaluate(router, cases) | {"train_seconds": round(train_s, 1)}
         if options["json"]:
             self.stdout.write(json.dumps(result))
             return
