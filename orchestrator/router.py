@@ -163,6 +163,10 @@ class _Model:
         return {"logit": logit, "margin": margin, "knn": knn}
 
 
+# Bump when a change here makes routers saved by older code wrong (see router_store).
+ROUTER_FORMAT = 1
+
+
 class Router:
     """Routes a message to one of the agents it was trained on, or to nothing.
 
@@ -173,6 +177,21 @@ class Router:
     """
 
     threshold = 0.5  # confidence at the calibrated operating point
+
+    def __getstate__(self) -> dict:
+        """Pickled without the encoder (88 MB of weights, loaded once per process)."""
+        state = self.__dict__.copy()
+        state["encoder"] = None
+        state["_had_encoder"] = self.encoder is not None
+        return state
+
+    def __setstate__(self, state: dict) -> None:
+        had = state.pop("_had_encoder", False)
+        self.__dict__.update(state)
+        if had:
+            self.encoder = load_encoder()
+            if self.encoder is None:
+                raise RuntimeError("this router needs the MiniLM weights, which are not installed")
 
     def __init__(
         self,

@@ -743,58 +743,73 @@ async def run_turn(
         status: Literal["ok", "error", "cancelled"] = "ok"
         code = message = detail = kind = ""
         events = result.stream_events().__aiter__()
+        # The agent's own limit on model silence (none while its tools work): one timer,
+        # moved before each event, cheaper than a wait_for (a task) per streamed event.
+        silence, clock = asyncio.timeout(None), asyncio.get_running_loop().time
+        speaker, limit = team.agents[start_slug], None
         try:
             async with asyncio.timeout_at(deadline):  # one deadline for all attempts
-                while True:
-                    # The agent's own limit on model silence; none while its tools work.
-                    speaker = team.agents[current_slug or start_slug]
-                    limit = speaker.timeout if speaker.timeout and not tools_running else None
-                    try:
-                        event = await asyncio.wait_for(events.__anext__(), limit)
-                    except StopAsyncIteration:
-                        break
-                    except TimeoutError:
-                        raise _AgentSilent(speaker, limit or 0) from None
-                    if isinstance(event, AgentUpdatedStreamEvent):
-                        slug = built.slug_by_name.get(event.new_agent.name)
-                        if slug is None or slug == current_slug:
-                            continue
-                        if current_slug is not None:
-                            await close_run("handoff")
-                        await open_run(slug)
-                        structlog.contextvars.bind_contextvars(agent=slug)
-                        new_ref = ref(slug)
-                        if previous_ref is None or previous_ref.slug != slug:
-                            reason = first_reason
-                            if current_slug is not None:
-                                is_fallback = team.agents[slug].role == "fallback"
-                                reason = "fallback" if is_fallback else "handoff"
-                            await emit(AgentChanged(previous_ref, new_ref, reason))  # type: ignore[arg-type]
-                        previous_ref, current_slug = new_ref, slug
-                    elif isinstance(event, RawResponsesStreamEvent):
-                        data = event.data
-                        if (
-                            getattr(data, "type", "") != "response.output_text.delta"
-                            or not data.delta
-                        ):
-                            continue
-                        if current is not None and current.first_token is None:
-                            current.first_token = time.monotonic()
-                        key = data.item_id or "-"
-                        message_id = message_ids.setdefault(key, uuid.uuid4())
-                        partial.setdefault(message_id, []).append(data.delta)
-                        streamed = True
-                        await emit(
-                            MessageDelta(message_id, ref(current_slug or start_slug), data.delta)
-                        )
-                    elif isinstance(event, RunItemStreamEvent):
-                        if event.name == "tool_called":
-                            tools_running.add(_call_id(event.item.raw_item))
-                        elif event.name == "tool_output":
-                            tools_running.discard(_call_id(event.item.raw_item))
-                        elif event.name == "message_output_created":
-                            streamed = True
-                        await _on_item(event, emit, built, message_ids, partial, ref, current_slug)
+                try:
+                    async with silence:
+                        while True:
+                            speaker = team.agents[current_slug or start_slug]
+                            limit = (
+                                speaker.timeout if speaker.timeout and not tools_running else None
+                            )
+                            silence.reschedule(clock() + limit if limit else None)
+                            try:
+                                event = await events.__anext__()
+                            except StopAsyncIteration:
+                                break
+                            silence.reschedule(None)
+                            if isinstance(event, AgentUpdatedStreamEvent):
+                                slug = built.slug_by_name.get(event.new_agent.name)
+                                if slug is None or slug == current_slug:
+                                    continue
+                                if current_slug is not None:
+                                    await close_run("handoff")
+                                await open_run(slug)
+                                structlog.contextvars.bind_contextvars(agent=slug)
+                                new_ref = ref(slug)
+                                if previous_ref is None or previous_ref.slug != slug:
+                                    reason = first_reason
+                                    if current_slug is not None:
+                                        is_fallback = team.agents[slug].role == "fallback"
+                                        reason = "fallback" if is_fallback else "handoff"
+                                    await emit(AgentChanged(previous_ref, new_ref, reason))  # type: ignore[arg-type]
+                                previous_ref, current_slug = new_ref, slug
+                            elif isinstance(event, RawResponsesStreamEvent):
+                                data = event.data
+                                if (
+                                    getattr(data, "type", "") != "response.output_text.delta"
+                                    or not data.delta
+                                ):
+                                    continue
+                                if current is not None and current.first_token is None:
+                                    current.first_token = time.monotonic()
+                                key = data.item_id or "-"
+                                message_id = message_ids.setdefault(key, uuid.uuid4())
+                                partial.setdefault(message_id, []).append(data.delta)
+                                streamed = True
+                                await emit(
+                                    MessageDelta(
+                                        message_id, ref(current_slug or start_slug), data.delta
+                                    )
+                                )
+                            elif isinstance(event, RunItemStreamEvent):
+                                if event.name == "tool_called":
+                                    tools_running.add(_call_id(event.item.raw_item))
+                                elif event.name == "tool_output":
+                                    tools_running.discard(_call_id(event.item.raw_item))
+                                elif event.name == "message_output_created":
+                                    streamed = True
+                                await _on_item(
+                                    event, emit, built, message_ids, partial, ref, current_slug
+                                )
+                except TimeoutError:
+                    if not silence.expired():
+                        raise
+                    raise _AgentSilent(speaker, limit or 0) from None
             if cancel.is_set():
                 status = "cancelled"
         except TimeoutError:

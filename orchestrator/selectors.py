@@ -7,6 +7,7 @@ import re
 import threading
 import uuid
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -35,7 +36,12 @@ from .text import tokenize
 
 _cache_lock = threading.Lock()
 _team_cache: dict[str, Team] = {}
-_routers = RouterStore()
+_routers = RouterStore(
+    directory=lambda: (
+        Path(settings.SUPERORCH_ROUTER_CACHE_DIR) if settings.SUPERORCH_ROUTER_CACHE_DIR else None
+    ),
+    secret=lambda: settings.SECRET_KEY.encode(),
+)
 
 
 def registry_version() -> str:

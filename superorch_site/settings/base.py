@@ -226,6 +226,11 @@ SUPERORCH_LOCAL_MODEL_DELAY = env.float("SUPERORCH_LOCAL_MODEL_DELAY", default=0
 SUPERORCH_ROUTER_RETRAIN = env.str("SUPERORCH_ROUTER_RETRAIN", default="background")
 if SUPERORCH_ROUTER_RETRAIN not in ("background", "inline"):
     raise ImproperlyConfigured("SUPERORCH_ROUTER_RETRAIN must be 'background' or 'inline'.")
+# Trained routers are saved here (signed with SECRET_KEY), so a starting process loads
+# the registry's router instead of training it again; empty: keep them in memory only.
+SUPERORCH_ROUTER_CACHE_DIR = env.str(
+    "SUPERORCH_ROUTER_CACHE_DIR", default=str(BASE_DIR / "var" / "routers")
+)
 # Threads per process for numpy/scipy (the router); more only contend on small matrices.
 SUPERORCH_NUMERIC_THREADS = env.int("SUPERORCH_NUMERIC_THREADS", default=1)
 # Seconds a chat turn waits for a workflow it started; after that the answer is posted to

@@ -78,6 +78,38 @@ def test_store_reports_a_failed_training_and_tries_again(monkeypatch, caplog):
     assert "Training the router failed" in caplog.text
 
 
+def test_a_saved_router_is_loaded_by_the_next_process_instead_of_trained(tmp_path, monkeypatch):
+    def store():
+        return router_store.RouterStore(directory=lambda: tmp_path, secret=lambda: b"k1")
+
+    first = store().get(DOCUMENTS, FALLBACK, background=False)
+    (saved,) = tmp_path.glob("*.router")
+    # A new store (as a process that starts) loads it: no training at all.
+    monkeypatch.setattr(router_store, "Router", _never_trained)
+    loaded = store().get(DOCUMENTS, FALLBACK, background=False)
+    assert loaded is not first and loaded.mode == first.mode
+    for text in ("I was charged twice", "the app crashes", "sing me a song"):
+        assert loaded.route(text) == first.route(text)
+
+
+def test_a_saved_router_signed_with_another_secret_or_damaged_is_trained_again(tmp_path):
+    router_store.RouterStore(directory=lambda: tmp_path, secret=lambda: b"k1").get(
+        DOCUMENTS, FALLBACK, background=False
+    )
+    (saved,) = tmp_path.glob("*.router")
+    other = router_store.RouterStore(directory=lambda: tmp_path, secret=lambda: b"k2")
+    assert other._load(saved.name.split("-")[0]) is None  # not unpickled
+    saved.write_bytes(b"\0" * 40)
+    mine = router_store.RouterStore(directory=lambda: tmp_path, secret=lambda: b"k1")
+    router = mine.get(DOCUMENTS, FALLBACK, background=False)  # trains, and saves anew
+    assert router.route("I was charged twice").agent == "billing"
+    assert mine._load(saved.name.split("-")[0]) is not None
+
+
+def _never_trained(*args, **kwargs):
+    raise AssertionError("the saved router should have been loaded")
+
+
 # --- routing_eval -------------------------------------------------------------------
 
 
