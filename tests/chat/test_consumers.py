@@ -110,7 +110,10 @@ def scripted(monkeypatch):
 # --- 1. A full turn ---------------------------------------------------------------------
 
 
-async def test_full_turn_sends_every_frame_in_protocol_order(team, connect):
+async def test_full_turn_sends_every_frame_in_protocol_order(team, connect, settings):
+    # Words 10 ms apart: the reply streams as several message.delta frames (the server
+    # sends at most one per 40 ms, joining the words between).
+    settings.SUPERORCH_LOCAL_MODEL_DELAY = 0.01
     comm = await connect()
     ready = await start(comm)
     assert set(ready) == {
