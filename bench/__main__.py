@@ -11,6 +11,8 @@ SCENARIOS = {
     "concurrency": "bench.scenarios.concurrency",
     "database": "bench.scenarios.database",
     "overhead": "bench.scenarios.overhead",
+    "peer": "bench.scenarios.peer",
+    "routing": "bench.scenarios.routing",
     "servers": "bench.scenarios.servers",
     "transport": "bench.scenarios.transport",
     "ttft": "bench.scenarios.ttft",

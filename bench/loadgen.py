@@ -1,11 +1,15 @@
-"""The load generator: speaks the chat protocol (docs/protocol.md) over real WebSockets.
+"""The load generator: speaks the chat protocol (docs/protocol.md) over real WebSockets
+(and, for the peer scenario, ChatKit's protocol over HTTP).
 
-    python -m bench.loadgen --url ws://127.0.0.1:PORT --mode echo|turns
+    python -m bench.loadgen --url ws://127.0.0.1:PORT --mode echo|turns|chatkit
                             [--conns N] [--count M] [--text T] [--timeout S]
 
 echo: N sockets on /ws/bench-echo/, each sending M frames one after the other.
 turns: N conversations on /ws/chat/, each sending M messages one after the other and
-reading every frame of each turn. Prints one JSON object.
+reading every frame of each turn.
+chatkit: the peer (bench/peer_chatkit.py), over HTTP: N clients, each sending M
+`threads.create` requests to /chatkit one after the other (kept-alive connections) and
+reading every event of each SSE stream. Prints one JSON object.
 """
 
 from __future__ import annotations
@@ -86,6 +90,71 @@ async def chat_client(url, origin, count, text, timeout, out, fresh=False) -> No
             out["gaps"].extend(gaps)
 
 
+async def chatkit_client(client, url, count, text, timeout, out) -> None:
+    """Each turn is a new ChatKit thread: `threads.create` with the user message."""
+    body = json.dumps(
+        {
+            "type": "threads.create",
+            "params": {
+                "input": {
+                    "content": [{"type": "input_text", "text": text}],
+                    "attachments": [],
+                    "inference_options": {},
+                }
+            },
+        }
+    )
+    headers = {"content-type": "application/json"}
+    for _ in range(count):
+        sent = time.perf_counter()
+        first = last = None
+        gaps: list[float] = []
+        done_text = None
+        ok = False
+        try:
+            async with (
+                asyncio.timeout(timeout),
+                client.stream("POST", url + "/chatkit", content=body, headers=headers) as r,
+            ):
+                ok = r.status_code == 200
+                async for line in r.aiter_lines():
+                    if not line.startswith("data: "):
+                        continue
+                    event = json.loads(line[6:])
+                    kind = event["type"]
+                    now = time.perf_counter()
+                    if kind == "thread.item.updated":
+                        if event["update"]["type"] == "assistant_message.content_part.text_delta":
+                            if first is None:
+                                first = now
+                            elif last is not None:
+                                gaps.append(now - last)
+                            last = now
+                    elif kind == "thread.item.done":
+                        item = event["item"]
+                        if item["type"] == "assistant_message":
+                            done_text = "".join(c["text"] for c in item["content"])
+                    elif kind == "error":
+                        out["errors"] += 1
+                        ok = False
+        except TimeoutError:
+            out["timeouts"] += 1
+            ok = False
+        except Exception:  # a broken connection or stream: a failed turn
+            out["errors"] += 1
+            ok = False
+        out["turns"] += 1
+        if done_text is None:
+            out["lost"] += 1
+            ok = False
+        if not ok:
+            out["failed"] += 1
+        out["latency"].append(time.perf_counter() - sent)
+        if first is not None:
+            out["ttft"].append(first - sent)
+        out["gaps"].extend(gaps)
+
+
 async def main_async(args) -> dict:
     origin = args.url.replace("ws://", "http://")
     started = time.perf_counter()
@@ -112,15 +181,27 @@ async def main_async(args) -> dict:
         "ttft": [],
         "gaps": [],
     }
-    await asyncio.gather(
-        *(
-            chat_client(args.url, origin, args.count, args.text, args.timeout, out, args.fresh)
-            for _ in range(args.conns)
+    if args.mode == "chatkit":
+        import httpx2
+
+        limits = httpx2.Limits(max_connections=args.conns, max_keepalive_connections=args.conns)
+        async with httpx2.AsyncClient(limits=limits, timeout=args.timeout) as client:
+            await asyncio.gather(
+                *(
+                    chatkit_client(client, origin, args.count, args.text, args.timeout, out)
+                    for _ in range(args.conns)
+                )
+            )
+    else:
+        await asyncio.gather(
+            *(
+                chat_client(args.url, origin, args.count, args.text, args.timeout, out, args.fresh)
+                for _ in range(args.conns)
+            )
         )
-    )
     elapsed = time.perf_counter() - started
     return {
-        "mode": "turns",
+        "mode": args.mode,
         "conversations": args.conns,
         "turns": out["turns"],
         "failed": out["failed"],
@@ -140,7 +221,7 @@ async def main_async(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
-    parser.add_argument("--mode", choices=["echo", "turns"], required=True)
+    parser.add_argument("--mode", choices=["echo", "turns", "chatkit"], required=True)
     parser.add_argument("--conns", type=int, default=1)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--text", default="I was charged twice for my subscription")

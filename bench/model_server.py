@@ -18,6 +18,15 @@ import sys
 from tests.support.openai_server import OpenAICompatibleServer, Step
 
 
+def _after_handoff(messages: list[dict]) -> bool:
+    """Whether the last tool result is a handoff's (the specialist has not acted yet)."""
+    for message in reversed(messages):
+        calls = message.get("tool_calls") if message.get("role") == "assistant" else None
+        if calls:
+            return calls[-1]["function"]["name"].startswith("transfer_to_")
+    return False
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--port", type=int, required=True)
@@ -37,8 +46,8 @@ def main() -> None:
             return reply()
         tools = {t["function"]["name"] for t in body.get("tools") or ()}
         messages = body.get("messages") or []
-        if messages and messages[-1].get("role") == "tool":
-            return reply()
+        if messages and messages[-1].get("role") == "tool" and not _after_handoff(messages):
+            return reply()  # the answer to a tool result (search_knowledge's)
         if "transfer_to_billing" in tools:
             return Step(
                 tool_calls=[("transfer_to_billing", {})], first_token_delay=args.first_token

@@ -13,7 +13,9 @@ from __future__ import annotations
 import argparse
 import re
 from collections import Counter
+from pathlib import Path
 
+IDLE_FRAMES = ("select (selectors", "_worker (concurrent/futures/thread.py:81)")
 IDLE = re.compile(r"\b(select|poll|epoll|_run_once|wait)\b \((selectors|threading|asyncio)")
 
 
@@ -26,12 +28,12 @@ def main() -> None:
     inclusive: Counter[str] = Counter()
     own: Counter[str] = Counter()
     busy = 0
-    for line in open(args.file, encoding="utf-8"):
+    for line in Path(args.file).read_text(encoding="utf-8").splitlines():
         stack, _, count = line.rstrip().rpartition(" ")
         if not stack or not count.isdigit():
             continue
         frames = stack.split(";")
-        if IDLE.search(frames[-1]) or "select (selectors" in frames[-1]:
+        if IDLE.search(frames[-1]) or any(i in frames[-1] for i in IDLE_FRAMES):
             continue
         n = int(count)
         busy += n

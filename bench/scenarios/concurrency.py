@@ -6,7 +6,7 @@ and the added latency per token: the gaps between consecutive deltas as the clie
 sees them, minus the model's own pace (50 ms). Targets: no errors, nothing lost,
 p99 added latency <= 100 ms at the largest N.
 
-    python -m bench concurrency [--json] [--levels 10,100,500,1000]
+    python -m bench concurrency [--json] [--levels 10,100,500,1000] [--timeout 120]
 """
 
 from __future__ import annotations
@@ -23,6 +23,9 @@ TARGET_P99_MS = 100.0
 def run(argv: list[str]) -> dict[str, Any]:
     parser = argparse.ArgumentParser(prog="python -m bench concurrency")
     parser.add_argument("--levels", default="10,100,500,1000")
+    parser.add_argument(
+        "--timeout", type=float, default=120, help="seconds a client waits for its reply"
+    )
     args = parser.parse_args(argv)
     levels = [int(x) for x in args.levels.split(",")]
     pace_ms = 1000 / TOKENS_PER_SECOND
@@ -45,7 +48,7 @@ def run(argv: list[str]) -> dict[str, Any]:
                     "--count",
                     "1",
                     "--timeout",
-                    "120",
+                    str(args.timeout),
                     timeout=900,
                 )
                 rows.append(
