@@ -113,15 +113,7 @@ def server(env: dict[str, str], kind: str = "daphne", app: str = "bench.asgi:app
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
             profiler.wait(60)
-        proc.terminate()
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if sys.exc_info()[0] is None:
-            Path(log.name).unlink(missing_ok=True)
-        else:
-            print(f"server log kept: {log.name}", file=sys.stderr)
+        _stop(proc, Path(log.name), "server", failed=sys.exc_info()[0] is not None)
 
 
 @contextmanager
@@ -142,15 +134,20 @@ def celery_worker(env: dict[str, str], *, pool: str = "threads", concurrency: in
             time.sleep(0.2)
         yield proc
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        if sys.exc_info()[0] is None:
-            Path(log.name).unlink(missing_ok=True)
-        else:
-            print(f"celery log kept: {log.name}", file=sys.stderr)
+        _stop(proc, Path(log.name), "celery", failed=sys.exc_info()[0] is not None)
+
+
+def _stop(proc: subprocess.Popen, log: Path, what: str, *, failed: bool) -> None:
+    """Stop a process of the harness; keep its log only when the block failed."""
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+    if failed:
+        print(f"{what} log kept: {log}", file=sys.stderr)
+    else:
+        log.unlink(missing_ok=True)
 
 
 def _profile(pid: int) -> subprocess.Popen | None:

@@ -114,8 +114,8 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
         r = results.get(head)
         if r is None:
             return f"(not measured yet: `{command(head)}`)"
-        if r.get("failure") and rest in ("report", "verdict") or rest == "failure":
-            return f"(the last run failed: {r.get('failure')})"
+        if r.get("failure") and rest in ("report", "verdict", "failure"):
+            return f"(the last run failed: {r['failure']})"
         if rest == "report":
             return importlib.import_module(SCENARIOS[head]).report(r)
         if rest == "verdict":

@@ -105,7 +105,8 @@ def run(argv: list[str]) -> dict[str, Any]:
 
 def report(r: dict[str, Any]) -> str:
     return (
-        "| server | turns/s (median) | of the SDK alone |\n| --- | --- | --- |\n"
+        "| server | turns/s (median) | of the SDK alone (median of the rounds' ratios) |\n"
+        "| --- | --- | --- |\n"
         f"| the SDK alone, in one process, nothing stored | {r['sdk_alone_turns_per_second']} | 1 |\n"
         f"| ChatKit {r['chatkit_version']} over HTTP (uvicorn, in-memory store) | "
         f"{r['chatkit_turns_per_second']} | {r['chatkit_vs_sdk_alone']} |\n"

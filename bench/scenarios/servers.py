@@ -65,7 +65,25 @@ def run(argv: list[str]) -> dict[str, Any]:
         rows.append(_measure(env, "daphne", "redis", args.count, turns="celery worker"))
     base = rows[0]
     best = max(rows, key=lambda r: r["turns_per_second"])
+
+    def versus(a: tuple[str, str, str], b: tuple[str, str, str], key: str) -> float | None:
+        """Row a's figure over row b's (server, layer, turns), None if either failed."""
+        by = {(r["server"], r["layer"], r["turns"]): r.get(key) for r in rows}
+        x, y = by.get(a), by.get(b)
+        return round(x / y, 2) if x and y else None
+
+    memory, redis = ("daphne", "memory", "inline"), ("daphne", "redis", "inline")
     return {
+        "uvicorn_vs_daphne_turns": versus(
+            ("uvicorn", "memory", "inline"), memory, "turns_per_second"
+        ),
+        "uvicorn_vs_daphne_echo": versus(
+            ("uvicorn", "memory", "inline"), memory, "echo_per_second"
+        ),
+        "redis_vs_memory_turns": versus(redis, memory, "turns_per_second"),
+        "celery_vs_inline_turns": versus(
+            ("daphne", "redis", "celery worker"), redis, "turns_per_second"
+        ),
         "scenario": "servers",
         "rows": rows,
         "ratio": round(best["turns_per_second"] / base["turns_per_second"], 3),
