@@ -56,5 +56,5 @@ async def test_a_turn_runs_on_the_worker_and_streams_to_the_socket(turn_worker, 
     assert message.status == "answered"
     turn = await Turn.objects.aget(conversation__uuid=ready["conversation"])
     assert turn.status == "ok"
-    log = (ROOT / "var" / "celery-turns.log").read_text()
+    log = turn_worker.wait_for_log("turns", "Task chat.answer_conversation[", "succeeded")
     assert "Task chat.answer_conversation[" in log and "succeeded" in log

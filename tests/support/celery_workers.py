@@ -67,6 +67,17 @@ class Workers:
                     raise RuntimeError(f"worker {name} exited:\n{log}")
         raise TimeoutError(f"workers {names} did not come up")
 
+    def wait_for_log(self, name: str, *needles: str, timeout: float = 15) -> str:
+        """The worker's log once it holds every needle (it logs a task's success
+        after the task's last frame went out, so a test must wait for the line)."""
+        path = ROOT / "var" / f"celery-{name}.log"
+        deadline = time.monotonic() + timeout
+        while True:
+            log = path.read_text()
+            if all(needle in log for needle in needles) or time.monotonic() > deadline:
+                return log
+            time.sleep(0.1)
+
     def stop(self) -> None:
         for proc in self.procs.values():
             if proc.poll() is None:
