@@ -369,9 +369,8 @@ def workflow_answer_post(*, run_id: int) -> Message | None:
     """
     from asgiref.sync import async_to_sync
 
-    from orchestrator import selectors as orchestrator_selectors
     from orchestrator import workflow_engine
-    from orchestrator.models import StepRun, WorkflowRun, WorkflowStatus
+    from orchestrator.models import WorkflowRun, WorkflowStatus
 
     from .events import broadcast, message_dict
 
@@ -379,8 +378,24 @@ def workflow_answer_post(*, run_id: int) -> Message | None:
     if run is None or run.waiting or run.status not in (WorkflowStatus.OK, WorkflowStatus.FAILED):
         return None
     conversation = Conversation.objects.filter(uuid=run.conversation_id).first()
-    if conversation is None or not workflow_engine.workflow_claim_delivery(run_id=run.pk):
+    if conversation is None:
         return None
+    # The claim and the message commit together: a process that dies in between
+    # leaves the run undelivered (the sweeper posts it), never claimed and unposted.
+    with transaction.atomic():
+        if not workflow_engine.workflow_claim_delivery(run_id=run.pk):
+            return None
+        message = _workflow_answer_create(run, conversation)
+    async_to_sync(broadcast)(
+        conversation.uuid, {"type": "message.done", "turn": None, "message": message_dict(message)}
+    )
+    return message
+
+
+def _workflow_answer_create(run, conversation: Conversation) -> Message:
+    from orchestrator import selectors as orchestrator_selectors
+    from orchestrator.models import StepRun, WorkflowStatus
+
     last = (
         run.steps.filter(kind=StepRun.Kind.AGENT, finished_at__isnull=False)
         .order_by("-finished_at")
@@ -396,17 +411,13 @@ def workflow_answer_post(*, run_id: int) -> Message | None:
             f"I'm sorry, the {name} workflow could not finish: {run.error} Your request is "
             "saved, and a member of the support team will follow up."
         )
-    message = Message.objects.create(
+    return Message.objects.create(
         conversation=conversation,
         role=Role.ASSISTANT,
         agent_slug=agent.slug if agent else "",
         agent_name=agent.name if agent else "",
         text=text,
     )
-    async_to_sync(broadcast)(
-        conversation.uuid, {"type": "message.done", "turn": None, "message": message_dict(message)}
-    )
-    return message
 
 
 def staff_reply_post(*, conversation: Conversation, text: str, author: str) -> Message:
