@@ -7,11 +7,13 @@ they still share the CPU: figures are ratios measured side by side in one run).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import tempfile
@@ -22,6 +24,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PY = sys.executable
+APP_PACKAGES = ("chat", "orchestrator", "superorch_site")
 
 
 def free_port() -> int:
@@ -59,12 +62,41 @@ def manage(env: dict[str, str], *args: str, timeout: float = 300) -> str:
 
 @contextmanager
 def fresh_database(**extra: str):
-    """A migrated, seeded SQLite database in a temporary directory; yields its env."""
+    """A migrated, seeded SQLite database in a temporary directory; yields its env.
+
+    It is a copy of a template (var/bench/seeded-HASH.sqlite3), migrated and seeded once
+    for the app's code as it is (HASH covers its Python files), so a run of every
+    scenario pays Django's migrate and seed_team once, not once per database."""
     with tempfile.TemporaryDirectory(prefix="superorch-bench-") as tmp:
-        env = base_env(DATABASE_URL=f"sqlite:///{tmp}/db.sqlite3", **extra)
+        path = Path(tmp) / "db.sqlite3"
+        shutil.copyfile(_seeded_template(), path)
+        yield base_env(DATABASE_URL=f"sqlite:///{path}", **extra)
+
+
+def _seeded_template() -> Path:
+    digest = hashlib.sha256()
+    for path in sorted(p for app in APP_PACKAGES for p in (ROOT / app).rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    template = ROOT / "var" / "bench" / f"seeded-{digest.hexdigest()[:16]}.sqlite3"
+    if template.exists():
+        return template
+    template.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="superorch-bench-", dir=template.parent) as tmp:
+        built = Path(tmp) / "db.sqlite3"
+        env = base_env(DATABASE_URL=f"sqlite:///{built}")
         manage(env, "migrate", "--noinput", "-v", "0")
         manage(env, "seed_team")
-        yield env
+        for old in template.parent.glob("seeded-*.sqlite3"):
+            old.unlink()
+        os.replace(built, template)
+    return template
+
+
+def sql(env: dict[str, str], statement: str, *params: object) -> None:
+    """One statement on a bench database (SQLite), without starting Django."""
+    path = env["DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(path) as conn:
+        conn.execute(statement, params)
 
 
 @contextmanager

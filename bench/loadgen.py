@@ -3,6 +3,7 @@
 
     python -m bench.loadgen --url ws://127.0.0.1:PORT --mode echo|turns|chatkit
                             [--conns N] [--count M] [--text T] [--timeout S]
+                            [--fresh] [--samples]
 
 echo: N sockets on /ws/bench-echo/, each sending M frames one after the other.
 turns: N conversations on /ws/chat/, each sending M messages one after the other and
@@ -72,6 +73,8 @@ async def chat_client(url, origin, count, text, timeout, out, fresh=False) -> No
                             last = now
                         elif kind == "message.done":
                             done_text = frame["message"]["text"]
+                        elif kind == "message.ack":
+                            out["acked"] += 1
                         elif kind == "error":
                             out["errors"] += 1
                         elif kind == "turn.done":
@@ -176,6 +179,7 @@ async def main_async(args) -> dict:
         "failed": 0,
         "errors": 0,
         "lost": 0,
+        "acked": 0,
         "timeouts": 0,
         "latency": [],
         "ttft": [],
@@ -200,13 +204,15 @@ async def main_async(args) -> dict:
             )
         )
     elapsed = time.perf_counter() - started
-    return {
+    samples = {"ttft_ms": [t * 1000 for t in out["ttft"]]} if args.samples else {}
+    return samples | {
         "mode": args.mode,
         "conversations": args.conns,
         "turns": out["turns"],
         "failed": out["failed"],
         "errors": out["errors"],
         "lost": out["lost"],
+        "acked": out["acked"],
         "timeouts": out["timeouts"],
         "seconds": elapsed,
         "per_second": out["turns"] / elapsed,
@@ -227,6 +233,7 @@ def main() -> None:
     parser.add_argument("--text", default="I was charged twice for my subscription")
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument("--fresh", action="store_true", help="a new conversation per turn")
+    parser.add_argument("--samples", action="store_true", help="also every time to first token")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main_async(args))))
 

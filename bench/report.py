@@ -12,6 +12,7 @@ page is bench/benchmarks.md.in with its `{{ ... }}` fields filled in:
 - `{{ NAME.report }}`: the scenario's own table (its `report()`);
 - `{{ NAME.verdict }}`: "met" or "**not met**" against its target;
 - `{{ NAME.command }}`: the command that produced it; `{{ NAME.measured }}`: its date;
+  `overhead` and `transport` come from the `peer` and `servers` runs (DERIVED);
 - `{{ NAME.KEY }}`: any figure of its JSON result (`{{ overhead.ratio }}`).
 """
 
@@ -37,13 +38,14 @@ from bench.__main__ import SCENARIOS
 PLAN: dict[str, list[str]] = {
     "routing": [],
     "database": ["--rows", "1000000", "--repeat", "3"],
-    "transport": [],
-    "overhead": ["--turns", "60", "--concurrency", "4"],
     "ttft": ["--turns", "20"],
     "peer": ["--turns", "60", "--concurrency", "4"],
     "servers": [],
     "concurrency": ["--levels", "10,100,500,1000"],
 }
+# Scenarios whose figures come from another's run (its result's "derived"): the peer
+# rounds hold the overhead ones, the servers' daphne + in-memory row the transport one.
+DERIVED = {"overhead": "peer", "transport": "servers"}
 RESULTS = harness.ROOT / "var" / "bench" / "results.json"
 TEMPLATE = Path(__file__).with_name("benchmarks.md.in")
 PAGE = harness.ROOT / "docs" / "benchmarks.md"
@@ -51,6 +53,7 @@ FIELD = re.compile(r"\{\{\s*([\w.]+)\s*\}\}")
 
 
 def command(name: str) -> str:
+    name = DERIVED.get(name, name)
     return " ".join([".venv/bin/python -m bench", name, *PLAN.get(name, [])])
 
 
@@ -69,6 +72,18 @@ def run_scenario(name: str) -> dict[str, Any]:
         lines = [line for line in (done.stderr or done.stdout).splitlines() if line.strip()]
         return meta | {"failure": (lines[-1] if lines else f"exit code {done.returncode}")[:300]}
     return meta | json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def store(results: dict[str, Any], name: str, result: dict[str, Any]) -> None:
+    """Keep a scenario's result, and each result derived from the same run."""
+    derived = result.pop("derived", {})
+    results[name] = result
+    meta = {k: result[k] for k in ("measured", "seconds", "command")}
+    for other, source in DERIVED.items():
+        if source == name:
+            results[other] = meta | (
+                derived[other] if other in derived else {"failure": result.get("failure", "?")}
+            )
 
 
 def machine() -> str:
@@ -114,6 +129,8 @@ def render(results: dict[str, Any], meta: dict[str, Any]) -> str:
         r = results.get(head)
         if r is None:
             return f"(not measured yet: `{command(head)}`)"
+        if rest == "seconds" and head in DERIVED:
+            return f"in the {DERIVED[head]} scenario's {r.get(rest, '?')}"
         if r.get("failure") and rest in ("report", "verdict", "failure"):
             return f"(the last run failed: {r['failure']})"
         if rest == "report":
@@ -137,16 +154,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     # Routing (issue 4's CLINC150 figures, four minutes of training) runs only when asked:
     # `python -m bench.report --only routing`; its last figures stay on the page.
-    names = [n for n in PLAN if n != "routing"] if not args.only else args.only.split(",")
+    asked = args.only.split(",") if args.only else [n for n in PLAN if n != "routing"]
+    names = list(dict.fromkeys(DERIVED.get(n, n) for n in asked))  # overhead: the peer run
     unknown = [n for n in names if n not in PLAN]
     if unknown:
-        parser.error(f"unknown scenario(s): {', '.join(unknown)}; known: {', '.join(PLAN)}")
+        known = ", ".join([*PLAN, *DERIVED])
+        parser.error(f"unknown scenario(s): {', '.join(unknown)}; known: {known}")
     results = json.loads(RESULTS.read_text()) if RESULTS.exists() else {}
     started = time.monotonic()
     if not args.dry_run:
         for name in names:
             print(f"bench: {command(name)}", file=sys.stderr, flush=True)
-            results[name] = run_scenario(name)
+            store(results, name, run_scenario(name))
             print(f"  {results[name]['seconds']} s", file=sys.stderr, flush=True)
             RESULTS.parent.mkdir(parents=True, exist_ok=True)
             RESULTS.write_text(json.dumps(results, indent=1))
@@ -154,7 +173,9 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "date": dt.date.today().isoformat(),
         "machine": machine(),
-        "total_seconds": round(sum(r.get("seconds", 0) for r in results.values())),
+        "total_seconds": round(
+            sum(r.get("seconds", 0) for n, r in results.items() if n not in DERIVED)
+        ),
     }
     PAGE.write_text(render(results, meta))
     print(f"bench: wrote {PAGE.relative_to(harness.ROOT)} ({total} s)", file=sys.stderr)

@@ -5,6 +5,14 @@ from django.core.checks import Error
 
 
 def turn_runner_check(app_configs, **kwargs) -> list[Error]:
+    if settings.SUPERORCH_MAX_ACTIVE_TURNS < 0:
+        return [
+            Error(
+                f"SUPERORCH_MAX_ACTIVE_TURNS is {settings.SUPERORCH_MAX_ACTIVE_TURNS}; it must "
+                "be a number of turns (0: no limit).",
+                id="chat.E003",
+            )
+        ]
     runner = settings.SUPERORCH_TURN_RUNNER
     if runner not in ("inline", "celery"):
         return [

@@ -7,12 +7,17 @@ order, and broadcasts each event to all of the conversation's sockets. A reply
 finishes and is stored even if every browser has gone. If the server dies, the
 lease expires and the next session.start (or `manage.py answer_pending`)
 answers what is still pending.
+
+A process answers a limited number of conversations at once (turn_slots: the
+limit follows the event loop's lag, up to SUPERORCH_MAX_ACTIVE_TURNS); the others
+wait their turn, first come first served, holding no lease.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import weakref
 from functools import partial
 from typing import Any
 
@@ -28,6 +33,7 @@ from orchestrator import alerts, metrics, runtime
 from . import selectors, services
 from .events import DeltaStream, broadcast, message_dict, turn_control_group
 from .models import Conversation, Turn, TurnEvent
+from .turn_slots import TurnSlots
 
 logger = logging.getLogger(__name__)
 db = database_sync_to_async
@@ -36,6 +42,9 @@ _tasks: dict[int, asyncio.Task[None]] = {}
 CLAIM_RETRY = 1.0  # seconds: another holder of the lease is asked again this often
 DELTA_INTERVAL = 0.04  # seconds: at most 25 message.delta frames a second per turn
 _again: set[int] = set()  # conversations whose running task was asked to look again
+_slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TurnSlots] = (
+    weakref.WeakKeyDictionary()
+)
 
 
 def schedule(conversation: Conversation) -> asyncio.Task[None] | None:
@@ -68,7 +77,7 @@ def _schedule(pk: int, conversation_uuid) -> asyncio.Task[None]:
     if task is not None and not task.done():
         _again.add(pk)  # it looks again before it ends, even if it had found nothing
         return task
-    task = asyncio.get_running_loop().create_task(_drain(pk, conversation_uuid))
+    task = asyncio.get_running_loop().create_task(_drain_in_turn(pk, conversation_uuid))
     _tasks[pk] = task
     task.add_done_callback(lambda t, pk=pk: _forget(pk, t))
     return task
@@ -86,6 +95,23 @@ async def wait_idle(timeout: float = 30.0) -> None:
     async with asyncio.timeout(timeout):
         while _tasks:
             await asyncio.gather(*list(_tasks.values()), return_exceptions=True)
+
+
+async def _drain_in_turn(conversation_id: int, conversation_uuid) -> None:
+    """`_drain` once one of this process's turn slots is free (in arrival order)."""
+    if not settings.SUPERORCH_MAX_ACTIVE_TURNS:
+        return await _drain(conversation_id, conversation_uuid)
+    loop = asyncio.get_running_loop()
+    slots = _slots.get(loop)
+    if slots is None:
+        slots = _slots[loop] = TurnSlots(
+            settings.SUPERORCH_MAX_ACTIVE_TURNS, settings.SUPERORCH_TURN_LAG_TARGET
+        )
+    await slots.acquire()
+    try:
+        await _drain(conversation_id, conversation_uuid)
+    finally:
+        slots.release()
 
 
 async def _later(conversation_id: int, conversation_uuid, delay: float) -> None:

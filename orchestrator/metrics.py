@@ -26,6 +26,12 @@ SOCKETS = Gauge(
     "Open chat WebSocket connections.",
     multiprocess_mode="livesum",
 )
+TURNS_WAITING = Gauge(
+    "superorch_turns_waiting",
+    "Conversations with a message waiting for one of the process's turn slots "
+    "(SUPERORCH_MAX_ACTIVE_TURNS).",
+    multiprocess_mode="livesum",
+)
 TURNS = Counter("superorch_turns_total", "Chat turns by outcome.", ["status", "error_code"])
 AGENT_RUNS = Counter(
     "superorch_agent_runs_total", "Agent runs by outcome.", ["agent", "status", "error_kind"]

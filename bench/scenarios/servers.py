@@ -3,7 +3,8 @@ chat turns in the web process vs on a Celery worker.
 
 The same app and the same loads on each combination, in one run: bare echo round trips
 (10 sockets) and full chat turns on the offline model with no delay (10 conversations,
-5 messages each). The Celery row runs the turns on one worker process (threads pool,
+5 messages each). The daphne + in-memory row also gives the `transport` scenario's
+figures (`derived`). The Celery row runs the turns on one worker process (threads pool,
 10 threads; SUPERORCH_TURN_RUNNER=celery, Redis as the broker).
 
     python -m bench servers [--json] [--redis redis://127.0.0.1:6379/8]
@@ -16,17 +17,21 @@ import argparse
 from typing import Any
 
 from bench import harness
+from bench.scenarios import transport
 
 
 def _measure(
-    env: dict[str, str], kind: str, layer: str, count: int, turns: str = "inline"
+    env: dict[str, str], kind: str, layer: str, count: int, turns: str = "inline", raw=None
 ) -> dict[str, Any]:
+    """One row; `raw` (a dict), when given, receives the load generator's reports."""
     row: dict[str, Any] = {"server": kind, "layer": layer, "turns": turns}
     try:
         with harness.server(env, kind=kind) as url:
             harness.loadgen(url, "--mode", "turns", "--count", "2")  # warm up
             echo = harness.loadgen(url, "--mode", "echo", "--conns", "10", "--count", str(count))
             turns = harness.loadgen(url, "--mode", "turns", "--conns", "10", "--count", "5")
+            if raw is not None:
+                raw.update(echo=echo, turns=turns)
     except RuntimeError as exc:  # a combination that breaks is a finding, not a crash
         last = [line for line in str(exc).strip().splitlines() if line.strip()][-1]
         return row | {
@@ -49,11 +54,13 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/7")
     args = parser.parse_args(argv)
     rows = []
+    bare: dict[str, Any] = {}  # daphne + memory: the transport scenario's figures
     for layer in ("memory", "redis"):
         extra = {"REDIS_URL": args.redis} if layer == "redis" else {}
         with harness.fresh_database(**extra) as env:
             for kind in ("daphne", "uvicorn"):
-                rows.append(_measure(env, kind, layer, args.count))
+                raw = bare if (kind, layer) == ("daphne", "memory") else None
+                rows.append(_measure(env, kind, layer, args.count, raw=raw))
     # Turns on Celery workers: the web server queues each conversation's turn on the
     # broker; a worker (threads pool) runs it and streams through the Redis layer.
     celery = {
@@ -88,6 +95,11 @@ def run(argv: list[str]) -> dict[str, Any]:
         "rows": rows,
         "ratio": round(best["turns_per_second"] / base["turns_per_second"], 3),
         "best": f"{best['server']} + {best['layer']} + turns {best['turns']}",
+        "derived": (
+            {"transport": transport.summarize(bare["echo"], bare["turns"], conns=10)}
+            if bare
+            else {}
+        ),
     }
 
 

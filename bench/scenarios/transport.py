@@ -32,6 +32,12 @@ def run(argv: list[str]) -> dict[str, Any]:
             "--count",
             str(max(args.count // 20, 5)),
         )
+    return summarize(echo, turns, conns=args.conns)
+
+
+def summarize(echo: dict[str, Any], turns: dict[str, Any], *, conns: int) -> dict[str, Any]:
+    """Transport figures from one echo and one turns load (the servers scenario's
+    daphne + in-memory row gives them too)."""
     return {
         "scenario": "transport",
         "server": "daphne",
@@ -40,7 +46,7 @@ def run(argv: list[str]) -> dict[str, Any]:
         "offline_turns_per_second": round(turns["per_second"], 2),
         "turn_errors": turns["errors"] + turns["failed"],
         "ratio": round(turns["per_second"] / echo["per_second"], 4),
-        "conns": args.conns,
+        "conns": conns,
     }
 
 

@@ -268,6 +268,11 @@ SUPERORCH_TURN_LEASE = env.float("SUPERORCH_TURN_LEASE", default=45.0)
 # see docs/benchmarks.md) or "celery" (on the Celery workers; needs a broker and the
 # Redis channel layer, so their frames reach the sockets). Eager Celery runs them inline.
 SUPERORCH_TURN_RUNNER = env.str("SUPERORCH_TURN_RUNNER", default="inline")
+# Conversations a web process answers at once (inline runner): at most this many (0: no
+# limit), fewer while its event loop lags more than the target (seconds); the rest wait,
+# first come first served (chat/turn_slots.py, docs/benchmarks.md: concurrency).
+SUPERORCH_MAX_ACTIVE_TURNS = env.int("SUPERORCH_MAX_ACTIVE_TURNS", default=100)
+SUPERORCH_TURN_LAG_TARGET = env.float("SUPERORCH_TURN_LAG_TARGET", default=0.01)
 # Messages of the conversation given to the model as input.
 SUPERORCH_MODEL_INPUT_MESSAGES = env.int("SUPERORCH_MODEL_INPUT_MESSAGES", default=40)
 # Messages sent in session.ready.

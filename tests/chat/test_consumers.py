@@ -363,6 +363,26 @@ async def test_every_socket_of_a_conversation_receives_the_turn(team, connect):
     assert seen_second[-1]["status"] == "ok"
 
 
+@pytest.mark.parametrize("limit", [1, 0])
+async def test_a_process_answers_at_most_its_turn_slots_at_once(team, connect, settings, limit):
+    # Two conversations ask at once; the reply streams for about 0.4 s. With one slot
+    # the second turn starts once the first is done; with no limit (0) they overlap.
+    settings.SUPERORCH_LOCAL_MODEL_DELAY = 0.01
+    settings.SUPERORCH_MAX_ACTIVE_TURNS = limit
+    (a, ready_a), (b, ready_b) = await open_session(connect), await open_session(connect)
+    await send(a, {"type": "message.send", "id": "a-1", "text": CHARGED_TWICE})
+    await send(b, {"type": "message.send", "id": "b-1", "text": CHARGED_TWICE})
+    for comm in (a, b):
+        assert (await until_turn_done(comm))[-1]["status"] == "ok"
+    first, second = [
+        await Turn.objects.aget(conversation__uuid=ready["conversation"])
+        for ready in (ready_a, ready_b)
+    ]
+    if first.started_at > second.started_at:
+        first, second = second, first
+    assert (second.started_at >= first.finished_at) is (limit == 1)
+
+
 # --- 7. Cancel --------------------------------------------------------------------------
 
 
