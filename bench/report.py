@@ -38,10 +38,10 @@ from bench.__main__ import SCENARIOS
 PLAN: dict[str, list[str]] = {
     "routing": [],
     "database": ["--rows", "1000000", "--repeat", "3"],
-    "ttft": ["--turns", "20"],
+    "ttft": ["--turns", "16"],
     "peer": ["--turns", "60", "--concurrency", "4"],
     "servers": [],
-    "concurrency": ["--levels", "10,100,500,1000"],
+    "concurrency": ["--levels", "10,100,500,1000", "--timeout", "110"],
 }
 # Scenarios whose figures come from another's run (its result's "derived"): the peer
 # rounds hold the overhead ones, the servers' daphne + in-memory row the transport one.

@@ -44,6 +44,16 @@ def _fill(rows: int) -> float:
 
     started = time.perf_counter()
     with connection.cursor() as cursor:
+        # As a bulk load is done: the project's indexes are dropped, and built again once
+        # the rows are in (faster than keeping them up to date row by row).
+        cursor.execute(
+            "SELECT indexdef FROM pg_indexes WHERE tablename = 'orchestrator_agentrun' "
+            "AND indexname = ANY(%s)",
+            [list(INDEXES)],
+        )
+        definitions = [row[0] for row in cursor.fetchall()]
+        for name in INDEXES:
+            cursor.execute(f'DROP INDEX IF EXISTS "{name}"')
         cursor.execute(
             """
             INSERT INTO orchestrator_agentrun
@@ -66,6 +76,8 @@ def _fill(rows: int) -> float:
             """,
             [rows],
         )
+        for definition in definitions:
+            cursor.execute(definition)
     # As autovacuum would: statistics, and the visibility map index-only scans need.
     with connection.cursor() as cursor:
         cursor.execute("VACUUM ANALYZE orchestrator_agentrun")
