@@ -37,11 +37,11 @@ from bench.__main__ import SCENARIOS
 # The order they run in, and the arguments `make bench` gives them.
 PLAN: dict[str, list[str]] = {
     "routing": [],
-    "database": ["--rows", "1000000", "--repeat", "3"],
+    "database": ["--rows", "1000000", "--repeat", "2"],
     "ttft": ["--turns", "16"],
-    "peer": ["--turns", "60", "--concurrency", "4"],
+    "peer": ["--turns", "40", "--concurrency", "4"],
     "servers": [],
-    "concurrency": ["--levels", "10,100,500,1000", "--timeout", "110"],
+    "concurrency": ["--levels", "10,100,500,1000", "--timeout", "100"],
 }
 # Scenarios whose figures come from another's run (its result's "derived"): the peer
 # rounds hold the overhead ones, the servers' daphne + in-memory row the transport one.

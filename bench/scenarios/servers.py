@@ -3,7 +3,7 @@ chat turns in the web process vs on a Celery worker.
 
 The same app and the same loads on each combination, in one run: bare echo round trips
 (10 sockets) and full chat turns on the offline model with no delay (10 conversations,
-5 messages each). The daphne + in-memory row also gives the `transport` scenario's
+4 messages each). The daphne + in-memory row also gives the `transport` scenario's
 figures (`derived`). The Celery row runs the turns on one worker process (threads pool,
 10 threads; SUPERORCH_TURN_RUNNER=celery, Redis as the broker).
 
@@ -29,7 +29,7 @@ def _measure(
         with harness.server(env, kind=kind) as url:
             harness.loadgen(url, "--mode", "turns", "--count", "2")  # warm up
             echo = harness.loadgen(url, "--mode", "echo", "--conns", "10", "--count", str(count))
-            turns = harness.loadgen(url, "--mode", "turns", "--conns", "10", "--count", "5")
+            turns = harness.loadgen(url, "--mode", "turns", "--conns", "10", "--count", "4")
             if raw is not None:
                 raw.update(echo=echo, turns=turns)
     except RuntimeError as exc:  # a combination that breaks is a finding, not a crash
