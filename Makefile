@@ -51,7 +51,7 @@ integration: install
 lint: install
 	$(PY) -m ruff check .
 
-# Every benchmark scenario, one after the other (about 10 minutes), then docs/benchmarks.md
+# Every benchmark scenario, one after the other (under 10 minutes), then docs/benchmarks.md
 # rewritten from the figures (bench/report.py). PostgreSQL and Redis must be running.
 bench: install
 	$(PY) -m pip install -q ".[bench]"

@@ -38,10 +38,10 @@ from bench.__main__ import SCENARIOS
 PLAN: dict[str, list[str]] = {
     "routing": [],
     "database": ["--rows", "1000000", "--repeat", "2"],
-    "ttft": ["--turns", "16"],
+    "ttft": ["--turns", "12"],
     "peer": ["--turns", "40", "--concurrency", "4"],
     "servers": [],
-    "concurrency": ["--levels", "10,100,500,1000", "--timeout", "100"],
+    "concurrency": ["--levels", "10,100,500,1000", "--timeout", "80"],
 }
 # Scenarios whose figures come from another's run (its result's "derived"): the peer
 # rounds hold the overhead ones, the servers' daphne + in-memory row the transport one.

@@ -57,8 +57,11 @@ def run(argv: list[str]) -> dict[str, Any]:
     bare: dict[str, Any] = {}  # daphne + memory: the transport scenario's figures
     for layer in ("memory", "redis"):
         extra = {"REDIS_URL": args.redis} if layer == "redis" else {}
+        # uvicorn on the in-memory layer only: the comparisons below are one change at a
+        # time against daphne + memory (a uvicorn + Redis row would add a minute).
+        kinds = ("daphne", "uvicorn") if layer == "memory" else ("daphne",)
         with harness.fresh_database(**extra) as env:
-            for kind in ("daphne", "uvicorn"):
+            for kind in kinds:
                 raw = bare if (kind, layer) == ("daphne", "memory") else None
                 rows.append(_measure(env, kind, layer, args.count, raw=raw))
     # Turns on Celery workers: the web server queues each conversation's turn on the
