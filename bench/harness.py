@@ -92,11 +92,12 @@ def _seeded_template() -> Path:
     return template
 
 
-def sql(env: dict[str, str], statement: str, *params: object) -> None:
-    """One statement on a bench database (SQLite), without starting Django."""
+def sql(env: dict[str, str], statement: str, *params: object) -> tuple | None:
+    """One statement on a bench database (SQLite), beside the server, without starting
+    Django; returns its first row."""
     path = env["DATABASE_URL"].removeprefix("sqlite:///")
-    with sqlite3.connect(path) as conn:
-        conn.execute(statement, params)
+    with sqlite3.connect(path, timeout=30) as conn:
+        return conn.execute(statement, params).fetchone()
 
 
 @contextmanager

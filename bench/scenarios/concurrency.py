@@ -15,7 +15,6 @@ reply late, p99 added latency <= 100 ms at the largest N.
 from __future__ import annotations
 
 import argparse
-import sqlite3
 from typing import Any
 
 from bench import harness
@@ -96,10 +95,8 @@ def run(argv: list[str]) -> dict[str, Any]:
 
 
 def _user_messages(env: dict[str, str]) -> int:
-    """User messages stored in the server's database (SQLite), read beside the server."""
-    path = env["DATABASE_URL"].removeprefix("sqlite:///")
-    with sqlite3.connect(path, timeout=30) as conn:
-        return conn.execute("SELECT count(*) FROM chat_message WHERE role = 'user'").fetchone()[0]
+    """User messages stored in the server's database."""
+    return harness.sql(env, "SELECT count(*) FROM chat_message WHERE role = 'user'")[0]
 
 
 def report(r: dict[str, Any]) -> str:

@@ -22,6 +22,7 @@ import statistics
 from typing import Any
 
 from bench import harness
+from bench.loadgen import pct
 
 TARGET = 0.55
 
@@ -39,11 +40,6 @@ def routing(env: dict[str, str], *, orchestrator_first: bool) -> None:
         threshold,
         when_unsure,
     )
-
-
-def pct(values: list[float], p: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(p * (len(ordered) - 1)))]
 
 
 def run(argv: list[str]) -> dict[str, Any]:
