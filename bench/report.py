@@ -82,7 +82,9 @@ def store(results: dict[str, Any], name: str, result: dict[str, Any]) -> None:
     for other, source in DERIVED.items():
         if source == name:
             results[other] = meta | (
-                derived[other] if other in derived else {"failure": result.get("failure", "?")}
+                derived[other]
+                if other in derived
+                else {"failure": result.get("failure") or f"the {name} run gave no {other} figures"}
             )
 
 

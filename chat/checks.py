@@ -5,25 +5,34 @@ from django.core.checks import Error
 
 
 def turn_runner_check(app_configs, **kwargs) -> list[Error]:
+    errors = []
     if settings.SUPERORCH_MAX_ACTIVE_TURNS < 0:
-        return [
+        errors.append(
             Error(
                 f"SUPERORCH_MAX_ACTIVE_TURNS is {settings.SUPERORCH_MAX_ACTIVE_TURNS}; it must "
                 "be a number of turns (0: no limit).",
                 id="chat.E003",
             )
-        ]
+        )
+    if settings.SUPERORCH_TURN_LAG_TARGET <= 0:
+        errors.append(
+            Error(
+                f"SUPERORCH_TURN_LAG_TARGET is {settings.SUPERORCH_TURN_LAG_TARGET}; it must be "
+                "a number of seconds above 0 (the default is 0.01).",
+                id="chat.E004",
+            )
+        )
     runner = settings.SUPERORCH_TURN_RUNNER
+    layer = settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", "")
     if runner not in ("inline", "celery"):
-        return [
+        errors.append(
             Error(
                 f"SUPERORCH_TURN_RUNNER is {runner!r}; it must be 'inline' or 'celery'.",
                 id="chat.E001",
             )
-        ]
-    layer = settings.CHANNEL_LAYERS.get("default", {}).get("BACKEND", "")
-    if runner == "celery" and settings.CELERY_BROKER_URL and "InMemory" in layer:
-        return [
+        )
+    elif runner == "celery" and settings.CELERY_BROKER_URL and "InMemory" in layer:
+        errors.append(
             Error(
                 "Chat turns run on Celery workers (SUPERORCH_TURN_RUNNER=celery), but the "
                 "channel layer is in memory: the workers' replies would never reach the "
@@ -31,5 +40,5 @@ def turn_runner_check(app_configs, **kwargs) -> list[Error]:
                 hint="Set REDIS_URL so the web servers and the workers share the Redis layer.",
                 id="chat.E002",
             )
-        ]
-    return []
+        )
+    return errors

@@ -68,3 +68,15 @@ async def test_a_cancelled_waiter_takes_no_slot():
     slots.release()
     await asyncio.wait_for(third, 1)
     assert slots.active == 1 and not slots._waiting
+
+
+async def test_a_waiter_cancelled_just_after_it_was_given_a_slot_passes_it_on():
+    slots = TurnSlots(ceiling=1, lag_target=10.0)
+    await slots.acquire()
+    waiter = asyncio.create_task(slots.acquire())
+    third = asyncio.create_task(slots.acquire())
+    await asyncio.sleep(0.01)
+    slots.release()  # the slot goes to `waiter`, which has not run yet...
+    waiter.cancel()  # ...and is cancelled before it does
+    await asyncio.wait_for(third, 1)
+    assert waiter.cancelled() and slots.active == 1 and not slots._waiting

@@ -7,6 +7,8 @@ frames reach the test's socket through the Redis channel layer, which both share
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from chat.models import Message, Turn
@@ -56,5 +58,7 @@ async def test_a_turn_runs_on_the_worker_and_streams_to_the_socket(turn_worker, 
     assert message.status == "answered"
     turn = await Turn.objects.aget(conversation__uuid=ready["conversation"])
     assert turn.status == "ok"
-    log = turn_worker.wait_for_log("turns", "Task chat.answer_conversation[", "succeeded")
+    log = await asyncio.to_thread(
+        turn_worker.wait_for_log, "turns", "Task chat.answer_conversation[", "succeeded"
+    )
     assert "Task chat.answer_conversation[" in log and "succeeded" in log
