@@ -2,7 +2,7 @@
 
 A minimal `ChatKitServer` with an in-memory store (threads and items in dicts, no
 attachments), whose `respond` runs the team's agents exactly as bench/sdk_alone.py
-builds them (orchestrator.runtime.build_team from the registry, the orchestrator
+builds them (orchestrator.sdk.team.build_team from the registry, the orchestrator
 first) with `Runner.run_streamed`, and converts the run with ChatKit's
 `stream_agent_response`, as ChatKit's own samples do. Served over HTTP:
 
@@ -125,16 +125,19 @@ class PeerServer(ChatKitServer[dict]):
 
     async def setup(self) -> None:
         # The same agents as bench/sdk_alone.py, built the same way.
-        from orchestrator import runtime, selectors
+        from orchestrator import selectors
+        from orchestrator.sdk.team import build_team
 
         self.team = await sync_to_async(selectors.team_snapshot)()
-        built = await sync_to_async(runtime.build_team)(self.team)
+        built = await sync_to_async(
+            lambda: build_team(self.team, router=selectors.router_for(self.team))
+        )()
         self.start = built.agents[self.team.orchestrator.slug]
 
     async def respond(
         self, thread: ThreadMetadata, input_user_message: UserMessageItem | None, context: dict
     ) -> AsyncIterator[ThreadStreamEvent]:
-        from orchestrator import runtime
+        from orchestrator.sdk.context import TurnContext
 
         items = await self.store.load_thread_items(
             thread.id, None, MAX_RECENT_ITEMS, "desc", context
@@ -145,7 +148,7 @@ class PeerServer(ChatKitServer[dict]):
             self.start,
             input=agent_input,
             # The agents' tools expect the runtime's context, as in the SDK-alone run.
-            context=runtime.TurnContext(uuid.uuid4(), uuid.uuid4(), self.team),
+            context=TurnContext(uuid.uuid4(), uuid.uuid4(), self.team),
             run_config=RunConfig(tracing_disabled=True),
         )
         async for event in stream_agent_response(agent_context, result):

@@ -21,17 +21,19 @@ async def main_async(args) -> dict:
     from agents import RunConfig, Runner
     from asgiref.sync import sync_to_async
 
-    from orchestrator import runtime, selectors
+    from orchestrator import selectors
+    from orchestrator.sdk.context import TurnContext
+    from orchestrator.sdk.team import build_team
 
     team = await sync_to_async(selectors.team_snapshot)()
-    built = await sync_to_async(runtime.build_team)(team)
+    built = await sync_to_async(lambda: build_team(team, router=selectors.router_for(team)))()
     start = built.agents[team.orchestrator.slug]
 
     async def one_turn() -> None:
         result = Runner.run_streamed(
             start,
             input=[{"role": "user", "content": args.text}],
-            context=runtime.TurnContext(uuid.uuid4(), uuid.uuid4(), team),
+            context=TurnContext(uuid.uuid4(), uuid.uuid4(), team),
             run_config=RunConfig(tracing_disabled=True),
         )
         async for _ in result.stream_events():

@@ -11,6 +11,7 @@ from django.conf import settings
 
 from orchestrator import metrics
 from orchestrator import selectors as orchestrator_selectors
+from orchestrator import services as orchestrator_services
 
 from . import selectors, services, turns
 from .events import conversation_group, encode, message_dict
@@ -37,7 +38,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         metrics.SOCKETS.inc()
         # A fresh process trains its router now, while the user is still typing.
         try:
-            await db(orchestrator_selectors.router_warm)()
+            await db(orchestrator_services.process_start)()
         except Exception:
             logger.exception("Could not start training the router")
 

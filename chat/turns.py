@@ -189,7 +189,7 @@ async def _run_turn(turn: Turn, conversation_uuid) -> None:
 
     deltas = DeltaStream(conversation_uuid, turn_key, DELTA_INTERVAL)
 
-    async def emit(event: runtime.TurnEvent) -> None:
+    async def emit(event: runtime.TurnUpdate) -> None:
         if isinstance(event, runtime.MessageDelta):
             await deltas.add(message=str(event.message_id), agent=event.agent.slug, text=event.text)
             return

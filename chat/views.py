@@ -6,7 +6,7 @@ from django.shortcuts import render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 
-from orchestrator.providers import offline_mode
+from orchestrator.model_choice import offline_mode
 from superorch_site.middleware import csp_with
 
 from . import selectors

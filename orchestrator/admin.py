@@ -3,7 +3,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from . import dashboard, selectors
+from . import dashboard, selectors, services
 from .forms import AgentProfileForm, WorkflowForm
 from .models import (
     AgentHealth,
@@ -68,7 +68,7 @@ class AgentProfileAdmin(admin.ModelAdmin):
         active = request.GET.get("active") or None
         decision = None
         if text:
-            decision = selectors.route_decide(text=text, active=active).as_dict()
+            decision = services.route_decide(text=text, active=active).as_dict()
         team = selectors.team_snapshot()
         context = {
             **self.admin_site.each_context(request),
@@ -271,7 +271,7 @@ class AgentHealthAdmin(admin.ModelAdmin):
 
     @admin.action(description="Close the breaker (the model is fixed)")
     def close_breakers(self, request, queryset) -> None:
-        queryset.update(state="closed", consecutive_failures=0, opened_at=None)
+        services.agent_health_reset(agent_slugs=list(queryset.values_list("agent_slug", flat=True)))
 
     def has_add_permission(self, request) -> bool:
         return False

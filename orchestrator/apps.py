@@ -9,7 +9,7 @@ class OrchestratorConfig(AppConfig):
         from django.conf import settings
         from threadpoolctl import threadpool_limits
 
-        from . import signals  # noqa: F401
+        from . import signals, tasks  # noqa: F401  (receivers; Celery tasks by name)
 
         # The router's matrices are small: extra BLAS threads only contend (training the
         # seeded team's router takes 0.6 s on one thread, 2-4 s on two). Processes, not

@@ -11,6 +11,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 
 from . import alerts, selectors, stats
+from .domain.enums import BreakerState
 from .models import AgentHealth, Alert
 
 REFRESH_SECONDS = 10
@@ -37,9 +38,9 @@ def dashboard_context(request: HttpRequest) -> dict:
         state = "ok"
         if spec is not None and (spec.degraded or not spec.enabled):
             state = "disabled" if not spec.enabled else "degraded"
-        if by == "agent" and breakers.get(fig.key) == "open":
+        if by == "agent" and breakers.get(fig.key) == BreakerState.OPEN:
             state = "circuit open"
-        elif by == "agent" and breakers.get(fig.key) == "half_open":
+        elif by == "agent" and breakers.get(fig.key) == BreakerState.HALF_OPEN:
             state = "recovering"
         rows.append(
             {
@@ -59,7 +60,7 @@ def dashboard_context(request: HttpRequest) -> dict:
                     {
                         "fig": stats.Figures(key=slug),
                         "name": spec.name if spec else slug,
-                        "state": "circuit open" if state == "open" else "recovering",
+                        "state": "circuit open" if state == BreakerState.OPEN else "recovering",
                         "last_error": health[slug].last_error if slug in health else "",
                     }
                 )

@@ -2,8 +2,9 @@ import json
 
 from django import forms
 
+from .domain.enums import AgentRole
+from .domain.tool_names import TOOL_CHOICES
 from .models import AgentProfile, Workflow
-from .tool_names import TOOL_CHOICES
 
 
 class AgentProfileForm(forms.ModelForm):
@@ -30,7 +31,7 @@ class AgentProfileForm(forms.ModelForm):
         cleaned = super().clean()
         role = cleaned.get("role")
         enabled = cleaned.get("enabled")
-        if role in ("orchestrator", "fallback") and enabled:
+        if role in (AgentRole.ORCHESTRATOR, AgentRole.FALLBACK) and enabled:
             clash = AgentProfile.objects.filter(role=role, enabled=True)
             if self.instance.pk:
                 clash = clash.exclude(pk=self.instance.pk)
@@ -65,8 +66,8 @@ class WorkflowForm(forms.ModelForm):
         fields = ["name", "slug", "description", "triggers", "enabled", "definition"]
 
     def clean_definition(self):
+        from .domain.workflows import DefinitionError
         from .workflow_engine import workflow_definition_check
-        from .workflows import DefinitionError
 
         definition = self.cleaned_data.get("definition")
         try:

@@ -13,6 +13,8 @@ from prometheus_client import Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import REGISTRY, Collector
 
+from . import selectors
+
 LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 15, 30, 60, 120)
 
 HTTP_REQUESTS = Counter(
@@ -79,8 +81,6 @@ class BreakerCollector(Collector):
         yield GaugeMetricFamily("superorch_breaker_state", "", labels=["agent", "state"])
 
     def collect(self):
-        from . import selectors
-
         family = GaugeMetricFamily(
             "superorch_breaker_state",
             "Circuit breaker state per agent (1 = in this state).",

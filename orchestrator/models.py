@@ -8,20 +8,32 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.utils import timezone
 
-from .tool_names import TOOL_LABELS
+from .domain.enums import (
+    AgentRole,
+    AlertMetric,
+    BreakerState,
+    ErrorKind,
+    ModelProvider,
+    RunStatus,
+    StepKind,
+    StepStatus,
+    UnsurePolicy,
+    WorkflowStatus,
+)
+from .domain.tool_names import TOOL_LABELS
 
-
-class AgentRole(models.TextChoices):
-    ORCHESTRATOR = "orchestrator", "Orchestrator"
-    SPECIALIST = "specialist", "Specialist"
-    FALLBACK = "fallback", "Fallback"
-
-
-class ModelProvider(models.TextChoices):
-    AUTO = "auto", "Automatic (OpenAI-compatible URL, else OpenAI key, else offline model)"
-    LOCAL = "local", "Local offline model"
-    OPENAI = "openai", "OpenAI (OPENAI_API_KEY)"
-    COMPATIBLE = "openai_compatible", "OpenAI-compatible server (OPENAI_BASE_URL)"
+__all__ = [
+    "AgentRole",
+    "AlertMetric",
+    "BreakerState",
+    "ErrorKind",
+    "ModelProvider",
+    "RunStatus",
+    "StepKind",
+    "StepStatus",
+    "UnsurePolicy",
+    "WorkflowStatus",
+]
 
 
 def validate_tool_names(value: object) -> None:
@@ -51,13 +63,15 @@ class AgentProfile(models.Model):
         help_text="Stable identifier: lowercase letters, digits and underscores.",
     )
     name = models.CharField(max_length=80)
-    role = models.CharField(max_length=20, choices=AgentRole.choices, default=AgentRole.SPECIALIST)
+    role = models.CharField(
+        max_length=20, choices=AgentRole.choices(), default=AgentRole.SPECIALIST.value
+    )
     instructions = models.TextField(help_text="The agent's system prompt.")
     handoff_description = models.CharField(
         max_length=300, help_text="One sentence: what this agent handles. Used for routing."
     )
     model_provider = models.CharField(
-        max_length=30, choices=ModelProvider.choices, default=ModelProvider.AUTO
+        max_length=30, choices=ModelProvider.choices(), default=ModelProvider.AUTO.value
     )
     model_name = models.CharField(
         max_length=100, blank=True, help_text="Blank uses SUPERORCH_DEFAULT_MODEL."
@@ -108,11 +122,6 @@ class AgentProfile(models.Model):
             self.slug = self.slug.lower()
 
 
-class UnsurePolicy(models.TextChoices):
-    FALLBACK = "fallback", "Send it to the fallback agent"
-    ORCHESTRATOR = "orchestrator", "Let the orchestrator's LLM decide (when an LLM is configured)"
-
-
 class RoutingSettings(models.Model):
     """How the router's decisions are used (one row)."""
 
@@ -122,7 +131,7 @@ class RoutingSettings(models.Model):
         help_text="Confidence below which nothing fits. Blank: the router's calibrated default.",
     )
     when_unsure = models.CharField(
-        max_length=20, choices=UnsurePolicy.choices, default=UnsurePolicy.FALLBACK
+        max_length=20, choices=UnsurePolicy.choices(), default=UnsurePolicy.FALLBACK.value
     )
     topic_change_margin = models.FloatField(
         default=0.15,
@@ -202,14 +211,6 @@ class ContextEntry(models.Model):
         return f"{self.conversation_id or 'global'}:{self.key}"
 
 
-class RunStatus(models.TextChoices):
-    RUNNING = "running", "Running"
-    OK = "ok", "OK"
-    HANDOFF = "handoff", "Handed off"
-    ERROR = "error", "Error"
-    CANCELLED = "cancelled", "Cancelled"
-
-
 class AgentRun(models.Model):
     """One agent's part of a turn: from becoming active to handing off or finishing."""
 
@@ -225,7 +226,9 @@ class AgentRun(models.Model):
     started_at = models.DateTimeField(default=timezone.now)
     ttft_ms = models.PositiveIntegerField(null=True, blank=True, help_text="Time to first token.")
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    status = models.CharField(max_length=20, choices=RunStatus.choices, default=RunStatus.RUNNING)
+    status = models.CharField(
+        max_length=20, choices=RunStatus.choices(), default=RunStatus.RUNNING.value
+    )
     error = models.TextField(blank=True)
     error_kind = models.CharField(
         max_length=20,
@@ -260,7 +263,7 @@ class AgentRun(models.Model):
             ),
             models.Index(
                 fields=["status"],
-                condition=models.Q(status="running"),
+                condition=models.Q(status=RunStatus.RUNNING),
                 name="agentrun_running",
             ),
         ]
@@ -301,13 +304,6 @@ class Workflow(models.Model):
         return [t.strip().lower() for t in self.triggers.split(",") if t.strip()]
 
 
-class WorkflowStatus(models.TextChoices):
-    QUEUED = "queued", "Queued"
-    RUNNING = "running", "Running"
-    OK = "ok", "Finished"
-    FAILED = "failed", "Failed"
-
-
 class WorkflowRun(models.Model):
     """One run of a workflow, with the definition as it was when it started."""
 
@@ -322,7 +318,7 @@ class WorkflowRun(models.Model):
     started_by = models.CharField(max_length=20, default="agent")  # agent, staff
     input = models.TextField(blank=True)
     status = models.CharField(
-        max_length=20, choices=WorkflowStatus.choices, default=WorkflowStatus.QUEUED
+        max_length=20, choices=WorkflowStatus.choices(), default=WorkflowStatus.QUEUED.value
     )
     decisions = models.JSONField(default=dict, blank=True)  # condition id -> "then" / "else"
     total_steps = models.PositiveIntegerField(default=0)
@@ -352,23 +348,14 @@ class WorkflowRun(models.Model):
 class StepRun(models.Model):
     """One step of a workflow run: an agent step or a condition's decision."""
 
-    class Kind(models.TextChoices):
-        AGENT = "agent", "Agent step"
-        CONDITION = "condition", "Condition"
-
-    class Status(models.TextChoices):
-        QUEUED = "queued", "Queued"
-        RUNNING = "running", "Running"
-        RETRYING = "retrying", "Retrying"
-        OK = "ok", "OK"
-        FALLBACK = "fallback", "OK, by its fallback"
-        FAILED = "failed", "Failed"
+    Kind = StepKind
+    Status = StepStatus
 
     run = models.ForeignKey(WorkflowRun, on_delete=models.CASCADE, related_name="steps")
     step_id = models.CharField(max_length=50)
-    kind = models.CharField(max_length=20, choices=Kind.choices, default=Kind.AGENT)
+    kind = models.CharField(max_length=20, choices=Kind.choices(), default=Kind.AGENT.value)
     agent_slug = models.CharField(max_length=50, blank=True)
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.QUEUED)
+    status = models.CharField(max_length=20, choices=Status.choices(), default=Status.QUEUED.value)
     attempts = models.PositiveIntegerField(default=0)
     output = models.TextField(blank=True)
     error = models.TextField(blank=True)
@@ -395,17 +382,13 @@ class StepRun(models.Model):
         return int((self.finished_at - self.started_at).total_seconds() * 1000)
 
 
-class BreakerState(models.TextChoices):
-    CLOSED = "closed", "Closed (healthy)"
-    OPEN = "open", "Open (skipped by routing)"
-    HALF_OPEN = "half_open", "Half-open (trying again)"
-
-
 class AgentHealth(models.Model):
     """The circuit breaker of one agent's model, shared by every process."""
 
     agent_slug = models.CharField(max_length=50, unique=True)
-    state = models.CharField(max_length=20, choices=BreakerState.choices, default="closed")
+    state = models.CharField(
+        max_length=20, choices=BreakerState.choices(), default=BreakerState.CLOSED.value
+    )
     consecutive_failures = models.PositiveIntegerField(default=0)
     opened_at = models.DateTimeField(null=True, blank=True)
     last_error = models.TextField(blank=True)
@@ -436,16 +419,11 @@ class ModelPrice(models.Model):
         return self.model_name
 
 
-class AlertMetric(models.TextChoices):
-    ERROR_RATE = "error_rate", "Error rate (share of runs that failed)"
-    P95_MS = "p95_ms", "p95 response time (ms)"
-
-
 class AlertRule(models.Model):
     """Raise an alert when a figure goes above a line over a window."""
 
     name = models.CharField(max_length=100)
-    metric = models.CharField(max_length=20, choices=AlertMetric.choices)
+    metric = models.CharField(max_length=20, choices=AlertMetric.choices())
     agent_slug = models.CharField(max_length=50, blank=True, help_text="Blank: all agents.")
     threshold = models.FloatField(help_text="Error rate as a share (0.2 = 20 %), or milliseconds.")
     window_minutes = models.PositiveIntegerField(default=15)

@@ -32,7 +32,6 @@ import hashlib
 import os
 import warnings
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 
 import numpy as np
 from joblib import Parallel, delayed
@@ -43,6 +42,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.preprocessing import normalize
 
+from .domain.routing_policy import Ranking
 from .encoder import MiniLMEncoder, load_encoder
 
 FALLBACK = "__fallback__"
@@ -59,16 +59,6 @@ FALLBACK_TOPIC_DISTANCE = 0.7
 # The operating point aims at both targets at once; see choose_threshold.
 TARGET_IN_SCOPE = 0.97
 TARGET_RECALL = 0.90
-
-
-@dataclass(frozen=True)
-class RouteDecision:
-    agent: str | None  # None: nothing fits
-    confidence: float
-    ranked: tuple[tuple[str, float], ...]  # every candidate, best first, with its confidence
-
-    def score_of(self, slug: str) -> float:
-        return next((s for a, s in self.ranked if a == slug), 0.0)
 
 
 class _Model:
@@ -307,21 +297,21 @@ class Router:
 
     def _decide(
         self, logit: np.ndarray, score: np.ndarray, candidates: Iterable[str] | None
-    ) -> RouteDecision:
+    ) -> Ranking:
         idx = np.arange(len(self.agents))
         if candidates is not None:
             wanted = set(candidates)
             idx = np.array([i for i, a in enumerate(self.agents) if a in wanted], dtype=int)
             if not len(idx):
-                return RouteDecision(None, 0.0, ())
+                return Ranking(None, 0.0, ())
         z = np.clip((score[idx] - self.calibration["threshold"]) / 2.0, -50, 50)
         confidence = dict(zip(idx.tolist(), (1.0 / (1.0 + np.exp(-z))).tolist(), strict=True))
         order = idx[np.argsort(-logit[idx], kind="stable")]
         ranked = tuple((self.agents[i], round(confidence[i], 4)) for i in order)
         agent, value = ranked[0]
-        return RouteDecision(agent if value >= self.threshold else None, value, ranked)
+        return Ranking(agent if value >= self.threshold else None, value, ranked)
 
-    def route(self, text: str, candidates: Iterable[str] | None = None) -> RouteDecision:
+    def route(self, text: str, candidates: Iterable[str] | None = None) -> Ranking:
         """The best of `candidates` (default: every agent) for `text`, or agent=None."""
         text = text or ""
         emb = self.encoder.encode_one(text)[None, :] if self.encoder is not None else None

@@ -75,6 +75,12 @@ class RouterStore:
         """Start training this corpus if it is not trained yet, without waiting."""
         self._lookup(documents, fallback, key)
 
+    def clear(self) -> None:
+        """Forget the routers trained in this process (saved files stay)."""
+        with self._lock:
+            self._routers.clear()
+            self._latest = None
+
     def _lookup(self, documents, fallback, key=None):
         fallback = list(fallback)
         key = key or corpus_key(documents, fallback)

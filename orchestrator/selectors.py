@@ -6,16 +6,20 @@ import math
 import re
 import threading
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import connection
-from django.db.models import Count, Max, Q
+from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
-from . import health
+from .domain import health
+from .domain.enums import AgentRole, BreakerState, RunStatus
+from .domain.routing_policy import Policy
+from .domain.team import AgentSpec, Team, WorkflowSpec
+from .model_choice import uses_llm
 from .models import (
     AgentHealth,
     AgentProfile,
@@ -30,18 +34,33 @@ from .models import (
 )
 from .router import Router, corpus_key
 from .router_store import RouterStore
-from .routing_policy import Policy, RoutingDecision, decide
-from .team import AgentSpec, Team, WorkflowSpec
 from .text import tokenize
 
-_cache_lock = threading.Lock()
-_team_cache: dict[str, Team] = {}
-_routers = RouterStore(
-    directory=lambda: (
-        Path(settings.SUPERORCH_ROUTER_CACHE_DIR) if settings.SUPERORCH_ROUTER_CACHE_DIR else None
-    ),
-    secret=lambda: settings.SECRET_KEY.encode(),
-)
+
+class RegistryCache:
+    """What this process keeps per registry version: the team snapshot, the router's
+    training corpus, and the trained routers. `reset()` forgets all of it (tests)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.team: Team | None = None
+        self.corpus: tuple[str, tuple[dict[str, list[str]], list[str], str]] | None = None
+        self.routers = RouterStore(
+            directory=lambda: (
+                Path(settings.SUPERORCH_ROUTER_CACHE_DIR)
+                if settings.SUPERORCH_ROUTER_CACHE_DIR
+                else None
+            ),
+            secret=lambda: settings.SECRET_KEY.encode(),
+        )
+
+    def reset(self) -> None:
+        with self.lock:
+            self.team = self.corpus = None
+        self.routers.clear()
+
+
+registry_cache = RegistryCache()
 
 
 def registry_version() -> str:
@@ -55,8 +74,8 @@ def registry_version() -> str:
 def team_snapshot() -> Team:
     """The registry as plain data; rebuilt only when an agent, example or handoff changed."""
     version = registry_version()
-    with _cache_lock:
-        cached = _team_cache.get("team")
+    with registry_cache.lock:
+        cached = registry_cache.team
         if cached is not None and cached.version == version:
             return cached
     profiles = list(
@@ -102,8 +121,8 @@ def team_snapshot() -> Team:
         for w in Workflow.objects.filter(enabled=True).order_by("name")
     )
     team = Team(agents=agents, version=version, workflows=flows)
-    with _cache_lock:
-        _team_cache["team"] = team
+    with registry_cache.lock:
+        registry_cache.team = team
     return team
 
 
@@ -118,55 +137,50 @@ def router_for(team: Team, *, wait: bool = False) -> Router:
     CPU work: call this from a worker thread.
     """
     background = not wait and settings.SUPERORCH_ROUTER_RETRAIN == "background"
-    documents, fallback, key = _router_corpus(team)
-    return _routers.get(documents, fallback, background=background, key=key)
+    documents, fallback, key = router_corpus(team)
+    return registry_cache.routers.get(documents, fallback, background=background, key=key)
 
 
-def router_warm() -> None:
-    """Start training the current registry's router, if needed, and return at once."""
-    _routers.warm(*_router_corpus(team_snapshot()))
-
-
-_corpus_cache: dict[str, tuple[dict[str, list[str]], list[str], str]] = {}
-
-
-def _router_corpus(team: Team) -> tuple[dict[str, list[str]], list[str], str]:
+def router_corpus(team: Team) -> tuple[dict[str, list[str]], list[str], str]:
     """The router's training texts and their hash, worked out once per registry version
     (a turn asks for the router several times: routing, the offline model, tools)."""
-    cached = _corpus_cache.get(team.version) if team.version else None
-    if cached is not None:
-        return cached
+    cached = registry_cache.corpus
+    if cached is not None and team.version and cached[0] == team.version:
+        return cached[1]
     documents = {
         a.slug: [*a.examples, *a.topics, a.handoff_description]
         for a in team.agents.values()
-        if a.role == "specialist"
+        if a.role == AgentRole.SPECIALIST
     }
-    fallback = [t for a in team.agents.values() if a.role == "fallback" for t in a.examples]
+    fallback = [t for a in team.agents.values() if a.role == AgentRole.FALLBACK for t in a.examples]
     corpus = (documents, fallback, corpus_key(documents, fallback))
     if team.version:
-        with _cache_lock:
-            _corpus_cache.clear()  # only the current registry is asked for
-            _corpus_cache[team.version] = corpus
+        with registry_cache.lock:
+            registry_cache.corpus = (team.version, corpus)  # only the current one is asked for
     return corpus
 
 
 def routing_policy(*, team: Team) -> Policy:
     """The routing settings staff chose, and whether an LLM can decide when unsure."""
-    from .providers import ProviderNotConfigured, resolve
-
     row = RoutingSettings.load()
-    llm = False
-    if team.orchestrator is not None:
-        try:
-            llm = resolve(team.orchestrator).provider != "local"
-        except ProviderNotConfigured:
-            llm = False
     return Policy(
         threshold=row.threshold if row.threshold is not None else Router.threshold,
         when_unsure=row.when_unsure,
         topic_change_margin=row.topic_change_margin,
-        llm_available=llm,
+        llm_available=uses_llm(team.orchestrator),
     )
+
+
+def in_flight_since(now: datetime | None = None) -> datetime:
+    """Runs started before this are not in flight, whatever their status says: nothing
+    runs longer than a turn may (SUPERORCH_TURN_TIMEOUT), so a run still `running` after
+    that was left by a process that died (services.agent_runs_abandon closes it)."""
+    return (now or timezone.now()) - timedelta(seconds=settings.SUPERORCH_TURN_TIMEOUT)
+
+
+def agent_runs_in_flight(now: datetime | None = None) -> QuerySet[AgentRun]:
+    """The one definition of "in flight", used by routing, the dashboard and /metrics."""
+    return AgentRun.objects.filter(status=RunStatus.RUNNING, started_at__gte=in_flight_since(now))
 
 
 def in_flight_counts(*, team: Team) -> dict[str, int]:
@@ -175,7 +189,8 @@ def in_flight_counts(*, team: Team) -> dict[str, int]:
     if not limited:
         return {}
     rows = (
-        AgentRun.objects.filter(status="running", agent_slug__in=limited)
+        agent_runs_in_flight()
+        .filter(agent_slug__in=limited)
         .values("agent_slug")
         .annotate(n=Count("id"))
     )
@@ -186,52 +201,13 @@ def breaker_states() -> dict[str, str]:
     """Agents whose circuit breaker is not closed: slug -> "open" or "half_open"."""
     now = timezone.now()
     cooldown = settings.SUPERORCH_BREAKER_COOLDOWN
-    rows = AgentHealth.objects.exclude(state=health.CLOSED).values_list(
+    rows = AgentHealth.objects.exclude(state=BreakerState.CLOSED).values_list(
         "agent_slug", "state", "consecutive_failures", "opened_at"
     )
     return {
         slug: health.effective(health.Breaker(state, n, opened), now=now, cooldown=cooldown)
         for slug, state, n, opened in rows
     }
-
-
-def route_decide(
-    *, text: str, active: str | None = None, team: Team | None = None
-) -> RoutingDecision:
-    """The full routing decision for a message (router, stickiness, load, health,
-    "nothing fits")."""
-    team = team or team_snapshot()
-    router, policy, in_flight = (
-        router_for(team),
-        routing_policy(team=team),
-        in_flight_counts(team=team),
-    )
-    circuits = breaker_states()
-    while True:
-        decision = decide(
-            team=team,
-            router=router,
-            text=text,
-            active=active,
-            policy=policy,
-            in_flight=in_flight,
-            circuits=circuits,
-        )
-        # A half-open breaker lets one turn through as its probe: the first to claim it.
-        if circuits.get(decision.agent) != health.HALF_OPEN or _claim_probe(decision.agent):
-            return decision
-        circuits = {**circuits, decision.agent: health.OPEN}
-
-
-def _claim_probe(agent_slug: str) -> bool:
-    """Restart the cooldown of a half-open breaker; true for the one caller that did."""
-    now = timezone.now()
-    due = now - timedelta(seconds=settings.SUPERORCH_BREAKER_COOLDOWN)
-    return bool(
-        AgentHealth.objects.filter(
-            agent_slug=agent_slug, state=health.OPEN, opened_at__lte=due
-        ).update(opened_at=now)
-    )
 
 
 # --- Knowledge base -------------------------------------------------------------
@@ -325,36 +301,6 @@ def context_visible(*, conversation_id: uuid.UUID | None) -> dict[str, Any]:
     for _conversation, key, value in sorted(rows, key=lambda r: r[0] is not None):
         visible[key] = value
     return visible
-
-
-# --- Recorded performance -----------------------------------------------------------
-
-
-def agent_performance(*, agent_slug: str, window: str = "day") -> dict[str, Any]:
-    """One agent's dashboard figures (orchestrator.stats) and health, for agents' tools."""
-    from . import stats
-
-    fig = next((f for f in stats.figures(window=window) if f.key == agent_slug), None)
-    fig = fig or stats.Figures(key=agent_slug)
-    profile = AgentProfile.objects.filter(slug=agent_slug).values("enabled", "degraded").first()
-    return {
-        "agent": agent_slug,
-        "known": profile is not None,
-        "enabled": bool(profile and profile["enabled"]),
-        "health": breaker_states().get(agent_slug)
-        or ("degraded" if profile and profile["degraded"] else "ok"),
-        "window": f"last {window}",
-        "runs": fig.runs,
-        "turns": fig.turns,
-        "in_flight": fig.in_flight,
-        "errors": fig.errors,
-        "error_kinds": fig.error_kinds,
-        "success_rate": round(fig.success_rate, 4) if fig.success_rate is not None else None,
-        "median_response_ms": round(fig.p50_ms) if fig.p50_ms is not None else None,
-        "p95_response_ms": round(fig.p95_ms) if fig.p95_ms is not None else None,
-        "median_ttft_ms": round(fig.ttft_p50_ms) if fig.ttft_p50_ms is not None else None,
-        "share_of_load": round(fig.share, 4),
-    }
 
 
 def starting_agent(team: Team, active: str | None) -> AgentSpec | None:

@@ -1,17 +1,27 @@
-"""Writes: the shared context store, run records and the team seed."""
+"""Writes: routing (its probe claims), the shared context store, run records, breakers,
+and the team seed."""
 
 from __future__ import annotations
 
 import json
+import logging
+import threading
 import uuid
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.conf import settings
+from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from . import health, metrics
+from . import metrics, selectors
+from .domain import health
+from .domain.enums import BreakerState, RunStatus
+from .domain.exceptions import ContextError
+from .domain.routing_policy import RoutingDecision, decide
+from .domain.team import Team
+from .model_choice import LOCAL_MODEL_NAME
 from .models import (
     AgentHealth,
     AgentProfile,
@@ -24,14 +34,11 @@ from .models import (
     Workflow,
 )
 
+logger = logging.getLogger(__name__)
 SEED_FILE = Path(__file__).resolve().parent / "seed" / "team.json"
 WORKFLOW_SEED_FILE = SEED_FILE.with_name("workflows.json")
 MAX_CONTEXT_KEY = 100
 MAX_CONTEXT_VALUE_BYTES = 8192
-
-
-class ContextError(ValueError):
-    """A context operation that cannot be done; the message is safe to show."""
 
 
 def _check_context(key: str, value: Any) -> None:
@@ -154,8 +161,6 @@ def agent_run_finish(
 
 def agent_health_record(*, agent_slug: str, ok: bool, error: str = "") -> str:
     """Feed one model call's result to the agent's circuit breaker; returns its new state."""
-    from django.conf import settings
-
     now = timezone.now()
     with transaction.atomic():
         row, _ = AgentHealth.objects.select_for_update().get_or_create(agent_slug=agent_slug)
@@ -184,11 +189,94 @@ def agent_health_record(*, agent_slug: str, ok: bool, error: str = "") -> str:
         return row.state
 
 
+def agent_health_reset(*, agent_slugs: list[str]) -> int:
+    """Close these agents' circuit breakers (staff say their models are fine again)."""
+    return AgentHealth.objects.filter(agent_slug__in=agent_slugs).update(
+        state=BreakerState.CLOSED, consecutive_failures=0, opened_at=None
+    )
+
+
+ABANDONED = "The server stopped while this run was in progress."
+
+
 def agent_runs_abandon(*, older_than: datetime | None = None) -> int:
-    """Mark runs left 'running' by a server that died as errors (called at start-up)."""
-    cutoff = older_than or timezone.now()
-    return AgentRun.objects.filter(status="running", started_at__lt=cutoff).update(
-        status="error", error="The server stopped while this run was in progress."
+    """Close runs left `running` by a process that died: those started before
+    `older_than` (by default: before anything still running can have started, see
+    selectors.in_flight_since). Run when a web process or worker starts, and by
+    `manage.py answer_pending` and `workflow_resume`."""
+    cutoff = older_than or selectors.in_flight_since()
+    return AgentRun.objects.filter(status=RunStatus.RUNNING, started_at__lt=cutoff).update(
+        status=RunStatus.ERROR, error=ABANDONED
+    )
+
+
+class _ProcessStart:
+    """What a process does once, when it starts serving: close the runs a dead process
+    left open, and start training the registry's router while the first user types."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.done = False
+
+    def __call__(self) -> None:
+        with self.lock:
+            if self.done:
+                return
+            self.done = True
+        try:
+            agent_runs_abandon()
+        except DatabaseError:
+            logger.exception("Could not close abandoned agent runs")
+        router_warm()
+
+    def reset(self) -> None:
+        self.done = False
+
+
+process_start = _ProcessStart()
+
+
+def router_warm() -> None:
+    """Start training the current registry's router, if needed, and return at once."""
+    team = selectors.team_snapshot()
+    documents, fallback, key = selectors.router_corpus(team)
+    selectors.registry_cache.routers.warm(documents, fallback, key)
+
+
+def route_decide(
+    *, text: str, active: str | None = None, team: Team | None = None
+) -> RoutingDecision:
+    """The full routing decision for a message (router, stickiness, load, health,
+    "nothing fits"). A half-open breaker lets one turn through as its probe: the first
+    to claim it (a write, hence a service); the others go elsewhere."""
+    team = team or selectors.team_snapshot()
+    router = selectors.router_for(team)
+    policy = selectors.routing_policy(team=team)
+    in_flight = selectors.in_flight_counts(team=team)
+    circuits = selectors.breaker_states()
+    while True:
+        decision = decide(
+            team=team,
+            router=router,
+            text=text,
+            active=active,
+            policy=policy,
+            in_flight=in_flight,
+            circuits=circuits,
+        )
+        if circuits.get(decision.agent) != BreakerState.HALF_OPEN or _claim_probe(decision.agent):
+            return decision
+        circuits = {**circuits, decision.agent: BreakerState.OPEN}
+
+
+def _claim_probe(agent_slug: str) -> bool:
+    """Restart the cooldown of a half-open breaker; true for the one caller that did."""
+    now = timezone.now()
+    due = now - timedelta(seconds=settings.SUPERORCH_BREAKER_COOLDOWN)
+    return bool(
+        AgentHealth.objects.filter(
+            agent_slug=agent_slug, state=BreakerState.OPEN, opened_at__lte=due
+        ).update(opened_at=now)
     )
 
 
@@ -233,8 +321,6 @@ def team_seed(
             targets = [profiles[s] for s in spec.get("handoffs", []) if s in profiles]
             profile.handoffs.set(targets)
     # The offline model costs nothing; other models' prices are for staff to enter.
-    from .providers.local import LOCAL_MODEL_NAME
-
     ModelPrice.objects.get_or_create(model_name=LOCAL_MODEL_NAME)
     # A first alert rule: the admin banner shows when a quarter of runs fail.
     if not AlertRule.objects.exists():

@@ -17,21 +17,22 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db import connection
 from django.db.models import Aggregate, Count, FloatField, Func, IntegerField, Q, Sum
 from django.utils import timezone
 
-from .models import AgentRun, ModelPrice
+from . import selectors
+from .domain.enums import RunStatus
+from .models import AgentProfile, AgentRun, ModelPrice
 
 WINDOWS: dict[str, tuple[timedelta, timedelta]] = {  # span, chart bucket
     "hour": (timedelta(hours=1), timedelta(minutes=5)),
     "day": (timedelta(days=1), timedelta(hours=1)),
     "week": (timedelta(days=7), timedelta(hours=6)),
 }
-DONE = Q(status__in=("ok", "handoff"))
+DONE = Q(status__in=(RunStatus.OK, RunStatus.HANDOFF))
 ERROR = Q(status="error")
-FINISHED = ~Q(status="running")
+FINISHED = ~Q(status=RunStatus.RUNNING)
 
 
 class Percentile(Aggregate):
@@ -189,12 +190,7 @@ def figures(
             + Decimal(row["o"] or 0) * price.output_per_million
         ) / Decimal(1_000_000)
     # In flight now (whatever the window): runs still open, but not ones a dead server left.
-    recent = timezone.now() - timedelta(seconds=settings.SUPERORCH_TURN_TIMEOUT * 2)
-    flying = (
-        AgentRun.objects.filter(status="running", started_at__gte=recent)
-        .values(group)
-        .annotate(n=Count("id"))
-    )
+    flying = selectors.agent_runs_in_flight().values(group).annotate(n=Count("id"))
     for row in flying:
         fig = out.setdefault(row[group], Figures(key=row[group]))
         fig.in_flight = row["n"]
@@ -203,8 +199,6 @@ def figures(
 
 def series(*, window: str = "day", now: datetime | None = None) -> dict[str, Any]:
     """Chart data: per bucket, runs per agent, error rate and p95 response time (one scan)."""
-    from .models import AgentProfile
-
     since, until = window_bounds(window, now)
     bucket = int(WINDOWS[window][1].total_seconds())
     first = int(since.timestamp()) // bucket
@@ -284,3 +278,28 @@ def rule_figure(
         return agg["p95"], agg["n"]
     values = list(timed.values_list("duration_ms", flat=True))
     return percentile_cont(values, 0.95), len(values)
+
+
+def agent_performance(*, agent_slug: str, window: str = "day") -> dict[str, Any]:
+    """One agent's dashboard figures (orchestrator.stats) and health, for agents' tools."""
+    fig = next((f for f in figures(window=window) if f.key == agent_slug), None)
+    fig = fig or Figures(key=agent_slug)
+    profile = AgentProfile.objects.filter(slug=agent_slug).values("enabled", "degraded").first()
+    return {
+        "agent": agent_slug,
+        "known": profile is not None,
+        "enabled": bool(profile and profile["enabled"]),
+        "health": selectors.breaker_states().get(agent_slug)
+        or ("degraded" if profile and profile["degraded"] else "ok"),
+        "window": f"last {window}",
+        "runs": fig.runs,
+        "turns": fig.turns,
+        "in_flight": fig.in_flight,
+        "errors": fig.errors,
+        "error_kinds": fig.error_kinds,
+        "success_rate": round(fig.success_rate, 4) if fig.success_rate is not None else None,
+        "median_response_ms": round(fig.p50_ms) if fig.p50_ms is not None else None,
+        "p95_response_ms": round(fig.p95_ms) if fig.p95_ms is not None else None,
+        "median_ttft_ms": round(fig.ttft_p50_ms) if fig.ttft_p50_ms is not None else None,
+        "share_of_load": round(fig.share, 4),
+    }

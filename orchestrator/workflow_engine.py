@@ -1,7 +1,7 @@
 """Running workflows: starting a run, advancing it, and running its steps.
 
-Every step runs as a Celery task (`orchestrator.tasks`); this module is what the
-tasks call. The run's state lives in the database (WorkflowRun, StepRun), and each
+Every step runs as a Celery task (`orchestrator.tasks`, queued here by name); this
+module decides what runs next, and orchestrator.workflow_steps runs a step. The run's state lives in the database (WorkflowRun, StepRun), and each
 transition happens under a lock on the run's row, so:
 
 * a step is dispatched once: its StepRun row is created, under the lock, by the
@@ -18,29 +18,27 @@ In eager mode (`make run`, no broker) the same tasks run inline, one at a time.
 from __future__ import annotations
 
 import logging
-import os
-import socket
-import time
 import uuid
 from datetime import timedelta
 from functools import partial
 from typing import Any
 
-import structlog
-from asgiref.sync import async_to_sync
 from django.db import transaction
 from django.utils import timezone
 
-from . import metrics, selectors, services, workflows
+from . import metrics, selectors
+from .domain import workflows
+from .domain.exceptions import WorkflowError
 from .models import StepRun, Workflow, WorkflowRun, WorkflowStatus
+from .queue import enqueue
 from .signals import workflow_finished
 
+# The Celery tasks (orchestrator.tasks) that advance a run and run one of its steps.
+ADVANCE_TASK = "orchestrator.workflow_advance"
+STEP_TASK = "orchestrator.workflow_step"
+
 log = logging.getLogger(__name__)
-_FINAL_RUN = (WorkflowStatus.OK, WorkflowStatus.FAILED)
-
-
-class WorkflowError(ValueError):
-    """A workflow that cannot be started; the message is safe to show."""
+FINAL_RUN = (WorkflowStatus.OK, WorkflowStatus.FAILED)
 
 
 def workflow_definition_check(definition: Any) -> workflows.Definition:
@@ -87,9 +85,7 @@ def workflow_start(
 
 def workflow_dispatch(*, run_id: int) -> None:
     """Queue the run's first advance (in eager mode: run the whole workflow, inline)."""
-    from .tasks import workflow_advance_task
-
-    workflow_advance_task.delay(run_id)
+    enqueue(ADVANCE_TASK, run_id)
 
 
 def workflow_claim_delivery(*, run_id: int) -> bool:
@@ -101,7 +97,7 @@ def workflow_stop_waiting(*, run_id: int) -> None:
     """The chat turn gave up waiting: the answer is posted to the conversation instead
     (now, if the run finished while nobody was looking)."""
     WorkflowRun.objects.filter(pk=run_id).update(waiting=False)
-    finished = WorkflowRun.objects.filter(pk=run_id, status__in=_FINAL_RUN, delivered=False)
+    finished = WorkflowRun.objects.filter(pk=run_id, status__in=FINAL_RUN, delivered=False)
     if finished.exists():
         workflow_finished.send(sender=WorkflowRun, run_id=run_id)
 
@@ -114,11 +110,9 @@ def workflow_release_delivery(*, run_id: int) -> None:
 
 def workflow_advance(*, run_id: int) -> None:
     """Decide what runs next (under the run's lock) and queue it after commit."""
-    from .tasks import workflow_step_task
-
     with transaction.atomic():
         run = WorkflowRun.objects.select_for_update().get(pk=run_id)
-        if run.status in _FINAL_RUN:
+        if run.status in FINAL_RUN:
             return
         definition = workflows.parse(run.definition)  # the snapshot was checked at start
         rows = {s.step_id: s for s in run.steps.all()}
@@ -168,116 +162,12 @@ def workflow_advance(*, run_id: int) -> None:
             run.error = plan.reason + (f" {failed.error}" if failed and failed.error else "")
         run.save()
         for step_id in dispatch:
-            transaction.on_commit(partial(workflow_step_task.delay, run.pk, step_id))
-        if run.status in _FINAL_RUN:
+            transaction.on_commit(partial(enqueue, STEP_TASK, run.pk, step_id))
+        if run.status in FINAL_RUN:
             transaction.on_commit(metrics.WORKFLOW_RUNS.labels(run.workflow_slug, run.status).inc)
             transaction.on_commit(
                 partial(workflow_finished.send, sender=WorkflowRun, run_id=run.pk)
             )
-
-
-def workflow_step_run(*, run_id: int, step_id: str) -> None:
-    """Run one agent step with its timeout, retries and fallback, then advance the run."""
-    with structlog.contextvars.bound_contextvars(workflow_run=run_id, step=step_id):
-        _step_run(run_id, step_id)
-
-
-def _step_run(run_id: int, step_id: str) -> None:
-    with transaction.atomic():
-        row = (
-            StepRun.objects.select_for_update()
-            .select_related("run")
-            .get(run_id=run_id, step_id=step_id)
-        )
-        run = row.run
-        if row.status in workflows.FINAL or run.status in _FINAL_RUN:
-            final = True
-        else:
-            final = False
-            row.status = StepRun.Status.RUNNING
-            row.attempts += 1
-            row.started_at = row.started_at or timezone.now()
-            row.worker = f"{socket.gethostname()}:{os.getpid()}"
-            row.save(update_fields=["status", "attempts", "started_at", "worker"])
-    if final:  # a redelivered task whose step is done: make sure the run moves on
-        workflow_advance(run_id=run_id)
-        return
-
-    step = workflows.parse(run.definition).find(step_id)
-    outputs = dict(
-        run.steps.filter(kind=StepRun.Kind.AGENT, status__in=workflows.DONE).values_list(
-            "step_id", "output"
-        )
-    )
-    context = selectors.context_visible(conversation_id=run.conversation_id)
-    instruction = workflows.render(
-        step.instruction, input=run.input, outputs=outputs, context=context
-    )
-    status, output, error = _attempts(row, step, run, instruction)
-    if status == StepRun.Status.FAILED and step.fallback is not None:
-        status, output, error = _fallback(step, run, instruction, error)
-    if status in workflows.DONE and step.save_as:
-        try:
-            services.context_update(
-                conversation_id=run.conversation_id, key=step.save_as, value={step.id: output}
-            )
-        except services.ContextError as exc:  # the step still answered: keep its output
-            error = f"{error} Not saved to context {step.save_as!r}: {exc}".strip()
-    # Only this copy's attempt is recorded: a copy delivered twice finds the row final.
-    StepRun.objects.filter(
-        pk=row.pk, status__in=(StepRun.Status.RUNNING, StepRun.Status.RETRYING)
-    ).update(status=status, output=output, error=error[:4000], finished_at=timezone.now())
-    workflow_advance(run_id=run_id)
-
-
-def _run_agent(agent: str, instruction: str, run: WorkflowRun, timeout: float) -> str:
-    from . import runtime
-
-    return async_to_sync(runtime.run_step)(
-        agent_slug=agent,
-        instruction=instruction,
-        conversation_id=run.conversation_id,
-        run_id=run.uuid,
-        timeout=timeout,
-    )
-
-
-def _attempts(row: StepRun, step: workflows.AgentStep, run: WorkflowRun, instruction: str):
-    """The step's first try and its retries, with exponential backoff between them."""
-    from .runtime import StepFailed
-
-    error = ""
-    for attempt in range(step.retries + 1):
-        if attempt:
-            StepRun.objects.filter(pk=row.pk).update(
-                status=StepRun.Status.RETRYING, attempts=row.attempts + attempt, error=error
-            )
-            time.sleep(step.backoff * 2 ** (attempt - 1))
-            StepRun.objects.filter(pk=row.pk).update(status=StepRun.Status.RUNNING)
-        try:
-            return StepRun.Status.OK, _run_agent(step.agent, instruction, run, step.timeout), ""
-        except StepFailed as exc:
-            error = str(exc)
-            log.warning("workflow %s step %s attempt %d: %s", run.uuid, step.id, attempt + 1, exc)
-        except Exception as exc:  # never leave a step running: count it as a failed attempt
-            error = f"The step failed on our side ({type(exc).__name__})."
-            log.exception("workflow %s step %s attempt %d", run.uuid, step.id, attempt + 1)
-    return StepRun.Status.FAILED, "", error
-
-
-def _fallback(step: workflows.AgentStep, run: WorkflowRun, instruction: str, error: str):
-    from .runtime import StepFailed
-
-    fallback = step.fallback
-    assert fallback is not None
-    if fallback.message is not None:
-        return StepRun.Status.FALLBACK, fallback.message, error
-    try:
-        output = _run_agent(fallback.agent or "", instruction, run, step.timeout)
-    except Exception as exc:
-        reason = str(exc) if isinstance(exc, StepFailed) else type(exc).__name__
-        return StepRun.Status.FAILED, "", f"{error} Fallback {fallback.agent}: {reason}"
-    return StepRun.Status.FALLBACK, output, error
 
 
 def workflow_resume(*, older_than: timedelta) -> dict[str, int]:
@@ -289,8 +179,6 @@ def workflow_resume(*, older_than: timedelta) -> dict[str, int]:
     undelivered. This queues those steps and advances those runs again, and posts
     those answers. Everything it touches is idempotent.
     """
-    from .tasks import workflow_advance_task, workflow_step_task
-
     cutoff = timezone.now() - older_than
     active = (WorkflowStatus.QUEUED, WorkflowStatus.RUNNING)
     steps = list(
@@ -313,17 +201,17 @@ def workflow_resume(*, older_than: timedelta) -> dict[str, int]:
         if row.started_at and row.started_at < cutoff - timedelta(seconds=budget):
             steps.append((row.run_id, row.step_id))
     for run_id, step_id in steps:
-        workflow_step_task.delay(run_id, step_id)
+        enqueue(STEP_TASK, run_id, step_id)
     runs = list(
         WorkflowRun.objects.filter(status__in=active, created_at__lt=cutoff).values_list(
             "pk", flat=True
         )
     )
     for run_id in runs:
-        workflow_advance_task.delay(run_id)
+        enqueue(ADVANCE_TASK, run_id)
     stranded = list(
         WorkflowRun.objects.filter(
-            status__in=_FINAL_RUN, delivered=False, finished_at__lt=cutoff
+            status__in=FINAL_RUN, delivered=False, finished_at__lt=cutoff
         ).values_list("pk", flat=True)
     )
     WorkflowRun.objects.filter(pk__in=stranded).update(waiting=False)

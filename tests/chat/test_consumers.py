@@ -14,7 +14,7 @@ from asgiref.sync import sync_to_async
 
 from chat import services, turns
 from chat.models import Conversation, Feedback, Message, Site, Turn
-from orchestrator import runtime
+from orchestrator.sdk import team as sdk_team
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,7 +103,7 @@ def user_messages(conversation: str) -> list[tuple[str, str, str]]:
 def scripted(monkeypatch):
     """Every agent speaks through one ScriptedModel, in call order."""
     model = ScriptedModel()
-    monkeypatch.setattr(runtime, "build_model", lambda choice, **kw: model)
+    monkeypatch.setattr(sdk_team, "build_model", lambda choice, **kw: model)
     return model
 
 

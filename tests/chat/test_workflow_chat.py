@@ -8,7 +8,7 @@ from asgiref.sync import sync_to_async
 
 from chat import turns
 from chat.models import Conversation, Message
-from orchestrator import workflow_engine
+from orchestrator import workflow_engine, workflow_steps
 from orchestrator.models import Workflow, WorkflowRun
 from tests.chat.test_consumers import open_session, recv, send, types, until_turn_done
 
@@ -71,12 +71,12 @@ def scripted_llm(monkeypatch):
     """Agents speak through a ScriptedModel; workflow steps answer through a stand-in."""
     from agents.testing import ScriptedModel
 
-    from orchestrator import runtime, workflow_engine
+    from orchestrator.sdk import team as sdk_team
 
     model = ScriptedModel()
-    monkeypatch.setattr(runtime, "build_model", lambda choice, **kw: model)
+    monkeypatch.setattr(sdk_team, "build_model", lambda choice, **kw: model)
     monkeypatch.setattr(
-        workflow_engine, "_run_agent", lambda agent, text, run, timeout: "Refund approved."
+        workflow_steps, "_run_agent", lambda agent, text, run, timeout: "Refund approved."
     )
     return model
 

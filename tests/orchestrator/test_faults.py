@@ -192,8 +192,8 @@ def test_a_half_open_breaker_lets_exactly_one_probe_through(team, settings):
     AgentHealth.objects.filter(agent_slug="billing").update(
         opened_at=timezone.now() - timedelta(seconds=61)
     )
-    first = selectors.route_decide(text=CHARGED_TWICE)
-    second = selectors.route_decide(text=CHARGED_TWICE)
+    first = services.route_decide(text=CHARGED_TWICE)
+    second = services.route_decide(text=CHARGED_TWICE)
     assert first.agent == "billing" and not first.skipped  # the probe
     assert second.agent != "billing" and "circuit open" in second.skipped[0][1]
 

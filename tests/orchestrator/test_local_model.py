@@ -6,8 +6,8 @@ import pytest
 
 from orchestrator import runtime, selectors
 from orchestrator.models import AgentProfile, KnowledgeArticle, RoutingExample
-from orchestrator.providers.local import condense
 from orchestrator.router import Router
+from orchestrator.sdk.providers.local import condense
 from orchestrator.services import team_seed
 
 pytestmark = pytest.mark.django_db(transaction=True)

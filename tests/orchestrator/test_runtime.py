@@ -8,6 +8,7 @@ import pytest
 from agents.testing import ScriptedModel, assistant_message, function_call
 
 from orchestrator import runtime
+from orchestrator.domain.enums import ModelProvider
 from orchestrator.models import AgentProfile, AgentRun, ContextEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,13 +37,14 @@ def request(text="I was charged twice for my subscription", active=None, history
 @pytest.fixture
 def scripted(monkeypatch):
     """Every agent of the team speaks through one ScriptedModel, in call order, as an LLM."""
-    from orchestrator import providers
+    from orchestrator import model_choice
+    from orchestrator.sdk import team as sdk_team
 
     model = ScriptedModel()
-    monkeypatch.setattr(runtime, "build_model", lambda choice, **kw: model)
-    llm = providers.ModelChoice("openai_compatible", "scripted-model")
-    monkeypatch.setattr(providers, "resolve", lambda spec: llm)
-    monkeypatch.setattr(runtime, "resolve", lambda spec: llm)
+    monkeypatch.setattr(sdk_team, "build_model", lambda choice, **kw: model)
+    llm = model_choice.ModelChoice(ModelProvider.COMPATIBLE, "scripted-model")
+    monkeypatch.setattr(model_choice, "resolve", lambda spec: llm)
+    monkeypatch.setattr(sdk_team, "resolve", lambda spec: llm)
     return model
 
 

@@ -14,10 +14,11 @@ import uuid
 import pytest
 
 from chat.models import Conversation, Message, Site
-from orchestrator import services, workflow_engine, workflows
+from orchestrator import services, workflow_engine, workflow_steps
+from orchestrator.domain import workflows
+from orchestrator.domain.exceptions import StepFailed
+from orchestrator.domain.workflows import DefinitionError, StepState
 from orchestrator.models import AgentRun, ContextEntry, StepRun, Workflow, WorkflowRun
-from orchestrator.runtime import StepFailed
-from orchestrator.workflows import DefinitionError, StepState
 
 AGENTS = ["billing", "customer_support", "technical_support"]
 SEED = json.loads((services.WORKFLOW_SEED_FILE).read_text(encoding="utf-8"))["workflows"]
@@ -127,8 +128,8 @@ class FakeAgents:
     def __init__(self, monkeypatch, **script):
         self.script = {k: list(v) for k, v in script.items()}
         self.calls: list[tuple[str, str]] = []
-        monkeypatch.setattr(workflow_engine, "_run_agent", self)
-        monkeypatch.setattr(workflow_engine.time, "sleep", lambda s: self.sleeps.append(s))
+        monkeypatch.setattr(workflow_steps, "_run_agent", self)
+        monkeypatch.setattr(workflow_steps.time, "sleep", lambda s: self.sleeps.append(s))
         self.sleeps: list[float] = []
 
     def __call__(self, agent, instruction, run, timeout):
@@ -263,7 +264,7 @@ def test_redelivered_tasks_change_nothing_once_a_step_or_run_is_done(monkeypatch
     run = start(conversation, [step("a")])
     assert run.status == "ok" and len(fake.calls) == 1
     # What a broker does after a worker died just after finishing: deliver again.
-    workflow_engine.workflow_step_run(run_id=run.pk, step_id="a")
+    workflow_steps.workflow_step_run(run_id=run.pk, step_id="a")
     workflow_engine.workflow_advance(run_id=run.pk)
     run.refresh_from_db()
     assert len(fake.calls) == 1 and states(run) == {"a": ("ok", 1)}

@@ -14,22 +14,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-CLOSED, OPEN, HALF_OPEN = "closed", "open", "half_open"
+from .enums import BreakerState
+
+CLOSED, OPEN, HALF_OPEN = BreakerState.CLOSED, BreakerState.OPEN, BreakerState.HALF_OPEN
 
 
 @dataclass(frozen=True)
 class Breaker:
-    state: str = CLOSED
+    state: BreakerState = CLOSED
     failures: int = 0
     opened_at: datetime | None = None
 
 
-def effective(breaker: Breaker, *, now: datetime, cooldown: float) -> str:
+def effective(breaker: Breaker, *, now: datetime, cooldown: float) -> BreakerState:
     """The state as routing sees it now (an open breaker turns half-open by itself)."""
     opened = breaker.opened_at
     if breaker.state == OPEN and opened and (now - opened).total_seconds() >= cooldown:
         return HALF_OPEN
-    return breaker.state
+    return BreakerState(breaker.state)
 
 
 def record(

@@ -31,6 +31,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from .enums import StepStatus
+from .exceptions import DefinitionError as DefinitionError  # raised by parse()
+
 MAX_STEPS = 50
 MAX_TIMEOUT = 600
 MAX_RETRIES = 5
@@ -40,10 +43,6 @@ _ID = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
 _AGENT_KEYS = {"id", "agent", "instruction", "timeout", "retries", "backoff", "fallback", "save_as"}
 _CONDITION_KEYS = {"id", "if", "then", "else"}
-
-
-class DefinitionError(ValueError):
-    """A definition that cannot run; the message says where and why, in plain words."""
 
 
 @dataclass(frozen=True)
@@ -344,8 +343,8 @@ def holds(test: Mapping[str, Any], *, outputs: Mapping[str, str], context: Mappi
 
 # --- planning -------------------------------------------------------------------------
 
-DONE = frozenset({"ok", "fallback"})  # an agent step that produced an output
-FINAL = DONE | {"failed"}
+DONE = frozenset({StepStatus.OK, StepStatus.FALLBACK})  # an agent step that produced an output
+FINAL = DONE | {StepStatus.FAILED}
 
 
 @dataclass(frozen=True)

@@ -8,18 +8,36 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Protocol
 
-from .router import RouteDecision, Router
+from .enums import AgentRole, BreakerState, RoutePath, UnsurePolicy
+from .exceptions import NoAgentAvailable
 from .team import AgentSpec, Team
 
-Path = Literal["fast", "orchestrator", "fallback", "sticky"]
+
+@dataclass(frozen=True)
+class Ranking:
+    """The router's verdict on one message: its pick (None: nothing fits) and every
+    candidate, best first, with its confidence."""
+
+    agent: str | None
+    confidence: float
+    ranked: tuple[tuple[str, float], ...]
+
+    def score_of(self, slug: str) -> float:
+        return next((s for a, s in self.ranked if a == slug), 0.0)
+
+
+class RankingSource(Protocol):
+    """What routing needs of a router (orchestrator.router.Router is one)."""
+
+    def route(self, text: str) -> Ranking: ...
 
 
 @dataclass(frozen=True)
 class Policy:
     threshold: float
-    when_unsure: str = "fallback"  # or "orchestrator"
+    when_unsure: UnsurePolicy = UnsurePolicy.FALLBACK
     topic_change_margin: float = 0.15
     llm_available: bool = False  # the orchestrator runs on an LLM, so it can decide when unsure
 
@@ -27,7 +45,7 @@ class Policy:
 @dataclass(frozen=True)
 class RoutingDecision:
     agent: str  # where the turn starts
-    path: Path
+    path: RoutePath
     confidence: float
     routed_to: str | None  # the router's own pick, before load checks (None: nothing fits)
     runners_up: tuple[tuple[str, float], ...] = ()
@@ -51,7 +69,7 @@ def unavailable_reason(
         return "disabled"
     if spec.degraded:
         return "degraded"
-    if (circuits or {}).get(spec.slug) == "open":
+    if (circuits or {}).get(spec.slug) == BreakerState.OPEN:
         return "degraded: its model keeps failing (circuit open)"
     if spec.max_concurrency and in_flight.get(spec.slug, 0) >= spec.max_concurrency:
         return "at its concurrency limit"
@@ -61,7 +79,7 @@ def unavailable_reason(
 def decide(
     *,
     team: Team,
-    router: Router,
+    router: RankingSource,
     text: str,
     active: str | None,
     policy: Policy,
@@ -70,11 +88,13 @@ def decide(
 ) -> RoutingDecision:
     in_flight = in_flight or {}
     fallback, orchestrator = team.fallback, team.orchestrator
-    route: RouteDecision = router.route(text)
+    route: Ranking = router.route(text)
     best, confidence = route.agent, route.confidence
     confident = best is not None and confidence >= policy.threshold
     current = team.get(active)
-    sticky = current if current and current.enabled and current.role == "specialist" else None
+    sticky = (
+        current if current and current.enabled and current.role == AgentRole.SPECIALIST else None
+    )
 
     if sticky is not None and (
         not confident
@@ -84,14 +104,14 @@ def decide(
         target, path = sticky.slug, "sticky"
     elif confident and best is not None:
         target, path = best, "fast"
-    elif policy.when_unsure == "orchestrator" and policy.llm_available and orchestrator:
-        target, path = orchestrator.slug, "orchestrator"
+    elif policy.when_unsure == UnsurePolicy.ORCHESTRATOR and policy.llm_available and orchestrator:
+        target, path = orchestrator.slug, RoutePath.ORCHESTRATOR
     elif fallback is not None:
-        target, path = fallback.slug, "fallback"
+        target, path = fallback.slug, RoutePath.FALLBACK
     elif orchestrator is not None:
-        target, path = orchestrator.slug, "orchestrator"
+        target, path = orchestrator.slug, RoutePath.ORCHESTRATOR
     else:
-        raise LookupError("The team has no enabled orchestrator or fallback agent.")
+        raise NoAgentAvailable("The team has no enabled orchestrator or fallback agent.")
 
     # Load awareness: skip an unavailable agent for its alternative, else the fallback.
     skipped: list[tuple[str, str]] = []
@@ -106,11 +126,11 @@ def decide(
         ]
         nxt = next((o for o in options if o and o not in seen), None)
         if nxt is None:
-            raise LookupError("No agent is available to answer.")
+            raise NoAgentAvailable("No agent is available to answer.")
         seen.add(nxt)
         target = nxt
         if fallback is not None and target == fallback.slug:
-            path = "fallback"
+            path = RoutePath.FALLBACK
     runners_up = tuple((a, s) for a, s in route.ranked if a != best)[:3]
     return RoutingDecision(
         agent=target,

@@ -43,11 +43,12 @@ from openai.types.responses import (
 )
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
-from ..router import Router
-from ..team import AgentSpec, Team
-from ..text import tokenize
+from ...domain.enums import AgentRole
+from ...domain.team import AgentSpec, Team
+from ...model_choice import LOCAL_MODEL_NAME
+from ...router import Router
+from ...text import tokenize
 
-LOCAL_MODEL_NAME = "superorch-offline-1"
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _CHUNK = re.compile(r"\S+\s*|\s+")
 _GREETING = re.compile(
@@ -135,7 +136,7 @@ class LocalModel(Model):
         Specialists keep the turn: the routing policy already decided, before the turn,
         whether a follow-up stays with them or moves to another agent.
         """
-        if self.agent.role != "orchestrator" or not text.strip():
+        if self.agent.role != AgentRole.ORCHESTRATOR or not text.strip():
             return None
         by_slug: dict[str, Handoff] = {}
         for handoff in handoffs:
@@ -143,7 +144,8 @@ class LocalModel(Model):
             if spec is not None:
                 by_slug[spec.slug] = handoff
         fallback = next(
-            (h for slug, h in by_slug.items() if self.team.agents[slug].role == "fallback"), None
+            (h for slug, h in by_slug.items() if self.team.agents[slug].role == AgentRole.FALLBACK),
+            None,
         )
         decision = self.router.route(text, [s for s in by_slug if by_slug[s] is not fallback])
         if decision.agent is not None and decision.confidence >= self.router.threshold:
@@ -196,7 +198,7 @@ class LocalModel(Model):
         lines = []
         if _GREETING.match(text):
             lines.append(f"Hello! I'm the {self.agent.name}.")
-        elif self.agent.role == "fallback":
+        elif self.agent.role == AgentRole.FALLBACK:
             lines.append(
                 "I'm not sure any of our specialists covers that, and I can't answer it myself."
             )

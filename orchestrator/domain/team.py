@@ -8,6 +8,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .enums import AgentRole
+
 
 @dataclass(frozen=True)
 class AgentSpec:
@@ -63,14 +65,14 @@ class Team:
 
     @property
     def orchestrator(self) -> AgentSpec | None:
-        return next((a for a in self.enabled() if a.role == "orchestrator"), None)
+        return next((a for a in self.enabled() if a.role == AgentRole.ORCHESTRATOR), None)
 
     @property
     def fallback(self) -> AgentSpec | None:
-        return next((a for a in self.enabled() if a.role == "fallback"), None)
+        return next((a for a in self.enabled() if a.role == AgentRole.FALLBACK), None)
 
     def specialists(self) -> list[AgentSpec]:
-        return [a for a in self.enabled() if a.role == "specialist"]
+        return [a for a in self.enabled() if a.role == AgentRole.SPECIALIST]
 
     def workflow(self, slug: str) -> WorkflowSpec | None:
         return next((w for w in self.workflows if w.slug == slug), None)

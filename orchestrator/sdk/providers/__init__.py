@@ -1,62 +1,24 @@
-"""Model providers: the local offline model, OpenAI, and any OpenAI-compatible server.
-
-`resolve(agent)` says which provider and model name an agent uses, given the
-process's configuration; `build_model(...)` makes the SDK Model for it.
+"""SDK Models for a provider choice: the local offline model, OpenAI, and any
+OpenAI-compatible server (orchestrator.model_choice says which an agent uses).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from functools import lru_cache
 
+from agents import OpenAIChatCompletionsModel, OpenAIResponsesModel
 from django.conf import settings
+from openai import AsyncOpenAI
 
-from ..router import Router
-from ..team import AgentSpec, Team
-from .local import LOCAL_MODEL_NAME, LocalModel
-
-
-class ProviderNotConfigured(RuntimeError):
-    """An agent asks for a provider this server has no credentials or URL for."""
-
-
-@dataclass(frozen=True)
-class ModelChoice:
-    provider: str  # local | openai | openai_compatible
-    model_name: str
-
-
-def default_provider() -> str:
-    if settings.OPENAI_BASE_URL:
-        return "openai_compatible"
-    if settings.OPENAI_API_KEY:
-        return "openai"
-    return "local"
-
-
-def offline_mode() -> bool:
-    return default_provider() == "local"
-
-
-def resolve(agent: AgentSpec) -> ModelChoice:
-    provider = agent.provider if agent.provider != "auto" else default_provider()
-    if provider == "local":
-        return ModelChoice("local", LOCAL_MODEL_NAME)
-    if provider == "openai" and not settings.OPENAI_API_KEY:
-        raise ProviderNotConfigured(
-            f"{agent.name} is set to use OpenAI, but OPENAI_API_KEY is not set."
-        )
-    if provider == "openai_compatible" and not settings.OPENAI_BASE_URL:
-        raise ProviderNotConfigured(
-            f"{agent.name} is set to use an OpenAI-compatible server, but OPENAI_BASE_URL is not set."
-        )
-    return ModelChoice(provider, agent.model_name or settings.SUPERORCH_DEFAULT_MODEL)
+from ...domain.enums import ModelProvider
+from ...domain.team import AgentSpec, Team
+from ...model_choice import ModelChoice
+from ...router import Router
+from .local import LocalModel
 
 
 @lru_cache(maxsize=4)
 def _client(base_url: str, api_key: str):
-    from openai import AsyncOpenAI
-
     # No retries in the client: the runtime retries (with backoff), records every attempt
     # and feeds the circuit breaker (SUPERORCH_MODEL_RETRIES).
     client = AsyncOpenAI(base_url=base_url or None, api_key=api_key or "not-needed", max_retries=0)
@@ -100,14 +62,12 @@ class _CheckedStream:
 
 
 def build_model(choice: ModelChoice, *, agent: AgentSpec, team: Team, router: Router | None):
-    if choice.provider == "local":
+    if choice.provider == ModelProvider.LOCAL:
         assert router is not None, "the offline model needs the router"
         return LocalModel(
             agent=agent, team=team, router=router, delay=settings.SUPERORCH_LOCAL_MODEL_DELAY
         )
-    from agents import OpenAIChatCompletionsModel, OpenAIResponsesModel
-
-    if choice.provider == "openai_compatible":
+    if choice.provider == ModelProvider.COMPATIBLE:
         client = _client(settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY)
         return OpenAIChatCompletionsModel(model=choice.model_name, openai_client=client)
     client = _client("", settings.OPENAI_API_KEY)

@@ -1,0 +1,130 @@
+"""What a turn hands to its caller: the request, the events as they happen, the outcome.
+
+Plain data: the runtime produces these from the Agents SDK's stream, the chat app
+turns them into protocol frames and records (it passes an `Emit` callback in; the
+orchestrator never imports the chat app).
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .enums import ChangeReason, ProgressStatus, TurnErrorCode, TurnResult
+from .routing_policy import RoutingDecision
+
+# Plain words for the person chatting, by what went wrong.
+MODEL_UNAVAILABLE = (
+    "We could not reach the assistant. Your message is saved; please try again in a moment."
+)
+# When every option failed: the message stays queued and is answered later (chat.turns).
+QUEUED_FOR_LATER = (
+    "We could not reach the assistant. Your message is saved and will be answered as soon "
+    "as it is back."
+)
+INTERNAL_ERROR = "Something went wrong on our side. Your message is saved; please try again."
+NO_AGENT = "No assistant is available right now. Your message is saved."
+TOO_SLOW = "The assistant took too long to answer. Your message is saved."
+
+
+@dataclass(frozen=True)
+class AgentRef:
+    slug: str
+    name: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"slug": self.slug, "name": self.name}
+
+
+@dataclass(frozen=True)
+class RouteDecided:
+    decision: RoutingDecision
+
+
+@dataclass(frozen=True)
+class AgentChanged:
+    previous: AgentRef | None
+    current: AgentRef
+    reason: ChangeReason
+
+
+@dataclass(frozen=True)
+class ToolStarted:
+    agent: str
+    tool: str
+    call: str
+    label: str
+
+
+@dataclass(frozen=True)
+class ToolFinished:
+    call: str
+    ok: bool
+
+
+@dataclass(frozen=True)
+class MessageDelta:
+    message_id: uuid.UUID
+    agent: AgentRef
+    text: str
+
+
+@dataclass(frozen=True)
+class MessageDone:
+    message_id: uuid.UUID
+    agent: AgentRef
+    text: str
+
+
+@dataclass(frozen=True)
+class WorkflowProgress:
+    run_id: uuid.UUID
+    workflow: str  # slug
+    name: str
+    status: ProgressStatus
+    step: str | None  # None for the run as a whole
+    agent: str | None
+    done: int
+    total: int
+
+
+TurnUpdate = (
+    RouteDecided
+    | AgentChanged
+    | ToolStarted
+    | ToolFinished
+    | MessageDelta
+    | MessageDone
+    | WorkflowProgress
+)
+Emit = Callable[[TurnUpdate], Awaitable[None]]
+
+
+@dataclass
+class TurnRequest:
+    conversation_id: uuid.UUID
+    turn_id: uuid.UUID
+    history: list[dict[str, str]]  # [{"role": "user"|"assistant", "content": "..."}], oldest first
+    active_agent: str | None = None  # who answered last: follow-ups start there
+    page_context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def user_text(self) -> str:
+        """The message being answered: the newest user message of the history."""
+        return next((m["content"] for m in reversed(self.history) if m["role"] == "user"), "")
+
+
+@dataclass
+class TurnOutcome:
+    status: TurnResult
+    final_agent: AgentRef | None
+    usage: dict[str, int]
+    error_code: TurnErrorCode | str = ""
+    error_message: str = ""  # plain words for the person chatting
+    error_detail: str = ""  # for logs and staff
+
+    @classmethod
+    def failed(cls, code: TurnErrorCode, message: str, detail: str) -> TurnOutcome:
+        return cls(TurnResult.ERROR, None, {}, code, message, detail)

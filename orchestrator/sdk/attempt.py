@@ -1,0 +1,299 @@
+"""One attempt at a turn: one run of the SDK from a starting agent, handoffs followed.
+
+The SDK's stream events are mapped to our events (domain.events), one method per
+event kind; the recorder keeps the AgentRun records. An attempt ends `ok`,
+`cancelled` or `error`; an error says whether it was the model's (`kind`) and whether
+the user already saw part of the answer (`streamed`), which is what the recovery
+policy needs to decide what happens next.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+from agents import (
+    AgentUpdatedStreamEvent,
+    ItemHelpers,
+    MaxTurnsExceeded,
+    RawResponsesStreamEvent,
+    RunConfig,
+    RunItemStreamEvent,
+    Runner,
+)
+from agents.result import RunResultStreaming
+from django.conf import settings
+
+from ..domain.enums import AgentRole, ChangeReason, ErrorKind, RunStatus, TurnErrorCode, TurnResult
+from ..domain.events import (
+    INTERNAL_ERROR,
+    MODEL_UNAVAILABLE,
+    TOO_SLOW,
+    AgentChanged,
+    AgentRef,
+    Emit,
+    MessageDelta,
+    MessageDone,
+    ToolFinished,
+    ToolStarted,
+    TurnRequest,
+)
+from ..domain.team import AgentSpec, Team
+from ..domain.tool_names import tool_label
+from .context import TurnContext
+from .errors import call_id, model_error_kind, tool_name, tool_ok
+from .recorder import RunRecorder
+from .team import BuiltTeam
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class TurnState:
+    """What the attempts of one turn share."""
+
+    team: Team
+    built: BuiltTeam
+    request: TurnRequest
+    emit: Emit
+    cancel: asyncio.Event
+    deadline: float  # loop time: one deadline for all attempts
+    previous: AgentRef | None  # who the user last saw answering
+    final_slug: str | None = None
+    usage: dict[str, int] = field(
+        default_factory=lambda: {"requests": 0, "input_tokens": 0, "output_tokens": 0}
+    )
+    claimed: set[int] = field(default_factory=set)  # workflow answers the turn took
+
+    def ref(self, slug: str) -> AgentRef:
+        spec = self.team.agents[slug]
+        return AgentRef(spec.slug, spec.name)
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    status: TurnResult
+    code: TurnErrorCode | str = ""
+    message: str = ""
+    detail: str = ""
+    kind: ErrorKind | None = None  # a model failure's kind
+    streamed: bool = False  # the user saw output: retrying would repeat it
+    failed_slug: str = ""
+
+    @property
+    def recoverable(self) -> bool:
+        """A model failure before anything reached the user: another try may answer."""
+        return self.status == TurnResult.ERROR and self.kind is not None and not self.streamed
+
+
+class AgentSilent(Exception):
+    def __init__(self, agent: AgentSpec, limit: float) -> None:
+        super().__init__(f"{agent.name}'s model said nothing for {limit:g}s")
+
+
+class Attempt:
+    def __init__(self, turn: TurnState, start_slug: str, reason: ChangeReason) -> None:
+        self.turn, self.start_slug, self.first_reason = turn, start_slug, reason
+        request = turn.request
+        self.recorder = RunRecorder(
+            team=turn.team,
+            choices=turn.built.choices,
+            conversation_id=request.conversation_id,
+            turn_id=request.turn_id,
+        )
+        self.current_slug: str | None = None
+        self.message_ids: dict[str, uuid.UUID] = {}  # the model's item id -> our message id
+        self.partial: dict[uuid.UUID, list[str]] = {}  # streamed text not yet done
+        self.streamed = False
+        self.tools_running: set[str] = set()
+        self._events: Any = None  # the SDK's event stream, once consumed
+        self._handlers: dict[type, Callable[[Any], Awaitable[None]]] = {
+            AgentUpdatedStreamEvent: self.on_agent_updated,
+            RawResponsesStreamEvent: self.on_raw_response,
+            RunItemStreamEvent: self.on_run_item,
+        }
+
+    @property
+    def speaker(self) -> AgentSpec:
+        return self.turn.team.agents[self.current_slug or self.start_slug]
+
+    async def run(self) -> AttemptResult:
+        turn = self.turn
+        result = Runner.run_streamed(
+            turn.built.agents[self.start_slug],
+            input=[{"role": m["role"], "content": m["content"]} for m in turn.request.history],
+            context=TurnContext(
+                turn.request.conversation_id,
+                turn.request.turn_id,
+                turn.team,
+                turn.emit,
+                turn.claimed,
+            ),  # fmt: skip
+            max_turns=settings.SUPERORCH_MAX_MODEL_CALLS,
+            hooks=self.recorder,
+            run_config=RunConfig(tracing_disabled=True, workflow_name="superorch turn"),
+        )
+        watcher = asyncio.create_task(self._cancel_on_request(result))
+        outcome = AttemptResult(TurnResult.OK)
+        try:
+            await self._consume(result)
+        except Exception as exc:  # model, network and tool failures end the attempt cleanly
+            outcome = self._failure(exc)
+        finally:
+            watcher.cancel()
+            outcome = await self._end(result, outcome)
+        return outcome
+
+    async def _cancel_on_request(self, result: RunResultStreaming) -> None:
+        await self.turn.cancel.wait()
+        result.cancel()
+
+    async def _consume(self, result: RunResultStreaming) -> None:
+        self._events = events = result.stream_events().__aiter__()
+        # The agent's own limit on model silence (none while its tools work): one timer,
+        # moved before each event, cheaper than a wait_for (a task) per streamed event.
+        silence, clock = asyncio.timeout(None), asyncio.get_running_loop().time
+        limit: float | None = None
+        async with asyncio.timeout_at(self.turn.deadline):
+            try:
+                async with silence:
+                    while True:
+                        speaker = self.speaker
+                        limit = (
+                            speaker.timeout if speaker.timeout and not self.tools_running else None
+                        )
+                        silence.reschedule(clock() + limit if limit else None)
+                        try:
+                            event = await events.__anext__()
+                        except StopAsyncIteration:
+                            return
+                        silence.reschedule(None)
+                        handler = self._handlers.get(type(event))
+                        if handler is not None:
+                            await handler(event)
+            except TimeoutError:
+                if not silence.expired():
+                    raise
+                raise AgentSilent(self.speaker, limit or 0) from None
+
+    def _failure(self, exc: Exception) -> AttemptResult:
+        error = TurnResult.ERROR
+        unavailable = TurnErrorCode.MODEL_UNAVAILABLE
+        if isinstance(exc, TimeoutError):
+            # The model is to blame only if it, not a tool, was being waited for.
+            kind = None if self.tools_running else ErrorKind.TIMEOUT
+            detail = f"turn exceeded {settings.SUPERORCH_TURN_TIMEOUT}s"
+            return AttemptResult(error, unavailable, TOO_SLOW, detail, kind)
+        if isinstance(exc, AgentSilent):
+            return AttemptResult(error, unavailable, MODEL_UNAVAILABLE, str(exc), ErrorKind.TIMEOUT)
+        if isinstance(exc, MaxTurnsExceeded):
+            detail = f"max model calls exceeded: {exc}"
+            return AttemptResult(error, TurnErrorCode.INTERNAL, INTERNAL_ERROR, detail)
+        request = self.turn.request
+        logger.warning("turn %s: %s: %s", request.turn_id, type(exc).__name__, exc)
+        detail = f"{type(exc).__name__}: {exc}"
+        kind = model_error_kind(exc)
+        if kind is not None:
+            return AttemptResult(error, unavailable, MODEL_UNAVAILABLE, detail, kind)
+        logger.exception("turn %s failed", request.turn_id, exc_info=exc)
+        return AttemptResult(error, TurnErrorCode.INTERNAL, INTERNAL_ERROR, detail)
+
+    async def _end(self, result: RunResultStreaming, outcome: AttemptResult) -> AttemptResult:
+        """Stop what still runs, keep what the user saw, close the run record."""
+        turn = self.turn
+        if outcome.status != TurnResult.OK:  # stop the SDK's run: no more model or tool calls
+            result.cancel()
+            if self._events is not None:
+                with contextlib.suppress(Exception):
+                    await self._events.aclose()
+        status = outcome.status
+        if turn.cancel.is_set() and status == TurnResult.OK:
+            status = TurnResult.CANCELLED
+        # A message cut short by cancel or failure keeps what the user already saw.
+        speaker = turn.ref(self.current_slug or self.start_slug)
+        for message_id, chunks in self.partial.items():
+            await turn.emit(MessageDone(message_id, speaker, "".join(chunks)))
+        self.partial.clear()
+        await self.recorder.close(RunStatus(status), outcome.detail, outcome.kind)
+        usage = result.context_wrapper.usage
+        turn.usage["requests"] += usage.requests
+        turn.usage["input_tokens"] += usage.input_tokens
+        turn.usage["output_tokens"] += usage.output_tokens
+        if self.current_slug:
+            turn.final_slug = self.current_slug
+        return AttemptResult(
+            status, outcome.code, outcome.message, outcome.detail, outcome.kind,
+            self.streamed, self.current_slug or self.start_slug,
+        )  # fmt: skip
+
+    # --- one method per SDK stream event ---------------------------------------------
+
+    async def on_agent_updated(self, event: AgentUpdatedStreamEvent) -> None:
+        turn = self.turn
+        slug = turn.built.slug_by_name.get(event.new_agent.name)
+        if slug is None or slug == self.current_slug:
+            return
+        if self.current_slug is not None:
+            await self.recorder.close(RunStatus.HANDOFF)
+        await self.recorder.open(slug)
+        structlog.contextvars.bind_contextvars(agent=slug)
+        new = turn.ref(slug)
+        if turn.previous is None or turn.previous.slug != slug:
+            reason = self.first_reason
+            if self.current_slug is not None:
+                fallback = turn.team.agents[slug].role == AgentRole.FALLBACK
+                reason = ChangeReason.FALLBACK if fallback else ChangeReason.HANDOFF
+            await turn.emit(AgentChanged(turn.previous, new, reason))
+        turn.previous, self.current_slug = new, slug
+
+    async def on_raw_response(self, event: RawResponsesStreamEvent) -> None:
+        data = event.data
+        if getattr(data, "type", "") != "response.output_text.delta" or not data.delta:
+            return
+        self.recorder.first_token()
+        message_id = self.message_ids.setdefault(data.item_id or "-", uuid.uuid4())
+        self.partial.setdefault(message_id, []).append(data.delta)
+        self.streamed = True
+        speaker = self.turn.ref(self.current_slug or self.start_slug)
+        await self.turn.emit(MessageDelta(message_id, speaker, data.delta))
+
+    async def on_run_item(self, event: RunItemStreamEvent) -> None:
+        if event.name == "tool_called":
+            await self._tool_called(event.item)
+        elif event.name == "tool_output":
+            await self._tool_output(event.item)
+        elif event.name == "message_output_created":
+            await self._message_created(event.item)
+
+    async def _tool_called(self, item: Any) -> None:
+        raw = item.raw_item
+        call = call_id(raw)
+        self.tools_running.add(call)
+        agent = self.turn.built.slug_by_name.get(item.agent.name, self.current_slug or "")
+        name = tool_name(raw)
+        await self.turn.emit(ToolStarted(agent, name, call, tool_label(name)))
+
+    async def _tool_output(self, item: Any) -> None:
+        call = call_id(item.raw_item)
+        self.tools_running.discard(call)
+        await self.turn.emit(ToolFinished(call, tool_ok(item.output)))
+
+    async def _message_created(self, item: Any) -> None:
+        self.streamed = True
+        text = ItemHelpers.text_message_output(item)
+        slug = self.turn.built.slug_by_name.get(item.agent.name, self.current_slug)
+        speaker = self.turn.ref(slug or self.start_slug)
+        message_id = self.message_ids.pop(getattr(item.raw_item, "id", None) or "-", None)
+        if message_id is None:
+            message_id = uuid.uuid4()
+            if text:
+                await self.turn.emit(MessageDelta(message_id, speaker, text))
+        self.partial.pop(message_id, None)
+        if text:
+            await self.turn.emit(MessageDone(message_id, speaker, text))

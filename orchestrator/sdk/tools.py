@@ -1,0 +1,217 @@
+"""The agents' function tools (the design document's tools, made real).
+
+Each agent gets the tools its registry row lists. Building a function tool makes its
+JSON schema with pydantic, which showed in every turn's profile: tools are built once
+per (agent, tools) and kept in `tool_cache` (reset when the registry changes shape, or
+by tests).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Callable
+from typing import Any, Literal
+
+from agents import FunctionTool, RunContextWrapper, function_tool
+
+from .. import selectors, services, stats
+from ..aio import db_call, db_call_parallel
+from ..domain.exceptions import ContextError
+from ..domain.team import AgentSpec
+from ..workflow_wait import workflow_run_and_wait
+from .context import TurnContext
+
+
+def _json(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, default=str)
+
+
+def _search_knowledge(spec: AgentSpec) -> FunctionTool:
+    slug = spec.slug
+
+    @function_tool
+    async def search_knowledge(query: str) -> str:
+        """Search this agent's knowledge base articles.
+
+        Args:
+            query: What the user asked, in their words or as keywords.
+        """
+        articles = await db_call(selectors.knowledge_search, agent_slug=slug, query=query)
+        return _json({"articles": articles})
+
+    return search_knowledge
+
+
+def _route_request(spec: AgentSpec) -> FunctionTool:
+    @function_tool
+    async def route_request(ctx: RunContextWrapper[TurnContext], request_content: str) -> str:
+        """Ask the router which agent should handle a request (never a disabled one).
+
+        Args:
+            request_content: The user's request.
+        """
+        team = ctx.context.team
+        decision = await db_call_parallel(services.route_decide, text=request_content, team=team)
+        chosen = team.agents[decision.agent]
+        described = decision.as_dict()
+        return _json(
+            {
+                "agent": chosen.slug,
+                "name": chosen.name,
+                "confidence": round(decision.confidence, 4),
+                "nothing_fits": decision.routed_to is None,
+                "path": decision.path,
+                "skipped": described["skipped"],
+                "runners_up": described["runners_up"],
+            }
+        )
+
+    return route_request
+
+
+def _monitor_agent_performance(spec: AgentSpec) -> FunctionTool:
+    @function_tool
+    async def monitor_agent_performance(
+        ctx: RunContextWrapper[TurnContext], agent_name: str
+    ) -> str:
+        """Recorded performance of one agent over the last 24 hours.
+
+        Args:
+            agent_name: The agent's slug or name, e.g. "billing" or "Billing".
+        """
+        team = ctx.context.team
+        target = team.get(agent_name) or team.by_name(agent_name)
+        if target is None:
+            return _json({"ok": False, "error": f"No agent called {agent_name!r}."})
+        return _json(await db_call(stats.agent_performance, agent_slug=target.slug))
+
+    return monitor_agent_performance
+
+
+# Global keys are read-only to agents: a conversation must never be able to write into
+# every other conversation's instructions (staff edit them).
+_CONTEXT_OPERATIONS: dict[str, Callable[..., Any]] = {
+    "get": lambda conversation_id, key, value: selectors.context_get(
+        conversation_id=conversation_id, key=key
+    ),
+    "set": lambda conversation_id, key, value: services.context_set(
+        conversation_id=conversation_id, key=key, value=value
+    ),
+    "update": lambda conversation_id, key, value: services.context_update(
+        conversation_id=conversation_id, key=key, value=value
+    ),
+    "delete": lambda conversation_id, key, value: services.context_delete(
+        conversation_id=conversation_id, key=key
+    ),
+}
+
+
+def _parse_value(value: str | None) -> Any:
+    try:
+        return json.loads(value) if value else value
+    except ValueError:
+        return value
+
+
+def _manage_context_operation(spec: AgentSpec) -> FunctionTool:
+    @function_tool
+    async def manage_context_operation(
+        ctx: RunContextWrapper[TurnContext],
+        operation: Literal["get", "set", "update", "delete"],
+        key: str,
+        value: str | None = None,
+    ) -> str:
+        """Read or change this conversation's shared context (persisted across turns and
+        shared by every agent). A get also finds the team's global notes.
+
+        Args:
+            operation: get, set, update (merge into an object or append to a list), delete.
+            key: The context key.
+            value: For set and update: JSON text or a plain string.
+        """
+        apply = _CONTEXT_OPERATIONS[operation]
+        try:
+            result = await db_call(
+                apply,
+                conversation_id=ctx.context.conversation_id,
+                key=key,
+                value=_parse_value(value),
+            )
+        except ContextError as exc:
+            return _json({"ok": False, "error": str(exc)})
+        return _json({"ok": True, "operation": operation, "key": key, "value": result})
+
+    return manage_context_operation
+
+
+def _execute_workflow(spec: AgentSpec) -> FunctionTool:
+    async def execute_workflow(
+        ctx: RunContextWrapper[TurnContext], workflow: str, request: str
+    ) -> str:
+        """Start one of the team's workflows for this conversation and wait for its answer.
+
+        Args:
+            workflow: The workflow's slug.
+            request: What the user asked, in their words.
+        """
+        context = ctx.context
+        return _json(
+            await workflow_run_and_wait(
+                team=context.team,
+                conversation_id=context.conversation_id,
+                turn_id=context.turn_id,
+                slug=workflow,
+                request=request,
+                emit=context.emit,
+                claimed=context.claimed_workflows,
+            )
+        )
+
+    return function_tool(
+        execute_workflow,
+        description_override=(
+            "Start one of the team's multi-step workflows for this conversation and wait "
+            "for its answer. Use it when the request matches a workflow; answer the user "
+            "from its result."
+        ),
+    )
+
+
+BUILDERS: dict[str, Callable[[AgentSpec], FunctionTool]] = {
+    "search_knowledge": _search_knowledge,
+    "route_request": _route_request,
+    "monitor_agent_performance": _monitor_agent_performance,
+    "manage_context_operation": _manage_context_operation,
+    "execute_workflow": _execute_workflow,
+}
+STEP_EXCLUDED = frozenset({"execute_workflow"})  # a workflow step cannot start workflows
+
+
+class ToolCache:
+    """Built tools per (agent, its tools, whether workflows are allowed)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._tools: dict[tuple[str, tuple[str, ...], bool], list[FunctionTool]] = {}
+
+    def tools_for(self, spec: AgentSpec, *, workflows: bool = True) -> list[FunctionTool]:
+        key = (spec.slug, spec.tools, workflows)
+        with self._lock:
+            tools = self._tools.get(key)
+        if tools is None:
+            tools = [
+                build(spec)
+                for name, build in BUILDERS.items()
+                if name in spec.tools and (workflows or name not in STEP_EXCLUDED)
+            ]
+            with self._lock:
+                self._tools[key] = tools
+        return list(tools)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._tools.clear()
+
+
+tool_cache = ToolCache()
