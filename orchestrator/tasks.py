@@ -6,8 +6,9 @@ worker dies is redelivered and run again safely (see workflow_engine).
 """
 
 from celery import shared_task
+from celery.signals import worker_ready
 
-from . import alerts, workflow_engine, workflow_steps
+from . import alerts, services, workflow_engine, workflow_steps
 
 
 @shared_task(name=workflow_engine.ADVANCE_TASK, ignore_result=True)
@@ -24,3 +25,9 @@ def workflow_step_task(run_id: int, step_id: str) -> None:
 def check_alerts_task() -> None:
     """For Celery beat: evaluate the alert rules (see orchestrator.alerts)."""
     alerts.alerts_evaluate()
+
+
+@worker_ready.connect
+def _worker_started(**kwargs) -> None:
+    """A starting worker closes the agent runs a dead process left open."""
+    services.process_start()

@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from django.core.management.base import BaseCommand, CommandError
 
+from orchestrator.services import agent_runs_abandon
 from orchestrator.workflow_engine import workflow_resume
 
 
@@ -19,7 +20,8 @@ class Command(BaseCommand):
         if options["older_than"] < 0:
             raise CommandError("--older-than must be zero or more seconds.")
         done = workflow_resume(older_than=timedelta(seconds=options["older_than"]))
+        closed = agent_runs_abandon()
         self.stdout.write(
             f"Queued {done['steps']} step(s), advanced {done['runs']} run(s), "
-            f"posted {done['answers']} answer(s)."
+            f"posted {done['answers']} answer(s), closed {closed} abandoned agent run(s)."
         )
