@@ -12,12 +12,20 @@ from .environment import hermetic
 hermetic()
 
 from .base import *  # noqa: E402, F403
-from .base import LOOPBACK_HOSTS, LOOPBACK_NETWORKS, SQLITE_URL, VAR_DIR, database_config  # noqa: E402
+from .base import (  # noqa: E402
+    INSTALLED_APPS,
+    LOOPBACK_HOSTS,
+    LOOPBACK_NETWORKS,
+    SQLITE_URL,
+    VAR_DIR,
+    database_config,
+)
 
 DEBUG = False
 SECRET_KEY = "tests-only-secret-key-superorch-0123456789abcdefghijklmnopqrstuvwxyz"
 ALLOWED_HOSTS = [*LOOPBACK_HOSTS, "testserver"]
 SUPERORCH_METRICS_ALLOW = LOOPBACK_NETWORKS
+INSTALLED_APPS = [*INSTALLED_APPS, "demo"]  # the demo's own tests (tests/demo/)
 
 # A file, not SQLite's in-memory database: its shared cache locks whole tables and does
 # not wait, while workflows and chat turns write from several threads at once (as they
