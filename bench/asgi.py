@@ -5,7 +5,7 @@ import os
 
 from django.core.asgi import get_asgi_application
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "superorch_site.settings.base")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "superorch_site.settings.local")
 django_asgi_app = get_asgi_application()
 
 from channels.generic.websocket import AsyncWebsocketConsumer  # noqa: E402

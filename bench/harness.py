@@ -40,8 +40,10 @@ def base_env(**extra: str) -> dict[str, str]:
         if not k.startswith(("OPENAI_", "DJANGO_", "DATABASE_URL", "REDIS_URL", "CELERY_"))
     }
     env.update(
+        # base, not local: DEBUG off as in production (no query log), with a bench-only key.
         DJANGO_SETTINGS_MODULE="superorch_site.settings.base",
-        DJANGO_DEBUG="false",  # as in production: no query log
+        DJANGO_SECRET_KEY="bench-only-secret-key-superorch-0123456789abcdefghijklmnopqrstuvwxyz",
+        DJANGO_ALLOWED_HOSTS="localhost,127.0.0.1,[::1]",
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="WARNING",
         SUPERORCH_RATE_LIMIT="100000/minute",

@@ -155,7 +155,7 @@ class PeerServer(ChatKitServer[dict]):
             yield event
 
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "superorch_site.settings.base")
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "superorch_site.settings.local")
 django.setup()
 server = PeerServer()
 

@@ -59,7 +59,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=4)
     parser.add_argument("--text", default="I was charged twice for my subscription")
     args = parser.parse_args()
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "superorch_site.settings.base")
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "superorch_site.settings.local")
     import django
 
     django.setup()

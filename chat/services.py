@@ -27,6 +27,7 @@ from .models import (
 )
 
 DEFAULT_SITE_KEY = "demo"
+DEFAULT_GREETING = "Hi! I'm Super Orchestrator. How can our team help you today?"
 DEFAULT_SUGGESTIONS = [
     "I was charged twice for my subscription",
     "The app crashes on login",
@@ -35,38 +36,18 @@ DEFAULT_SUGGESTIONS = [
 ]
 
 
-DEMO_WIDGET_SITE_KEY = "acme"
-
-
-def site_ensure_demo_widget(*, origins: list[str]) -> Site:
-    """The demo widget installation (the example host page of `make run`), with `origins` allowed."""
-    site, _ = Site.objects.get_or_create(
-        key=DEMO_WIDGET_SITE_KEY,
-        defaults={
-            "name": "Acme Cloud",
-            "greeting": "Hi! Questions about Acme Cloud? Ask away.",
-            "suggestions": DEFAULT_SUGGESTIONS[:3],
-            "accent_color": "#0f766e",
-        },
-    )
-    missing = [o for o in origins if o not in site.origin_list]
-    if missing:
-        site.allowed_origins = "\n".join([*site.origin_list, *missing])
-        site.full_clean()
-        site.save(update_fields=["allowed_origins"])
-    return site
-
-
 def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def site_ensure_default() -> Site:
-    site, _ = Site.objects.get_or_create(
+def site_ensure_default(*, site_model: type[Site] = Site) -> Site:
+    """The app's own chat page's site ('demo'). Run by the data migration chat 0003 (with
+    its historical model), and by test fixtures after a flush; the page only reads it."""
+    site, _ = site_model.objects.get_or_create(
         key=DEFAULT_SITE_KEY,
         defaults={
             "name": "Super Orchestrator (this app)",
-            "greeting": "Hi! I'm Super Orchestrator. How can our team help you today?",
+            "greeting": DEFAULT_GREETING,
             "suggestions": DEFAULT_SUGGESTIONS,
         },
     )

@@ -11,20 +11,22 @@ from superorch_site.middleware import csp_with
 
 from . import selectors
 from .origins import frame_ancestors
-from .services import DEFAULT_SITE_KEY, site_ensure_default
+from .services import DEFAULT_GREETING, DEFAULT_SITE_KEY, DEFAULT_SUGGESTIONS
 
 
 @require_safe
 def chat_page(request: HttpRequest) -> HttpResponse:
-    site = site_ensure_default()
+    """Reads only: the default site comes from the migration chat 0003; without its row
+    the page still renders, with the default greeting and suggestions."""
+    site = selectors.site_get(key=DEFAULT_SITE_KEY)
     return render(
         request,
         "chat/index.html",
         {
             "site_key": DEFAULT_SITE_KEY,
             "ws_path": "/ws/chat/",
-            "greeting": site.greeting,
-            "suggestions": list(site.suggestions or []),
+            "greeting": site.greeting if site else DEFAULT_GREETING,
+            "suggestions": list(site.suggestions or []) if site else DEFAULT_SUGGESTIONS,
             "offline_model": offline_mode(),
         },
     )

@@ -3,9 +3,9 @@
 Trained from the registry (routing examples, article titles and tags, handoff
 descriptions) and from the fallback agent's examples (messages that fit no
 specialist). It runs on the CPU, offline, in a worker thread; docs/routing.md
-explains the method and docs/routing-research.md how it was chosen.
+explains the method and docs/research/routing.md how it was chosen.
 
-Method, measured on CLINC150 (bench/routing_research/REPORT.md):
+Method, measured on CLINC150 (docs/research/routing.md):
 
 * Features: word 1-2-gram and character 2-5-gram TF-IDF, concatenated with half
   the all-MiniLM-L6-v2 sentence embedding (orchestrator/encoder.py; TF-IDF only
@@ -18,7 +18,7 @@ Method, measured on CLINC150 (bench/routing_research/REPORT.md):
   a's logit over the fallback class (weight 1.5) and the mean cosine of the 5
   nearest examples of a (weight 1). The components and weights were chosen by
   5-fold cross-validation on the CLINC150 training examples, never on the dev
-  cases (docs/routing-research.md). The z statistics and the threshold are fitted by
+  cases (docs/research/routing.md). The z statistics and the threshold are fitted by
   cross-validation on the training documents themselves (fallback examples that
   are about one topic stay in one fold, so the estimate is not flattered). The
   threshold balances in-scope accuracy against fallback recall (choose_threshold).

@@ -1,30 +1,34 @@
-"""Base settings: run with no environment at all, on embedded defaults.
+"""Base settings: what every settings module shares, with safe defaults.
 
-SQLite file, in-memory channel layer, eager Celery, the local offline model.
-Every setting read from the environment is read here, in one place, and listed
-in docs/configuration.md. production.py overrides and refuses to start without
-its secrets.
+DEBUG off, no secret key, no allowed host (local.py, production.py and test.py
+set them). Otherwise the embedded defaults: SQLite file var/db.sqlite3, in-memory
+channel layer, eager Celery, the local offline model.
+
+Every variable of the environment is read here, once, through
+superorch_site.settings.environment (the INTEGRATION_* ones in integration.py), and
+listed in docs/configuration.md. The other modules only override: they never read
+the environment again. Importing this module creates nothing on disk.
 """
 
 import ipaddress
 from pathlib import Path
+from typing import Any
 
-import environ
 from django.core.exceptions import ImproperlyConfigured
 
-BASE_DIR = Path(__file__).resolve().parent.parent.parent
-VAR_DIR = BASE_DIR / "var"
-VAR_DIR.mkdir(exist_ok=True)
+from .environment import env
 
-env = environ.Env()
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR_DIR = BASE_DIR / "var"  # created by local.py and test.py, not here
 
 # --- Core -------------------------------------------------------------------
-SECRET_KEY = env.str(
-    "DJANGO_SECRET_KEY",
-    default="django-insecure-dev-only-key-superorch-do-not-use-in-production",
-)
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
-ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["localhost", "127.0.0.1", "[::1]"])
+# Empty unless set: Django refuses to start without one (local.py has a dev-only key,
+# production.py refuses to start without DJANGO_SECRET_KEY).
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+DEBUG = False
+# Empty unless set: with DEBUG off no host is served (local.py and test.py serve loopback).
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])
+LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
@@ -76,12 +80,17 @@ TEMPLATES = [
 ]
 
 # --- Database -----------------------------------------------------------------
-DATABASES = {
-    "default": env.db("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}"),
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+SQLITE_URL = f"sqlite:///{VAR_DIR / 'db.sqlite3'}"
+
+
+def database_config(url: str, *, conn_max_age: int = 0) -> dict[str, Any]:
+    """The `default` database for a URL (django-environ syntax), tuned for SQLite."""
+    config = env.db_url_config(url)
+    if config["ENGINE"] != "django.db.backends.sqlite3":
+        config["CONN_MAX_AGE"] = conn_max_age
+        return config
     # WAL and a busy timeout let the chat's worker threads write side by side.
-    DATABASES["default"].setdefault("OPTIONS", {}).update(
+    config.setdefault("OPTIONS", {}).update(
         {
             "timeout": 20,
             "transaction_mode": "IMMEDIATE",
@@ -90,7 +99,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     # Keep each thread's connection: opening one (and its pragmas) cost a tenth of a
     # chat turn's time in the overhead benchmark (docs/benchmarks.md).
-    DATABASES["default"]["CONN_MAX_AGE"] = None
+    config["CONN_MAX_AGE"] = None
+    return config
+
+
+# Empty unless set (the SQLite file); production.py refuses to start without it.
+DATABASE_URL = env.str("DATABASE_URL", default="")
+DATABASES = {"default": database_config(DATABASE_URL or SQLITE_URL)}
+# Seconds production.py keeps a PostgreSQL connection (SQLite keeps its connections).
+DJANGO_CONN_MAX_AGE = env.int("DJANGO_CONN_MAX_AGE", default=60)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels -----------------------------------------------------------------
@@ -103,20 +120,24 @@ def redis_layer_host(url: str) -> dict:
     return {"address": url, "socket_timeout": 30, "socket_connect_timeout": 5}
 
 
-REDIS_URL = env.str("REDIS_URL", default="")
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [redis_layer_host(REDIS_URL)], "capacity": 1500, "expiry": 30},
+def channel_layers(redis_url: str) -> dict[str, Any]:
+    """CHANNEL_LAYERS: Redis at `redis_url`, or the in-memory layer when it is empty."""
+    if redis_url:
+        return {
+            "default": {
+                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "CONFIG": {"hosts": [redis_layer_host(redis_url)], "capacity": 1500, "expiry": 30},
+            }
         }
-    }
-else:
     # The in-memory layer's default capacity (100 per channel) silently drops frames of a
     # fast stream (deltas) before the socket drains them; match the Redis layer's capacity.
-    CHANNEL_LAYERS = {
+    return {
         "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1500}}
     }
+
+
+REDIS_URL = env.str("REDIS_URL", default="")
+CHANNEL_LAYERS = channel_layers(REDIS_URL)
 
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
@@ -206,8 +227,14 @@ DEFAULT_FROM_EMAIL = env.str(
     "DEFAULT_FROM_EMAIL", default="Super Orchestrator <superorch@localhost>"
 )
 
-SUPERORCH_LOG_FORMAT = env.str("SUPERORCH_LOG_FORMAT", default="console")
-LOGGING = logging_config(SUPERORCH_LOG_FORMAT, env.str("LOG_LEVEL", default="INFO"))
+# `json` or `console`; empty: console, and json under production.py.
+SUPERORCH_LOG_FORMAT = env.str("SUPERORCH_LOG_FORMAT", default="")
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = logging_config(SUPERORCH_LOG_FORMAT or "console", LOG_LEVEL)
+
+# HTTPS behind a TLS-terminating proxy (applied by production.py).
+DJANGO_SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
+DJANGO_SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=60 * 60 * 24 * 365)
 
 # The dashboard's covering index carries extra columns on PostgreSQL; SQLite (the
 # embedded default) ignores them, which is fine for its small data.
@@ -228,9 +255,7 @@ if SUPERORCH_ROUTER_RETRAIN not in ("background", "inline"):
     raise ImproperlyConfigured("SUPERORCH_ROUTER_RETRAIN must be 'background' or 'inline'.")
 # Trained routers are saved here (signed with SECRET_KEY), so a starting process loads
 # the registry's router instead of training it again; empty: keep them in memory only.
-SUPERORCH_ROUTER_CACHE_DIR = env.str(
-    "SUPERORCH_ROUTER_CACHE_DIR", default=str(BASE_DIR / "var" / "routers")
-)
+SUPERORCH_ROUTER_CACHE_DIR = env.str("SUPERORCH_ROUTER_CACHE_DIR", default=str(VAR_DIR / "routers"))
 # Threads per process for numpy/scipy (the router); more only contend on small matrices.
 SUPERORCH_NUMERIC_THREADS = env.int("SUPERORCH_NUMERIC_THREADS", default=1)
 # Seconds a chat turn waits for a workflow it started; after that the answer is posted to
@@ -254,10 +279,16 @@ SUPERORCH_REQUEUE_DELAYS = [
 SUPERORCH_ALERT_INTERVAL = env.float("SUPERORCH_ALERT_INTERVAL", default=30.0)
 # /metrics (Prometheus): a bearer token, and/or the addresses allowed without one.
 SUPERORCH_METRICS_TOKEN = env.str("SUPERORCH_METRICS_TOKEN", default="")
+# Empty unless set (token only); local.py and test.py allow loopback. Behind a proxy on
+# the same host every visitor looks like 127.0.0.1, so production must not default to it.
 SUPERORCH_METRICS_ALLOW = [
     ipaddress.ip_network(net, strict=False)
-    for net in env.list("SUPERORCH_METRICS_ALLOW", default=["127.0.0.1/32", "::1/128"])
+    for net in env.list("SUPERORCH_METRICS_ALLOW", default=[])
 ]
+LOOPBACK_NETWORKS = [ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network("::1/128")]
+# Several server processes on a host share their metrics through files in this directory
+# (empty, wiped at start; prometheus-client itself reads the same variable): docs/monitoring.md.
+PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 # Model calls per turn before the turn is stopped (SDK max_turns).
 SUPERORCH_MAX_MODEL_CALLS = env.int("SUPERORCH_MAX_MODEL_CALLS", default=10)
 # A turn that runs longer than this (seconds) is stopped and reported as failed.

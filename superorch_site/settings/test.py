@@ -1,14 +1,38 @@
-"""Test settings: embedded defaults, fast, no network."""
+"""Test settings: the embedded defaults, fast, no network, whatever the shell exports.
 
-from .base import *  # noqa: F403
+base.py reads an empty environment here (environment.hermetic), so an exported
+CELERY_BROKER_URL, REDIS_URL, DATABASE_URL or OPENAI_API_KEY changes nothing:
+eager Celery, the in-memory channel layer, memory rate-limit storage, the local
+offline model and a SQLite file test database, always
+(tests/superorch_site/test_settings.py checks it).
+"""
+
+from .environment import hermetic
+
+hermetic()
+
+from .base import *  # noqa: E402, F403
+from .base import (  # noqa: E402
+    INSTALLED_APPS,
+    LOOPBACK_HOSTS,
+    LOOPBACK_NETWORKS,
+    SQLITE_URL,
+    VAR_DIR,
+    database_config,
+)
 
 DEBUG = False
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
-    # A file, not SQLite's in-memory database: its shared cache locks whole tables and
-    # does not wait, while workflows and chat turns write from several threads at once
-    # (as they do on the file database `make run` uses). pytest-xdist adds a suffix.
-    VAR_DIR.mkdir(exist_ok=True)  # noqa: F405
-    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}  # noqa: F405
+SECRET_KEY = "tests-only-secret-key-superorch-0123456789abcdefghijklmnopqrstuvwxyz"
+ALLOWED_HOSTS = [*LOOPBACK_HOSTS, "testserver"]
+SUPERORCH_METRICS_ALLOW = LOOPBACK_NETWORKS
+INSTALLED_APPS = [*INSTALLED_APPS, "demo"]  # the demo's own tests (tests/demo/)
+
+# A file, not SQLite's in-memory database: its shared cache locks whole tables and does
+# not wait, while workflows and chat turns write from several threads at once (as they
+# do on the file database `make run` uses). pytest-xdist adds a suffix.
+VAR_DIR.mkdir(exist_ok=True)
+DATABASES = {"default": database_config(SQLITE_URL)}
+DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SUPERORCH_LOCAL_MODEL_DELAY = 0.0
 SUPERORCH_MODEL_RETRY_BACKOFF = 0.01
@@ -18,6 +42,4 @@ SUPERORCH_ROUTER_RETRAIN = "inline"
 SUPERORCH_ROUTER_CACHE_DIR = ""  # hermetic: every test process trains its own routers
 # Generous so protocol tests are not throttled unless they ask to be.
 SUPERORCH_RATE_LIMIT = "1000/minute"
-OPENAI_API_KEY = ""
-OPENAI_BASE_URL = ""
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

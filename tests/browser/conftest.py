@@ -106,10 +106,9 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     tmp = tmp_path_factory.mktemp("superorch-browser")
     env = {k: v for k, v in os.environ.items() if k not in SCRUBBED_ENV}
     env.update(
-        DJANGO_SETTINGS_MODULE="superorch_site.settings.base",
+        DJANGO_SETTINGS_MODULE="superorch_site.settings.local",  # what `make run` serves
         DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
         SUPERORCH_LOCAL_MODEL_DELAY="0.01",
-        DJANGO_DEBUG="true",
         PYTHONUNBUFFERED="1",
     )
     manage = [sys.executable, str(ROOT / "manage.py")]

@@ -52,6 +52,39 @@ def test_chat_page_is_served_with_a_strict_csp(client, team):
     assert b"Offline demo model" in response.content
 
 
+def test_chat_page_only_reads_and_renders_without_the_default_site(client, db):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chat.models import Site
+    from chat.services import DEFAULT_GREETING
+
+    Site.objects.filter(key="demo").delete()
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get("/")
+    assert response.status_code == 200
+    assert DEFAULT_GREETING.encode() in response.content.replace(b"&#x27;", b"'")
+    assert b"I was charged twice for my subscription" in response.content
+    assert not Site.objects.exists()
+    writes = [q["sql"] for q in queries if not q["sql"].lstrip().upper().startswith("SELECT")]
+    assert writes == []
+
+
+def test_the_default_site_comes_from_a_data_migration(db):
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from chat.models import Site
+
+    Site.objects.filter(key="demo").delete()
+    migration = import_module("chat.migrations.0003_default_site")
+    migration.create_default_site(apps, None)
+    migration.create_default_site(apps, None)  # idempotent
+    site = Site.objects.get(key="demo")
+    assert site.greeting and site.suggestions
+
+
 def test_healthz(client, db):
     assert client.get("/healthz").json() == {"status": "ok"}
 

@@ -12,7 +12,6 @@ from chat.services import (
     conversation_open,
     identity_signature,
     identity_verify,
-    site_ensure_demo_widget,
 )
 from tests.chat.test_consumers import (  # noqa: F401  (an autouse fixture and helpers)
     _no_turn_outlives_the_test,
@@ -137,13 +136,6 @@ def test_identifying_claims_an_anonymous_conversation(shop):
     )
     assert resumed and claimed.pk == anonymous.pk
     assert Conversation.objects.get(pk=anonymous.pk).user_id == "u-9"
-
-
-def test_demo_widget_site_seed_is_idempotent(db):
-    site = site_ensure_demo_widget(origins=["http://127.0.0.1:8001"])
-    site_ensure_demo_widget(origins=["http://127.0.0.1:8001", "http://localhost:8001"])
-    site.refresh_from_db()
-    assert site.origin_list == ["http://127.0.0.1:8001", "http://localhost:8001"]
 
 
 def test_admin_site_page_shows_the_snippet(admin_client, shop):

@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-from django.conf import settings
 from django.db import connection
 
 from superorch_site.celery import app as celery_app
@@ -24,7 +23,9 @@ class Workers:
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "superorch_site.settings.integration",
             "INTEGRATION_DATABASE_URL": _database_url(),
-            "CELERY_BROKER_URL": settings.INTEGRATION_CELERY_BROKER_URL,
+            # Not eager: the worker takes its tasks from INTEGRATION_CELERY_BROKER_URL and
+            # queues the next ones there too (superorch_site/settings/integration.py).
+            "INTEGRATION_CELERY_EAGER": "false",
             "INTEGRATION_OPENAI_BASE_URL": model_url,
             "PYTHONUNBUFFERED": "1",
             **extra,

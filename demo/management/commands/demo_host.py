@@ -1,4 +1,4 @@
-"""Serve an example host page on a second origin that embeds the widget (for `make run`).
+"""Serve the example host page on a second origin that embeds the widget (for `make run`).
 
 It plays a customer's website: a plain page with the one-line snippet, and a
 "signed in" page whose server computes the identity HMAC with the site's secret.
@@ -12,7 +12,8 @@ from django.core.management.base import BaseCommand
 from django.template.loader import render_to_string
 
 from chat import selectors
-from chat.services import DEMO_WIDGET_SITE_KEY, identity_signature
+from chat.services import identity_signature
+from demo.services import DEMO_WIDGET_SITE_KEY
 
 DEMO_USER = {"id": "ada-42", "name": "Ada Lovelace", "email": "ada@example.com"}
 

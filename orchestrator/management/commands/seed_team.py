@@ -1,0 +1,20 @@
+from django.core.management.base import BaseCommand
+
+from orchestrator.services import team_seed
+
+
+class Command(BaseCommand):
+    help = (
+        "Create the default agent team, its routing examples and knowledge articles "
+        "(idempotent). The chat's default site comes from its migration; the demo widget "
+        "site from `manage.py demo_site`."
+    )
+
+    def handle(self, *args, **options) -> None:
+        created = team_seed()
+        self.stdout.write(
+            self.style.SUCCESS(
+                "Team ready: {agents} agents, {examples} routing examples and {articles} "
+                "articles created (existing ones left as they were).".format(**created)
+            )
+        )
