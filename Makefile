@@ -44,8 +44,10 @@ run: install-runtime
 	  trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
 	  $(PY) manage.py runserver $(HOST):$(PORT)
 
-# Unit, protocol and OpenAI-path tests (parallel), then the browser test in its own pytest call.
+# Lint and the import contracts, the unit, protocol and OpenAI-path tests (parallel), then the
+# browser test in its own pytest call.
 test: install
+	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -n 2 -m "not browser and not integration"
 	$(MAKE) --no-print-directory test-browser
 
@@ -60,8 +62,11 @@ test-browser: install
 integration: install
 	DJANGO_SETTINGS_MODULE=superorch_site.settings.integration $(PY) -m pytest -m "not browser" -p no:xdist tests/chat tests/orchestrator tests/integration
 
+# ruff (with C901 complexity at 12 on product code) and import-linter's contracts
+# (pyproject.toml: who may import whom).
 lint: install
 	$(PY) -m ruff check .
+	$(VENV)/bin/lint-imports
 
 # Every benchmark scenario, one after the other (under 10 minutes), then docs/benchmarks.md
 # rewritten from the figures (bench/report.py). PostgreSQL and Redis must be running.
