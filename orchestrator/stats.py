@@ -18,7 +18,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Aggregate, Count, FloatField, Func, IntegerField, Q, Sum
+from django.db.models import Aggregate, Count, FloatField, Func, IntegerField, Q, QuerySet, Sum
 from django.utils import timezone
 
 from . import selectors
@@ -119,6 +119,21 @@ def figures(
     since, until = window_bounds(window, now)
     runs = AgentRun.objects.filter(started_at__gte=since, started_at__lt=until)
     postgres = connection.vendor == "postgresql"
+    out = _counts(runs, group, postgres=postgres)
+    if not postgres:
+        _percentiles_in_python(runs, group, out)
+    _costs_and_error_kinds(runs, group, out)
+    # In flight now (whatever the window): runs still open, but not ones a dead server left.
+    flying = selectors.agent_runs_in_flight().values(group).annotate(n=Count("id"))
+    for row in flying:
+        fig = out.setdefault(row[group], Figures(key=row[group]))
+        fig.in_flight = row["n"]
+    return sorted(out.values(), key=lambda f: (-f.runs, f.key))
+
+
+def _counts(runs: QuerySet[AgentRun], group: str, *, postgres: bool) -> dict[str, Figures]:
+    """Runs, turns, outcomes and tokens per group in one query (and, on PostgreSQL, the
+    percentiles too)."""
     aggregates: dict[str, Any] = {
         "n_runs": Count("id"),
         "n_turns": Count("turn_id", distinct=True),
@@ -137,9 +152,8 @@ def figures(
         }
     rows = {r[group]: r for r in runs.values(group).annotate(**aggregates).order_by(group)}
     total = sum(r["n_runs"] for r in rows.values()) or 1
-    out: dict[str, Figures] = {}
-    for key, r in rows.items():
-        out[key] = Figures(
+    return {
+        key: Figures(
             key=key,
             runs=r["n_runs"],
             turns=r["n_turns"],
@@ -154,21 +168,29 @@ def figures(
             p99_ms=r.get("p99"),
             ttft_p50_ms=r.get("ttft"),
         )
-    if not postgres:
-        durations: dict[str, list[float]] = defaultdict(list)
-        for key, ms in runs.filter(FINISHED, duration_ms__isnull=False).values_list(
-            group, "duration_ms"
-        ):
-            durations[key].append(ms)
-        ttfts: dict[str, list[float]] = defaultdict(list)
-        for key, ms in runs.filter(DONE, ttft_ms__isnull=False).values_list(group, "ttft_ms"):
-            ttfts[key].append(ms)
-        for key, fig in out.items():
-            fig.p50_ms = percentile_cont(durations[key], 0.5)
-            fig.p95_ms = percentile_cont(durations[key], 0.95)
-            fig.p99_ms = percentile_cont(durations[key], 0.99)
-            fig.ttft_p50_ms = percentile_cont(ttfts[key], 0.5)
-    # One more pass: tokens per model (for the cost) and errors per kind.
+        for key, r in rows.items()
+    }
+
+
+def _percentiles_in_python(runs: QuerySet[AgentRun], group: str, out: dict[str, Figures]) -> None:
+    """SQLite has no percentile_cont: compute them from the durations."""
+    durations: dict[str, list[float]] = defaultdict(list)
+    for key, ms in runs.filter(FINISHED, duration_ms__isnull=False).values_list(
+        group, "duration_ms"
+    ):
+        durations[key].append(ms)
+    ttfts: dict[str, list[float]] = defaultdict(list)
+    for key, ms in runs.filter(DONE, ttft_ms__isnull=False).values_list(group, "ttft_ms"):
+        ttfts[key].append(ms)
+    for key, fig in out.items():
+        fig.p50_ms = percentile_cont(durations[key], 0.5)
+        fig.p95_ms = percentile_cont(durations[key], 0.95)
+        fig.p99_ms = percentile_cont(durations[key], 0.99)
+        fig.ttft_p50_ms = percentile_cont(ttfts[key], 0.5)
+
+
+def _costs_and_error_kinds(runs: QuerySet[AgentRun], group: str, out: dict[str, Figures]) -> None:
+    """Tokens per model (for the cost) and errors per kind, in one more pass."""
     prices = {p.model_name: p for p in ModelPrice.objects.all()}
     detail = runs.values(group, "model_name", "error_kind").annotate(
         i=Sum("input_tokens"), o=Sum("output_tokens"), e=Count("id", filter=ERROR)
@@ -176,9 +198,8 @@ def figures(
     for row in detail:
         fig = out.setdefault(row[group], Figures(key=row[group]))  # a run that just arrived
         if row["e"] and row["error_kind"]:
-            fig.error_kinds[row["error_kind"]] = (
-                fig.error_kinds.get(row["error_kind"], 0) + row["e"]
-            )
+            kinds = fig.error_kinds
+            kinds[row["error_kind"]] = kinds.get(row["error_kind"], 0) + row["e"]
         if not (row["i"] or row["o"]):
             continue
         price = prices.get(row["model_name"])
@@ -189,24 +210,45 @@ def figures(
             Decimal(row["i"] or 0) * price.input_per_million
             + Decimal(row["o"] or 0) * price.output_per_million
         ) / Decimal(1_000_000)
-    # In flight now (whatever the window): runs still open, but not ones a dead server left.
-    flying = selectors.agent_runs_in_flight().values(group).annotate(n=Count("id"))
-    for row in flying:
-        fig = out.setdefault(row[group], Figures(key=row[group]))
-        fig.in_flight = row["n"]
-    return sorted(out.values(), key=lambda f: (-f.runs, f.key))
 
 
 def series(*, window: str = "day", now: datetime | None = None) -> dict[str, Any]:
     """Chart data: per bucket, runs per agent, error rate and p95 response time (one scan)."""
     since, until = window_bounds(window, now)
     bucket = int(WINDOWS[window][1].total_seconds())
-    first = int(since.timestamp()) // bucket
-    last = int(until.timestamp()) // bucket
+    buckets = list(range(int(since.timestamp()) // bucket, int(until.timestamp()) // bucket + 1))
     runs = AgentRun.objects.filter(started_at__gte=since, started_at__lt=until).annotate(
         bucket=EpochBucket("started_at", bucket)
     )
     slugs = sorted(AgentProfile.objects.values_list("slug", flat=True))
+    overall = _bucket_rows(runs, slugs)
+    labels = [
+        timezone.localtime(
+            datetime.fromtimestamp(b * bucket, tz=timezone.get_current_timezone())
+        ).strftime("%H:%M" if window != "week" else "%a %H:%M")
+        for b in buckets
+    ]
+
+    def rate(b: int) -> float | None:
+        row = overall.get(b)
+        return round(row["errors"] / row["finished"], 4) if row and row["finished"] else None
+
+    def p95(b: int) -> int | None:
+        value = overall[b]["p95"] if b in overall else None
+        return round(value) if value is not None else None
+
+    return {
+        "window": window,
+        "bucket_seconds": bucket,
+        "labels": labels,
+        "runs": _runs_per_agent(overall, slugs, buckets),
+        "error_rate": [rate(b) for b in buckets],
+        "p95_ms": [p95(b) for b in buckets],
+    }
+
+
+def _bucket_rows(runs: QuerySet[AgentRun], slugs: list[str]) -> dict[int, dict[str, Any]]:
+    """Per bucket: runs (in all and per agent, as a{i}), errors, finished runs, p95."""
     aggregates: dict[str, Any] = {
         "n": Count("id"),
         "errors": Count("id", filter=ERROR),
@@ -224,7 +266,12 @@ def series(*, window: str = "day", now: datetime | None = None) -> dict[str, Any
             durations[b].append(ms)
         for b, row in overall.items():
             row["p95"] = percentile_cont(durations[b], 0.95)
-    buckets = list(range(first, last + 1))
+    return overall
+
+
+def _runs_per_agent(
+    overall: dict[int, dict[str, Any]], slugs: list[str], buckets: list[int]
+) -> dict[str, list[int]]:
     agents: dict[str, list[int]] = {}
     for i, slug in enumerate([*slugs, "other"]):
         counts = []
@@ -238,28 +285,7 @@ def series(*, window: str = "day", now: datetime | None = None) -> dict[str, Any
                 counts.append(row[f"a{i}"])
         if any(counts):
             agents[slug] = counts
-    labels = [
-        timezone.localtime(
-            datetime.fromtimestamp(b * bucket, tz=timezone.get_current_timezone())
-        ).strftime("%H:%M" if window != "week" else "%a %H:%M")
-        for b in buckets
-    ]
-
-    def rate(b: int) -> float | None:
-        row = overall.get(b)
-        return round(row["errors"] / row["finished"], 4) if row and row["finished"] else None
-
-    return {
-        "window": window,
-        "bucket_seconds": bucket,
-        "labels": labels,
-        "runs": agents,
-        "error_rate": [rate(b) for b in buckets],
-        "p95_ms": [
-            round(overall[b]["p95"]) if b in overall and overall[b]["p95"] is not None else None
-            for b in buckets
-        ],
-    }
+    return agents
 
 
 def rule_figure(

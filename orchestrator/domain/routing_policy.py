@@ -86,41 +86,65 @@ def decide(
     in_flight: Mapping[str, int] | None = None,
     circuits: Mapping[str, str] | None = None,
 ) -> RoutingDecision:
-    in_flight = in_flight or {}
-    fallback, orchestrator = team.fallback, team.orchestrator
     route: Ranking = router.route(text)
     best, confidence = route.agent, route.confidence
     confident = best is not None and confidence >= policy.threshold
+    target, path = _first_choice(team, route, active, policy, confident=confident)
+    target, path, skipped = _available(team, target, path, in_flight or {}, circuits)
+    runners_up = tuple((a, s) for a, s in route.ranked if a != best)[:3]
+    return RoutingDecision(
+        agent=target,
+        path=path,
+        confidence=confidence,
+        routed_to=best if confident else None,
+        runners_up=runners_up,
+        skipped=tuple(skipped),
+    )
+
+
+def _first_choice(
+    team: Team, route: Ranking, active: str | None, policy: Policy, *, confident: bool
+) -> tuple[str, RoutePath]:
+    """Where the turn would start if every agent were available."""
+    fallback, orchestrator = team.fallback, team.orchestrator
+    best, confidence = route.agent, route.confidence
     current = team.get(active)
     sticky = (
         current if current and current.enabled and current.role == AgentRole.SPECIALIST else None
     )
-
     if sticky is not None and (
         not confident
         or best == sticky.slug
         or confidence < route.score_of(sticky.slug) + policy.topic_change_margin
     ):
-        target, path = sticky.slug, "sticky"
-    elif confident and best is not None:
-        target, path = best, "fast"
-    elif policy.when_unsure == UnsurePolicy.ORCHESTRATOR and policy.llm_available and orchestrator:
-        target, path = orchestrator.slug, RoutePath.ORCHESTRATOR
-    elif fallback is not None:
-        target, path = fallback.slug, RoutePath.FALLBACK
-    elif orchestrator is not None:
-        target, path = orchestrator.slug, RoutePath.ORCHESTRATOR
-    else:
-        raise NoAgentAvailable("The team has no enabled orchestrator or fallback agent.")
+        return sticky.slug, RoutePath.STICKY
+    if confident and best is not None:
+        return best, RoutePath.FAST
+    if policy.when_unsure == UnsurePolicy.ORCHESTRATOR and policy.llm_available and orchestrator:
+        return orchestrator.slug, RoutePath.ORCHESTRATOR
+    if fallback is not None:
+        return fallback.slug, RoutePath.FALLBACK
+    if orchestrator is not None:
+        return orchestrator.slug, RoutePath.ORCHESTRATOR
+    raise NoAgentAvailable("The team has no enabled orchestrator or fallback agent.")
 
-    # Load awareness: skip an unavailable agent for its alternative, else the fallback.
+
+def _available(
+    team: Team,
+    target: str,
+    path: RoutePath,
+    in_flight: Mapping[str, int],
+    circuits: Mapping[str, str] | None,
+) -> tuple[str, RoutePath, list[tuple[str, str]]]:
+    """Load awareness: skip an unavailable agent for its alternative, else the fallback."""
+    fallback, orchestrator = team.fallback, team.orchestrator
     skipped: list[tuple[str, str]] = []
     seen = {target}
     while (reason := unavailable_reason(team.get(target), in_flight, circuits)) is not None:
         skipped.append((target, reason))
         spec = team.get(target)
-        options = [spec.alternative if spec else None]
-        options += [
+        options = [
+            spec.alternative if spec else None,
             fallback.slug if fallback else None,
             orchestrator.slug if orchestrator else None,
         ]
@@ -131,12 +155,4 @@ def decide(
         target = nxt
         if fallback is not None and target == fallback.slug:
             path = RoutePath.FALLBACK
-    runners_up = tuple((a, s) for a, s in route.ranked if a != best)[:3]
-    return RoutingDecision(
-        agent=target,
-        path=path,  # type: ignore[arg-type]
-        confidence=confidence,
-        routed_to=best if confident else None,
-        runners_up=runners_up,
-        skipped=tuple(skipped),
-    )
+    return target, path, skipped

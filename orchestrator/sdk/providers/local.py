@@ -279,98 +279,106 @@ class LocalModel(Model):
             sequence_number=seq(),
         )
         if isinstance(decision, str):
-            item_id = f"msg_{uuid.uuid4().hex}"
-            yield ResponseOutputItemAddedEvent(
-                type="response.output_item.added",
-                item=ResponseOutputMessage(
-                    id=item_id, type="message", role="assistant", status="in_progress", content=[]
-                ),
-                output_index=0,
-                sequence_number=seq(),
-            )
-            yield ResponseContentPartAddedEvent(
-                type="response.content_part.added",
-                item_id=item_id,
-                output_index=0,
-                content_index=0,
-                part=ResponseOutputText(type="output_text", text="", annotations=[]),
-                sequence_number=seq(),
-            )
-            for chunk in _CHUNK.findall(decision):
-                if self.delay:
-                    await asyncio.sleep(self.delay)
-                yield ResponseTextDeltaEvent(
-                    type="response.output_text.delta",
-                    item_id=item_id,
-                    output_index=0,
-                    content_index=0,
-                    delta=chunk,
-                    logprobs=[],
-                    sequence_number=seq(),
-                )
-            yield ResponseTextDoneEvent(
-                type="response.output_text.done",
-                item_id=item_id,
-                output_index=0,
-                content_index=0,
-                text=decision,
-                logprobs=[],
-                sequence_number=seq(),
-            )
-            part = ResponseOutputText(type="output_text", text=decision, annotations=[])
-            yield ResponseContentPartDoneEvent(
-                type="response.content_part.done",
-                item_id=item_id,
-                output_index=0,
-                content_index=0,
-                part=part,
-                sequence_number=seq(),
-            )
-            item: Any = _message(decision, item_id)
+            item: Any = _message(decision, f"msg_{uuid.uuid4().hex}")
+            async for event in self._stream_text(decision, item.id, seq):
+                yield event
             out_tokens = count_tokens(decision)
         else:
             item = decision
-            yield ResponseOutputItemAddedEvent(
-                type="response.output_item.added",
-                item=item.model_copy(update={"arguments": "", "status": "in_progress"}),
-                output_index=0,
-                sequence_number=seq(),
-            )
-            yield ResponseFunctionCallArgumentsDeltaEvent(
-                type="response.function_call_arguments.delta",
-                item_id=item.id or item.call_id,
-                output_index=0,
-                delta=item.arguments,
-                sequence_number=seq(),
-            )
-            yield ResponseFunctionCallArgumentsDoneEvent.model_validate(
-                {
-                    "type": "response.function_call_arguments.done",
-                    "item_id": item.id or item.call_id,
-                    "output_index": 0,
-                    "arguments": item.arguments,
-                    "name": item.name,
-                    "sequence_number": seq(),
-                }
-            )
+            for event in _stream_call(item, seq):
+                yield event
             out_tokens = count_tokens(item.arguments) + 1
         yield ResponseOutputItemDoneEvent(
             type="response.output_item.done", item=item, output_index=0, sequence_number=seq()
         )
-        usage = ResponseUsage(
-            input_tokens=prompt_tokens,
-            output_tokens=out_tokens,
-            total_tokens=prompt_tokens + out_tokens,
-            input_tokens_details=InputTokensDetails.model_validate(
-                {"cached_tokens": 0, "cache_write_tokens": 0}
-            ),
-            output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
-        )
         yield ResponseCompletedEvent(
             type="response.completed",
-            response=_response(response_id, [item], usage),
+            response=_response(response_id, [item], _usage(prompt_tokens, out_tokens)),
             sequence_number=seq(),
         )
+
+    async def _stream_text(self, text: str, item_id: str, seq: _Seq) -> AsyncIterator[Any]:
+        """A reply's events: the message added, its text word by word, the text done."""
+        where = {"item_id": item_id, "output_index": 0, "content_index": 0}
+        yield ResponseOutputItemAddedEvent(
+            type="response.output_item.added",
+            item=ResponseOutputMessage(
+                id=item_id, type="message", role="assistant", status="in_progress", content=[]
+            ),
+            output_index=0,
+            sequence_number=seq(),
+        )
+        yield ResponseContentPartAddedEvent(
+            type="response.content_part.added",
+            part=ResponseOutputText(type="output_text", text="", annotations=[]),
+            sequence_number=seq(),
+            **where,
+        )
+        for chunk in _CHUNK.findall(text):
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            yield ResponseTextDeltaEvent(
+                type="response.output_text.delta",
+                delta=chunk,
+                logprobs=[],
+                sequence_number=seq(),
+                **where,
+            )
+        yield ResponseTextDoneEvent(
+            type="response.output_text.done",
+            text=text,
+            logprobs=[],
+            sequence_number=seq(),
+            **where,
+        )
+        yield ResponseContentPartDoneEvent(
+            type="response.content_part.done",
+            part=ResponseOutputText(type="output_text", text=text, annotations=[]),
+            sequence_number=seq(),
+            **where,
+        )
+
+
+def _stream_call(item: ResponseFunctionToolCall, seq: _Seq) -> list[Any]:
+    """A tool call's events: the call added, its arguments at once, the arguments done."""
+    item_id = item.id or item.call_id
+    return [
+        ResponseOutputItemAddedEvent(
+            type="response.output_item.added",
+            item=item.model_copy(update={"arguments": "", "status": "in_progress"}),
+            output_index=0,
+            sequence_number=seq(),
+        ),
+        ResponseFunctionCallArgumentsDeltaEvent(
+            type="response.function_call_arguments.delta",
+            item_id=item_id,
+            output_index=0,
+            delta=item.arguments,
+            sequence_number=seq(),
+        ),
+        ResponseFunctionCallArgumentsDoneEvent.model_validate(
+            {
+                "type": "response.function_call_arguments.done",
+                "item_id": item_id,
+                "output_index": 0,
+                "arguments": item.arguments,
+                "name": item.name,
+                "sequence_number": seq(),
+            }
+        ),
+    ]
+
+
+def _usage(prompt_tokens: int, out_tokens: int) -> ResponseUsage:
+    return ResponseUsage(
+        input_tokens=prompt_tokens,
+        output_tokens=out_tokens,
+        total_tokens=prompt_tokens + out_tokens,
+        input_tokens_details=InputTokensDetails.model_validate(
+            {"cached_tokens": 0, "cache_write_tokens": 0}
+        ),
+        output_tokens_details=OutputTokensDetails(reasoning_tokens=0),
+    )
 
 
 class _Seq:
