@@ -1,5 +1,6 @@
 """Pages: the chat at /, and a health check."""
 
+from django.conf import settings
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -14,6 +15,14 @@ from .origins import frame_ancestors
 from .services import DEFAULT_SITE_KEY, site_ensure_default
 
 
+def _chat_limits() -> dict[str, int]:
+    """The server's limits, for the page (data-* attributes read by static/superorch/chat/main.js)."""
+    return {
+        "max_message_chars": settings.SUPERORCH_MAX_MESSAGE_CHARS,
+        "max_frame_bytes": settings.SUPERORCH_MAX_FRAME_BYTES,
+    }
+
+
 @require_safe
 def chat_page(request: HttpRequest) -> HttpResponse:
     site = site_ensure_default()
@@ -26,6 +35,7 @@ def chat_page(request: HttpRequest) -> HttpResponse:
             "greeting": site.greeting,
             "suggestions": list(site.suggestions or []),
             "offline_model": offline_mode(),
+            **_chat_limits(),
         },
     )
 
@@ -55,6 +65,7 @@ def widget_frame(request: HttpRequest, key: str) -> HttpResponse:
             "position": site.position,
             "language": site.language,
             "parent_origins": site.origin_list,
+            **_chat_limits(),
         },
     )
     response.headers["Content-Security-Policy"] = csp_with(
