@@ -52,8 +52,17 @@ function parseDate(iso) {
 
 const formatTime = (date) => date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
 
+// Writes only what changed: the log is aria-live, and needless mutations cost on every chunk.
 function setText(node, text) {
   if (node.textContent !== text) node.textContent = text;
+}
+
+function setHidden(node, hidden) {
+  if (node.hidden !== hidden) node.hidden = hidden;
+}
+
+function setData(node, key, value) {
+  if (node.dataset[key] !== value) node.dataset[key] = value;
 }
 
 /**
@@ -184,16 +193,14 @@ export function createView(root, el, handlers) {
     // aria-busy keeps screen readers from re-reading a reply on every chunk.
     if (item.streaming) node.setAttribute('aria-busy', 'true');
     else node.removeAttribute('aria-busy');
-    if (item.id && node.dataset.id !== item.id) node.dataset.id = item.id;
-    const slug = item.agent ? item.agent.slug : '';
-    if (node.dataset.agent !== slug) node.dataset.agent = slug;
+    if (item.id) setData(node, 'id', item.id);
+    setData(node, 'agent', item.agent ? item.agent.slug : '');
     if (entry.nameEl) setText(entry.nameEl, speakerName(state, item));
 
     if (entry.statusEl) {
-      const st = item.failed ? 'failed' : item.pending ? 'sending' : 'sent';
-      if (node.dataset.state !== st) node.dataset.state = st;
+      setData(node, 'state', item.failed ? 'failed' : item.pending ? 'sending' : 'sent');
       setText(entry.statusEl, item.failed ? 'Not sent' : item.pending ? (state.status === 'online' ? 'Sending…' : 'Waiting for connection…') : '');
-      entry.statusEl.hidden = !item.pending && !item.failed;
+      setHidden(entry.statusEl, !item.pending && !item.failed);
     }
 
     if (item.text !== entry.shownText || item.streaming !== entry.shownStreaming) {
@@ -203,6 +210,7 @@ export function createView(root, el, handlers) {
 
     if (item.role === 'assistant' && item.id && !item.streaming && !entry.actions) {
       entry.actions = buildFeedback();
+      entry.buttons = [...entry.actions.querySelectorAll('button.so-fb')];
       node.append(entry.actions);
     }
     if (entry.actions) updateFeedback(state, entry, item);
@@ -221,7 +229,7 @@ export function createView(root, el, handlers) {
     const name = agentName(state, item.agent);
     const chosen = state.feedback[item.id];
     const busy = state.feedbackPending[item.id];
-    for (const btn of entry.actions.querySelectorAll('button.so-fb')) {
+    for (const btn of entry.buttons) {
       const value = btn.dataset.value;
       const label = `${value === 'up' ? 'Good' : 'Bad'} reply from ${name}`;
       if (btn.getAttribute('aria-label') !== label) btn.setAttribute('aria-label', label);
@@ -319,35 +327,35 @@ export function createView(root, el, handlers) {
       ])));
     }
     const empty = !state.log.some((it) => it.kind === 'message');
-    el.start.hidden = !empty;
-    root.dataset.empty = empty ? 'true' : 'false';
+    setHidden(el.start, !empty);
+    setData(root, 'empty', empty ? 'true' : 'false');
   }
 
   function renderHeader(state) {
     setText(el.agentName, state.agent.name);
-    if (root.dataset.agent !== state.agent.slug) root.dataset.agent = state.agent.slug;
-    if (el.status.dataset.state !== state.status) el.status.dataset.state = state.status;
+    setData(root, 'agent', state.agent.slug);
+    setData(el.status, 'state', state.status);
     setText(el.statusText, STATUS_TEXT[state.status] || state.status);
   }
 
   function renderIndicators(state) {
     const ind = indicators(state);
-    el.typing.hidden = !ind.typing;
+    setHidden(el.typing, !ind.typing);
     if (ind.typing) {
       setText(el.typingLabel, ind.label);
-      el.typing.dataset.tool = ind.tool ? 'true' : 'false';
+      setData(el.typing, 'tool', ind.tool ? 'true' : 'false');
     }
-    el.stop.hidden = !ind.running;
-    root.dataset.running = ind.running ? 'true' : 'false';
+    setHidden(el.stop, !ind.running);
+    setData(root, 'running', ind.running ? 'true' : 'false');
     return ind;
   }
 
   function renderAlert(state) {
     const alert = state.alert;
-    el.alert.hidden = !alert;
+    setHidden(el.alert, !alert);
     if (!alert) return;
     setText(el.alertText, alert.text);
-    el.alertRetry.hidden = !alert.retry;
+    setHidden(el.alertRetry, !alert.retry);
   }
 
   el.alertClose.addEventListener('click', () => handlers.onAlertDismiss());
