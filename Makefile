@@ -49,7 +49,15 @@ run: install-runtime
 test: install
 	$(MAKE) --no-print-directory lint
 	$(PY) -m pytest -n 2 -m "not browser and not integration"
+	$(MAKE) --no-print-directory test-js
 	$(MAKE) --no-print-directory test-browser
+
+# The chat client's state reducer in Node (no server, no browser): tests/js.
+test-js:
+	@command -v node >/dev/null 2>&1 || { \
+	  echo "Node.js is missing: installing Debian's nodejs with apt"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs; }
+	node --test tests/js/
 
 test-browser: install
 	@command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || { \

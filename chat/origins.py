@@ -1,6 +1,6 @@
 """Allowed-origin lists for widget sites: parsing, validation and CSP.
 
-The frame's postMessage check matches origins in the browser (static/superorch/chat.js).
+The frame's postMessage check matches origins in the browser (static/superorch/chat/origins.js).
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Pages: the chat at /, and a health check."""
 
+from django.conf import settings
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
@@ -12,6 +13,14 @@ from superorch_site.middleware import csp_with
 from . import selectors
 from .origins import frame_ancestors
 from .services import DEFAULT_GREETING, DEFAULT_SITE_KEY, DEFAULT_SUGGESTIONS
+
+
+def _chat_limits() -> dict[str, int]:
+    """The server's limits, for the page (data-* attributes read by static/superorch/chat/main.js)."""
+    return {
+        "max_message_chars": settings.SUPERORCH_MAX_MESSAGE_CHARS,
+        "max_frame_bytes": settings.SUPERORCH_MAX_FRAME_BYTES,
+    }
 
 
 @require_safe
@@ -28,6 +37,7 @@ def chat_page(request: HttpRequest) -> HttpResponse:
             "greeting": site.greeting if site else DEFAULT_GREETING,
             "suggestions": list(site.suggestions or []) if site else DEFAULT_SUGGESTIONS,
             "offline_model": offline_mode(),
+            **_chat_limits(),
         },
     )
 
@@ -57,6 +67,7 @@ def widget_frame(request: HttpRequest, key: str) -> HttpResponse:
             "position": site.position,
             "language": site.language,
             "parent_origins": site.origin_list,
+            **_chat_limits(),
         },
     )
     response.headers["Content-Security-Policy"] = csp_with(

@@ -63,5 +63,6 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.ManifestStaticFilesStorage"},
+    # Hashed names, with the chat client's ES module imports rewritten to them.
+    "staticfiles": {"BACKEND": "superorch_site.storage.ModuleManifestStaticFilesStorage"},
 }

@@ -213,6 +213,7 @@ def test_model_output_markdown_is_safe(new_page):
     # Shown as the literal text the person typed.
     expect(user.locator(".so-msg__bubble")).to_have_text(XSS_USER)
     expect(user).to_have_attribute("data-state", "sent")
+    wait_replies(page, 1)
 
     reply = wait_replies(page, 1)
     assert tampered == {"delta": 1, "done": 1}, tampered
@@ -385,3 +386,40 @@ def test_mobile_viewport(new_page, screenshots_dir):
 
     page.get_by_test_id("scroll").evaluate("(el) => el.scrollTo({top: 0, behavior: 'instant'})")
     page.screenshot(path=str(screenshots_dir / "chat-mobile.png"))
+
+
+def test_composer_follows_the_servers_limits(page: Page):
+    open_chat(page)
+    root = page.locator("#superorch")
+    expect(root).to_have_attribute("data-max-message-chars", "4000")
+    expect(root).to_have_attribute("data-max-frame-bytes", "16384")
+    composer = page.get_by_test_id("composer")
+    counter = page.get_by_test_id("counter")
+    assert composer.evaluate("(el) => el.maxLength") == 4000
+
+    composer.fill("x" * 3400)
+    expect(counter).to_be_hidden()
+    composer.fill("x" * 3600)
+    expect(counter).to_have_text("3,600 / 4,000")
+    expect(counter).not_to_have_class(re.compile(r"\bso-counter--full\b"))
+    composer.fill("x" * 4000)
+    expect(counter).to_have_text("4,000 / 4,000")
+    expect(counter).to_have_class(re.compile(r"\bso-counter--full\b"))
+    composer.fill("")
+    expect(counter).to_be_hidden()
+
+    # A frame over SUPERORCH_MAX_FRAME_BYTES is not sent (4,000 control characters are
+    # 24,000 bytes of JSON); the person is told, and nothing waits in the outbox.
+    sent = page.evaluate("() => window.SuperOrchChat.send('\\u0001'.repeat(4000))")
+    assert sent is None
+    expect(page.get_by_test_id("error")).to_be_visible()
+    expect(page.get_by_test_id("error")).to_contain_text("That message is too long.")
+    assert state(page)["outbox"] == [] and state(page)["messages"] == []
+    # A long message within the limits still goes.
+    composer.fill("y" * 4000)
+    composer.press("Enter")
+    expect(page.get_by_test_id("error")).to_be_hidden()
+    user = page.locator(USER)
+    expect(user).to_have_count(1)
+    expect(user).to_have_attribute("data-state", "sent")
+    wait_replies(page, 1)

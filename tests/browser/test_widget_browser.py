@@ -340,7 +340,9 @@ def frame_state(frame: Frame) -> dict:
 # ---------------------------------------------------------------------------
 
 
-def test_widget_on_another_origin_chats_and_keeps_history(new_page, chat_server, host, sites):
+def test_widget_on_another_origin_chats_and_keeps_history(
+    new_page, chat_server, host, sites, screenshots_dir
+):
     url = host.add("/shop", host_html(chat_server.url, sites.widget))
     page = widget_page(new_page)
     page.goto(url)
@@ -399,6 +401,7 @@ def test_widget_on_another_origin_chats_and_keeps_history(new_page, chat_server,
     assert messages[0]["agent"] == {"slug": "billing", "name": "Billing"}
     assert ARTICLE in messages[0]["text"]
     assert unread(page) == 0  # it arrived while open
+    page.screenshot(path=str(screenshots_dir / "widget.png"))
 
     # The conversation token stays in the frame's origin: never posted to the host page.
     token = frame.evaluate("(k) => localStorage.getItem(k)", f"superorch:token:{sites.widget}")

@@ -1,0 +1,714 @@
+/*
+ * The chat's state and its pure reducer (protocol version 1, docs/protocol.md).
+ *
+ * applyFrame(state, frame) -> state handles every server frame; the other exported
+ * functions are the page's own actions (send, connection lost, new conversation...).
+ * None of them touches the DOM, a WebSocket, timers or storage, and none mutates its
+ * input: each returns a new state, so this module runs (and is tested) in Node.
+ *
+ * What the page must do besides rendering travels in `state.effects`, the list of
+ * effects of the last call only:
+ *   {type: 'flush'}                    send every outbox message (after session.ready)
+ *   {type: 'ready', conversation}      tell the embedding page (widget)
+ *   {type: 'notify', message}          a finished assistant / staff reply (widget)
+ *   {type: 'restore-input', text}      put a refused message back in an empty composer
+ *   {type: 'scroll', force}            scroll the log to the end (force: even if scrolled up)
+ *
+ * The log is an ordered list of items, each with a stable `key`:
+ *   message {kind: 'message', key, id, clientId, role, agent, text, created,
+ *            streaming, pending, failed, turn}
+ *   notice  {kind: 'notice', key, notice, testid, text, reason, agent, retryText}
+ */
+
+export const PROTOCOL = 1;
+export const DEFAULT_AGENT = Object.freeze({ slug: 'orchestrator', name: 'Super Orchestrator' });
+export const DEFAULT_MAX_MESSAGE_CHARS = 4000;
+export const FEEDBACK_KEPT = 300;   // remembered feedback choices
+
+export const CLOSE_REASONS = {
+  4400: 'The chat could not start a session. Please reload the page.',
+  4401: 'We could not verify who you are. Please sign in again and reload the page.',
+  4403: 'Chat is not available on this site right now.',
+  4429: 'Too many messages in a short time. We will reconnect shortly.',
+};
+export const FATAL_CLOSES = new Set([4400, 4401, 4403]);
+
+export const ERROR_FALLBACK = {
+  rate_limited: 'You are sending messages too quickly. Please wait a moment.',
+  too_large: 'That message is too long.',
+  model_unavailable: 'We could not reach the assistant. Your message is saved; we will retry.',
+  internal: 'Something went wrong on our side. Please try again.',
+};
+const ERROR_DEFAULT = 'Something went wrong. Please try again.';
+const ROLES = ['user', 'assistant', 'staff', 'system'];
+
+// ---------------------------------------------------------------------------
+// Small pure helpers
+// ---------------------------------------------------------------------------
+
+export const str = (v) => (typeof v === 'string' ? v : '');
+
+const isObject = (v) => !!v && typeof v === 'object' && !Array.isArray(v);
+
+/** Suggestions as the server or the page gives them: non-blank strings only. */
+export function cleanSuggestions(list) {
+  return Array.isArray(list) ? list.filter((s) => typeof s === 'string' && s.trim()) : [];
+}
+
+/** The outbox as stored: [{id, text}] with string fields, anything else dropped. */
+export function cleanOutbox(list) {
+  return Array.isArray(list) ? list.filter((m) => m && typeof m.id === 'string' && typeof m.text === 'string') : [];
+}
+
+/** The text a send carries: trailing blanks and leading blank lines dropped, cut to the limit; '' for nothing. */
+export function outgoingText(text, maxChars) {
+  const clean = String(text == null ? '' : text).replace(/\s+$/, '').replace(/^\s*\n/, '');
+  if (!clean.trim()) return '';
+  return clean.slice(0, maxChars > 0 ? maxChars : DEFAULT_MAX_MESSAGE_CHARS);
+}
+
+/** Size of a frame on the wire, in UTF-8 bytes. */
+export function frameBytes(frame) {
+  return new TextEncoder().encode(JSON.stringify(frame)).length;
+}
+
+/** The display name of an agent object or slug ("it_support" -> "It support" when unknown). */
+export function agentName(state, agentOrSlug) {
+  if (isObject(agentOrSlug)) return str(agentOrSlug.name) || agentName(state, agentOrSlug.slug);
+  const slug = str(agentOrSlug);
+  if (!slug) return state.agent.name;
+  if (Object.prototype.hasOwnProperty.call(state.agents, slug)) return state.agents[slug];
+  const words = slug.replace(/[-_]+/g, ' ').trim();
+  return words ? words.charAt(0).toUpperCase() + words.slice(1) : state.agent.name;
+}
+
+// ---------------------------------------------------------------------------
+// Initial state
+// ---------------------------------------------------------------------------
+
+/**
+ * options: {token, outbox, feedback, greeting, suggestions, maxMessageChars, now}
+ * Unsent messages from before a reload (outbox) are shown as pending at once.
+ */
+export function initialState(options) {
+  const o = options || {};
+  const outbox = cleanOutbox(o.outbox);
+  const state = {
+    status: 'connecting',          // connecting | online | reconnecting | closed
+    conversation: null,
+    token: str(o.token) || null,
+    agent: { ...DEFAULT_AGENT },
+    agents: { [DEFAULT_AGENT.slug]: DEFAULT_AGENT.name },   // slug -> display name
+    log: [],
+    outbox,                        // [{id, text}] unacked sends, re-sent after reconnect
+    turns: {},                     // turn id -> {id, replyTo, anchor, streaming: [message ids]}
+    running: [],                   // ids of running turns
+    queuedTurns: [],               // turns that failed with model_unavailable: the server keeps their message
+    tools: [],                     // [{call, turn, tool, label}] running tool calls, oldest first
+    syncedId: null,                // newest message id known complete: `since` on reconnect
+    feedback: isObject(o.feedback) ? { ...o.feedback } : {},   // message id -> 'up' | 'down' (acked)
+    feedbackPending: {},           // message id -> value sent, awaiting its ack
+    greeting: str(o.greeting),
+    suggestions: cleanSuggestions(o.suggestions),
+    alert: null,                   // {text, code, retry: null | {kind: 'resend', ref} | {kind: 'flush'}}
+    closeText: '',                 // the server's words for a refused session, shown when it closes
+    maxMessageChars: o.maxMessageChars > 0 ? o.maxMessageChars : DEFAULT_MAX_MESSAGE_CHARS,
+    seq: 0,                        // for keys of notices (and tool calls without an id)
+    effects: [],
+  };
+  const now = str(o.now) || null;
+  state.log = outbox.map((m) => pendingItem(m.id, m.text, now));
+  return state;
+}
+
+function pendingItem(clientId, text, created) {
+  return {
+    kind: 'message', key: 'c:' + clientId, id: null, clientId, role: 'user', agent: null,
+    text, created, streaming: false, pending: true, failed: false, turn: null,
+  };
+}
+
+// ---------------------------------------------------------------------------
+// Drafts: a shallow copy whose collections may be changed; items are replaced, never edited
+// ---------------------------------------------------------------------------
+
+function draft(state) {
+  return {
+    ...state,
+    agent: { ...state.agent },
+    agents: { ...state.agents },
+    log: state.log.slice(),
+    outbox: state.outbox.slice(),
+    turns: { ...state.turns },
+    running: state.running.slice(),
+    queuedTurns: state.queuedTurns.slice(),
+    tools: state.tools.slice(),
+    feedback: { ...state.feedback },
+    feedbackPending: { ...state.feedbackPending },
+    suggestions: state.suggestions.slice(),
+    effects: [],
+  };
+}
+
+const isMessage = (item) => item.kind === 'message';
+const indexOfKey = (d, key) => (key ? d.log.findIndex((it) => it.key === key) : -1);
+const indexOfId = (d, id) => (id ? d.log.findIndex((it) => isMessage(it) && it.id === id) : -1);
+const indexOfPending = (d, clientId) =>
+  (clientId ? d.log.findIndex((it) => isMessage(it) && it.pending && !it.id && it.clientId === clientId) : -1);
+const firstPendingIndex = (d) => d.log.findIndex((it) => isMessage(it) && it.pending);
+const hasAcked = (state) => state.log.some((it) => isMessage(it) && it.id);
+
+function patchItem(d, index, patch) {
+  const next = { ...d.log[index], ...patch };
+  d.log[index] = next;
+  return next;
+}
+
+/** Add an item to the log, before any user message still waiting for its ack. */
+function insertIntoLog(d, item) {
+  const first = firstPendingIndex(d);
+  if (first >= 0 && !(isMessage(item) && item.pending)) d.log.splice(first, 0, item);
+  else d.log.push(item);
+}
+
+/** Add an item right after the item with key `after` (a turn's latest), else as insertIntoLog. */
+function insertAfter(d, after, item) {
+  const at = indexOfKey(d, after);
+  if (at >= 0) d.log.splice(at + 1, 0, item);
+  else insertIntoLog(d, item);
+}
+
+function nextKey(d, prefix) {
+  d.seq += 1;
+  return `${prefix}:${d.seq}`;
+}
+
+function addNotice(d, fields, after) {
+  const item = {
+    kind: 'notice', key: nextKey(d, 'n'), notice: fields.notice || '', testid: fields.testid || 'notice',
+    text: fields.text, reason: fields.reason || '', agent: fields.agent || '', retryText: fields.retryText || '',
+  };
+  insertAfter(d, after, item);
+  return item;
+}
+
+function rememberAgent(d, agent) {
+  if (isObject(agent) && str(agent.slug)) d.agents[agent.slug] = str(agent.name) || agentName(d, agent.slug);
+}
+
+function setAgent(d, agent) {
+  if (!isObject(agent) || !str(agent.slug)) return;
+  rememberAgent(d, agent);
+  d.agent = { slug: agent.slug, name: agentName(d, agent.slug) };
+}
+
+function removeFromOutbox(d, clientId) {
+  if (clientId) d.outbox = d.outbox.filter((m) => m.id !== clientId);
+}
+
+const cleanAgent = (agent) => (isObject(agent) ? { slug: str(agent.slug), name: str(agent.name) } : null);
+
+function messageItem(msg, opts) {
+  return {
+    kind: 'message',
+    key: 'm:' + str(msg.id),
+    id: str(msg.id) || null,
+    clientId: str(msg.client_id) || null,
+    role: ROLES.includes(msg.role) ? msg.role : 'system',
+    agent: cleanAgent(msg.agent),
+    text: str(msg.text),
+    created: str(msg.created) || null,
+    streaming: !!(opts && opts.streaming),
+    pending: false,
+    failed: false,
+    turn: (opts && opts.turn) || null,
+  };
+}
+
+function ensureTurn(d, turnId) {
+  if (!turnId) return null;
+  let turn = d.turns[turnId];
+  if (!turn) {
+    turn = { id: turnId, replyTo: null, anchor: null, streaming: [] };
+    d.turns[turnId] = turn;
+  }
+  if (!d.running.includes(turnId)) d.running.push(turnId);
+  return turn;
+}
+
+function patchTurn(d, turnId, patch) {
+  const turn = d.turns[turnId];
+  if (!turn) return null;
+  const next = { ...turn, ...patch };
+  d.turns[turnId] = next;
+  return next;
+}
+
+/**
+ * A server message object: update the item with the same id, promote a pending user
+ * message with the same client id, or add a new one. Returns the log index, or -1.
+ */
+function upsertMessage(d, msg, turnId) {
+  if (!isObject(msg) || !str(msg.id)) return -1;
+  let at = indexOfId(d, msg.id);
+  if (at >= 0) {
+    const item = d.log[at];
+    const patch = { text: str(msg.text), streaming: false };
+    if (isObject(msg.agent)) { patch.agent = cleanAgent(msg.agent); rememberAgent(d, msg.agent); }
+    if (str(msg.created)) patch.created = msg.created;
+    if (item.role === 'user' && item.clientId) removeFromOutbox(d, item.clientId);
+    patchItem(d, at, patch);
+  } else if (msg.role === 'user' && indexOfPending(d, str(msg.client_id)) >= 0) {
+    const clientId = msg.client_id;
+    at = indexOfPending(d, clientId);
+    const item = { ...d.log[at], id: msg.id, pending: false, failed: false, created: str(msg.created) || d.log[at].created };
+    removeFromOutbox(d, clientId);
+    d.log.splice(at, 1);
+    // Confirmed now: it belongs before any message still waiting for its ack
+    // (it moves only when one is before it).
+    const first = firstPendingIndex(d);
+    if (first >= 0 && first < at) { d.log.splice(first, 0, item); at = first; } else d.log.splice(at, 0, item);
+  } else {
+    const item = messageItem(msg);
+    rememberAgent(d, msg.agent);
+    if (item.clientId) removeFromOutbox(d, item.clientId);
+    insertIntoLog(d, item);
+    at = indexOfKey(d, item.key);
+  }
+  if (turnId) {
+    const item = patchItem(d, at, { turn: turnId });
+    patchTurn(d, turnId, { anchor: item.key });
+  }
+  return at;
+}
+
+/** The item a turn answers: by server id or by client id (turn.started's reply_to is the client id). */
+function replyItem(d, replyTo) {
+  if (!replyTo) return null;
+  const at = indexOfId(d, replyTo);
+  if (at >= 0) return d.log[at];
+  return d.log.find((it) => isMessage(it) && it.role === 'user' && it.clientId === replyTo) || null;
+}
+
+/**
+ * Advance `since` to the newest message before the first one pending or streaming.
+ * Only while nothing runs: a reply being written may have an id older than messages
+ * acked meanwhile, and `since` must not skip it.
+ */
+function refreshSynced(d) {
+  if (d.running.length) return;
+  let last = null;
+  for (const it of d.log) {
+    if (!isMessage(it)) continue;
+    if (it.pending || it.streaming) break;
+    if (it.id) last = it.id;
+  }
+  if (last) d.syncedId = last;
+}
+
+function clearLog(d, keepPending) {
+  d.log = keepPending ? d.log.filter((it) => isMessage(it) && it.pending) : [];
+  if (!keepPending) d.outbox = [];
+  d.turns = {};
+  d.running = [];
+  d.queuedTurns = [];
+  d.tools = [];
+  d.feedbackPending = {};
+  d.syncedId = null;
+}
+
+function stopStreaming(d) {
+  d.running = [];
+  d.tools = [];
+  for (const id of Object.keys(d.turns)) d.turns[id] = { ...d.turns[id], streaming: [] };
+}
+
+const scroll = (d, force) => d.effects.push({ type: 'scroll', force: !!force });
+
+// ---------------------------------------------------------------------------
+// Server frames
+// ---------------------------------------------------------------------------
+
+const HANDLERS = {
+  'session.ready': onSessionReady,
+  'message.ack': onAck,
+  'turn.started': onTurnStarted,
+  'agent.changed': onAgentChanged,
+  'tool.started': onToolStarted,
+  'tool.finished': onToolFinished,
+  'workflow.progress': onWorkflowProgress,
+  'message.delta': onDelta,
+  'message.done': onDone,
+  'turn.done': onTurnDone,
+  'feedback.ack': onFeedbackAck,
+  error: onError,
+  pong: () => {},
+};
+
+/** The state after one server frame. Frames that are not objects with a `type` change nothing. */
+export function applyFrame(state, frame) {
+  if (!isObject(frame) || typeof frame.type !== 'string') return { ...state, effects: [] };
+  const d = draft(state);
+  const handler = Object.prototype.hasOwnProperty.call(HANDLERS, frame.type) ? HANDLERS[frame.type] : onUnknown;
+  handler(d, frame);
+  return d;
+}
+
+function onSessionReady(d, f) {
+  if (d.conversation && str(f.conversation) && f.conversation !== d.conversation) {
+    clearLog(d, true);   // our token was not accepted: a fresh conversation
+  }
+  d.conversation = str(f.conversation) || d.conversation;
+  if (str(f.token)) d.token = f.token;
+  setAgent(d, f.agent);
+  if (str(f.greeting)) d.greeting = f.greeting;
+  if (Array.isArray(f.suggestions)) d.suggestions = cleanSuggestions(f.suggestions);
+
+  const firstLoad = !hasAcked(d);
+  if (Array.isArray(f.messages)) for (const m of f.messages) upsertMessage(d, m);
+
+  d.status = 'online';
+  d.closeText = '';
+  if (d.alert && !d.alert.retry) d.alert = null;   // e.g. "we will reconnect shortly"
+  refreshSynced(d);
+  d.effects.push({ type: 'flush' });
+  d.effects.push({ type: 'ready', conversation: d.conversation });
+  scroll(d, firstLoad);
+}
+
+function onAck(d, f) {
+  const clientId = str(f.id);
+  if (isObject(f.message)) {
+    // The client id counts even when the server leaves it out of the message.
+    const msg = { ...f.message };
+    if (!msg.client_id && clientId) msg.client_id = clientId;
+    upsertMessage(d, msg);
+  } else {
+    const at = indexOfPending(d, clientId);
+    if (at >= 0) patchItem(d, at, { pending: false });
+  }
+  removeFromOutbox(d, clientId);
+  refreshSynced(d);
+  scroll(d);
+}
+
+function onTurnStarted(d, f) {
+  const turnId = str(f.turn);
+  if (!ensureTurn(d, turnId)) return;
+  const replyTo = str(f.reply_to) || null;
+  const user = replyItem(d, replyTo);
+  patchTurn(d, turnId, user ? { replyTo, anchor: user.key } : { replyTo });
+}
+
+function onAgentChanged(d, f) {
+  const turnId = str(f.turn);
+  ensureTurn(d, turnId);
+  rememberAgent(d, f.from);
+  const to = isObject(f.to) && str(f.to.slug) ? f.to : null;
+  if (!to) return;
+  const changed = to.slug !== d.agent.slug;
+  setAgent(d, to);
+  if (!changed) return;
+  const name = agentName(d, to);
+  const turn = d.turns[turnId];
+  // Placed with its turn, not after messages the person sent meanwhile.
+  const notice = addNotice(d, {
+    notice: 'agent', testid: 'agent-notice', text: f.reason === 'fallback' ? `${name} has joined to help` : `${name} has joined`,
+    reason: str(f.reason), agent: to.slug,
+  }, turn && turn.anchor);
+  if (turn) patchTurn(d, turnId, { anchor: notice.key });
+}
+
+function onToolStarted(d, f) {
+  const turnId = str(f.turn);
+  ensureTurn(d, turnId);
+  const call = str(f.call) || nextKey(d, 'call');
+  const tool = { call, turn: turnId, tool: str(f.tool), label: str(f.label) || 'Working on it…' };
+  const at = d.tools.findIndex((t) => t.call === call);
+  if (at >= 0) d.tools[at] = tool; else d.tools.push(tool);
+}
+
+function onToolFinished(d, f) {
+  const call = str(f.call);
+  d.tools = d.tools.filter((t) => t.call !== call);
+}
+
+/** A workflow's steps, shown on the running execute_workflow call ("2 of 3 steps done"). */
+function onWorkflowProgress(d, f) {
+  const turnId = str(f.turn);
+  const name = (isObject(f.workflow) && str(f.workflow.name)) || 'Workflow';
+  const done = Math.max(0, Number(f.done) || 0);
+  const total = Math.max(done, Number(f.total) || 0);
+  const label = f.status === 'retrying'
+    ? `${name}: retrying a step (${done} of ${total} done)…`
+    : `${name}: ${done} of ${total} steps done…`;
+  d.tools = d.tools.map((t) => (t.turn === turnId && t.tool === 'execute_workflow' ? { ...t, label } : t));
+}
+
+function onDelta(d, f) {
+  const id = str(f.message);
+  if (!id) return;
+  const turnId = str(f.turn);
+  const turn = ensureTurn(d, turnId);
+  let at = indexOfId(d, id);
+  if (at < 0) {
+    const slug = str(f.agent) || d.agent.slug;
+    const item = messageItem({ id, role: 'assistant', agent: { slug, name: agentName(d, slug) }, text: '' }, { streaming: true, turn: turnId || null });
+    if (turn && turn.anchor) insertAfter(d, turn.anchor, item);
+    else insertIntoLog(d, item);
+    at = indexOfKey(d, item.key);
+  }
+  const item = d.log[at];
+  if (!item.streaming) return;   // already complete (e.g. filled in by session.ready)
+  patchItem(d, at, { text: item.text + str(f.text) });
+  if (turn) {
+    const streaming = turn.streaming.includes(id) ? turn.streaming : [...turn.streaming, id];
+    patchTurn(d, turnId, { streaming, anchor: item.key });
+  }
+  scroll(d);
+}
+
+function onDone(d, f) {
+  const msg = f.message;
+  if (!isObject(msg) || !str(msg.id)) return;
+  const turnId = str(f.turn);
+  const turn = turnId ? d.turns[turnId] : null;
+  const existed = indexOfId(d, msg.id) >= 0;
+  const anchor = turn ? turn.anchor : null;
+  const at = upsertMessage(d, msg, turn ? turnId : null);
+  if (at < 0) return;
+  let item = d.log[at];
+  if (!existed && anchor && anchor !== item.key) {
+    // A reply without deltas: with its turn, like a streamed one.
+    d.log.splice(at, 1);
+    insertAfter(d, anchor, item);
+    item = d.log[indexOfKey(d, item.key)];
+  }
+  if (turn) patchTurn(d, turnId, { streaming: d.turns[turnId].streaming.filter((x) => x !== item.id), anchor: item.key });
+  if (item.role === 'assistant' || item.role === 'staff') d.effects.push({ type: 'notify', message: publicMessage(item) });
+  scroll(d);
+}
+
+function onTurnDone(d, f) {
+  const turnId = str(f.turn);
+  const turn = d.turns[turnId] || null;
+  d.running = d.running.filter((x) => x !== turnId);
+  d.tools = d.tools.filter((t) => t.turn !== turnId);
+
+  if (turn) {
+    // A reply cut short (cancel, error) keeps the text it had.
+    for (const id of turn.streaming) {
+      const at = indexOfId(d, id);
+      if (at >= 0 && d.log[at].streaming) patchItem(d, at, { streaming: false });
+    }
+  }
+
+  // An answer arrived: "we could not reach the assistant" is no longer true.
+  if (f.status === 'ok' && d.alert && d.alert.code === 'model_unavailable') d.alert = null;
+  const anchor = turn && turn.anchor;
+  if (f.status === 'error' && d.queuedTurns.includes(turnId)) {
+    // No model could answer: the server keeps the message and answers it later.
+    d.queuedTurns = d.queuedTurns.filter((x) => x !== turnId);
+    addNotice(d, { notice: 'queued', testid: 'queued', text: 'Saved: it will be answered as soon as the assistant is back.' }, anchor);
+  } else if (f.status === 'error') {
+    addRetryNotice(d, turn);
+  } else if (f.status === 'cancelled') {
+    addNotice(d, { notice: 'stopped', testid: 'stopped', text: 'Stopped' }, anchor);
+  }
+
+  delete d.turns[turnId];
+  refreshSynced(d);
+  scroll(d);
+}
+
+/** "The reply could not be completed. [Retry]": retry sends the same text as a new message. */
+function addRetryNotice(d, turn) {
+  let user = turn ? replyItem(d, turn.replyTo) : null;
+  if (!user) {
+    const acked = d.log.filter((it) => isMessage(it) && it.role === 'user' && it.id);
+    user = acked[acked.length - 1] || null;
+  }
+  addNotice(d, {
+    notice: 'error', testid: 'turn-error', text: 'The reply could not be completed.', retryText: user ? user.text : '',
+  }, (turn && turn.anchor) || (user && user.key));
+}
+
+function onFeedbackAck(d, f) {
+  const id = str(f.message);
+  const value = d.feedbackPending[id] || str(f.value);
+  delete d.feedbackPending[id];
+  if (value !== 'up' && value !== 'down') return;
+  delete d.feedback[id];   // re-added last: the newest choice is kept longest
+  d.feedback[id] = value;
+  const keys = Object.keys(d.feedback);
+  for (const key of keys.slice(0, Math.max(0, keys.length - FEEDBACK_KEPT))) delete d.feedback[key];
+}
+
+function onError(d, f) {
+  const code = str(f.code);
+  const ref = str(f.ref);
+  const text = str(f.message) || ERROR_FALLBACK[code] || ERROR_DEFAULT;
+  let retry = null;
+  if (code === 'model_unavailable' && ref && d.turns[ref] && !d.queuedTurns.includes(ref)) d.queuedTurns.push(ref);
+  // A refused session (forged identity, site not allowed) closes next: keep these words for it.
+  if (code === 'identity_invalid' || code === 'forbidden') d.closeText = text;
+
+  const pendingAt = indexOfPending(d, ref);
+  if (pendingAt >= 0) {
+    // The send was refused (too large, rate limited…): nothing was stored.
+    if (f.retryable) {
+      retry = { kind: 'resend', ref };
+    } else {
+      const item = patchItem(d, pendingAt, { failed: true, pending: false });
+      removeFromOutbox(d, ref);
+      // Put the text back so the person can edit it.
+      d.effects.push({ type: 'restore-input', text: item.text });
+    }
+  } else if (ref && Object.prototype.hasOwnProperty.call(d.feedbackPending, ref)) {
+    delete d.feedbackPending[ref];
+  } else if (f.retryable && !(ref && d.turns[ref])) {
+    // A turn error gets its own Retry next to the exchange (turn.done "error").
+    retry = { kind: 'flush' };
+  }
+  d.alert = { text, code, retry };
+}
+
+/** Frames added by later server versions: show any complete message object they carry. */
+function onUnknown(d, f) {
+  const msg = f.message;
+  if (!isObject(msg) || !str(msg.id) || !msg.role) return;
+  const known = indexOfId(d, msg.id) >= 0;
+  const at = upsertMessage(d, msg);
+  if (at >= 0 && !known && d.log[at].role === 'staff') d.effects.push({ type: 'notify', message: publicMessage(d.log[at]) });
+}
+
+// ---------------------------------------------------------------------------
+// The page's own actions
+// ---------------------------------------------------------------------------
+
+/** A message the person sends: into the outbox, shown as pending. `text` as outgoingText gives it. */
+export function sendMessage(state, { id, text, now }) {
+  const d = draft(state);
+  d.outbox.push({ id, text });
+  insertIntoLog(d, pendingItem(id, text, str(now) || null));
+  d.alert = null;
+  scroll(d, true);
+  return d;
+}
+
+/** The feedback frame went out: show the button busy until feedback.ack. */
+export function feedbackSent(state, messageId, value) {
+  const d = draft(state);
+  d.feedbackPending[messageId] = value;
+  return d;
+}
+
+/** A socket is being opened (`retry`: not the first attempt since the last session.ready). */
+export function connecting(state, { retry } = {}) {
+  const d = draft(state);
+  d.status = retry || hasAcked(state) ? 'reconnecting' : 'connecting';
+  d.closeText = '';
+  return d;
+}
+
+export function setStatus(state, status) {
+  const d = draft(state);
+  d.status = status;
+  return d;
+}
+
+/**
+ * The socket closed. We do not know whether turns still run (live events will say so
+ * if they do). A refused session (4400, 4401, 4403) says why; 4429 says we wait.
+ */
+export function connectionClosed(state, { code, reason } = {}) {
+  const d = draft(state);
+  stopStreaming(d);
+  if (FATAL_CLOSES.has(code)) {
+    d.status = 'closed';
+    d.alert = { text: str(reason) || d.closeText || CLOSE_REASONS[code], code: '', retry: null };
+  } else if (code === 4429) {
+    d.alert = { text: CLOSE_REASONS[4429], code: '', retry: null };
+  }
+  return d;
+}
+
+/** The socket was dropped on purpose to start again (the widget's user changed). */
+export function sessionRestarted(state) {
+  const d = draft(state);
+  stopStreaming(d);
+  d.alert = null;
+  return d;
+}
+
+/** Empty the log. keepPending: keep user messages that wait for an ack (and the outbox). */
+export function clearConversation(state, { keepPending } = {}) {
+  const d = draft(state);
+  clearLog(d, !!keepPending);
+  return d;
+}
+
+/** New conversation: forget the token, the outbox and the log. */
+export function startOver(state) {
+  const d = draft(state);
+  clearLog(d, false);
+  d.token = null;
+  d.conversation = null;
+  d.agent = { ...DEFAULT_AGENT };
+  d.alert = null;
+  return d;
+}
+
+export function raiseAlert(state, text, { code = '', retry = null } = {}) {
+  const d = draft(state);
+  d.alert = { text, code, retry };
+  return d;
+}
+
+export function dismissAlert(state) {
+  const d = draft(state);
+  d.alert = null;
+  return d;
+}
+
+export function removeItem(state, key) {
+  const d = draft(state);
+  d.log = d.log.filter((it) => it.key !== key);
+  return d;
+}
+
+// ---------------------------------------------------------------------------
+// Selectors
+// ---------------------------------------------------------------------------
+
+/** What the widget may tell the host page about a reply (no token, no client id). */
+export function publicMessage(item) {
+  return { id: item.id, role: item.role, agent: item.agent ? { slug: item.agent.slug, name: item.agent.name } : null, text: item.text };
+}
+
+/** The typing line and the stop button: {running, typing, label, tool}. */
+export function indicators(state) {
+  const running = state.running.length > 0;
+  const toolLabel = state.tools.length ? state.tools[state.tools.length - 1].label : '';   // the newest running tool
+  const streaming = state.running.some((id) => state.turns[id] && state.turns[id].streaming.length > 0);
+  const typing = running && (!!toolLabel || !streaming);
+  return { running, typing, label: toolLabel || `${state.agent.name} is typing…`, tool: !!toolLabel };
+}
+
+/** The messages shown, in order, as the test hook reports them (failed sends left out). */
+export function shownMessages(state) {
+  return state.log.filter((it) => isMessage(it) && (it.id || it.pending)).map((it) => ({
+    id: it.id, client_id: it.clientId, role: it.role, agent: it.agent && it.agent.slug, text: it.text,
+    pending: it.pending, streaming: it.streaming,
+  }));
+}
+
+/** session.start for this state (token and since when we have them). */
+export function sessionStart(state, { site, user, context } = {}) {
+  const start = { type: 'session.start', protocol: PROTOCOL, site };
+  if (state.token) start.token = state.token;
+  if (state.token && state.syncedId) start.since = state.syncedId;
+  if (user) start.user = user;
+  if (context) start.context = context;
+  return start;
+}
