@@ -29,11 +29,23 @@ def test_metrics_need_a_token_or_an_allowed_address(client, settings):
     assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 403
 
 
+def _sample(body: str, name: str, **labels: str) -> float:
+    """The value of one sample of /metrics (0 when it is not there yet)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    for family in text_string_to_metric_families(body):
+        for sample in family.samples:
+            if sample.name == name and all(sample.labels.get(k) == v for k, v in labels.items()):
+                return sample.value
+    return 0.0
+
+
 def test_metrics_report_runs_tokens_breakers_and_requests(client, settings):
-    settings.SUPERORCH_BREAKER_FAILURES = 1
-    services.agent_health_record(agent_slug="billing", ok=False, error="HTTP 500")
     from orchestrator import metrics
 
+    before = client.get("/metrics").content.decode()
+    settings.SUPERORCH_BREAKER_FAILURES = 1
+    services.agent_health_record(agent_slug="billing", ok=False, error="HTTP 500")
     metrics.agent_run_finished(
         agent="billing",
         status="error",
@@ -43,14 +55,22 @@ def test_metrics_report_runs_tokens_breakers_and_requests(client, settings):
         input_tokens=30,
         output_tokens=0,
     )
+    metrics.TURNS.labels("error", "model_unavailable").inc()
+    assert client.get("/healthz").status_code == 200
     body = client.get("/metrics").content.decode()
-    assert 'superorch_breaker_state{agent="billing",state="open"} 1.0' in body
-    assert (
-        'superorch_agent_runs_total{agent="billing",error_kind="server_error",status="error"}'
-        in body
+
+    def grew(name: str, by: float, **labels: str) -> bool:
+        return _sample(body, name, **labels) - _sample(before, name, **labels) == by
+
+    assert _sample(body, "superorch_breaker_state", agent="billing", state="open") == 1.0
+    assert grew("superorch_agent_runs_total", 1, agent="billing", status="error",
+                error_kind="server_error")  # fmt: skip
+    assert grew("superorch_tokens_total", 30, agent="billing", direction="input")
+    assert grew("superorch_turns_total", 1, status="error", error_code="model_unavailable")
+    # The first scrape and /healthz, counted by the request middleware.
+    assert _sample(body, "superorch_http_requests_total", method="GET", status="200") >= (
+        _sample(before, "superorch_http_requests_total", method="GET", status="200") + 2
     )
-    assert 'superorch_tokens_total{agent="billing",direction="input"}' in body
-    assert "superorch_http_requests_total" in body and "superorch_turns_total" in body
 
 
 def test_json_logs_carry_the_conversation_turn_and_agent(settings):
