@@ -1,4 +1,7 @@
 from django.apps import AppConfig
+from django.core import checks
+
+from .checks import turn_runner_check
 
 
 class ChatConfig(AppConfig):
@@ -6,9 +9,7 @@ class ChatConfig(AppConfig):
     verbose_name = "Chat"
 
     def ready(self) -> None:
-        from django.core import checks
-
+        # Signal receivers import models: they can only be imported once apps are loaded.
         from . import receivers  # noqa: F401
-        from .checks import turn_runner_check
 
         checks.register(turn_runner_check)

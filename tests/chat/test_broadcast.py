@@ -1,4 +1,5 @@
-"""message.delta frames are coalesced: at most one per interval, nothing lost, in order."""
+"""Broadcasting (chat/broadcast.py): message.delta frames are coalesced, at most one per
+interval, nothing lost, in order; a broadcast after a write waits for the commit."""
 
 from __future__ import annotations
 
@@ -8,7 +9,8 @@ import uuid
 
 from channels.layers import get_channel_layer
 
-from chat.events import DeltaStream, broadcast, conversation_group
+from chat import protocol
+from chat.broadcast import DeltaStream, broadcast, conversation_group
 
 
 async def _listen(conversation):
@@ -55,13 +57,13 @@ async def test_flush_sends_what_is_held_before_the_next_frame():
     await stream.add(message="m-1", agent="billing", text=" two")
     await stream.add(message="m-2", agent="technical_support", text="Three")
     await stream.flush()
-    await broadcast(conversation, {"type": "message.done", "turn": "t-1"})
+    await broadcast(conversation, protocol.TurnDone(turn="t-1", status="ok"))
     got = await frames(4)
     assert [(f["type"], f.get("message"), f.get("text")) for f in got] == [
         ("message.delta", "m-1", "One"),
         ("message.delta", "m-1", " two"),
         ("message.delta", "m-2", "Three"),
-        ("message.done", None, None),
+        ("turn.done", None, None),
     ]
     await stream.close()
 
