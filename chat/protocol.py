@@ -291,6 +291,11 @@ def _over(text: str, limit: int) -> bool:
     return len(text) * 4 > limit and len(text.encode("utf-8")) > limit
 
 
+def _size(bounds: Limits) -> str:
+    kib, rest = divmod(bounds.frame_bytes, 1024)
+    return f"{kib} KB" if kib and not rest else f"{bounds.frame_bytes} bytes"
+
+
 def parse(text_data: str | None, bytes_data: bytes | None = None) -> ClientFrame:
     """Decode and validate one client frame; raises FrameError."""
     if text_data is None:
@@ -298,8 +303,7 @@ def parse(text_data: str | None, bytes_data: bytes | None = None) -> ClientFrame
     bounds = limits()
     if _over(text_data, bounds.frame_bytes):
         raise FrameError(
-            ErrorCode.TOO_LARGE,
-            f"That was too large to send (the limit is {bounds.frame_bytes // 1024} KB).",
+            ErrorCode.TOO_LARGE, f"That was too large to send (the limit is {_size(bounds)})."
         )
     try:
         data = json.loads(text_data)
