@@ -19,7 +19,9 @@ LEAKS = ("Input should", "validation error", "pydantic", "Traceback", "type=", "
 
 
 def parse(frame) -> protocol.ClientFrame:
-    return protocol.parse(frame if isinstance(frame, str) else json.dumps(frame, ensure_ascii=False))
+    return protocol.parse(
+        frame if isinstance(frame, str) else json.dumps(frame, ensure_ascii=False)
+    )
 
 
 def refused(frame) -> FrameError:
