@@ -58,7 +58,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         words = {} if message is None else {"message": message}
         await self.send_frame(protocol.Error(code=code, ref=ref, **words))
         if close is not None:
-            await self.close(code=close)
+            await self.close(code=close.value)  # a plain int: autobahn refuses enums
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
@@ -66,7 +66,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except protocol.FrameError as exc:
             await self.send_frame(protocol.Error.from_frame_error(exc))
             if self.conversation is None:
-                await self.close(code=CloseCode.BAD_START)
+                await self.close(code=CloseCode.BAD_START.value)
             return
         if self.conversation is None and not isinstance(frame, protocol.SessionStart):
             await self.refuse(

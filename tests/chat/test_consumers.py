@@ -71,6 +71,7 @@ async def expect_close(comm, code: int) -> None:
     """The next output is the server closing the socket with `code`."""
     output = await comm.receive_output(timeout=TIMEOUT)
     assert output == {"type": "websocket.close", "code": code}, output
+    assert type(output["code"]) is int  # daphne's autobahn refuses anything else, enums too
 
 
 def types(frames: list[dict]) -> list[str]:
