@@ -1,4 +1,7 @@
 from django.apps import AppConfig
+from django.core import checks
+
+from .checks import turn_runner_check
 
 
 class ChatConfig(AppConfig):
@@ -6,9 +9,8 @@ class ChatConfig(AppConfig):
     verbose_name = "Chat"
 
     def ready(self) -> None:
-        from django.core import checks
-
-        from . import receivers  # noqa: F401
-        from .checks import turn_runner_check
+        # Signal receivers and Celery tasks import models: they can only be imported once
+        # apps are loaded (the tasks are registered here, queued by name elsewhere).
+        from . import receivers, tasks  # noqa: F401
 
         checks.register(turn_runner_check)

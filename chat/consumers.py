@@ -1,31 +1,26 @@
-"""The chat WebSocket (protocol v1): thin, it parses frames, calls services, relays events."""
+"""The chat WebSocket (protocol v1), transport only: a frame enters here, is parsed by
+chat.protocol, goes to one service (or the turn scheduler), and typed frames go back."""
 
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
-from django.conf import settings
 
 from orchestrator import metrics
-from orchestrator import selectors as orchestrator_selectors
 from orchestrator import services as orchestrator_services
 
-from . import selectors, services, turns
-from .events import conversation_group, encode, message_dict
-from .frames import FrameError, parse
-from .models import Conversation
+from . import protocol, selectors, services, turns
+from .broadcast import broadcast, conversation_group
+from .models import Conversation, Site
+from .protocol import CloseCode, ErrorCode
 from .ratelimit import allow_message
 
 logger = logging.getLogger(__name__)
 db = database_sync_to_async
-
-CLOSE_BAD_START = 4400
-CLOSE_IDENTITY = 4401
-CLOSE_FORBIDDEN = 4403
-CLOSE_ABUSE = 4429
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -47,157 +42,145 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
-    async def send_frame(self, frame: dict[str, Any]) -> None:
-        await self.send(text_data=encode(frame))
+    async def send_frame(self, frame: protocol.ServerFrame) -> None:
+        await self.send(text_data=frame.encode())
 
-    async def send_error(
-        self, code: str, message: str, *, ref: str | None = None, retryable: bool = False
+    async def refuse(
+        self,
+        code: ErrorCode,
+        message: str | None = None,
+        *,
+        ref: str | None = None,
+        close: CloseCode | None = None,
     ) -> None:
-        frame: dict[str, Any] = {
-            "type": "error",
-            "code": code,
-            "message": message,
-            "retryable": retryable,
-        }
-        if ref:
-            frame["ref"] = ref
-        await self.send_frame(frame)
+        """Send an `error` frame (the code's own words unless `message`), then close
+        with `close` if given."""
+        words = {} if message is None else {"message": message}
+        await self.send_frame(protocol.Error(code=code, ref=ref, **words))
+        if close is not None:
+            await self.close(code=close.value)  # a plain int: autobahn refuses enums
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         try:
-            frame = parse(text_data, bytes_data)
-        except FrameError as exc:
-            await self.send_error(exc.code, exc.message, ref=exc.ref)
+            frame = protocol.parse(text_data, bytes_data)
+        except protocol.FrameError as exc:
+            await self.send_frame(protocol.Error.from_frame_error(exc))
             if self.conversation is None:
-                await self.close(code=CLOSE_BAD_START)
+                await self.close(code=CloseCode.BAD_START.value)
             return
-        kind = frame["type"]
-        if self.conversation is None and kind != "session.start":
-            await self.send_error("bad_frame", "Start the session first (session.start).")
-            await self.close(code=CLOSE_BAD_START)
+        if self.conversation is None and not isinstance(frame, protocol.SessionStart):
+            await self.refuse(
+                ErrorCode.BAD_FRAME,
+                "Start the session first (session.start).",
+                close=CloseCode.BAD_START,
+            )
             return
         try:
-            await getattr(self, "on_" + kind.replace(".", "_"))(frame)
+            await self._HANDLERS[type(frame)](self, frame)
         except Exception:
-            logger.exception("chat frame %s failed", kind)
-            await self.send_error(
-                "internal",
-                "Something went wrong on our side. Please try again.",
-                retryable=True,
-                ref=frame.get("id") if kind == "message.send" else None,
-            )
+            logger.exception("chat frame %s failed", frame.type)
+            ref = frame.id if isinstance(frame, protocol.MessageSend) else None
+            await self.refuse(ErrorCode.INTERNAL, ref=ref)
 
     # --- client frames ---------------------------------------------------------------
 
-    async def on_session_start(self, frame: dict[str, Any]) -> None:
+    async def on_session_start(self, frame: protocol.SessionStart) -> None:
         if self.conversation is not None:
-            await self.send_error("bad_frame", "This connection already has a session.")
+            await self.refuse(ErrorCode.BAD_FRAME, "This connection already has a session.")
             return
-        site = await db(selectors.site_get)(key=frame["site"])
+        site = await db(selectors.site_get)(key=frame.site)
         if site is None or not site.enabled:
-            await self.send_error("forbidden", "This chat is not available here.")
-            await self.close(code=CLOSE_FORBIDDEN)
+            await self.refuse(ErrorCode.FORBIDDEN, close=CloseCode.FORBIDDEN)
             return
+        user = frame.user.model_dump()
         try:
-            verified = services.identity_verify(site=site, user=frame["user"])
+            verified = services.identity_verify(site=site, user=user)
         except services.IdentityError as exc:
-            await self.send_error("identity_invalid", str(exc))
-            await self.close(code=CLOSE_IDENTITY)
+            await self.refuse(ErrorCode.IDENTITY_INVALID, str(exc), close=CloseCode.IDENTITY)
             return
         conversation, token, _ = await db(services.conversation_open)(
-            site=site,
-            token=frame["token"],
-            user=frame["user"],
-            context=frame["context"],
-            verified=verified,
+            site=site, token=frame.token, user=user, context=frame.context, verified=verified
         )
         self.conversation = conversation
         self.group = conversation_group(conversation.uuid)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        messages = await db(selectors.conversation_messages)(
-            conversation=conversation, since=frame["since"]
-        )
-        agent = await db(_agent_ref)(conversation.active_agent)
-        await self.send_frame(
-            {
-                "type": "session.ready",
-                "conversation": str(conversation.uuid),
-                "token": token,
-                "agent": agent,
-                "greeting": site.greeting,
-                "suggestions": list(site.suggestions or []),
-                "messages": [message_dict(m) for m in messages],
-            }
-        )
+        await self.send_frame(await db(_session_ready)(conversation, site, token, frame.since))
         # Anything acknowledged but not yet answered (a server died mid-turn, or no model
         # could answer it) is answered now.
         await db(services.conversation_wake_queued)(conversation_id=conversation.pk)
         if await db(selectors.conversation_has_pending)(conversation_id=conversation.pk):
             turns.schedule(conversation)
 
-    async def on_message_send(self, frame: dict[str, Any]) -> None:
+    async def on_message_send(self, frame: protocol.MessageSend) -> None:
         assert self.conversation is not None
-        client_id = frame["id"]
-        if not await allow_message(str(self.conversation.uuid)):
+        limits = protocol.limits()
+        if not await allow_message(str(self.conversation.uuid), rate=limits.rate):
             self.refusals += 1
-            await self.send_error(
-                "rate_limited",
-                "You are sending messages too quickly. Please wait a moment and try again.",
-                ref=client_id,
-                retryable=True,
+            abuse = self.refusals >= limits.refusals_before_close
+            await self.refuse(
+                ErrorCode.RATE_LIMITED, ref=frame.id, close=CloseCode.ABUSE if abuse else None
             )
-            if self.refusals >= settings.SUPERORCH_RATE_LIMIT_CLOSE_AFTER:
-                await self.close(code=CLOSE_ABUSE)
             return
         message, _ = await db(services.message_receive)(
-            conversation=self.conversation, client_id=client_id, text=frame["text"]
+            conversation=self.conversation, client_id=frame.id, text=frame.text
         )
         # Every socket of the conversation learns of the message (other tabs stay in sync).
-        await self.channel_layer.group_send(
-            self.group,
-            {
-                "type": "chat.frame",
-                "text": encode(
-                    {"type": "message.ack", "id": client_id, "message": message_dict(message)}
-                ),
-            },
-        )
+        payload = protocol.MessagePayload.from_message(message)
+        await broadcast(self.conversation.uuid, protocol.MessageAck(id=frame.id, message=payload))
         turns.schedule(self.conversation)
 
-    async def on_turn_cancel(self, frame: dict[str, Any]) -> None:
+    async def on_turn_cancel(self, frame: protocol.TurnCancel) -> None:
         assert self.conversation is not None
         await turns.request_cancel(self.conversation.uuid)
 
-    async def on_feedback(self, frame: dict[str, Any]) -> None:
+    async def on_feedback(self, frame: protocol.Feedback) -> None:
         assert self.conversation is not None
         message = await db(services.feedback_record)(
             conversation=self.conversation,
-            message_uuid=frame["message"],
-            value=frame["value"],
-            comment=frame["comment"],
+            message_uuid=frame.message,
+            value=frame.value,
+            comment=frame.comment,
         )
         if message is None:
-            await self.send_error(
-                "not_found", "That reply could not be found.", ref=frame["message"]
-            )
+            await self.refuse(ErrorCode.NOT_FOUND, ref=frame.message)
             return
-        await self.send_frame({"type": "feedback.ack", "message": frame["message"]})
+        await self.send_frame(protocol.FeedbackAck(message=frame.message))
 
-    async def on_context_update(self, frame: dict[str, Any]) -> None:
+    async def on_context_update(self, frame: protocol.ContextUpdate) -> None:
         assert self.conversation is not None
         await db(services.conversation_set_context)(
-            conversation=self.conversation, context=frame["context"]
+            conversation=self.conversation, context=frame.context
         )
 
-    async def on_ping(self, frame: dict[str, Any]) -> None:
-        await self.send_frame({"type": "pong"})
+    async def on_ping(self, frame: protocol.Ping) -> None:
+        await self.send_frame(protocol.Pong())
+
+    _HANDLERS: ClassVar[dict[type, Callable[[Any, Any], Awaitable[None]]]] = {
+        protocol.SessionStart: on_session_start,
+        protocol.MessageSend: on_message_send,
+        protocol.TurnCancel: on_turn_cancel,
+        protocol.Feedback: on_feedback,
+        protocol.ContextUpdate: on_context_update,
+        protocol.Ping: on_ping,
+    }
 
     # --- group events ------------------------------------------------------------------
 
     async def chat_frame(self, event: dict[str, Any]) -> None:
+        """A frame broadcast to the conversation (chat.broadcast), already encoded."""
         await self.send(text_data=event["text"])
 
 
-def _agent_ref(active: str) -> dict[str, str] | None:
-    spec = orchestrator_selectors.agent_for_turn_start(active=active or None)
-    return {"slug": spec.slug, "name": spec.name} if spec else None
+def _session_ready(
+    conversation: Conversation, site: Site, token: str, since: str | None
+) -> protocol.SessionReady:
+    messages = selectors.conversation_messages(conversation=conversation, since=since)
+    agent = selectors.conversation_next_agent(conversation=conversation)
+    return protocol.SessionReady(
+        conversation=str(conversation.uuid),
+        token=token,
+        agent=protocol.AgentPayload(slug=agent.slug, name=agent.name) if agent else None,
+        greeting=site.greeting,
+        suggestions=[s for s in site.suggestions or [] if isinstance(s, str)],
+        messages=[protocol.MessagePayload.from_message(m) for m in messages],
+    )

@@ -30,5 +30,6 @@ def _limiter() -> MovingWindowRateLimiter:
     return cached[1]
 
 
-async def allow_message(conversation_key: str) -> bool:
-    return await _limiter().hit(parse(settings.SUPERORCH_RATE_LIMIT), "msg", conversation_key)
+async def allow_message(conversation_key: str, *, rate: str) -> bool:
+    """One more message of the conversation, if `rate` (e.g. "20/minute") allows it."""
+    return await _limiter().hit(parse(rate), "msg", conversation_key)

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 import uuid
+from datetime import datetime
+from typing import Protocol
 
 from django.conf import settings
 from django.db.models import Q
 from django.utils import timezone
 
-from .models import Conversation, Message, MessageStatus, Role, Site
+from orchestrator import selectors as orchestrator_selectors
+
+from .models import Conversation, Message, MessageStatus, Role, Site, Turn
+
+
+class NamedAgent(Protocol):
+    """What the chat needs of the orchestrator's agent spec."""
+
+    slug: str
+    name: str
 
 
 def site_get(*, key: str) -> Site | None:
@@ -32,6 +43,42 @@ def conversation_messages(*, conversation: Conversation, since: str | None) -> l
     return newest
 
 
+def conversation_get(*, conversation_id: int) -> Conversation:
+    return Conversation.objects.get(pk=conversation_id)
+
+
+def conversation_uuid_get(*, conversation_id: int) -> uuid.UUID | None:
+    return Conversation.objects.filter(pk=conversation_id).values_list("uuid", flat=True).first()
+
+
+def conversation_next_agent(*, conversation: Conversation) -> NamedAgent | None:
+    """The agent that answers the conversation's next message (the specialist who
+    answered last, while it stays enabled)."""
+    return orchestrator_selectors.agent_for_turn_start(active=conversation.active_agent or None)
+
+
+def turn_reply_ref(*, turn: Turn) -> str:
+    """What `turn.started` names as `reply_to`: the answered message's client id."""
+    message = Message.objects.only("client_id", "uuid").get(pk=turn.reply_to_id)
+    return message.client_id or str(message.uuid)
+
+
+def turn_history(*, turn: Turn) -> list[dict[str, str]]:
+    """The model's input, from our own Message table: the conversation up to the message
+    being answered (newest N), oldest first."""
+    rows = list(
+        Message.objects.filter(
+            conversation_id=turn.conversation_id,
+            id__lte=turn.reply_to_id,
+            role__in=[Role.USER, Role.ASSISTANT, Role.STAFF],
+        )
+        .order_by("-id")
+        .values_list("role", "text")[: settings.SUPERORCH_MODEL_INPUT_MESSAGES]
+    )
+    rows.reverse()
+    return [{"role": "user" if r == Role.USER else "assistant", "content": t} for r, t in rows]
+
+
 def _due():
     """Pending user messages that may be answered now (not waiting for a retry time)."""
     return Q(role=Role.USER, status=MessageStatus.PENDING) & (
@@ -53,7 +100,7 @@ def conversation_has_pending(*, conversation_id: int) -> bool:
     return retry_at is not False and (retry_at is None or retry_at <= timezone.now())
 
 
-def conversation_next_retry(*, conversation_id: int):
+def conversation_next_retry(*, conversation_id: int) -> datetime | None:
     """When the conversation's earliest queued message is due again (None: none queued)."""
     return (
         Message.objects.filter(

@@ -14,6 +14,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from orchestrator import selectors as orchestrator_selectors
+from orchestrator import workflow_engine
+from orchestrator.models import StepRun, WorkflowRun, WorkflowStatus
+
+from . import protocol
+from .broadcast import broadcast_on_commit
 from .models import (
     Conversation,
     Feedback,
@@ -26,7 +32,7 @@ from .models import (
     TurnStatus,
 )
 
-DEFAULT_SITE_KEY = "demo"
+DEFAULT_SITE_KEY = protocol.DEFAULT_SITE
 DEFAULT_GREETING = "Hi! I'm Super Orchestrator. How can our team help you today?"
 DEFAULT_SUGGESTIONS = [
     "I was charged twice for my subscription",
@@ -248,22 +254,6 @@ def turn_start_next(*, conversation_id: int) -> Turn | None:
     return Turn.objects.create(conversation_id=conversation_id, reply_to=message)
 
 
-def turn_history(*, turn: Turn) -> list[dict[str, str]]:
-    """The model's input, from our own Message table: the conversation up to the message
-    being answered (newest N), oldest first."""
-    rows = list(
-        Message.objects.filter(
-            conversation_id=turn.conversation_id,
-            id__lte=turn.reply_to_id,
-            role__in=[Role.USER, Role.ASSISTANT, Role.STAFF],
-        )
-        .order_by("-id")
-        .values_list("role", "text")[: settings.SUPERORCH_MODEL_INPUT_MESSAGES]
-    )
-    rows.reverse()
-    return [{"role": "user" if r == Role.USER else "assistant", "content": t} for r, t in rows]
-
-
 def turn_record_route(*, turn: Turn, decision: dict[str, Any]) -> None:
     """Keep the routing decision on the turn and in its transcript."""
     Turn.objects.filter(pk=turn.pk).update(
@@ -302,7 +292,7 @@ def assistant_message_create(
 def turn_finish(
     *,
     turn: Turn,
-    status: str,
+    status: TurnStatus | str,
     agent_slug: str,
     usage: dict[str, int],
     error_code: str = "",
@@ -319,10 +309,10 @@ def turn_finish(
         )
         # Only a message still waiting is changed (staff may have answered it meanwhile).
         waiting = Message.objects.filter(pk=turn.reply_to_id, status=MessageStatus.PENDING)
-        if status == TurnStatus.ERROR and error_code == "model_unavailable":
+        if status == TurnStatus.ERROR and error_code == protocol.ErrorCode.MODEL_UNAVAILABLE:
             # No model could answer: the message stays queued and is tried again later.
             failures = Turn.objects.filter(
-                reply_to_id=turn.reply_to_id, error_code="model_unavailable"
+                reply_to_id=turn.reply_to_id, error_code=protocol.ErrorCode.MODEL_UNAVAILABLE
             ).count()
             delays = settings.SUPERORCH_REQUEUE_DELAYS
             delay = delays[min(failures, len(delays)) - 1] if failures else delays[0]
@@ -346,15 +336,9 @@ def workflow_answer_post(*, run_id: int) -> Message | None:
     """Post a finished workflow's answer to its conversation, when no chat turn took it.
 
     Exactly one of the waiting turn and this claims the delivery. The message reaches
-    every socket of the conversation as `message.done` with `"turn": null`.
+    every socket of the conversation as `message.done` with `"turn": null`, once the
+    message is committed.
     """
-    from asgiref.sync import async_to_sync
-
-    from orchestrator import workflow_engine
-    from orchestrator.models import WorkflowRun, WorkflowStatus
-
-    from .events import broadcast, message_dict
-
     run = WorkflowRun.objects.filter(pk=run_id).first()
     if run is None or run.waiting or run.status not in (WorkflowStatus.OK, WorkflowStatus.FAILED):
         return None
@@ -367,16 +351,16 @@ def workflow_answer_post(*, run_id: int) -> Message | None:
         if not workflow_engine.workflow_claim_delivery(run_id=run.pk):
             return None
         message = _workflow_answer_create(run, conversation)
-    async_to_sync(broadcast)(
-        conversation.uuid, {"type": "message.done", "turn": None, "message": message_dict(message)}
-    )
+        _broadcast_outside_turn(conversation, message)
     return message
 
 
-def _workflow_answer_create(run, conversation: Conversation) -> Message:
-    from orchestrator import selectors as orchestrator_selectors
-    from orchestrator.models import StepRun, WorkflowStatus
+def _broadcast_outside_turn(conversation: Conversation, message: Message) -> None:
+    frame = protocol.MessageDone(turn=None, message=protocol.MessagePayload.from_message(message))
+    broadcast_on_commit(conversation.uuid, frame)
 
+
+def _workflow_answer_create(run: WorkflowRun, conversation: Conversation) -> Message:
     last = (
         run.steps.filter(kind=StepRun.Kind.AGENT, finished_at__isnull=False)
         .order_by("-finished_at")
@@ -406,12 +390,8 @@ def staff_reply_post(*, conversation: Conversation, text: str, author: str) -> M
 
     The conversation's waiting messages count as answered: a message queued because no
     model could answer it is not tried again. Every socket gets the reply as
-    `message.done` with `"turn": null`.
+    `message.done` with `"turn": null`, once the reply is committed.
     """
-    from asgiref.sync import async_to_sync
-
-    from .events import broadcast, message_dict
-
     with transaction.atomic():
         message = Message.objects.create(
             conversation=conversation,
@@ -424,7 +404,5 @@ def staff_reply_post(*, conversation: Conversation, text: str, author: str) -> M
             conversation=conversation, role=Role.USER, status=MessageStatus.PENDING
         ).update(status=MessageStatus.ANSWERED, retry_at=None)
         Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-    async_to_sync(broadcast)(
-        conversation.uuid, {"type": "message.done", "turn": None, "message": message_dict(message)}
-    )
+        _broadcast_outside_turn(conversation, message)
     return message

@@ -1,11 +1,12 @@
-"""Celery tasks of the chat: thin, they take ids (see chat.turns)."""
+"""Celery tasks of the chat: thin, they take ids. This module is the composition root:
+it imports the scheduler, which queues the task by its name and never imports it."""
 
 from celery import shared_task
 
-from . import turns
+from .turns import scheduler
 
 
-@shared_task(name="chat.answer_conversation", ignore_result=True)
+@shared_task(name=scheduler.ANSWER_TASK, ignore_result=True)
 def answer_conversation_task(conversation_id: int) -> None:
     """Answer the conversation's pending messages (SUPERORCH_TURN_RUNNER = "celery").
 
@@ -13,4 +14,4 @@ def answer_conversation_task(conversation_id: int) -> None:
     conversation's lease (chat.services.conversation_claim) keeps two workers from
     answering it at once, and a copy that finds the lease held looks again shortly.
     """
-    turns.answer_pending_now(conversation_id)
+    scheduler.answer_pending_now(conversation_id)

@@ -19,7 +19,7 @@ from .routing_policy import RoutingDecision
 MODEL_UNAVAILABLE = (
     "We could not reach the assistant. Your message is saved; please try again in a moment."
 )
-# When every option failed: the message stays queued and is answered later (chat.turns).
+# When every option failed: the message stays queued and is answered later (chat.turns.scheduler).
 QUEUED_FOR_LATER = (
     "We could not reach the assistant. Your message is saved and will be answered as soon "
     "as it is back."

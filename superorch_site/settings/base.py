@@ -174,7 +174,7 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 def logging_config(fmt: str, level: str) -> dict:
     """Stdlib logging rendered by structlog: `json` (one object per line, for log
     collectors) or `console`; both carry the conversation, turn, agent and workflow ids
-    bound in structlog's contextvars (chat.turns, orchestrator.runtime, workflow_engine)."""
+    bound in structlog's contextvars (chat.turns.runner, orchestrator.sdk.attempt, workflow_steps)."""
     import structlog
 
     renderer = (
@@ -301,7 +301,7 @@ SUPERORCH_TURN_LEASE = env.float("SUPERORCH_TURN_LEASE", default=45.0)
 SUPERORCH_TURN_RUNNER = env.str("SUPERORCH_TURN_RUNNER", default="inline")
 # Conversations a web process answers at once (inline runner): at most this many (0: no
 # limit), fewer while its event loop lags more than the target (seconds); the rest wait,
-# first come first served (chat/turn_slots.py, docs/benchmarks.md: concurrency).
+# first come first served (chat/turns/slots.py, docs/benchmarks.md: concurrency).
 SUPERORCH_MAX_ACTIVE_TURNS = env.int("SUPERORCH_MAX_ACTIVE_TURNS", default=100)
 SUPERORCH_TURN_LAG_TARGET = env.float("SUPERORCH_TURN_LAG_TARGET", default=0.01)
 # Messages of the conversation given to the model as input.

@@ -14,6 +14,7 @@ from asgiref.sync import sync_to_async
 
 from chat import services, turns
 from chat.models import Conversation, Feedback, Message, Site, Turn
+from chat.turns import scheduler
 from orchestrator.sdk import team as sdk_team
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -70,6 +71,7 @@ async def expect_close(comm, code: int) -> None:
     """The next output is the server closing the socket with `code`."""
     output = await comm.receive_output(timeout=TIMEOUT)
     assert output == {"type": "websocket.close", "code": code}, output
+    assert type(output["code"]) is int  # daphne's autobahn refuses anything else, enums too
 
 
 def types(frames: list[dict]) -> list[str]:
@@ -327,7 +329,7 @@ async def test_a_message_acked_while_the_turn_runner_is_ending_is_answered(
     # The runner has found nothing pending and is on its way out when c-2 arrives: the
     # consumer hands c-2 to that runner, which must look once more before it ends.
     comm, ready = await open_session(connect)
-    ending = turns._wake_later
+    ending = scheduler._wake_later
     sent = []
 
     async def wake_later_then_a_message_arrives(*args):
@@ -338,7 +340,7 @@ async def test_a_message_acked_while_the_turn_runner_is_ending_is_answered(
             while not await Message.objects.filter(client_id="c-2").aexists():
                 await asyncio.sleep(0.01)
 
-    monkeypatch.setattr(turns, "_wake_later", wake_later_then_a_message_arrives)
+    monkeypatch.setattr(scheduler, "_wake_later", wake_later_then_a_message_arrives)
     await send(comm, {"type": "message.send", "id": "c-1", "text": CHARGED_TWICE})
     frames = await until_turn_done(comm, turns_done=2)
     assert [f["reply_to"] for f in frames if f["type"] == "turn.started"] == ["c-1", "c-2"]

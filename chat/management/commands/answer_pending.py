@@ -4,6 +4,7 @@ from django.core.management.base import BaseCommand
 
 from chat import selectors, turns
 from chat.models import Conversation
+from orchestrator.services import agent_runs_abandon
 
 
 class Command(BaseCommand):
@@ -13,6 +14,7 @@ class Command(BaseCommand):
     )
 
     def handle(self, *args, **options) -> None:
+        closed = agent_runs_abandon()  # the runs the crashed server left open
         ids = selectors.conversations_with_pending()
         conversations = list(Conversation.objects.filter(pk__in=ids))
 
@@ -22,4 +24,7 @@ class Command(BaseCommand):
             await turns.wait_idle(timeout=3600)
 
         asyncio.run(run())
-        self.stdout.write(f"Looked at {len(conversations)} conversation(s) with pending messages.")
+        self.stdout.write(
+            f"Looked at {len(conversations)} conversation(s) with pending messages; "
+            f"closed {closed} abandoned agent run(s)."
+        )

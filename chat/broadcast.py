@@ -1,16 +1,21 @@
-"""Group names and broadcasting: one place that knows how frames reach sockets."""
+"""How frames reach sockets: group names, broadcasting (now, or once the transaction
+commits), the coalescing of `message.delta` frames, and the turn-control channel that
+carries `turn.cancel` to whichever process runs the turn."""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 import uuid
-from typing import Any
 
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db import transaction
 
-from .models import Message
+from . import protocol
+
+FRAME_EVENT = "chat.frame"  # the group event a consumer relays (ChatConsumer.chat_frame)
+CANCEL_EVENT = "turn.cancel"  # the control event a turn's listener waits for
 
 
 def conversation_group(conversation_uuid: uuid.UUID | str) -> str:
@@ -23,30 +28,47 @@ def turn_control_group(conversation_uuid: uuid.UUID | str) -> str:
     return f"turnctl.{conversation_uuid}"
 
 
-def message_dict(message: Message) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "id": str(message.uuid),
-        "role": message.role,
-        "agent": {"slug": message.agent_slug, "name": message.agent_name}
-        if message.agent_slug
-        else None,
-        "text": message.text,
-        "created": message.created_at.isoformat().replace("+00:00", "Z"),
-    }
-    if message.role == "user":
-        data["client_id"] = message.client_id
-    return data
-
-
-def encode(frame: dict[str, Any]) -> str:
-    return json.dumps(frame, ensure_ascii=False, separators=(",", ":"))
-
-
-async def broadcast(conversation_uuid: uuid.UUID | str, frame: dict[str, Any]) -> None:
-    """Send one frame to every socket of the conversation (serialised once)."""
+async def _send_text(conversation_uuid: uuid.UUID | str, text: str) -> None:
     await get_channel_layer().group_send(
-        conversation_group(conversation_uuid), {"type": "chat.frame", "text": encode(frame)}
+        conversation_group(conversation_uuid), {"type": FRAME_EVENT, "text": text}
     )
+
+
+async def broadcast(conversation_uuid: uuid.UUID | str, frame: protocol.ServerFrame) -> None:
+    """Send one frame to every socket of the conversation (encoded once)."""
+    await _send_text(conversation_uuid, frame.encode())
+
+
+def broadcast_on_commit(conversation_uuid: uuid.UUID | str, frame: protocol.ServerFrame) -> None:
+    """Broadcast once the current transaction commits (at once outside one), so no
+    socket sees a row that was rolled back (Zulip's send_event_on_commit). Sync code only."""
+    text = frame.encode()
+    transaction.on_commit(lambda: async_to_sync(_send_text)(conversation_uuid, text))
+
+
+async def turn_cancel_request(conversation_uuid: uuid.UUID | str) -> None:
+    """Ask whichever process runs the conversation's turn to stop it."""
+    await get_channel_layer().group_send(
+        turn_control_group(conversation_uuid), {"type": CANCEL_EVENT}
+    )
+
+
+async def turn_cancel_wait(conversation_uuid: uuid.UUID | str, cancel: asyncio.Event) -> None:
+    """Set `cancel` when a turn.cancel arrives for the conversation (run as a task)."""
+    layer = get_channel_layer()
+    # The default prefix matters on Redis: every process-local channel of a layer shares
+    # one receive loop; a channel of another prefix would hold it and stall the sockets.
+    channel = await layer.new_channel()
+    group = turn_control_group(conversation_uuid)
+    await layer.group_add(group, channel)
+    try:
+        while True:
+            message = await layer.receive(channel)
+            if message.get("type") == CANCEL_EVENT:
+                cancel.set()
+                return
+    finally:
+        await asyncio.shield(layer.group_discard(group, channel))
 
 
 class DeltaStream:
@@ -86,16 +108,10 @@ class DeltaStream:
             while self._held:
                 message, (agent, chunks) = next(iter(self._held.items()))
                 del self._held[message]
-                await broadcast(
-                    self.conversation_uuid,
-                    {
-                        "type": "message.delta",
-                        "turn": self.turn,
-                        "message": message,
-                        "agent": agent,
-                        "text": "".join(chunks),
-                    },
+                frame = protocol.MessageDelta(
+                    turn=self.turn, message=message, agent=agent, text="".join(chunks)
                 )
+                await broadcast(self.conversation_uuid, frame)
 
     async def close(self) -> None:
         if self._timer is not None:

@@ -1,4 +1,4 @@
-"""The adaptive turn slots (chat/turn_slots.py): first come first served, a limit
+"""The adaptive turn slots (chat/turns/slots.py): first come first served, a limit
 that follows the event loop's lag, and no slot lost to a cancelled waiter."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ import asyncio
 
 import pytest
 
-from chat.turn_slots import FLOOR, START, TurnSlots
+from chat.turns.slots import FLOOR, START, TurnSlots
 
 pytestmark = pytest.mark.asyncio
 

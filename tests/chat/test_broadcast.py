@@ -1,4 +1,5 @@
-"""message.delta frames are coalesced: at most one per interval, nothing lost, in order."""
+"""Broadcasting (chat/broadcast.py): message.delta frames are coalesced, at most one per
+interval, nothing lost, in order; a broadcast after a write waits for the commit."""
 
 from __future__ import annotations
 
@@ -6,9 +7,13 @@ import asyncio
 import json
 import uuid
 
+import pytest
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
+from django.db import transaction
 
-from chat.events import DeltaStream, broadcast, conversation_group
+from chat import protocol
+from chat.broadcast import DeltaStream, broadcast, broadcast_on_commit, conversation_group
 
 
 async def _listen(conversation):
@@ -55,13 +60,13 @@ async def test_flush_sends_what_is_held_before_the_next_frame():
     await stream.add(message="m-1", agent="billing", text=" two")
     await stream.add(message="m-2", agent="technical_support", text="Three")
     await stream.flush()
-    await broadcast(conversation, {"type": "message.done", "turn": "t-1"})
+    await broadcast(conversation, protocol.TurnDone(turn="t-1", status="ok"))
     got = await frames(4)
     assert [(f["type"], f.get("message"), f.get("text")) for f in got] == [
         ("message.delta", "m-1", "One"),
         ("message.delta", "m-1", " two"),
         ("message.delta", "m-2", "Three"),
-        ("message.done", None, None),
+        ("turn.done", None, None),
     ]
     await stream.close()
 
@@ -76,3 +81,30 @@ async def test_close_sends_the_last_chunk_and_cancels_the_timer():
     assert [f["text"] for f in await frames(2)] == ["A", "B"]
     await asyncio.sleep(0.05)
     assert stream._timer is None
+
+
+@pytest.mark.django_db
+def test_a_broadcast_after_a_write_waits_for_the_commit(django_capture_on_commit_callbacks):
+    conversation = uuid.uuid4()
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(conversation_group(conversation), channel)
+    frame = protocol.FeedbackAck(message="m-1")
+    with django_capture_on_commit_callbacks() as callbacks, transaction.atomic():
+        broadcast_on_commit(conversation, frame)
+    assert len(callbacks) == 1  # nothing sent inside the transaction
+    callbacks[0]()
+    message = async_to_sync(layer.receive)(channel)
+    assert message == {"type": "chat.frame", "text": frame.encode()}
+
+
+@pytest.mark.django_db
+def test_a_rolled_back_write_broadcasts_nothing(django_capture_on_commit_callbacks):
+    with (
+        django_capture_on_commit_callbacks() as callbacks,
+        pytest.raises(LookupError),
+        transaction.atomic(),
+    ):
+        broadcast_on_commit(uuid.uuid4(), protocol.Pong())
+        raise LookupError("the write fails")
+    assert callbacks == []

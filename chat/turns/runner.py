@@ -1,0 +1,227 @@
+"""One turn: run the orchestrator on the conversation so far, record what happens, and
+broadcast each event to every socket of the conversation as a protocol frame.
+
+`TurnRunner.run()` announces the turn, hands `emit` to `orchestrator.runtime.run_turn`
+(with a cancel event fed by the turn-control group, and a heartbeat that keeps the
+conversation's lease), then records the outcome and ends with `turn.done`. Each runtime
+event kind has one small method, found by the event's type in `_HANDLERS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+import structlog
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from orchestrator import alerts, metrics, runtime
+
+from .. import protocol, selectors, services
+from ..broadcast import DeltaStream, broadcast, turn_cancel_wait
+from ..models import Turn, TurnEvent, TurnStatus
+
+logger = logging.getLogger(__name__)
+db = database_sync_to_async
+
+DELTA_INTERVAL = 0.04  # seconds: at most 25 message.delta frames a second per turn
+
+# What run_turn hands to `emit` (a local alias: the runtime's own union is being renamed).
+RuntimeEvent = (
+    runtime.RouteDecided
+    | runtime.AgentChanged
+    | runtime.ToolStarted
+    | runtime.ToolFinished
+    | runtime.MessageDelta
+    | runtime.MessageDone
+    | runtime.WorkflowProgress
+)
+
+
+def _agent(ref: runtime.AgentRef | None) -> protocol.AgentPayload | None:
+    return protocol.AgentPayload(slug=ref.slug, name=ref.name) if ref else None
+
+
+class TurnRunner:
+    """Runs one turn (the conversation's lease is held by the caller)."""
+
+    def __init__(self, turn: Turn, conversation_uuid: uuid.UUID) -> None:
+        self.turn, self.conversation_uuid = turn, conversation_uuid
+        self.key = str(turn.uuid)
+        self.deltas = DeltaStream(conversation_uuid, self.key, DELTA_INTERVAL)
+
+    async def run(self) -> None:
+        # Every log line of this turn carries its ids (structlog contextvars; one task per turn).
+        with structlog.contextvars.bound_contextvars(
+            conversation=str(self.conversation_uuid), turn=self.key
+        ):
+            request = await self._start()
+            outcome = await self._answer(request)
+            await self._finish(outcome)
+
+    async def _start(self) -> runtime.TurnRequest:
+        turn = self.turn
+        conversation = await db(selectors.conversation_get)(conversation_id=turn.conversation_id)
+        history = await db(selectors.turn_history)(turn=turn)
+        reply_to = await db(selectors.turn_reply_ref)(turn=turn)
+        await self._send(protocol.TurnStarted(turn=self.key, reply_to=reply_to))
+        return runtime.TurnRequest(
+            conversation_id=self.conversation_uuid,
+            turn_id=turn.uuid,
+            history=history,
+            active_agent=conversation.active_agent or None,
+            page_context=conversation.page_context or {},
+        )
+
+    async def _answer(self, request: runtime.TurnRequest) -> runtime.TurnOutcome:
+        cancel = asyncio.Event()
+        listener = asyncio.create_task(turn_cancel_wait(self.conversation_uuid, cancel))
+        heartbeat = asyncio.create_task(_heartbeat(self.turn.conversation_id))
+        try:
+            return await runtime.run_turn(request, self.emit, cancel)
+        except Exception as exc:  # never leave a turn open: record it and tell the user
+            logger.exception("turn %s crashed", self.key)
+            return runtime.TurnOutcome(
+                TurnStatus.ERROR.value,
+                None,
+                {},
+                protocol.ErrorCode.INTERNAL.value,
+                runtime.INTERNAL_ERROR,
+                f"{type(exc).__name__}: {exc}",
+            )
+        finally:
+            listener.cancel()
+            heartbeat.cancel()
+            await self.deltas.close()
+
+    async def _finish(self, outcome: runtime.TurnOutcome) -> None:
+        await db(services.turn_finish)(
+            turn=self.turn,
+            status=outcome.status,
+            agent_slug=outcome.final_agent.slug if outcome.final_agent else "",
+            usage=outcome.usage,
+            error_code=outcome.error_code,
+            error=outcome.error_detail,
+        )
+        if outcome.status == TurnStatus.ERROR:
+            await self._send(_error_frame(outcome, self.key))
+        metrics.TURNS.labels(outcome.status, outcome.error_code or "").inc()
+        alerts.alerts_maybe_evaluate()  # at most every SUPERORCH_ALERT_INTERVAL, on a thread
+        usage = protocol.UsagePayload.from_counts(outcome.usage)
+        await self._send(protocol.TurnDone(turn=self.key, status=outcome.status, usage=usage))
+
+    async def _send(self, frame: protocol.ServerFrame) -> None:
+        await broadcast(self.conversation_uuid, frame)
+
+    # --- runtime events ------------------------------------------------------------------
+
+    async def emit(self, event: RuntimeEvent) -> None:
+        handler = self._HANDLERS.get(type(event))
+        if handler is None:
+            logger.debug("turn event %s is not for the chat", type(event).__name__)
+            return
+        if handler is not TurnRunner._on_delta:
+            await self.deltas.flush()  # every other frame comes after the text before it
+        await handler(self, event)
+
+    async def _on_delta(self, event: runtime.MessageDelta) -> None:
+        await self.deltas.add(
+            message=str(event.message_id), agent=event.agent.slug, text=event.text
+        )
+
+    async def _on_route(self, event: runtime.RouteDecided) -> None:
+        await db(services.turn_record_route)(turn=self.turn, decision=event.decision.as_dict())
+
+    async def _on_message_done(self, event: runtime.MessageDone) -> None:
+        message = await db(services.assistant_message_create)(
+            turn=self.turn,
+            message_uuid=event.message_id,
+            agent_slug=event.agent.slug,
+            agent_name=event.agent.name,
+            text=event.text,
+        )
+        payload = protocol.MessagePayload.from_message(message)
+        await self._send(protocol.MessageDone(turn=self.key, message=payload))
+
+    async def _on_agent_changed(self, event: runtime.AgentChanged) -> None:
+        frame = protocol.AgentChanged(
+            turn=self.key,
+            from_=_agent(event.previous),
+            to=_agent(event.current),
+            reason=event.reason,
+        )
+        await db(services.conversation_set_agent)(
+            conversation_id=self.turn.conversation_id, agent_slug=event.current.slug
+        )
+        data = frame.model_dump(by_alias=True, include={"from_", "to", "reason"})
+        await db(services.turn_event_record)(
+            turn_id=self.turn.pk, kind=TurnEvent.Kind.AGENT, data=data
+        )
+        await self._send(frame)
+
+    async def _on_tool_started(self, event: runtime.ToolStarted) -> None:
+        await db(services.turn_event_record)(
+            turn_id=self.turn.pk,
+            kind=TurnEvent.Kind.TOOL,
+            data={"agent": event.agent, "tool": event.tool, "call": event.call},
+        )
+        await self._send(
+            protocol.ToolStarted(
+                turn=self.key,
+                agent=event.agent,
+                tool=event.tool,
+                call=event.call,
+                label=event.label,
+            )
+        )
+
+    async def _on_tool_finished(self, event: runtime.ToolFinished) -> None:
+        await self._send(protocol.ToolFinished(turn=self.key, call=event.call, ok=event.ok))
+
+    async def _on_workflow_progress(self, event: runtime.WorkflowProgress) -> None:
+        workflow = protocol.WorkflowPayload(
+            id=str(event.run_id), slug=event.workflow, name=event.name
+        )
+        await self._send(
+            protocol.WorkflowProgress(
+                turn=self.key,
+                workflow=workflow,
+                status=event.status,
+                step=event.step,
+                agent=event.agent,
+                done=event.done,
+                total=event.total,
+            )
+        )
+
+    _HANDLERS: ClassVar[dict[type, Callable[[Any, Any], Awaitable[None]]]] = {
+        runtime.MessageDelta: _on_delta,
+        runtime.RouteDecided: _on_route,
+        runtime.MessageDone: _on_message_done,
+        runtime.AgentChanged: _on_agent_changed,
+        runtime.ToolStarted: _on_tool_started,
+        runtime.ToolFinished: _on_tool_finished,
+        runtime.WorkflowProgress: _on_workflow_progress,
+    }
+
+
+def _error_frame(outcome: runtime.TurnOutcome, turn_key: str) -> protocol.Error:
+    """The error a failed turn reports (ref = turn id)."""
+    return protocol.Error(
+        code=protocol.ErrorCode.or_internal(outcome.error_code),
+        message=outcome.error_message or runtime.INTERNAL_ERROR,
+        retryable=True,
+        ref=turn_key,
+    )
+
+
+async def _heartbeat(conversation_id: int) -> None:
+    """Renew the conversation's lease while the turn runs."""
+    interval = max(settings.SUPERORCH_TURN_LEASE / 3, 1.0)
+    while True:
+        await asyncio.sleep(interval)
+        await db(services.conversation_renew)(conversation_id=conversation_id)

@@ -1,0 +1,191 @@
+"""Scheduling turns, detached from any socket.
+
+`schedule(conversation)` starts (at most) one task per conversation in this process;
+it takes the conversation's lease in the database (so two servers never answer the
+same conversation at once), answers every pending user message in order (one
+`TurnRunner` each), and wakes the conversation again when a queued message is due. A
+reply finishes and is stored even if every browser has gone. If the server dies, the
+lease expires and the next session.start (or `manage.py answer_pending`) answers what
+is still pending.
+
+With SUPERORCH_TURN_RUNNER = "celery" the work goes to a Celery worker instead: the
+task is sent by its name, "chat.answer_conversation" (chat/tasks.py, the composition
+root, calls `answer_pending_now` here).
+
+A process answers a limited number of conversations at once (`slots.TurnSlots`: the
+limit follows the event loop's lag, up to SUPERORCH_MAX_ACTIVE_TURNS); the others wait
+their turn, first come first served, holding no lease.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+import weakref
+from functools import partial
+
+from asgiref.sync import async_to_sync
+from celery import current_app
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from .. import selectors, services
+from ..broadcast import turn_cancel_request
+from ..models import Conversation
+from .runner import TurnRunner
+from .slots import TurnSlots
+
+logger = logging.getLogger(__name__)
+db = database_sync_to_async
+
+CLAIM_RETRY = 1.0  # seconds: another holder of the lease is asked again this often
+ANSWER_TASK = "chat.answer_conversation"  # chat.tasks.answer_conversation_task
+
+
+class ProcessTurns:
+    """This process's turn runners: one task per conversation, the conversations whose
+    running task was asked to look again, and the turn slots of each event loop."""
+
+    def __init__(self) -> None:
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget every runner (tests call it once nothing runs)."""
+        self.tasks: dict[int, asyncio.Task[None]] = {}
+        self.again: set[int] = set()
+        self.slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TurnSlots] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def slots_for(self, loop: asyncio.AbstractEventLoop) -> TurnSlots:
+        slots = self.slots.get(loop)
+        if slots is None:
+            slots = self.slots[loop] = TurnSlots(
+                settings.SUPERORCH_MAX_ACTIVE_TURNS, settings.SUPERORCH_TURN_LAG_TARGET
+            )
+        return slots
+
+
+state = ProcessTurns()
+
+
+def schedule(conversation: Conversation) -> asyncio.Task[None] | None:
+    """Make sure this conversation's pending messages are being answered: by a task of
+    this process, or, with SUPERORCH_TURN_RUNNER = "celery", by a Celery worker."""
+    if on_celery():
+        publish = partial(_publish, conversation.pk, 0.0)
+        asyncio.get_running_loop().run_in_executor(None, publish)
+        return None
+    return _schedule(conversation.pk, conversation.uuid)
+
+
+def on_celery() -> bool:
+    return settings.SUPERORCH_TURN_RUNNER == "celery" and not current_app.conf.task_always_eager
+
+
+def answer_pending_now(conversation_id: int) -> None:
+    """Answer what the conversation has pending, here and now (a Celery worker's task)."""
+    conversation_uuid = selectors.conversation_uuid_get(conversation_id=conversation_id)
+    if conversation_uuid is not None:
+        async_to_sync(_drain)(conversation_id, conversation_uuid)
+
+
+async def request_cancel(conversation_uuid: uuid.UUID) -> None:
+    """Stop the conversation's running turn, whichever process runs it."""
+    await turn_cancel_request(conversation_uuid)
+
+
+async def wait_idle(timeout: float = 30.0) -> None:
+    """Wait until this process runs no turns (tests and shutdown)."""
+    async with asyncio.timeout(timeout):
+        while state.tasks:
+            await asyncio.gather(*list(state.tasks.values()), return_exceptions=True)
+
+
+def _schedule(pk: int, conversation_uuid: uuid.UUID) -> asyncio.Task[None]:
+    task = state.tasks.get(pk)
+    if task is not None and not task.done():
+        state.again.add(pk)  # it looks again before it ends, even if it had found nothing
+        return task
+    task = asyncio.get_running_loop().create_task(_drain_in_turn(pk, conversation_uuid))
+    state.tasks[pk] = task
+    task.add_done_callback(lambda t, pk=pk: _forget(pk, t))
+    return task
+
+
+def _forget(pk: int, task: asyncio.Task[None]) -> None:
+    if state.tasks.get(pk) is task:
+        del state.tasks[pk]
+    if not task.cancelled() and task.exception() is not None:
+        logger.error("turn runner for conversation %s crashed", pk, exc_info=task.exception())
+
+
+async def _drain_in_turn(conversation_id: int, conversation_uuid: uuid.UUID) -> None:
+    """`_drain` once one of this process's turn slots is free (in arrival order)."""
+    if not settings.SUPERORCH_MAX_ACTIVE_TURNS:
+        return await _drain(conversation_id, conversation_uuid)
+    slots = state.slots_for(asyncio.get_running_loop())
+    await slots.acquire()
+    try:
+        await _drain(conversation_id, conversation_uuid)
+    finally:
+        slots.release()
+
+
+async def _later(conversation_id: int, conversation_uuid: uuid.UUID, delay: float) -> None:
+    """Look at the conversation again in `delay` seconds."""
+    if on_celery():
+        await asyncio.to_thread(_publish, conversation_id, delay)
+    else:
+        loop = asyncio.get_running_loop()
+        loop.call_later(delay, lambda: _schedule(conversation_id, conversation_uuid))
+
+
+def _publish(conversation_id: int, delay: float) -> None:
+    """Queue the conversation's answering on Celery, by the task's name."""
+    try:
+        current_app.send_task(ANSWER_TASK, args=(conversation_id,), countdown=delay or None)
+    except Exception:  # the message stays pending: session.start or answer_pending answers it
+        logger.exception("could not queue conversation %s's turn on Celery", conversation_id)
+
+
+async def _drain(conversation_id: int, conversation_uuid: uuid.UUID) -> None:
+    while True:
+        state.again.discard(conversation_id)
+        if not await db(services.conversation_claim)(conversation_id=conversation_id):
+            # Another server (or worker) holds the lease and answers what it finds pending,
+            # but a message stored just after its last look would wait for the next wake:
+            # look again shortly, until nothing is pending.
+            if await db(selectors.conversation_has_pending)(conversation_id=conversation_id):
+                await _later(conversation_id, conversation_uuid, CLAIM_RETRY)
+            return
+        try:
+            await _answer_all(conversation_id, conversation_uuid)
+        finally:
+            await db(services.conversation_release)(conversation_id=conversation_id)
+        # A message stored while the lease was being released is answered too.
+        if not await db(selectors.conversation_has_pending)(conversation_id=conversation_id):
+            await _wake_later(conversation_id, conversation_uuid)
+            # A message acknowledged after that check was scheduled onto this task while
+            # it was ending: nothing awaits between this test and the return.
+            if conversation_id not in state.again:
+                return
+
+
+async def _answer_all(conversation_id: int, conversation_uuid: uuid.UUID) -> None:
+    """Answer the pending messages one turn at a time, in order (lease held)."""
+    while (turn := await db(services.turn_start_next)(conversation_id=conversation_id)) is not None:
+        await TurnRunner(turn, conversation_uuid).run()
+
+
+async def _wake_later(conversation_id: int, conversation_uuid: uuid.UUID) -> None:
+    """A message queued because no model answered is tried again when it is due (in this
+    process or on Celery; after a restart, the next session.start or `manage.py
+    answer_pending`)."""
+    due = await db(selectors.conversation_next_retry)(conversation_id=conversation_id)
+    if due is None:
+        return
+    delay = max((due - timezone.now()).total_seconds(), 0.0) + 0.05
+    await _later(conversation_id, conversation_uuid, delay)
