@@ -22,35 +22,51 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, close_old_connections, connection, transaction
 from django.utils import timezone
 
 from . import stats
 from .models import Alert, AlertRule
 
 log = logging.getLogger(__name__)
-_last_run: float | None = None
-_last_lock = threading.Lock()
+
+
+class _Throttle:
+    """When this process last evaluated the rules (`reset()` forgets it: tests)."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.last: float | None = None
+
+    def due(self, interval: float) -> bool:
+        """True (and the clock restarted) if `interval` seconds have passed (0: never)."""
+        with self.lock:
+            now = time.monotonic()
+            if interval <= 0 or (self.last is not None and now - self.last < interval):
+                return False
+            self.last = now
+            return True
+
+    def reset(self) -> None:
+        with self.lock:
+            self.last = None
+
+
+throttle = _Throttle()
 
 
 def alerts_maybe_evaluate() -> threading.Thread | None:
     """Evaluate the rules on a background thread if this process has not done so in the
     last SUPERORCH_ALERT_INTERVAL seconds (0: never here). Cheap enough for the event loop:
     the database work and the notifications happen on the thread."""
-    global _last_run
-    interval = settings.SUPERORCH_ALERT_INTERVAL
-    with _last_lock:
-        if interval <= 0 or (_last_run is not None and time.monotonic() - _last_run < interval):
-            return None
-        _last_run = time.monotonic()
+    if not throttle.due(settings.SUPERORCH_ALERT_INTERVAL):
+        return None
     thread = threading.Thread(target=_evaluate_in_thread, name="alert-rules", daemon=True)
     thread.start()
     return thread
 
 
 def _evaluate_in_thread() -> None:
-    from django.db import close_old_connections, connection
-
     close_old_connections()
     try:
         alerts_evaluate()

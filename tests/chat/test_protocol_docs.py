@@ -19,7 +19,9 @@ _ONE_WORD = ("ping", "pong", "error", "feedback")
 _QUOTED = rf"""["'`]([a-z]+\.[a-z_]+|{"|".join(_ONE_WORD)})["'`]"""
 _JS_FRAME = re.compile(
     rf"""(?:\bcase\s+{_QUOTED}|\btype\s*:\s*{_QUOTED}|\.type\s*[!=]==?\s*{_QUOTED}"""
-    rf"""|{_QUOTED}\s*[!=]==?\s*[\w.]*\.type\b)"""
+    rf"""|{_QUOTED}\s*[!=]==?\s*[\w.]*\.type\b"""
+    # a handler table's key: `{ "message.delta": onDelta }`
+    rf"""|{_QUOTED}\s*:\s*[A-Za-z_$])"""
 )
 
 
@@ -76,8 +78,12 @@ def test_the_pattern_finds_frame_types_however_the_javascript_writes_them():
       send({ type: `message.send`, id });
       if (frame.type === "pong") {}
       if ('error' == msg.type) {}
+      const handlers = { 'session.ready': onReady, "tool.started": onTool };
       const el = document.querySelector('.message.delta');  // not a frame
     """
     names = {next(g for g in m.groups() if g) for m in _JS_FRAME.finditer(sample)}
-    assert names == {"turn.done", "message.delta", "message.send", "pong", "error"}
+    assert names == {
+        "turn.done", "message.delta", "message.send", "pong", "error", "session.ready",
+        "tool.started",
+    }  # fmt: skip
     assert not list(_JS_FRAME.finditer("case 'init': break; button.type = 'button';"))

@@ -146,9 +146,21 @@ def test_maybe_evaluate_runs_at_most_once_per_interval(settings):
     settings.SUPERORCH_ALERT_INTERVAL = 3600
     AlertRule.objects.create(name="x", metric="error_rate", threshold=0.1, min_runs=1)
     runs(3, "error")
-    alerts._last_run = None
+    alerts.throttle.reset()
     thread = alerts.alerts_maybe_evaluate()
     assert thread is not None
     thread.join(10)
     assert Alert.objects.count() == 1
     assert alerts.alerts_maybe_evaluate() is None  # within the interval
+
+
+def test_opening_the_dashboard_evaluates_nothing(admin_client, settings):
+    """A GET writes nothing: alerts come from turns, check_alerts and Celery beat."""
+    settings.SUPERORCH_ALERT_INTERVAL = 1
+    alerts.throttle.reset()
+    AlertRule.objects.create(name="x", metric="error_rate", threshold=0.1, min_runs=1)
+    runs(3, "error")
+    response = admin_client.get("/admin/orchestrator/agentrun/dashboard/")
+    assert response.status_code == 200
+    assert not Alert.objects.exists()
+    assert alerts.throttle.last is None
