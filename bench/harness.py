@@ -47,6 +47,10 @@ def base_env(**extra: str) -> dict[str, str]:
         PYTHONUNBUFFERED="1",
         LOG_LEVEL="WARNING",
         SUPERORCH_RATE_LIMIT="100000/minute",
+        # The load generator is one client with up to 1,000 conversations.
+        SUPERORCH_CLIENT_MAX_SOCKETS="0",
+        SUPERORCH_CLIENT_NEW_CONVERSATION_RATE="1000000/minute",
+        SUPERORCH_CLIENT_MESSAGE_RATE="1000000/minute",
         SUPERORCH_LOCAL_MODEL_DELAY="0",
     )
     env.update(extra)

@@ -13,24 +13,40 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from orchestrator import metrics
 from orchestrator import services as orchestrator_services
 
-from . import protocol, selectors, services, turns
+from . import clients, protocol, selectors, services, turns
 from .broadcast import broadcast, conversation_group
 from .models import Conversation, Site
 from .protocol import CloseCode, ErrorCode
-from .ratelimit import allow_message
+from .ratelimit import allow_client_message, allow_message, allow_new_conversation
 
 logger = logging.getLogger(__name__)
 db = database_sync_to_async
+
+
+TOO_MANY_SOCKETS = (
+    "Too many chat connections are open from your network. Please close some tabs and try again."
+)
+TOO_MANY_CONVERSATIONS = (
+    "Too many new conversations were started from your network. Please wait a minute and try again."
+)
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
     conversation: Conversation | None = None
     group: str | None = None
     refusals = 0
+    client = clients.UNKNOWN  # the client's address (chat.clients): per-client limits
+    counted = False  # this socket counts against its client's open sockets
 
     async def connect(self) -> None:
+        self.client = clients.client_address(self.scope)
         await self.accept()
         metrics.SOCKETS.inc()
+        limits = clients.client_limits()
+        if not clients.sockets.take(self.client, limits.sockets):
+            await self.refuse(ErrorCode.RATE_LIMITED, TOO_MANY_SOCKETS, close=CloseCode.ABUSE)
+            return
+        self.counted = True
         # A fresh process trains its router now, while the user is still typing.
         try:
             await db(orchestrator_services.process_start)()
@@ -39,6 +55,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def disconnect(self, code: int) -> None:
         metrics.SOCKETS.dec()
+        if self.counted:
+            self.counted = False
+            clients.sockets.give_back(self.client)
         if self.group:
             await self.channel_layer.group_discard(self.group, self.channel_name)
 
@@ -98,9 +117,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except services.IdentityError as exc:
             await self.refuse(ErrorCode.IDENTITY_INVALID, str(exc), close=CloseCode.IDENTITY)
             return
-        conversation, token, _ = await db(services.conversation_open)(
+        conversation, token, resumed = await db(services.conversation_open)(
             site=site, token=frame.token, user=user, context=frame.context, verified=verified
         )
+        if not resumed and not await allow_new_conversation(
+            self.client, rate=clients.client_limits().new_conversations
+        ):
+            await db(services.conversation_discard_new)(conversation=conversation)
+            await self.refuse(ErrorCode.RATE_LIMITED, TOO_MANY_CONVERSATIONS, close=CloseCode.ABUSE)
+            return
         self.conversation = conversation
         self.group = conversation_group(conversation.uuid)
         await self.channel_layer.group_add(self.group, self.channel_name)
@@ -109,12 +134,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # could answer it) is answered now.
         await db(services.conversation_wake_queued)(conversation_id=conversation.pk)
         if await db(selectors.conversation_has_pending)(conversation_id=conversation.pk):
-            turns.schedule(conversation)
+            turns.schedule(conversation, client=self.client)
 
     async def on_message_send(self, frame: protocol.MessageSend) -> None:
         assert self.conversation is not None
         limits = protocol.limits()
-        if not await allow_message(str(self.conversation.uuid), rate=limits.rate):
+        allowed = await allow_message(str(self.conversation.uuid), rate=limits.rate)
+        if allowed:  # and the client's messages over all its conversations
+            rate = clients.client_limits().messages
+            allowed = await allow_client_message(self.client, rate=rate)
+        if not allowed:
             self.refusals += 1
             abuse = self.refusals >= limits.refusals_before_close
             await self.refuse(
@@ -127,7 +156,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         # Every socket of the conversation learns of the message (other tabs stay in sync).
         payload = protocol.MessagePayload.from_message(message)
         await broadcast(self.conversation.uuid, protocol.MessageAck(id=frame.id, message=payload))
-        turns.schedule(self.conversation)
+        turns.schedule(self.conversation, client=self.client)
 
     async def on_turn_cancel(self, frame: protocol.TurnCancel) -> None:
         assert self.conversation is not None

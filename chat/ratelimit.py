@@ -1,4 +1,5 @@
-"""Per-conversation message rate limits (the `limits` library, async API).
+"""Rate limits (the `limits` library, async API): messages per conversation, and per
+client (chat.clients): messages and new conversations.
 
 Memory storage in one process; Redis (SUPERORCH_RATE_LIMIT_STORAGE) across processes.
 """
@@ -33,3 +34,13 @@ def _limiter() -> MovingWindowRateLimiter:
 async def allow_message(conversation_key: str, *, rate: str) -> bool:
     """One more message of the conversation, if `rate` (e.g. "20/minute") allows it."""
     return await _limiter().hit(parse(rate), "msg", conversation_key)
+
+
+async def allow_client_message(client: str, *, rate: str) -> bool:
+    """One more message from this client (all its conversations), if `rate` allows it."""
+    return await _limiter().hit(parse(rate), "client-msg", client)
+
+
+async def allow_new_conversation(client: str, *, rate: str) -> bool:
+    """One more new conversation started by this client, if `rate` allows it."""
+    return await _limiter().hit(parse(rate), "client-new", client)

@@ -151,6 +151,13 @@ def conversation_open(
     return conversation, new_token, False
 
 
+def conversation_discard_new(*, conversation: Conversation) -> None:
+    """Delete a conversation just opened for a session that was then refused (a client
+    over its new-conversation limit): nothing of a refused session stays. A
+    conversation with messages is never deleted."""
+    Conversation.objects.filter(pk=conversation.pk, messages__isnull=True).delete()
+
+
 def conversation_set_context(*, conversation: Conversation, context: dict[str, Any]) -> None:
     Conversation.objects.filter(pk=conversation.pk).update(page_context=context)
 

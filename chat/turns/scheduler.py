@@ -14,7 +14,7 @@ root, calls `answer_pending_now` here).
 
 A process answers a limited number of conversations at once (`slots.TurnSlots`: the
 limit follows the event loop's lag, up to SUPERORCH_MAX_ACTIVE_TURNS); the others wait
-their turn, first come first served, holding no lease.
+their turn, round robin between clients, holding no lease.
 """
 
 from __future__ import annotations
@@ -55,6 +55,7 @@ class ProcessTurns:
         """Forget every runner (tests call it once nothing runs)."""
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.again: set[int] = set()
+        self.clients: dict[int, str] = {}  # conversation -> its client (fair turn slots)
         self.slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TurnSlots] = (
             weakref.WeakKeyDictionary()
         )
@@ -71,9 +72,12 @@ class ProcessTurns:
 state = ProcessTurns()
 
 
-def schedule(conversation: Conversation) -> asyncio.Task[None] | None:
+def schedule(conversation: Conversation, *, client: str = "") -> asyncio.Task[None] | None:
     """Make sure this conversation's pending messages are being answered: by a task of
-    this process, or, with SUPERORCH_TURN_RUNNER = "celery", by a Celery worker."""
+    this process, or, with SUPERORCH_TURN_RUNNER = "celery", by a Celery worker.
+    `client` (chat.clients) shares the turn slots fairly between clients."""
+    if client:
+        state.clients[conversation.pk] = client
     if on_celery():
         publish = partial(_publish, conversation.pk, 0.0)
         asyncio.get_running_loop().run_in_executor(None, publish)
@@ -118,16 +122,18 @@ def _schedule(pk: int, conversation_uuid: uuid.UUID) -> asyncio.Task[None]:
 def _forget(pk: int, task: asyncio.Task[None]) -> None:
     if state.tasks.get(pk) is task:
         del state.tasks[pk]
+        state.clients.pop(pk, None)
     if not task.cancelled() and task.exception() is not None:
         logger.error("turn runner for conversation %s crashed", pk, exc_info=task.exception())
 
 
 async def _drain_in_turn(conversation_id: int, conversation_uuid: uuid.UUID) -> None:
-    """`_drain` once one of this process's turn slots is free (in arrival order)."""
+    """`_drain` once one of this process's turn slots is free (round robin between
+    clients; a conversation nobody scheduled as a client's counts as its own client)."""
     if not settings.SUPERORCH_MAX_ACTIVE_TURNS:
         return await _drain(conversation_id, conversation_uuid)
     slots = state.slots_for(asyncio.get_running_loop())
-    await slots.acquire()
+    await slots.acquire(state.clients.get(conversation_id) or f"conversation:{conversation_id}")
     try:
         await _drain(conversation_id, conversation_uuid)
     finally:

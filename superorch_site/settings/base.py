@@ -314,6 +314,19 @@ SUPERORCH_MAX_MESSAGE_CHARS = env.int("SUPERORCH_MAX_MESSAGE_CHARS", default=400
 # Messages a conversation may send (limits' syntax), and how many refusals close the socket.
 SUPERORCH_RATE_LIMIT = env.str("SUPERORCH_RATE_LIMIT", default="20/minute")
 SUPERORCH_RATE_LIMIT_CLOSE_AFTER = env.int("SUPERORCH_RATE_LIMIT_CLOSE_AFTER", default=5)
+# Per client (its address; chat/clients.py, docs/security.md): sockets open at once in
+# one process, new conversations and messages (all its conversations) per period.
+SUPERORCH_CLIENT_MAX_SOCKETS = env.int("SUPERORCH_CLIENT_MAX_SOCKETS", default=20)
+SUPERORCH_CLIENT_NEW_CONVERSATION_RATE = env.str(
+    "SUPERORCH_CLIENT_NEW_CONVERSATION_RATE", default="10/minute"
+)
+SUPERORCH_CLIENT_MESSAGE_RATE = env.str("SUPERORCH_CLIENT_MESSAGE_RATE", default="60/minute")
+# Proxies whose X-Forwarded-For names the client (CIDRs; none by default: the peer
+# address is the client). Set it to your load balancer's addresses behind one.
+SUPERORCH_TRUSTED_PROXIES = [
+    ipaddress.ip_network(net, strict=False)
+    for net in env.list("SUPERORCH_TRUSTED_PROXIES", default=[])
+]
 # Storage for rate limits: memory:// in one process, redis://... across processes.
 SUPERORCH_RATE_LIMIT_STORAGE = env.str(
     "SUPERORCH_RATE_LIMIT_STORAGE",

@@ -42,4 +42,7 @@ SUPERORCH_ROUTER_RETRAIN = "inline"
 SUPERORCH_ROUTER_CACHE_DIR = ""  # hermetic: every test process trains its own routers
 # Generous so protocol tests are not throttled unless they ask to be.
 SUPERORCH_RATE_LIMIT = "1000/minute"
+SUPERORCH_CLIENT_MAX_SOCKETS = 0  # tests open many sockets from one address
+SUPERORCH_CLIENT_NEW_CONVERSATION_RATE = "100000/minute"
+SUPERORCH_CLIENT_MESSAGE_RATE = "100000/minute"
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
