@@ -9,6 +9,7 @@ from django.core.validators import RegexValidator
 from django.db import models
 from django.utils import timezone
 
+from .enums import MessageStatus, Position, Role, Theme, TurnEventKind, TurnStatus
 from .origins import parse_origins, validate_origins
 
 
@@ -18,17 +19,6 @@ def _new_site_key() -> str:
 
 def _new_identity_secret() -> str:
     return secrets.token_hex(32)
-
-
-class Theme(models.TextChoices):
-    AUTO = "auto", "Follow the visitor's system"
-    LIGHT = "light", "Light"
-    DARK = "dark", "Dark"
-
-
-class Position(models.TextChoices):
-    RIGHT = "right", "Bottom right"
-    LEFT = "left", "Bottom left"
 
 
 class Site(models.Model):
@@ -67,8 +57,10 @@ class Site(models.Model):
         default="#4f46e5",
         validators=[RegexValidator(r"^#[0-9a-fA-F]{6}$", "Use a colour like #4f46e5.")],
     )
-    theme = models.CharField(max_length=5, choices=Theme.choices, default=Theme.AUTO)
-    position = models.CharField(max_length=5, choices=Position.choices, default=Position.RIGHT)
+    theme = models.CharField(max_length=5, choices=Theme.choices(), default=Theme.AUTO.value)
+    position = models.CharField(
+        max_length=5, choices=Position.choices(), default=Position.RIGHT.value
+    )
     language = models.CharField(
         max_length=16, default="en", help_text="BCP 47 tag, e.g. en or fr-CA."
     )
@@ -107,34 +99,20 @@ class Conversation(models.Model):
         return f"Conversation {str(self.uuid)[:8]}"
 
 
-class Role(models.TextChoices):
-    USER = "user", "User"
-    ASSISTANT = "assistant", "Assistant"
-    STAFF = "staff", "Staff"
-    SYSTEM = "system", "System"
-
-
-class MessageStatus(models.TextChoices):
-    PENDING = "pending", "Waiting for a reply"
-    ANSWERED = "answered", "Answered"
-    FAILED = "failed", "Reply failed"
-    DONE = "done", "Done"
-
-
 class Message(models.Model):
     id = models.BigAutoField(primary_key=True)
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     conversation = models.ForeignKey(
         Conversation, on_delete=models.CASCADE, related_name="messages"
     )
-    role = models.CharField(max_length=10, choices=Role.choices)
+    role = models.CharField(max_length=10, choices=Role.choices())
     agent_slug = models.CharField(max_length=50, blank=True)
     agent_name = models.CharField(max_length=80, blank=True)
     text = models.TextField()
     # NULL (not "") for assistant messages, so only user messages meet the unique constraint.
     client_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
     status = models.CharField(
-        max_length=10, choices=MessageStatus.choices, default=MessageStatus.DONE
+        max_length=10, choices=MessageStatus.choices(), default=MessageStatus.DONE.value
     )
     turn = models.ForeignKey(
         "Turn", null=True, blank=True, on_delete=models.SET_NULL, related_name="messages"
@@ -160,13 +138,6 @@ class Message(models.Model):
         return f"{self.role}: {self.text[:60]}"
 
 
-class TurnStatus(models.TextChoices):
-    RUNNING = "running", "Running"
-    OK = "ok", "OK"
-    ERROR = "error", "Error"
-    CANCELLED = "cancelled", "Cancelled"
-
-
 class Turn(models.Model):
     """The work of answering one user message."""
 
@@ -174,7 +145,9 @@ class Turn(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="turns")
     reply_to = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="turns")
-    status = models.CharField(max_length=10, choices=TurnStatus.choices, default=TurnStatus.RUNNING)
+    status = models.CharField(
+        max_length=10, choices=TurnStatus.choices(), default=TurnStatus.RUNNING.value
+    )
     agent_slug = models.CharField(max_length=50, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
@@ -206,14 +179,10 @@ class Turn(models.Model):
 class TurnEvent(models.Model):
     """What happened during a turn besides messages: handoffs, tool calls, errors."""
 
-    class Kind(models.TextChoices):
-        ROUTE = "route", "Routing decision"
-        AGENT = "agent", "Agent changed"
-        TOOL = "tool", "Tool call"
-        ERROR = "error", "Error"
+    Kind = TurnEventKind
 
     turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="events")
-    kind = models.CharField(max_length=10, choices=Kind.choices)
+    kind = models.CharField(max_length=10, choices=Kind.choices())
     data = models.JSONField(default=dict)
     created_at = models.DateTimeField(default=timezone.now)
 

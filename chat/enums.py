@@ -1,0 +1,45 @@
+"""The chat app's statuses and kinds, as StrEnums (Django-free; the models take their
+choices from here, as orchestrator.domain.enums does for the orchestrator's)."""
+
+from __future__ import annotations
+
+from orchestrator.domain.enums import LabelledEnum
+
+
+class Theme(LabelledEnum):
+    AUTO = "auto", "Follow the visitor's system"
+    LIGHT = "light", "Light"
+    DARK = "dark", "Dark"
+
+
+class Position(LabelledEnum):
+    RIGHT = "right", "Bottom right"
+    LEFT = "left", "Bottom left"
+
+
+class Role(LabelledEnum):
+    USER = "user", "User"
+    ASSISTANT = "assistant", "Assistant"
+    STAFF = "staff", "Staff"
+    SYSTEM = "system", "System"
+
+
+class MessageStatus(LabelledEnum):
+    PENDING = "pending", "Waiting for a reply"
+    ANSWERED = "answered", "Answered"
+    FAILED = "failed", "Reply failed"
+    DONE = "done", "Done"
+
+
+class TurnStatus(LabelledEnum):
+    RUNNING = "running", "Running"
+    OK = "ok", "OK"
+    ERROR = "error", "Error"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class TurnEventKind(LabelledEnum):
+    ROUTE = "route", "Routing decision"
+    AGENT = "agent", "Agent changed"
+    TOOL = "tool", "Tool call"
+    ERROR = "error", "Error"
