@@ -314,6 +314,34 @@ SUPERORCH_MAX_MESSAGE_CHARS = env.int("SUPERORCH_MAX_MESSAGE_CHARS", default=400
 # Messages a conversation may send (limits' syntax), and how many refusals close the socket.
 SUPERORCH_RATE_LIMIT = env.str("SUPERORCH_RATE_LIMIT", default="20/minute")
 SUPERORCH_RATE_LIMIT_CLOSE_AFTER = env.int("SUPERORCH_RATE_LIMIT_CLOSE_AFTER", default=5)
+# Seconds a socket may stay open without starting a session (then error bad_frame, close 4400).
+SUPERORCH_SESSION_START_TIMEOUT = env.float("SUPERORCH_SESSION_START_TIMEOUT", default=15.0)
+# Origins (scheme://host[:port]) of this app's own pages, allowed to open the chat socket
+# besides the sites' allowed origins. Empty unless set: local.py serves loopback on make
+# run's port, production.py https:// on each DJANGO_ALLOWED_HOSTS name.
+SUPERORCH_APP_ORIGINS = env.list("SUPERORCH_APP_ORIGINS", default=[])
+
+# --- The server (daphne) -------------------------------------------------------
+# What `manage.py runserver` (make run, the browser tests) gives daphne; production passes
+# the same as daphne's or uvicorn's flags (docs/operations.md). Above the frame limit, so a
+# frame between the two is answered `too_large` instead of dropping the connection.
+SUPERORCH_SERVER_MAX_MESSAGE_BYTES = env.int(
+    "SUPERORCH_SERVER_MAX_MESSAGE_BYTES", default=4 * 1024 * 1024
+)
+# Seconds an HTTP connection may sit idle (slow headers, keep-alive), and an HTTP response
+# may take, before the server drops it.
+SUPERORCH_SERVER_IDLE_TIMEOUT = env.int("SUPERORCH_SERVER_IDLE_TIMEOUT", default=30)
+SUPERORCH_SERVER_HTTP_TIMEOUT = env.int("SUPERORCH_SERVER_HTTP_TIMEOUT", default=120)
+# Seconds for the WebSocket handshake and for the app to accept the socket; a ping every
+# this many seconds, and a socket that does not answer one in time is closed.
+SUPERORCH_SERVER_WEBSOCKET_CONNECT_TIMEOUT = env.int(
+    "SUPERORCH_SERVER_WEBSOCKET_CONNECT_TIMEOUT", default=10
+)
+SUPERORCH_SERVER_PING_INTERVAL = env.int("SUPERORCH_SERVER_PING_INTERVAL", default=20)
+SUPERORCH_SERVER_PING_TIMEOUT = env.int("SUPERORCH_SERVER_PING_TIMEOUT", default=30)
+# daphne's own runserver reads these two.
+DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = SUPERORCH_SERVER_MAX_MESSAGE_BYTES
+DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = SUPERORCH_SERVER_MAX_MESSAGE_BYTES
 # Storage for rate limits: memory:// in one process, redis://... across processes.
 SUPERORCH_RATE_LIMIT_STORAGE = env.str(
     "SUPERORCH_RATE_LIMIT_STORAGE",
