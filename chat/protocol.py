@@ -323,7 +323,7 @@ _TOO_DEEP = "That frame is nested too deeply (at most {depth} levels)."
 _BAD_TEXT = "That frame holds text that is not valid Unicode."
 
 
-def _tree_problem(data: Any, max_depth: int) -> str | None:
+def tree_problem(data: Any, max_depth: int) -> str | None:
     """Plain words for the first thing wrong in a decoded frame, or None: objects and
     arrays nested deeper than `max_depth`, keys or strings that are not valid text.
     Iterative, so no depth can exhaust the stack."""
@@ -353,7 +353,7 @@ def _decode(text_data: str) -> Any:
         raise FrameError(ErrorCode.BAD_FRAME, "That frame was not valid JSON.") from None
     except RecursionError:
         raise FrameError(ErrorCode.BAD_FRAME, _TOO_DEEP.format(depth=Limits.JSON_DEPTH)) from None
-    problem = _tree_problem(data, Limits.JSON_DEPTH)
+    problem = tree_problem(data, Limits.JSON_DEPTH)
     if problem:
         raise FrameError(ErrorCode.BAD_FRAME, problem)
     return data

@@ -228,6 +228,18 @@ def test_the_admin_pages_render_poisoned_json(admin_client, poisoned):
         response = admin_client.get(url)
         assert response.status_code == 200, url
         response.content.decode("utf-8")  # encodable all the way
+    page = admin_client.get(reverse("admin:chat_conversation_change", args=[conversation.pk]))
+    assert "\\ud800" in page.content.decode()  # shown as an escape, as it was stored
+
+
+def test_stored_json_renders_as_escaped_text():
+    from chat.rendering import json_from_db, render_json
+
+    assert json_from_db('{"a": "<b>é</b>"}') == ({"a": "<b>é</b>"}, '{\n  "a": "<b>é</b>"\n}')
+    assert "&lt;b&gt;" in render_json('{"a": "<b>"}')
+    assert json_from_db(deep_text(900))[0] is None
+    assert json_from_db("not json") == (None, "not json")
+    assert json_from_db(None) == (None, "")
 
 
 # --- 6. A socket that never starts a session ------------------------------------------------
