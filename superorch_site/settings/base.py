@@ -321,6 +321,19 @@ SUPERORCH_SESSION_START_TIMEOUT = env.float("SUPERORCH_SESSION_START_TIMEOUT", d
 # run's port, production.py https:// on each DJANGO_ALLOWED_HOSTS name.
 SUPERORCH_APP_ORIGINS = env.list("SUPERORCH_APP_ORIGINS", default=[])
 
+
+def https_origins(hosts: list[str]) -> list[str]:
+    """The https:// origins of ALLOWED_HOSTS names (".example.com": it and its subdomains;
+    "*" gives none: set SUPERORCH_APP_ORIGINS then)."""
+    origins = []
+    for host in hosts:
+        if host.startswith("."):
+            origins += [f"https://{host[1:]}", f"https://*{host}"]
+        elif host and host != "*":
+            origins.append(f"https://{host}")
+    return origins
+
+
 # --- The server (daphne) -------------------------------------------------------
 # What `manage.py runserver` (make run, the browser tests) gives daphne; production passes
 # the same as daphne's or uvicorn's flags (docs/operations.md). Above the frame limit, so a

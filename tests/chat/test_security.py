@@ -336,3 +336,13 @@ async def test_nothing_is_sent_after_a_close_for_abuse(team, connect, settings, 
     await expect_close(comm, 4429)
     await broadcast.broadcast(ready["conversation"], protocol.Pong())
     assert await comm.receive_nothing(timeout=0.2)
+
+
+def test_production_app_origins_are_https_on_the_allowed_hosts():
+    from superorch_site.settings.base import https_origins
+
+    assert https_origins(["chat.example.com", ".example.org", "*"]) == [
+        "https://chat.example.com",
+        "https://example.org",
+        "https://*.example.org",
+    ]
