@@ -32,6 +32,7 @@ LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    "superorch_site",  # before daphne: its runserver (superorch_site.server's settings) wins
     "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -345,7 +346,7 @@ SUPERORCH_SERVER_MAX_MESSAGE_BYTES = env.int(
 # may take, before the server drops it.
 SUPERORCH_SERVER_IDLE_TIMEOUT = env.int("SUPERORCH_SERVER_IDLE_TIMEOUT", default=30)
 SUPERORCH_SERVER_HTTP_TIMEOUT = env.int("SUPERORCH_SERVER_HTTP_TIMEOUT", default=120)
-# Seconds for the WebSocket handshake and for the app to accept the socket; a ping every
+# Seconds for the app to accept a WebSocket (the handshake itself: 5); a ping every
 # this many seconds, and a socket that does not answer one in time is closed.
 SUPERORCH_SERVER_WEBSOCKET_CONNECT_TIMEOUT = env.int(
     "SUPERORCH_SERVER_WEBSOCKET_CONNECT_TIMEOUT", default=10
