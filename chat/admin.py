@@ -1,6 +1,7 @@
 from django import forms
 from django.contrib import admin, messages
-from django.db.models import Count
+from django.db.models import Count, TextField
+from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import get_object_or_404
 from django.template.loader import render_to_string
@@ -14,7 +15,14 @@ from orchestrator.models import Workflow, WorkflowRun
 
 from . import services
 from .models import Conversation, Feedback, Message, Site, Turn, TurnEvent
-from .rendering import render_markdown
+from .rendering import json_from_db, render_json, render_markdown
+
+
+def _stored_json(model, pk: int, field: str) -> str | None:
+    """A JSON field's stored text, read without Django decoding it: a value stored by an
+    older server (nested 900 levels, a lone surrogate) would make the decoding raise."""
+    row = model.objects.filter(pk=pk).values_list(Cast(field, TextField()), flat=True)
+    return row.first()
 
 
 class StartWorkflowForm(forms.Form):
@@ -84,13 +92,13 @@ class ConversationAdmin(admin.ModelAdmin):
         "user_id",
         "user_name",
         "user_email",
-        "page_context",
+        "context",
         "created_at",
         "updated_at",
         "workflows",
         "transcript",
     )
-    exclude = ("token_hash", "busy_until")
+    exclude = ("token_hash", "busy_until", "page_context")  # shown by `context`
 
     def get_urls(self):
         view = self.admin_site.admin_view(self.start_workflow_view)
@@ -200,7 +208,13 @@ class ConversationAdmin(admin.ModelAdmin):
         return format_html("<ul>{}</ul>{}", rows, start) if runs else start
 
     def get_queryset(self, request):
-        return super().get_queryset(request).annotate(n_messages=Count("messages"))
+        # page_context is never decoded on these pages: `context` shows it safely.
+        qs = super().get_queryset(request).defer("page_context")
+        return qs.annotate(n_messages=Count("messages"))
+
+    @admin.display(description="page context")
+    def context(self, obj: Conversation) -> str:
+        return render_json(_stored_json(Conversation, obj.pk, "page_context"))
 
     @admin.display(description="messages", ordering="n_messages")
     def message_count(self, obj: Conversation) -> int:
@@ -222,8 +236,16 @@ class ConversationAdmin(admin.ModelAdmin):
                     },
                 )
             )
-        for event in TurnEvent.objects.filter(turn__conversation=obj).order_by("id"):
-            entries.append((event.created_at, 1, event.id, {"event": event}))
+        events = (
+            TurnEvent.objects.filter(turn__conversation=obj)
+            .defer("data")
+            .annotate(raw=Cast("data", TextField()))
+            .order_by("id")
+        )
+        for event in events:
+            data, shown = json_from_db(event.raw)
+            entry = {"event": event, "data": data if isinstance(data, dict) else {}, "raw": shown}
+            entries.append((event.created_at, 1, event.id, entry))
         entries.sort(key=lambda e: (e[0], e[1], e[2]))
         html = render_to_string("admin/chat/transcript.html", {"entries": [e[3] for e in entries]})
         return mark_safe(html)  # the template escapes; message HTML is sanitised by nh3
@@ -239,6 +261,9 @@ class MessageAdmin(admin.ModelAdmin):
     search_fields = ("text", "conversation__uuid", "client_id")
     readonly_fields = [f.name for f in Message._meta.fields]
 
+    def get_queryset(self, request):
+        return _conversation_without_context(super().get_queryset(request))
+
     @admin.display(description="text")
     def short_text(self, obj: Message) -> str:
         return obj.text[:80]
@@ -247,11 +272,24 @@ class MessageAdmin(admin.ModelAdmin):
         return False
 
 
+def _conversation_without_context(qs):
+    """Rows shown with their conversation, whose page_context is never decoded here."""
+    return qs.select_related("conversation").defer("conversation__page_context")
+
+
 class TurnEventInline(admin.TabularInline):
     model = TurnEvent
     extra = 0
-    readonly_fields = ("created_at", "kind", "data")
+    fields = ("created_at", "kind", "shown_data")
+    readonly_fields = ("created_at", "kind", "shown_data")
     can_delete = False
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).defer("data")
+
+    @admin.display(description="data")
+    def shown_data(self, obj: TurnEvent) -> str:
+        return render_json(_stored_json(TurnEvent, obj.pk, "data"))
 
 
 @admin.register(Turn)
@@ -267,8 +305,16 @@ class TurnAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "agent_slug", "error_code")
     search_fields = ("uuid", "conversation__uuid", "error")
-    readonly_fields = [f.name for f in Turn._meta.fields]
+    readonly_fields = [f.name if f.name != "usage" else "shown_usage" for f in Turn._meta.fields]
+    exclude = ("usage",)  # shown by `shown_usage`
     inlines = [TurnEventInline]
+
+    def get_queryset(self, request):
+        return _conversation_without_context(super().get_queryset(request)).defer("usage")
+
+    @admin.display(description="usage")
+    def shown_usage(self, obj: Turn) -> str:
+        return render_json(_stored_json(Turn, obj.pk, "usage"))
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -3,6 +3,7 @@ chat.protocol, goes to one service (or the turn scheduler), and typed frames go 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
@@ -37,6 +38,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
     refusals = 0
     client = clients.UNKNOWN  # the client's address (chat.clients): per-client limits
     counted = False  # this socket counts against its client's open sockets
+    closed = False  # this side closed the socket: nothing more is sent or handled
+    start_timer: asyncio.Task | None = None
 
     async def connect(self) -> None:
         self.client = clients.client_address(self.scope)
@@ -47,6 +50,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.refuse(ErrorCode.RATE_LIMITED, TOO_MANY_SOCKETS, close=CloseCode.ABUSE)
             return
         self.counted = True
+        self.start_timer = asyncio.create_task(self._expire_without_session())
         # A fresh process trains its router now, while the user is still typing.
         try:
             await db(orchestrator_services.process_start)()
@@ -58,11 +62,40 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if self.counted:
             self.counted = False
             clients.sockets.give_back(self.client)
+        self._stop_start_timer()
+        await self._leave_group()
+
+    async def _expire_without_session(self) -> None:
+        """A socket that has not started a session in time is closed (4400)."""
+        await asyncio.sleep(protocol.limits().session_start_seconds)
+        if self.conversation is None and not self.closed:
+            self.start_timer = None  # this task: closing must not cancel it
+            await self.refuse(
+                ErrorCode.BAD_FRAME,
+                "The session was not started in time (session.start).",
+                close=CloseCode.BAD_START,
+            )
+
+    def _stop_start_timer(self) -> None:
+        if self.start_timer is not None:
+            self.start_timer.cancel()
+            self.start_timer = None
+
+    async def _leave_group(self) -> None:
         if self.group:
-            await self.channel_layer.group_discard(self.group, self.channel_name)
+            group, self.group = self.group, None
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def close_with(self, code: CloseCode) -> None:
+        """Close the socket; frames to it from now on (broadcasts too) are dropped."""
+        self.closed = True
+        self._stop_start_timer()
+        await self._leave_group()
+        await self.close(code=code.value)  # a plain int: autobahn refuses enums
 
     async def send_frame(self, frame: protocol.ServerFrame) -> None:
-        await self.send(text_data=frame.encode())
+        if not self.closed:
+            await self.send(text_data=frame.encode())
 
     async def refuse(
         self,
@@ -77,15 +110,17 @@ class ChatConsumer(AsyncWebsocketConsumer):
         words = {} if message is None else {"message": message}
         await self.send_frame(protocol.Error(code=code, ref=ref, **words))
         if close is not None:
-            await self.close(code=close.value)  # a plain int: autobahn refuses enums
+            await self.close_with(close)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self.closed:
+            return
         try:
             frame = protocol.parse(text_data, bytes_data)
         except protocol.FrameError as exc:
             await self.send_frame(protocol.Error.from_frame_error(exc))
             if self.conversation is None:
-                await self.close(code=CloseCode.BAD_START.value)
+                await self.close_with(CloseCode.BAD_START)
             return
         if self.conversation is None and not isinstance(frame, protocol.SessionStart):
             await self.refuse(
@@ -127,6 +162,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.refuse(ErrorCode.RATE_LIMITED, TOO_MANY_CONVERSATIONS, close=CloseCode.ABUSE)
             return
         self.conversation = conversation
+        self._stop_start_timer()
         self.group = conversation_group(conversation.uuid)
         await self.channel_layer.group_add(self.group, self.channel_name)
         await self.send_frame(await db(_session_ready)(conversation, site, token, frame.since))
@@ -197,7 +233,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def chat_frame(self, event: dict[str, Any]) -> None:
         """A frame broadcast to the conversation (chat.broadcast), already encoded."""
-        await self.send(text_data=event["text"])
+        if not self.closed:
+            await self.send(text_data=event["text"])
 
 
 def _session_ready(

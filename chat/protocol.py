@@ -29,7 +29,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from .models import Message, Role
+from .models import Conversation, Message, Role
 
 VERSION = 1
 DEFAULT_SITE = "demo"  # the site of this app's own chat page: what an omitted `site` means
@@ -77,13 +77,14 @@ class CloseCode(IntEnum):
 
 @dataclass(frozen=True, slots=True)
 class Limits:
-    """What a client may send. The first four are settings (docs/configuration.md), read
+    """What a client may send. The first five are settings (docs/configuration.md), read
     by `limits()` for each frame, so a changed setting applies at once."""
 
     frame_bytes: int
     message_chars: int
     rate: str  # messages per conversation, in the `limits` library's notation
     refusals_before_close: int
+    session_start_seconds: float = 15.0  # a socket without a session is closed after it
 
     CLIENT_ID_CHARS: ClassVar[int] = 100
     COMMENT_CHARS: ClassVar[int] = 2000
@@ -91,6 +92,13 @@ class Limits:
     TOKEN_CHARS: ClassVar[int] = 200
     MESSAGE_ID_CHARS: ClassVar[int] = 64
     USER_FIELD_CHARS: ClassVar[int] = 254
+    # What a conversation stores: a longer user id is refused (identity_invalid, 4401)
+    # by chat.services.identity_verify, never cut; a longer name or email is a bad_frame.
+    USER_ID_CHARS: ClassVar[int] = Conversation._meta.get_field("user_id").max_length
+    USER_NAME_CHARS: ClassVar[int] = Conversation._meta.get_field("user_name").max_length
+    USER_EMAIL_CHARS: ClassVar[int] = Conversation._meta.get_field("user_email").max_length
+    # Objects and arrays nested deeper than this (the frame itself is level 1): bad_frame.
+    JSON_DEPTH: ClassVar[int] = 32
 
 
 def limits() -> Limits:
@@ -100,6 +108,7 @@ def limits() -> Limits:
         message_chars=settings.SUPERORCH_MAX_MESSAGE_CHARS,
         rate=settings.SUPERORCH_RATE_LIMIT,
         refusals_before_close=settings.SUPERORCH_RATE_LIMIT_CLOSE_AFTER,
+        session_start_seconds=settings.SUPERORCH_SESSION_START_TIMEOUT,
     )
 
 
@@ -195,14 +204,14 @@ class ClientFrame(BaseModel):
 class User(BaseModel):
     model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
 
-    id: str | None = Field(None, max_length=Limits.USER_FIELD_CHARS, title="user id")
-    name: str | None = Field(None, max_length=Limits.USER_FIELD_CHARS, title="user name")
-    email: str | None = Field(None, max_length=Limits.USER_FIELD_CHARS, title="user email")
+    id: str | None = Field(None, title="user id")  # its length: services.identity_verify
+    name: str | None = Field(None, max_length=Limits.USER_NAME_CHARS, title="user name")
+    email: str | None = Field(None, max_length=Limits.USER_EMAIL_CHARS, title="user email")
     hash: str | None = Field(None, max_length=Limits.USER_FIELD_CHARS, title="user hash")
 
 
 def _protocol_one(value: Any) -> Any:
-    if value != VERSION:
+    if type(value) is not int or value != VERSION:  # not true, not 1.0
         raise _refuse(ErrorCode.BAD_FRAME, "This server speaks protocol version 1.")
     return value
 
@@ -288,12 +297,66 @@ def _over(text: str, limit: int) -> bool:
     """Whether `text` is over `limit` bytes in UTF-8 (encoding it only when in doubt)."""
     if len(text) > limit:
         return True
-    return len(text) * 4 > limit and len(text.encode("utf-8")) > limit
+    return len(text) * 4 > limit and len(text.encode("utf-8", "surrogatepass")) > limit
 
 
 def _size(bounds: Limits) -> str:
     kib, rest = divmod(bounds.frame_bytes, 1024)
     return f"{kib} KB" if kib and not rest else f"{bounds.frame_bytes} bytes"
+
+
+def valid_text(text: str) -> bool:
+    """Whether `text` can be stored and sent anywhere: no lone surrogate (it has no UTF-8),
+    no NUL character (PostgreSQL refuses it in text and JSON)."""
+    if "\x00" in text:
+        return False
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+_TOO_DEEP = "That frame is nested too deeply (at most {depth} levels)."
+_BAD_TEXT = "That frame holds text that is not valid Unicode."
+
+
+def tree_problem(data: Any, max_depth: int) -> str | None:
+    """Plain words for the first thing wrong in a decoded frame, or None: objects and
+    arrays nested deeper than `max_depth`, keys or strings that are not valid text.
+    Iterative, so no depth can exhaust the stack."""
+    stack: list[tuple[Any, int]] = [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > max_depth:
+                return _TOO_DEEP.format(depth=max_depth)
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+            if isinstance(value, dict) and not all(valid_text(key) for key in value):
+                return _BAD_TEXT
+        elif isinstance(value, str) and not valid_text(value):
+            return _BAD_TEXT
+    return None
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # NaN and Infinity: JSON has no such numbers
+
+
+def _decode(text_data: str) -> Any:
+    try:
+        data = json.loads(text_data, parse_constant=_no_constant)
+    except ValueError:
+        raise FrameError(ErrorCode.BAD_FRAME, "That frame was not valid JSON.") from None
+    except RecursionError:
+        raise FrameError(ErrorCode.BAD_FRAME, _TOO_DEEP.format(depth=Limits.JSON_DEPTH)) from None
+    problem = tree_problem(data, Limits.JSON_DEPTH)
+    if problem:
+        raise FrameError(ErrorCode.BAD_FRAME, problem)
+    return data
 
 
 def parse(text_data: str | None, bytes_data: bytes | None = None) -> ClientFrame:
@@ -305,10 +368,7 @@ def parse(text_data: str | None, bytes_data: bytes | None = None) -> ClientFrame
         raise FrameError(
             ErrorCode.TOO_LARGE, f"That was too large to send (the limit is {_size(bounds)})."
         )
-    try:
-        data = json.loads(text_data)
-    except ValueError:
-        raise FrameError(ErrorCode.BAD_FRAME, "That frame was not valid JSON.") from None
+    data = _decode(text_data)
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise FrameError(
             ErrorCode.BAD_FRAME, "Each frame must be a JSON object with a text field 'type'."
@@ -505,7 +565,9 @@ class Error(ServerFrame):
         if isinstance(data, dict):
             code = ErrorCode(data["code"])
             data = {"retryable": code in RETRYABLE, "message": DEFAULT_WORDS.get(code), **data}
-            data["ref"] = data.get("ref") or None
+            ref = data.get("ref") or None
+            # A ref that cannot be sent (a lone surrogate, say) is left out, never echoed.
+            data["ref"] = ref if isinstance(ref, str) and valid_text(ref) else None
         return data
 
     @classmethod

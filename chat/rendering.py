@@ -1,7 +1,14 @@
-"""Markdown to safe HTML for the admin transcript: markdown-it (js-default), then nh3."""
+"""Safe HTML for the admin: Markdown (markdown-it js-default, then nh3) for the transcript,
+and stored JSON values rendered whatever they hold (docs/security.md: safe rendering)."""
+
+import json
+from typing import Any
 
 import nh3
+from django.utils.html import format_html
 from markdown_it import MarkdownIt
+
+from .protocol import Limits, tree_problem
 
 _md = MarkdownIt("js-default", {"linkify": False, "html": False})
 
@@ -40,3 +47,37 @@ def render_markdown(text: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
+
+
+# --- JSON fields in the admin -----------------------------------------------------------
+
+SHOWN_CHARS = 5000  # a stored value is shown up to this many characters
+
+
+def json_from_db(raw: str | None) -> tuple[Any, str]:
+    """A JSON field's stored text (read as text, so a value Django's own decoding would
+    choke on is still readable) as (value, text to show). `value` is None when the
+    stored text is not JSON a page can render (nested deeper than the protocol allows,
+    text that is not valid Unicode); the text to show is then the stored text itself,
+    with anything unencodable written as an escape. Never raises."""
+    if raw is None:
+        return None, ""
+    try:
+        value = json.loads(raw)
+    except (ValueError, RecursionError):
+        value = None
+    if value is not None and tree_problem(value, Limits.JSON_DEPTH) is None:
+        shown = json.dumps(value, indent=2, ensure_ascii=False)
+        return value, _cut(shown)
+    return None, _cut(raw.encode("utf-8", "backslashreplace").decode("utf-8"))
+
+
+def _cut(text: str) -> str:
+    return text if len(text) <= SHOWN_CHARS else text[:SHOWN_CHARS] + " …(cut)"
+
+
+def render_json(raw: str | None) -> str:
+    """A stored JSON value as escaped HTML (<pre>), whatever was stored."""
+    value, shown = json_from_db(raw)
+    note = "" if value is not None or not shown else " (stored as is: not shown as JSON)"
+    return format_html('<pre style="white-space: pre-wrap; margin: 0">{}</pre>{}', shown, note)

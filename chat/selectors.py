@@ -13,6 +13,7 @@ from django.utils import timezone
 from orchestrator import selectors as orchestrator_selectors
 
 from .models import Conversation, Message, MessageStatus, Role, Site, Turn
+from .origins import parse_origins
 
 
 class NamedAgent(Protocol):
@@ -24,6 +25,16 @@ class NamedAgent(Protocol):
 
 def site_get(*, key: str) -> Site | None:
     return Site.objects.filter(key=key).first()
+
+
+def site_origins_enabled() -> list[str]:
+    """Every enabled site's allowed origins (the socket's handshake accepts them)."""
+    texts = (
+        Site.objects.filter(enabled=True)
+        .exclude(allowed_origins="")
+        .values_list("allowed_origins", flat=True)
+    )
+    return [origin for text in texts for origin in parse_origins(text)]
 
 
 def conversation_messages(*, conversation: Conversation, since: str | None) -> list[Message]:

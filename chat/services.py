@@ -77,10 +77,14 @@ def identity_signature(*, secret: str, user_id: str) -> str:
 def identity_verify(*, site: Site, user: dict[str, Any]) -> bool:
     """True for a correctly signed identity, False for an unsigned one the site accepts.
 
-    Raises IdentityError for a forged signature, or a missing one when the site requires it.
-    The comparison takes constant time.
+    Raises IdentityError for a forged signature, a missing one when the site requires it,
+    or an id longer than a conversation stores (Limits.USER_ID_CHARS): ids are compared
+    whole, so two ids sharing their first characters never meet. The comparison takes
+    constant time.
     """
     user_id, signature = user.get("id") or "", user.get("hash")
+    if len(user_id) > protocol.Limits.USER_ID_CHARS:  # stored and compared whole, never cut
+        raise IdentityError(IDENTITY_INVALID)
     if signature is None and not site.require_verified:
         return False
     if not user_id or not signature:
@@ -106,7 +110,9 @@ def conversation_open(
     says whether it existed. A verified user without a usable token gets their latest
     conversation on this site (from any device), under a new token.
     """
-    user_id = (user.get("id") or "")[:200]
+    user_id = user.get("id") or ""
+    if len(user_id) > protocol.Limits.USER_ID_CHARS:  # whole or not at all (identity_verify)
+        raise IdentityError(IDENTITY_INVALID)
     conversation = None
     new_token = token
     if token:
@@ -131,9 +137,9 @@ def conversation_open(
         if verified and not conversation.user_verified:
             conversation.user_id, conversation.user_verified = user_id, True
         if user.get("name"):
-            conversation.user_name = user["name"][:200]
+            conversation.user_name = user["name"]
         if user.get("email"):
-            conversation.user_email = user["email"][:254]
+            conversation.user_email = user["email"]
         if context:
             conversation.page_context = context
         conversation.save()
@@ -144,8 +150,8 @@ def conversation_open(
         token_hash=token_hash(new_token),
         user_id=user_id,
         user_verified=verified,
-        user_name=(user.get("name") or "")[:200],
-        user_email=(user.get("email") or "")[:254],
+        user_name=user.get("name") or "",  # within the stored lengths (protocol.User)
+        user_email=user.get("email") or "",
         page_context=context,
     )
     return conversation, new_token, False

@@ -1,6 +1,8 @@
 """ASGI entry point: HTTP through Django, WebSockets through Channels.
 
-WebSocket connections must come from an origin in ALLOWED_HOSTS.
+WebSocket connections must come from one of the app's own origins
+(SUPERORCH_APP_ORIGINS) or a site's allowed origins: scheme, host and port
+(chat.handshake, docs/security.md).
 
 Without DJANGO_SETTINGS_MODULE this uses the production settings, which refuse to
 start without their secrets: an ASGI server (daphne or uvicorn) is how production
@@ -17,13 +19,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "superorch_site.settings.product
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from chat.handshake import OriginValidator  # noqa: E402
 from chat.routing import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(URLRouter(websocket_urlpatterns)),
+        "websocket": OriginValidator(URLRouter(websocket_urlpatterns)),
     }
 )

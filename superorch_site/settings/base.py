@@ -32,6 +32,7 @@ LOOPBACK_HOSTS = ["localhost", "127.0.0.1", "[::1]"]
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
 INSTALLED_APPS = [
+    "superorch_site",  # before daphne: its runserver (superorch_site.server's settings) wins
     "daphne",
     "django.contrib.admin",
     "django.contrib.auth",
@@ -327,6 +328,47 @@ SUPERORCH_TRUSTED_PROXIES = [
     ipaddress.ip_network(net, strict=False)
     for net in env.list("SUPERORCH_TRUSTED_PROXIES", default=[])
 ]
+# Seconds a socket may stay open without starting a session (then error bad_frame, close 4400).
+SUPERORCH_SESSION_START_TIMEOUT = env.float("SUPERORCH_SESSION_START_TIMEOUT", default=15.0)
+# Origins (scheme://host[:port]) of this app's own pages, allowed to open the chat socket
+# besides the sites' allowed origins. Empty unless set: local.py serves loopback on make
+# run's port, production.py https:// on each DJANGO_ALLOWED_HOSTS name.
+SUPERORCH_APP_ORIGINS = env.list("SUPERORCH_APP_ORIGINS", default=[])
+
+
+def https_origins(hosts: list[str]) -> list[str]:
+    """The https:// origins of ALLOWED_HOSTS names (".example.com": it and its subdomains;
+    "*" gives none: set SUPERORCH_APP_ORIGINS then)."""
+    origins = []
+    for host in hosts:
+        if host.startswith("."):
+            origins += [f"https://{host[1:]}", f"https://*{host}"]
+        elif host and host != "*":
+            origins.append(f"https://{host}")
+    return origins
+
+
+# --- The server (daphne) -------------------------------------------------------
+# What `manage.py runserver` (make run, the browser tests) gives daphne; production passes
+# the same as daphne's or uvicorn's flags (docs/operations.md). Above the frame limit, so a
+# frame between the two is answered `too_large` instead of dropping the connection.
+SUPERORCH_SERVER_MAX_MESSAGE_BYTES = env.int(
+    "SUPERORCH_SERVER_MAX_MESSAGE_BYTES", default=4 * 1024 * 1024
+)
+# Seconds an HTTP connection may sit idle (slow headers, keep-alive), and an HTTP response
+# may take, before the server drops it.
+SUPERORCH_SERVER_IDLE_TIMEOUT = env.int("SUPERORCH_SERVER_IDLE_TIMEOUT", default=30)
+SUPERORCH_SERVER_HTTP_TIMEOUT = env.int("SUPERORCH_SERVER_HTTP_TIMEOUT", default=120)
+# Seconds for the app to accept a WebSocket (the handshake itself: 5); a ping every
+# this many seconds, and a socket that does not answer one in time is closed.
+SUPERORCH_SERVER_WEBSOCKET_CONNECT_TIMEOUT = env.int(
+    "SUPERORCH_SERVER_WEBSOCKET_CONNECT_TIMEOUT", default=10
+)
+SUPERORCH_SERVER_PING_INTERVAL = env.int("SUPERORCH_SERVER_PING_INTERVAL", default=20)
+SUPERORCH_SERVER_PING_TIMEOUT = env.int("SUPERORCH_SERVER_PING_TIMEOUT", default=30)
+# daphne's own runserver reads these two.
+DAPHNE_WEBSOCKET_MAX_MESSAGE_SIZE = SUPERORCH_SERVER_MAX_MESSAGE_BYTES
+DAPHNE_WEBSOCKET_MAX_FRAME_SIZE = SUPERORCH_SERVER_MAX_MESSAGE_BYTES
 # Storage for rate limits: memory:// in one process, redis://... across processes.
 SUPERORCH_RATE_LIMIT_STORAGE = env.str(
     "SUPERORCH_RATE_LIMIT_STORAGE",

@@ -19,8 +19,10 @@ from .base import (
     LOG_LEVEL,
     REDIS_URL,
     SECRET_KEY,
+    SUPERORCH_APP_ORIGINS,
     SUPERORCH_LOG_FORMAT,
     database_config,
+    https_origins,
     logging_config,
 )
 
@@ -40,6 +42,8 @@ if _missing:
     )
 
 DEBUG = False
+# The chat socket accepts this app's own pages: https:// on each allowed host, unless set.
+SUPERORCH_APP_ORIGINS = SUPERORCH_APP_ORIGINS or https_origins(ALLOWED_HOSTS)
 # One JSON object per log line, with conversation, turn and agent ids.
 LOGGING = logging_config(SUPERORCH_LOG_FORMAT or "json", LOG_LEVEL)
 

@@ -25,6 +25,7 @@ DEBUG = False
 SECRET_KEY = "tests-only-secret-key-superorch-0123456789abcdefghijklmnopqrstuvwxyz"
 ALLOWED_HOSTS = [*LOOPBACK_HOSTS, "testserver"]
 SUPERORCH_METRICS_ALLOW = LOOPBACK_NETWORKS
+SUPERORCH_APP_ORIGINS = ["http://localhost", "http://testserver"]  # the tests' Origin headers
 INSTALLED_APPS = [*INSTALLED_APPS, "demo"]  # the demo's own tests (tests/demo/)
 
 # A file, not SQLite's in-memory database: its shared cache locks whole tables and does

@@ -125,6 +125,7 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
 
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
+    env["SUPERORCH_APP_ORIGINS"] = f"{url},http://localhost:{port}"  # the socket's origin check
     log_path = tmp / "server.log"
     server = LiveServer(url, log_path, env)
     with log_path.open("wb") as log:
