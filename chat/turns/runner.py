@@ -220,8 +220,9 @@ def _error_frame(outcome: runtime.TurnOutcome, turn_key: str) -> protocol.Error:
 
 
 async def _heartbeat(conversation_id: int) -> None:
-    """Renew the conversation's lease while the turn runs."""
-    interval = max(settings.SUPERORCH_TURN_LEASE / 3, 1.0)
+    """Renew the conversation's lease while the turn runs: at a third of the lease, so two
+    renewals may be late before another process may take the conversation over."""
+    interval = max(settings.SUPERORCH_TURN_LEASE / 3, 0.05)
     while True:
         await asyncio.sleep(interval)
         await db(services.conversation_renew)(conversation_id=conversation_id)

@@ -293,8 +293,13 @@ PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 SUPERORCH_MAX_MODEL_CALLS = env.int("SUPERORCH_MAX_MODEL_CALLS", default=10)
 # A turn that runs longer than this (seconds) is stopped and reported as failed.
 SUPERORCH_TURN_TIMEOUT = env.float("SUPERORCH_TURN_TIMEOUT", default=120.0)
-# A conversation's turn lease (seconds); a crashed server's lease expires and another resumes.
-SUPERORCH_TURN_LEASE = env.float("SUPERORCH_TURN_LEASE", default=45.0)
+# A conversation's turn lease (seconds), renewed every third of it while a turn runs; a
+# crashed server's lease expires and another process takes the conversation over.
+SUPERORCH_TURN_LEASE = env.float("SUPERORCH_TURN_LEASE", default=15.0)
+# Seconds between two sweeps for conversations nobody answers (a queued message now due,
+# a turn whose process died): a timer in each web process (inline runner) and Celery beat
+# (chat.answer_pending_sweep, below); 0 turns the web timer off.
+SUPERORCH_PENDING_SWEEP_INTERVAL = env.float("SUPERORCH_PENDING_SWEEP_INTERVAL", default=10.0)
 # Where chat turns run: "inline" (in the web process that took the message; the default,
 # see docs/benchmarks.md) or "celery" (on the Celery workers; needs a broker and the
 # Redis channel layer, so their frames reach the sockets). Eager Celery runs them inline.
@@ -319,3 +324,12 @@ SUPERORCH_RATE_LIMIT_STORAGE = env.str(
     "SUPERORCH_RATE_LIMIT_STORAGE",
     default=("async+" + REDIS_URL) if REDIS_URL else "async+memory://",
 )
+
+# Celery beat (`celery -A superorch_site beat`, or a worker with -B): the periodic tasks.
+CELERY_BEAT_SCHEDULE = {
+    "answer-pending-sweep": {
+        "task": "chat.answer_pending_sweep",
+        "schedule": SUPERORCH_PENDING_SWEEP_INTERVAL or 10.0,
+    },
+    "check-alerts": {"task": "orchestrator.check_alerts", "schedule": 60.0},
+}

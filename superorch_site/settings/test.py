@@ -42,4 +42,6 @@ SUPERORCH_ROUTER_RETRAIN = "inline"
 SUPERORCH_ROUTER_CACHE_DIR = ""  # hermetic: every test process trains its own routers
 # Generous so protocol tests are not throttled unless they ask to be.
 SUPERORCH_RATE_LIMIT = "1000/minute"
+# No background sweep in the web process: a test sweeps when it means to (chat.turns.sweep_once).
+SUPERORCH_PENDING_SWEEP_INTERVAL = 0.0
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
