@@ -63,6 +63,19 @@ def turn_reply_ref(*, turn: Turn) -> str:
     return message.client_id or str(message.uuid)
 
 
+def turn_partial_replies(*, turn: Turn) -> list[uuid.UUID]:
+    """Ids of the replies earlier failed turns left for the same user message (cut short by
+    a broken stream, say), oldest first: the turn's own replies take them over."""
+    return list(
+        Message.objects.filter(
+            role=Role.ASSISTANT, turn__reply_to_id=turn.reply_to_id, turn__status=TurnStatus.ERROR
+        )
+        .exclude(turn_id=turn.pk)
+        .order_by("id")
+        .values_list("uuid", flat=True)
+    )
+
+
 def turn_history(*, turn: Turn) -> list[dict[str, str]]:
     """The model's input, from our own Message table: the conversation up to the message
     being answered (newest N), oldest first."""

@@ -302,9 +302,12 @@ def conversation_set_agent(*, conversation_id: int, agent_slug: str) -> None:
 def assistant_message_create(
     *, turn: Turn, message_uuid: uuid.UUID, agent_slug: str, agent_name: str, text: str
 ) -> Message:
-    message, _ = Message.objects.get_or_create(
+    """Store a reply. A message id already stored is replaced (a partial reply of an
+    earlier, failed turn for the same user message takes the retry's text: one reply)."""
+    message, _ = Message.objects.update_or_create(
         uuid=message_uuid,
-        defaults={
+        defaults={"agent_slug": agent_slug, "agent_name": agent_name, "text": text, "turn": turn},
+        create_defaults={
             "conversation_id": turn.conversation_id,
             "role": Role.ASSISTANT,
             "agent_slug": agent_slug,

@@ -53,6 +53,8 @@ class TurnRunner:
         self.turn, self.conversation_uuid = turn, conversation_uuid
         self.key = str(turn.uuid)
         self.deltas = DeltaStream(conversation_uuid, self.key, DELTA_INTERVAL)
+        self.takes_over: list[uuid.UUID] = []  # partial replies of earlier failed turns
+        self.message_ids: dict[uuid.UUID, uuid.UUID] = {}  # the runtime's id -> the one sent
 
     async def run(self) -> None:
         # Every log line of this turn carries its ids (structlog contextvars; one task per turn).
@@ -68,6 +70,7 @@ class TurnRunner:
         conversation = await db(selectors.conversation_get)(conversation_id=turn.conversation_id)
         history = await db(selectors.turn_history)(turn=turn)
         reply_to = await db(selectors.turn_reply_ref)(turn=turn)
+        self.takes_over = await db(selectors.turn_partial_replies)(turn=turn)
         await self._send(protocol.TurnStarted(turn=self.key, reply_to=reply_to))
         return runtime.TurnRequest(
             conversation_id=self.conversation_uuid,
@@ -128,10 +131,18 @@ class TurnRunner:
             await self.deltas.flush()  # every other frame comes after the text before it
         await handler(self, event)
 
+    def _message_id(self, runtime_id: uuid.UUID) -> uuid.UUID:
+        """The id a message of this turn is sent and stored under: the turn's first messages
+        take over the partial replies earlier failed turns left for the same user message
+        (the page replaces their bubbles by id), so a question keeps one reply."""
+        if runtime_id not in self.message_ids:
+            taken = self.takes_over.pop(0) if self.takes_over else runtime_id
+            self.message_ids[runtime_id] = taken
+        return self.message_ids[runtime_id]
+
     async def _on_delta(self, event: runtime.MessageDelta) -> None:
-        await self.deltas.add(
-            message=str(event.message_id), agent=event.agent.slug, text=event.text
-        )
+        message_id = self._message_id(event.message_id)
+        await self.deltas.add(message=str(message_id), agent=event.agent.slug, text=event.text)
 
     async def _on_route(self, event: runtime.RouteDecided) -> None:
         await db(services.turn_record_route)(turn=self.turn, decision=event.decision.as_dict())
@@ -139,7 +150,7 @@ class TurnRunner:
     async def _on_message_done(self, event: runtime.MessageDone) -> None:
         message = await db(services.assistant_message_create)(
             turn=self.turn,
-            message_uuid=event.message_id,
+            message_uuid=self._message_id(event.message_id),
             agent_slug=event.agent.slug,
             agent_name=event.agent.name,
             text=event.text,
