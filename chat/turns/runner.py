@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 db = database_sync_to_async
 
 DELTA_INTERVAL = 0.04  # seconds: at most 25 message.delta frames a second per turn
+STILL_WORKING = "Still working on it. This is taking a little longer than usual."
 
 # What run_turn hands to `emit` (a local alias: the runtime's own union is being renamed).
 RuntimeEvent = (
@@ -52,7 +53,10 @@ class TurnRunner:
     def __init__(self, turn: Turn, conversation_uuid: uuid.UUID) -> None:
         self.turn, self.conversation_uuid = turn, conversation_uuid
         self.key = str(turn.uuid)
-        self.deltas = DeltaStream(conversation_uuid, self.key, DELTA_INTERVAL)
+        self.deltas = DeltaStream(conversation_uuid, self.key, DELTA_INTERVAL, send=self._send)
+        self.seq = 0  # the turn's frames, numbered (`seq`: a client sees a gap and resyncs)
+        self._sending = asyncio.Lock()
+        self.started = self.last_output = asyncio.get_running_loop().time()
         self.takes_over: list[uuid.UUID] = []  # partial replies of earlier failed turns
         self.message_ids: dict[uuid.UUID, uuid.UUID] = {}  # the runtime's id -> the one sent
 
@@ -84,6 +88,7 @@ class TurnRunner:
         cancel = asyncio.Event()
         listener = asyncio.create_task(turn_cancel_wait(self.conversation_uuid, cancel))
         heartbeat = asyncio.create_task(_heartbeat(self.turn.conversation_id))
+        still = asyncio.create_task(self._still_working(settings.SUPERORCH_STILL_WORKING_AFTER))
         try:
             return await runtime.run_turn(request, self.emit, cancel)
         except Exception as exc:  # never leave a turn open: record it and tell the user
@@ -99,6 +104,7 @@ class TurnRunner:
         finally:
             listener.cancel()
             heartbeat.cancel()
+            still.cancel()
             await self.deltas.close()
 
     async def _finish(self, outcome: runtime.TurnOutcome) -> None:
@@ -118,11 +124,31 @@ class TurnRunner:
         await self._send(protocol.TurnDone(turn=self.key, status=outcome.status, usage=usage))
 
     async def _send(self, frame: protocol.ServerFrame) -> None:
-        await broadcast(self.conversation_uuid, frame)
+        """Number the frame (`seq`) and broadcast it; one at a time, so they go in order."""
+        async with self._sending:
+            self.seq += 1
+            self.last_output = asyncio.get_running_loop().time()
+            await broadcast(self.conversation_uuid, frame.model_copy(update={"seq": self.seq}))
+
+    async def _still_working(self, after: float) -> None:
+        """`turn.progress` after `after` seconds without output, and again after each as
+        long while the silence lasts (a hanging model, a long tool)."""
+        if after <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            wait = self.last_output + after - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            elapsed = round(loop.time() - self.started, 1)
+            frame = protocol.TurnProgress(turn=self.key, message=STILL_WORKING, elapsed=elapsed)
+            await self._send(frame)
 
     # --- runtime events ------------------------------------------------------------------
 
     async def emit(self, event: RuntimeEvent) -> None:
+        self.last_output = asyncio.get_running_loop().time()
         handler = self._HANDLERS.get(type(event))
         if handler is None:
             logger.debug("turn event %s is not for the chat", type(event).__name__)

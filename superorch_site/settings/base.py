@@ -293,6 +293,12 @@ PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 SUPERORCH_MAX_MODEL_CALLS = env.int("SUPERORCH_MAX_MODEL_CALLS", default=10)
 # A turn that runs longer than this (seconds) is stopped and reported as failed.
 SUPERORCH_TURN_TIMEOUT = env.float("SUPERORCH_TURN_TIMEOUT", default=120.0)
+# Seconds of model silence a turn may spend in all, across its attempts (retries, the
+# alternative, the fallback): each attempt's silence limit is what is left (0: no budget).
+SUPERORCH_TURN_SILENCE_BUDGET = env.float("SUPERORCH_TURN_SILENCE_BUDGET", default=45.0)
+# Seconds without output after which a turn tells the user it is still working
+# (`turn.progress`), and again after each as long; 0: never.
+SUPERORCH_STILL_WORKING_AFTER = env.float("SUPERORCH_STILL_WORKING_AFTER", default=5.0)
 # A conversation's turn lease (seconds), renewed every third of it while a turn runs; a
 # crashed server's lease expires and another process takes the conversation over.
 SUPERORCH_TURN_LEASE = env.float("SUPERORCH_TURN_LEASE", default=15.0)
