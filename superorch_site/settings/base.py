@@ -120,13 +120,24 @@ def redis_layer_host(url: str) -> dict:
     return {"address": url, "socket_timeout": 30, "socket_connect_timeout": 5}
 
 
-def channel_layers(redis_url: str) -> dict[str, Any]:
-    """CHANNEL_LAYERS: Redis at `redis_url`, or the in-memory layer when it is empty."""
+def channel_layers(redis_url: str, local_capacity: int = 50000) -> dict[str, Any]:
+    """CHANNEL_LAYERS: Redis at `redis_url`, or the in-memory layer when it is empty.
+
+    On Redis every process-local channel of a process (all its sockets, its turns' cancel
+    listeners) shares ONE receive key, `specific.<process>!`: its capacity is the
+    process's, not a socket's. 1,500 let the live streams of 20 conversations overflow it
+    and frames were dropped; `local_capacity` (SUPERORCH_CHANNEL_CAPACITY) sizes it for
+    hundreds of streams (a message is a few hundred bytes, expired after 30 s)."""
     if redis_url:
         return {
             "default": {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [redis_layer_host(redis_url)], "capacity": 1500, "expiry": 30},
+                "CONFIG": {
+                    "hosts": [redis_layer_host(redis_url)],
+                    "capacity": 1500,
+                    "channel_capacity": {"specific.*": local_capacity},
+                    "expiry": 30,
+                },
             }
         }
     # The in-memory layer's default capacity (100 per channel) silently drops frames of a
@@ -137,7 +148,9 @@ def channel_layers(redis_url: str) -> dict[str, Any]:
 
 
 REDIS_URL = env.str("REDIS_URL", default="")
-CHANNEL_LAYERS = channel_layers(REDIS_URL)
+# Messages a process's receive key on the Redis layer holds (all its sockets share it).
+SUPERORCH_CHANNEL_CAPACITY = env.int("SUPERORCH_CHANNEL_CAPACITY", default=50000)
+CHANNEL_LAYERS = channel_layers(REDIS_URL, SUPERORCH_CHANNEL_CAPACITY)
 
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
@@ -201,9 +214,12 @@ def logging_config(fmt: str, level: str) -> dict:
                 ],
             }
         },
+        "filters": {"layer_drops": {"()": "superorch_site.layer_watch.OverCapacityFilter"}},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
+            # Its "over capacity" line (a dropped frame) is counted and re-logged at WARNING.
+            "channels_redis.core": {"level": "INFO", "filters": ["layer_drops"]},
             "openai.agents": {"level": "WARNING"},
             "httpx": {"level": "WARNING"},
             "httpx2": {"level": "WARNING"},
