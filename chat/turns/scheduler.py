@@ -61,6 +61,7 @@ class ProcessTurns:
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.again: set[int] = set()
         self.claim_attempts: dict[int, int] = {}  # conversation -> lease found held, in a row
+        self.deferred: list[tuple[int, float, int]] | None = None  # a task's publishes
         self.sweeper: asyncio.Task[None] | None = None
         self.slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TurnSlots] = (
             weakref.WeakKeyDictionary()
@@ -144,10 +145,17 @@ def answer_pending_now(conversation_id: int, attempt: int = 0) -> None:
     conversation_uuid = selectors.conversation_uuid_get(conversation_id=conversation_id)
     if conversation_uuid is not None:
         state.claim_attempts[conversation_id] = attempt
+        state.deferred = []
         try:
             async_to_sync(_drain)(conversation_id, conversation_uuid)
         finally:
             state.claim_attempts.pop(conversation_id, None)
+            deferred, state.deferred = state.deferred, None
+            # Looked at again by a task, whatever SUPERORCH_TURN_RUNNER says here: this
+            # task's event loop ends with it, a timer in it would never fire (found by the
+            # integration test of a worker killed mid-turn).
+            for args in deferred:
+                _publish(*args)
 
 
 async def request_cancel(conversation_uuid: uuid.UUID) -> None:
@@ -196,7 +204,9 @@ async def _later(
     conversation_id: int, conversation_uuid: uuid.UUID, delay: float, attempt: int = 0
 ) -> None:
     """Look at the conversation again in `delay` seconds."""
-    if on_celery():
+    if state.deferred is not None:  # in a Celery task: its loop ends with the task
+        state.deferred.append((conversation_id, delay, attempt))
+    elif on_celery():
         await asyncio.to_thread(_publish, conversation_id, delay, attempt)
     else:
         loop = asyncio.get_running_loop()
@@ -243,6 +253,7 @@ async def _held_elsewhere(conversation_id: int, conversation_uuid: uuid.UUID) ->
     attempt = state.claim_attempts.get(conversation_id, 0)
     state.claim_attempts[conversation_id] = attempt + 1
     delay = claim_retry_delay(attempt)
+    logger.info("conversation %s: lease held elsewhere, looking again in %gs", conversation_id, delay)  # fmt: skip
     await _later(conversation_id, conversation_uuid, delay, attempt + 1)
 
 
