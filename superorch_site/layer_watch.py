@@ -24,7 +24,10 @@ OVER_CAPACITY = re.compile(r"over capacity in group")
 class OverCapacityFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if OVER_CAPACITY.search(record.getMessage()):
-            record_drop(_count(record))
+            # Once per line, even if logging was configured twice (a filter per config).
+            if not getattr(record, "superorch_counted", False):
+                record.superorch_counted = True
+                record_drop(_count(record))
             record.levelno, record.levelname = logging.WARNING, "WARNING"
             return True
         return record.levelno >= logging.WARNING
