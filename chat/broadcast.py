@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from functools import partial
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -77,18 +79,42 @@ class DeltaStream:
     A model that streams word by word would otherwise send a group message per word,
     hundreds a turn, more than the Redis layer delivers under load (`python -m bench
     servers`). The first chunk goes out at once; chunks that come sooner than `interval`
-    after the last frame are joined and sent when it is up. `flush()` sends what is held
-    back (before any other frame of the turn, so frames keep their order); `close()` ends
-    the stream.
+    after the last frame are joined and sent when it is up. Under pressure (more than
+    `PRESSURE_STREAMS` streams open in the process) the interval grows with their number,
+    up to `MAX_INTERVAL`, so the frames a process sends stay about level. `flush()` sends
+    what is held back (before any other frame of the turn, so frames keep their order);
+    `close()` ends the stream. `send` (default: broadcast to the conversation) is how a
+    frame goes out (the turn runner numbers them).
     """
 
-    def __init__(self, conversation_uuid: uuid.UUID | str, turn: str, interval: float) -> None:
-        self.conversation_uuid, self.turn, self.interval = conversation_uuid, turn, interval
+    PRESSURE_STREAMS = 20
+    MAX_INTERVAL = 0.5
+    open_streams = 0  # in this process
+
+    def __init__(
+        self,
+        conversation_uuid: uuid.UUID | str,
+        turn: str,
+        interval: float,
+        send: Callable[[protocol.ServerFrame], Awaitable[None]] | None = None,
+    ) -> None:
+        self.conversation_uuid, self.turn, self.base_interval = conversation_uuid, turn, interval
+        self._send = send or partial(broadcast, conversation_uuid)
         self._held: dict[str, tuple[str, list[str]]] = {}  # message id -> (agent, chunks)
         self._last = float("-inf")
         self._lock = asyncio.Lock()
         self._timer: asyncio.TimerHandle | None = None
         self._sending: asyncio.Task[None] | None = None
+        self._open = True
+        DeltaStream.open_streams += 1
+
+    @property
+    def interval(self) -> float:
+        """The base interval, stretched while many streams are open in this process."""
+        pressure = DeltaStream.open_streams / self.PRESSURE_STREAMS
+        if pressure <= 1:
+            return self.base_interval
+        return min(self.base_interval * pressure, max(self.MAX_INTERVAL, self.base_interval))
 
     async def add(self, *, message: str, agent: str, text: str) -> None:
         self._held.setdefault(message, (agent, []))[1].append(text)
@@ -111,9 +137,12 @@ class DeltaStream:
                 frame = protocol.MessageDelta(
                     turn=self.turn, message=message, agent=agent, text="".join(chunks)
                 )
-                await broadcast(self.conversation_uuid, frame)
+                await self._send(frame)
 
     async def close(self) -> None:
+        if self._open:
+            self._open = False
+            DeltaStream.open_streams -= 1
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None

@@ -249,4 +249,14 @@ def _session_ready(
         greeting=site.greeting,
         suggestions=[s for s in site.suggestions or [] if isinstance(s, str)],
         messages=[protocol.MessagePayload.from_message(m) for m in messages],
+        turn=_running_turn(conversation),
     )
+
+
+def _running_turn(conversation: Conversation) -> protocol.RunningTurn | None:
+    """**Addition** to session.ready: the turn a live process is running now, if any."""
+    turn = selectors.conversation_running_turn(conversation=conversation)
+    if turn is None:
+        return None
+    reply_to = turn.reply_to.client_id or str(turn.reply_to.uuid)
+    return protocol.RunningTurn(id=str(turn.uuid), reply_to=reply_to)

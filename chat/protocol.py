@@ -451,6 +451,30 @@ class ServerFrame(Payload):
         return self.model_dump_json(by_alias=True)
 
 
+class TurnFrame(ServerFrame):
+    """A frame of a running turn. **Addition:** `seq` numbers the frames of one turn
+    1, 2, 3... as its runner sends them, so a client sees a gap (a frame the channel
+    layer lost) and resyncs; left out when the frame is sent outside the runner."""
+
+    seq: int | None = None
+
+    @model_serializer(mode="wrap")
+    def _seq_when_numbered(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        seq = data.pop("seq", None)
+        if seq is not None:
+            data["seq"] = seq  # last: `type` stays first on the wire
+        return data
+
+
+class RunningTurn(Payload):
+    """**Addition** to session.ready: the turn running now (the page keeps its Stop button
+    and follows the turn's frames from where it joins)."""
+
+    id: str
+    reply_to: str
+
+
 class SessionReady(ServerFrame):
     type: Literal["session.ready"] = "session.ready"
     conversation: str
@@ -459,6 +483,7 @@ class SessionReady(ServerFrame):
     greeting: str
     suggestions: list[str]
     messages: list[MessagePayload]
+    turn: RunningTurn | None = None
 
 
 class MessageAck(ServerFrame):
@@ -467,13 +492,13 @@ class MessageAck(ServerFrame):
     message: MessagePayload
 
 
-class TurnStarted(ServerFrame):
+class TurnStarted(TurnFrame):
     type: Literal["turn.started"] = "turn.started"
     turn: str
     reply_to: str
 
 
-class AgentChanged(ServerFrame):
+class AgentChanged(TurnFrame):
     type: Literal["agent.changed"] = "agent.changed"
     turn: str
     from_: AgentPayload | None = Field(alias="from")
@@ -481,7 +506,7 @@ class AgentChanged(ServerFrame):
     reason: Literal["route", "handoff", "fallback", "human"]
 
 
-class ToolStarted(ServerFrame):
+class ToolStarted(TurnFrame):
     type: Literal["tool.started"] = "tool.started"
     turn: str
     agent: str
@@ -490,14 +515,14 @@ class ToolStarted(ServerFrame):
     label: str
 
 
-class ToolFinished(ServerFrame):
+class ToolFinished(TurnFrame):
     type: Literal["tool.finished"] = "tool.finished"
     turn: str
     call: str
     ok: bool
 
 
-class MessageDelta(ServerFrame):
+class MessageDelta(TurnFrame):
     type: Literal["message.delta"] = "message.delta"
     turn: str
     message: str
@@ -505,7 +530,7 @@ class MessageDelta(ServerFrame):
     text: str
 
 
-class MessageDone(ServerFrame):
+class MessageDone(TurnFrame):
     """A finished message; `turn` is None for one no turn produced (staff, workflows)."""
 
     type: Literal["message.done"] = "message.done"
@@ -513,7 +538,7 @@ class MessageDone(ServerFrame):
     message: MessagePayload
 
 
-class WorkflowProgress(ServerFrame):
+class WorkflowProgress(TurnFrame):
     type: Literal["workflow.progress"] = "workflow.progress"
     turn: str
     workflow: WorkflowPayload
@@ -524,11 +549,20 @@ class WorkflowProgress(ServerFrame):
     total: int
 
 
-class TurnDone(ServerFrame):
+class TurnDone(TurnFrame):
     type: Literal["turn.done"] = "turn.done"
     turn: str
     status: Literal["ok", "error", "cancelled"]
     usage: UsagePayload = UsagePayload()
+
+
+class TurnProgress(TurnFrame):
+    """**Addition:** the turn is still working, though nothing came for a while."""
+
+    type: Literal["turn.progress"] = "turn.progress"
+    turn: str
+    message: str
+    elapsed: float  # seconds since the turn started
 
 
 class FeedbackAck(ServerFrame):
@@ -558,6 +592,7 @@ class Error(ServerFrame):
     message: str
     retryable: bool
     ref: str | None = None
+    seq: int | None = None  # **Addition**: the turn's frame number, for a turn's own error
 
     @model_validator(mode="before")
     @classmethod
@@ -590,6 +625,7 @@ SERVER_FRAMES: dict[str, type[ServerFrame]] = {
         ToolStarted,
         ToolFinished,
         WorkflowProgress,
+        TurnProgress,
         TurnDone,
         FeedbackAck,
         Pong,

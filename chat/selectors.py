@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from orchestrator import selectors as orchestrator_selectors
 
-from .models import Conversation, Message, MessageStatus, Role, Site, Turn
+from .models import Conversation, Message, MessageStatus, Role, Site, Turn, TurnStatus
 from .origins import parse_origins
 
 
@@ -74,6 +74,19 @@ def turn_reply_ref(*, turn: Turn) -> str:
     return message.client_id or str(message.uuid)
 
 
+def turn_partial_replies(*, turn: Turn) -> list[uuid.UUID]:
+    """Ids of the replies earlier failed turns left for the same user message (cut short by
+    a broken stream, say), oldest first: the turn's own replies take them over."""
+    return list(
+        Message.objects.filter(
+            role=Role.ASSISTANT, turn__reply_to_id=turn.reply_to_id, turn__status=TurnStatus.ERROR
+        )
+        .exclude(turn_id=turn.pk)
+        .order_by("id")
+        .values_list("uuid", flat=True)
+    )
+
+
 def turn_history(*, turn: Turn) -> list[dict[str, str]]:
     """The model's input, from our own Message table: the conversation up to the message
     being answered (newest N), oldest first."""
@@ -122,6 +135,33 @@ def conversation_next_retry(*, conversation_id: int) -> datetime | None:
         )
         .order_by("retry_at")
         .values_list("retry_at", flat=True)
+        .first()
+    )
+
+
+def conversations_to_resume() -> list[tuple[int, uuid.UUID]]:
+    """(id, uuid) of the conversations nobody is answering although they could be: the
+    oldest pending user message is due (never tried, queued for a retry now due, or left
+    by a turn whose process died) and no process holds a live lease."""
+    now = timezone.now()
+    free = Q(busy_until__isnull=True) | Q(busy_until__lt=now)
+    candidates = (
+        Conversation.objects.filter(free)
+        .filter(pk__in=Message.objects.filter(_due()).values("conversation_id"))
+        .values_list("pk", "uuid")
+    )
+    return [(pk, uid) for pk, uid in candidates if conversation_has_pending(conversation_id=pk)]
+
+
+def conversation_running_turn(*, conversation: Conversation) -> Turn | None:
+    """The turn running now for the conversation, if a live process holds its lease (a
+    turn left running by a dead process is closed when the conversation is answered)."""
+    if conversation.busy_until is None or conversation.busy_until < timezone.now():
+        return None
+    return (
+        Turn.objects.filter(conversation=conversation, status=TurnStatus.RUNNING)
+        .select_related("reply_to")
+        .order_by("-id")
         .first()
     )
 

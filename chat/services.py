@@ -258,13 +258,40 @@ def turn_start_next(*, conversation_id: int) -> Turn | None:
     )
     if message is None or (message.retry_at is not None and message.retry_at > timezone.now()):
         return None
-    # A turn left running by a server that died is closed before the message is retried.
-    Turn.objects.filter(reply_to=message, status=TurnStatus.RUNNING).update(
+    turns_interrupted_close(message=message)
+    return Turn.objects.create(conversation_id=conversation_id, reply_to=message)
+
+
+INTERRUPTED = "Interrupted: the server stopped during this turn."
+INTERRUPTED_WORDS = (
+    "Sorry, we were interrupted while answering. We are answering your message again now."
+)
+
+
+def turns_interrupted_close(*, message: Message) -> int:
+    """Close the turns a server that died left running for `message`, and tell every socket
+    of the conversation (an `error` in plain words, then `turn.done` status `error`, once
+    committed): the page stops waiting for them before the message is answered again."""
+    interrupted = list(
+        Turn.objects.filter(reply_to=message, status=TurnStatus.RUNNING).values_list("pk", "uuid")
+    )
+    if not interrupted:
+        return 0
+    Turn.objects.filter(pk__in=[pk for pk, _ in interrupted]).update(
         status=TurnStatus.ERROR,
-        error="Interrupted: the server stopped during this turn.",
+        error=INTERRUPTED,
+        error_code=protocol.ErrorCode.INTERNAL.value,
         finished_at=timezone.now(),
     )
-    return Turn.objects.create(conversation_id=conversation_id, reply_to=message)
+    conversation_uuid = Conversation.objects.values_list("uuid", flat=True).get(
+        pk=message.conversation_id
+    )
+    for _, turn_uuid in interrupted:
+        key = str(turn_uuid)
+        words = protocol.Error(code=protocol.ErrorCode.INTERNAL, message=INTERRUPTED_WORDS, ref=key)
+        broadcast_on_commit(conversation_uuid, words)
+        broadcast_on_commit(conversation_uuid, protocol.TurnDone(turn=key, status="error"))
+    return len(interrupted)
 
 
 def turn_record_route(*, turn: Turn, decision: dict[str, Any]) -> None:
@@ -288,9 +315,12 @@ def conversation_set_agent(*, conversation_id: int, agent_slug: str) -> None:
 def assistant_message_create(
     *, turn: Turn, message_uuid: uuid.UUID, agent_slug: str, agent_name: str, text: str
 ) -> Message:
-    message, _ = Message.objects.get_or_create(
+    """Store a reply. A message id already stored is replaced (a partial reply of an
+    earlier, failed turn for the same user message takes the retry's text: one reply)."""
+    message, _ = Message.objects.update_or_create(
         uuid=message_uuid,
-        defaults={
+        defaults={"agent_slug": agent_slug, "agent_name": agent_name, "text": text, "turn": turn},
+        create_defaults={
             "conversation_id": turn.conversation_id,
             "role": Role.ASSISTANT,
             "agent_slug": agent_slug,

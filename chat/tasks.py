@@ -2,16 +2,32 @@
 it imports the scheduler, which queues the task by its name and never imports it."""
 
 from celery import shared_task
+from celery.signals import worker_ready
 
 from .turns import scheduler
 
 
 @shared_task(name=scheduler.ANSWER_TASK, ignore_result=True)
-def answer_conversation_task(conversation_id: int) -> None:
+def answer_conversation_task(conversation_id: int, attempt: int = 0) -> None:
     """Answer the conversation's pending messages (SUPERORCH_TURN_RUNNER = "celery").
 
     Acknowledged late: a worker that dies mid-turn has the task run again; the
     conversation's lease (chat.services.conversation_claim) keeps two workers from
-    answering it at once, and a copy that finds the lease held looks again shortly.
+    answering it at once, and a copy that finds the lease held looks again later
+    (`attempt`: how often in a row it was found held; the wait doubles, capped).
     """
-    scheduler.answer_pending_now(conversation_id)
+    scheduler.answer_pending_now(conversation_id, attempt)
+
+
+@shared_task(name=scheduler.SWEEP_TASK, ignore_result=True)
+def answer_pending_sweep_task() -> None:
+    """For Celery beat (CELERY_BEAT_SCHEDULE): queue the conversations nobody is
+    answering (a message due again, a turn whose process died and whose lease expired)."""
+    scheduler.sweep_now()
+
+
+@worker_ready.connect
+def _worker_started(**kwargs) -> None:
+    """A starting worker answers what waited while no worker ran (Celery runner)."""
+    if scheduler.on_celery():
+        scheduler.sweep_now()

@@ -34,6 +34,11 @@ TURNS_WAITING = Gauge(
     "(SUPERORCH_MAX_ACTIVE_TURNS).",
     multiprocess_mode="livesum",
 )
+CHANNEL_LAYER_DROPS = Counter(
+    "superorch_channel_layer_drops_total",
+    "Group messages (live frames) the channel layer dropped because a receive key was "
+    "over capacity (superorch_site.layer_watch); clients resync, but it should stay 0.",
+)
 TURNS = Counter("superorch_turns_total", "Chat turns by outcome.", ["status", "error_code"])
 AGENT_RUNS = Counter(
     "superorch_agent_runs_total", "Agent runs by outcome.", ["agent", "status", "error_kind"]

@@ -91,6 +91,7 @@ async def run_turn(
         cancel=cancel,
         deadline=asyncio.get_running_loop().time() + settings.SUPERORCH_TURN_TIMEOUT,
         previous=_last_speaker(team, request.active_agent),
+        silence_left=settings.SUPERORCH_TURN_SILENCE_BUDGET or float("inf"),
     )
     first = ChangeReason.FALLBACK if decision.path == RoutePath.FALLBACK else ChangeReason.ROUTE
     result = await _attempts(turn, decision.agent, first)
@@ -119,9 +120,10 @@ async def _attempts(turn: TurnState, slug: str, reason: ChangeReason) -> Attempt
         if not result.recoverable or turn.cancel.is_set():
             return result
         circuits = await db_call(selectors.breaker_states)
-        step = recovery.after_failure(
-            result.failed_slug, circuits=circuits, time_left=turn.deadline - loop.time()
-        )
+        # The recovery policy gets the time left: of the turn, and of its silence budget
+        # (so a hanging model does not chain full silence timeouts, one per attempt).
+        time_left = min(turn.deadline - loop.time(), turn.silence_left)
+        step = recovery.after_failure(result.failed_slug, circuits=circuits, time_left=time_left)
         if step is None:
             return result
         if step.action != Action.RETRY:

@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 db = database_sync_to_async
 
 DELTA_INTERVAL = 0.04  # seconds: at most 25 message.delta frames a second per turn
+STILL_WORKING = "Still working on it. This is taking a little longer than usual."
 
 # What run_turn hands to `emit` (a local alias: the runtime's own union is being renamed).
 RuntimeEvent = (
@@ -52,7 +53,12 @@ class TurnRunner:
     def __init__(self, turn: Turn, conversation_uuid: uuid.UUID) -> None:
         self.turn, self.conversation_uuid = turn, conversation_uuid
         self.key = str(turn.uuid)
-        self.deltas = DeltaStream(conversation_uuid, self.key, DELTA_INTERVAL)
+        self.deltas = DeltaStream(conversation_uuid, self.key, DELTA_INTERVAL, send=self._send)
+        self.seq = 0  # the turn's frames, numbered (`seq`: a client sees a gap and resyncs)
+        self._sending = asyncio.Lock()
+        self.started = self.last_output = asyncio.get_running_loop().time()
+        self.takes_over: list[uuid.UUID] = []  # partial replies of earlier failed turns
+        self.message_ids: dict[uuid.UUID, uuid.UUID] = {}  # the runtime's id -> the one sent
 
     async def run(self) -> None:
         # Every log line of this turn carries its ids (structlog contextvars; one task per turn).
@@ -68,6 +74,7 @@ class TurnRunner:
         conversation = await db(selectors.conversation_get)(conversation_id=turn.conversation_id)
         history = await db(selectors.turn_history)(turn=turn)
         reply_to = await db(selectors.turn_reply_ref)(turn=turn)
+        self.takes_over = await db(selectors.turn_partial_replies)(turn=turn)
         await self._send(protocol.TurnStarted(turn=self.key, reply_to=reply_to))
         return runtime.TurnRequest(
             conversation_id=self.conversation_uuid,
@@ -81,6 +88,7 @@ class TurnRunner:
         cancel = asyncio.Event()
         listener = asyncio.create_task(turn_cancel_wait(self.conversation_uuid, cancel))
         heartbeat = asyncio.create_task(_heartbeat(self.turn.conversation_id))
+        still = asyncio.create_task(self._still_working(settings.SUPERORCH_STILL_WORKING_AFTER))
         try:
             return await runtime.run_turn(request, self.emit, cancel)
         except Exception as exc:  # never leave a turn open: record it and tell the user
@@ -96,6 +104,7 @@ class TurnRunner:
         finally:
             listener.cancel()
             heartbeat.cancel()
+            still.cancel()
             await self.deltas.close()
 
     async def _finish(self, outcome: runtime.TurnOutcome) -> None:
@@ -115,11 +124,31 @@ class TurnRunner:
         await self._send(protocol.TurnDone(turn=self.key, status=outcome.status, usage=usage))
 
     async def _send(self, frame: protocol.ServerFrame) -> None:
-        await broadcast(self.conversation_uuid, frame)
+        """Number the frame (`seq`) and broadcast it; one at a time, so they go in order."""
+        async with self._sending:
+            self.seq += 1
+            self.last_output = asyncio.get_running_loop().time()
+            await broadcast(self.conversation_uuid, frame.model_copy(update={"seq": self.seq}))
+
+    async def _still_working(self, after: float) -> None:
+        """`turn.progress` after `after` seconds without output, and again after each as
+        long while the silence lasts (a hanging model, a long tool)."""
+        if after <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            wait = self.last_output + after - loop.time()
+            if wait > 0:
+                await asyncio.sleep(wait)
+                continue
+            elapsed = round(loop.time() - self.started, 1)
+            frame = protocol.TurnProgress(turn=self.key, message=STILL_WORKING, elapsed=elapsed)
+            await self._send(frame)
 
     # --- runtime events ------------------------------------------------------------------
 
     async def emit(self, event: RuntimeEvent) -> None:
+        self.last_output = asyncio.get_running_loop().time()
         handler = self._HANDLERS.get(type(event))
         if handler is None:
             logger.debug("turn event %s is not for the chat", type(event).__name__)
@@ -128,10 +157,18 @@ class TurnRunner:
             await self.deltas.flush()  # every other frame comes after the text before it
         await handler(self, event)
 
+    def _message_id(self, runtime_id: uuid.UUID) -> uuid.UUID:
+        """The id a message of this turn is sent and stored under: the turn's first messages
+        take over the partial replies earlier failed turns left for the same user message
+        (the page replaces their bubbles by id), so a question keeps one reply."""
+        if runtime_id not in self.message_ids:
+            taken = self.takes_over.pop(0) if self.takes_over else runtime_id
+            self.message_ids[runtime_id] = taken
+        return self.message_ids[runtime_id]
+
     async def _on_delta(self, event: runtime.MessageDelta) -> None:
-        await self.deltas.add(
-            message=str(event.message_id), agent=event.agent.slug, text=event.text
-        )
+        message_id = self._message_id(event.message_id)
+        await self.deltas.add(message=str(message_id), agent=event.agent.slug, text=event.text)
 
     async def _on_route(self, event: runtime.RouteDecided) -> None:
         await db(services.turn_record_route)(turn=self.turn, decision=event.decision.as_dict())
@@ -139,7 +176,7 @@ class TurnRunner:
     async def _on_message_done(self, event: runtime.MessageDone) -> None:
         message = await db(services.assistant_message_create)(
             turn=self.turn,
-            message_uuid=event.message_id,
+            message_uuid=self._message_id(event.message_id),
             agent_slug=event.agent.slug,
             agent_name=event.agent.name,
             text=event.text,
@@ -220,8 +257,9 @@ def _error_frame(outcome: runtime.TurnOutcome, turn_key: str) -> protocol.Error:
 
 
 async def _heartbeat(conversation_id: int) -> None:
-    """Renew the conversation's lease while the turn runs."""
-    interval = max(settings.SUPERORCH_TURN_LEASE / 3, 1.0)
+    """Renew the conversation's lease while the turn runs: at a third of the lease, so two
+    renewals may be late before another process may take the conversation over."""
+    interval = max(settings.SUPERORCH_TURN_LEASE / 3, 0.05)
     while True:
         await asyncio.sleep(interval)
         await db(services.conversation_renew)(conversation_id=conversation_id)

@@ -4,9 +4,12 @@
 it takes the conversation's lease in the database (so two servers never answer the
 same conversation at once), answers every pending user message in order (one
 `TurnRunner` each), and wakes the conversation again when a queued message is due. A
-reply finishes and is stored even if every browser has gone. If the server dies, the
-lease expires and the next session.start (or `manage.py answer_pending`) answers what
-is still pending.
+reply finishes and is stored even if every browser has gone. The lease is short
+(SUPERORCH_TURN_LEASE) and renewed while a turn runs; if the server dies, it expires
+and the sweep (`sweep_once`: a timer in every web process, Celery beat and worker
+start on Celery) gives the conversation to a surviving process, without waiting for
+a visitor. A process that finds the lease held looks again with exponential backoff
+(`claim_retry_delay`).
 
 With SUPERORCH_TURN_RUNNER = "celery" the work goes to a Celery worker instead: the
 task is sent by its name, "chat.answer_conversation" (chat/tasks.py, the composition
@@ -40,8 +43,10 @@ from .slots import TurnSlots
 logger = logging.getLogger(__name__)
 db = database_sync_to_async
 
-CLAIM_RETRY = 1.0  # seconds: another holder of the lease is asked again this often
+CLAIM_RETRY = 1.0  # seconds: the first "look again" when another holds the lease...
+CLAIM_RETRY_MAX = 4.0  # ...doubled each time it is still held, up to this
 ANSWER_TASK = "chat.answer_conversation"  # chat.tasks.answer_conversation_task
+SWEEP_TASK = "chat.answer_pending_sweep"  # chat.tasks.answer_pending_sweep_task (Celery beat)
 
 
 class ProcessTurns:
@@ -56,6 +61,9 @@ class ProcessTurns:
         self.tasks: dict[int, asyncio.Task[None]] = {}
         self.again: set[int] = set()
         self.clients: dict[int, str] = {}  # conversation -> its client (fair turn slots)
+        self.claim_attempts: dict[int, int] = {}  # conversation -> lease found held, in a row
+        self.deferred: list[tuple[int, float, int]] | None = None  # a task's publishes
+        self.sweeper: asyncio.Task[None] | None = None
         self.slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TurnSlots] = (
             weakref.WeakKeyDictionary()
         )
@@ -85,15 +93,73 @@ def schedule(conversation: Conversation, *, client: str = "") -> asyncio.Task[No
     return _schedule(conversation.pk, conversation.uuid)
 
 
+def claim_retry_delay(attempt: int) -> float:
+    """Seconds before looking again at a conversation whose lease was found held
+    `attempt` times in a row (0: the first time): 1, 2, 4, 4, ... A live holder answers
+    what it finds pending itself; the look again is for a holder that died."""
+    return min(CLAIM_RETRY * 2 ** min(attempt, 16), max(CLAIM_RETRY_MAX, CLAIM_RETRY))
+
+
+async def sweep_once() -> int:
+    """Answer the conversations that wait for nobody: a due pending message (queued for a
+    later try, or left by a turn whose process died) and no live lease. Returns how many
+    were scheduled (here, or on Celery)."""
+    due = await db(selectors.conversations_to_resume)()
+    for pk, conversation_uuid in due:
+        if on_celery():
+            await asyncio.to_thread(_publish, pk, 0.0)
+        else:
+            _schedule(pk, conversation_uuid)
+    return len(due)
+
+
+def sweep_now() -> int:
+    """`sweep_once` from sync code (Celery beat's task, a worker's start, a command)."""
+    return async_to_sync(sweep_once)()
+
+
+def start_sweeper() -> asyncio.Task[None] | None:
+    """Run the sweep in this process's event loop every SUPERORCH_PENDING_SWEEP_INTERVAL
+    seconds (at once, then periodically), once per process. The inline runner's timer:
+    on Celery, beat runs the sweep (chat.tasks)."""
+    interval = settings.SUPERORCH_PENDING_SWEEP_INTERVAL
+    if interval <= 0 or on_celery():
+        return None
+    if state.sweeper is None or state.sweeper.done():
+        state.sweeper = asyncio.get_running_loop().create_task(_sweep_forever(interval))
+    return state.sweeper
+
+
+async def _sweep_forever(interval: float) -> None:
+    while True:
+        try:
+            await sweep_once()
+        except Exception:  # the database may be away for a moment: try again next time
+            logger.exception("the pending-message sweep failed")
+        await asyncio.sleep(interval)
+
+
 def on_celery() -> bool:
     return settings.SUPERORCH_TURN_RUNNER == "celery" and not current_app.conf.task_always_eager
 
 
-def answer_pending_now(conversation_id: int) -> None:
-    """Answer what the conversation has pending, here and now (a Celery worker's task)."""
+def answer_pending_now(conversation_id: int, attempt: int = 0) -> None:
+    """Answer what the conversation has pending, here and now (a Celery worker's task;
+    `attempt`: how many times in a row the lease was found held before)."""
     conversation_uuid = selectors.conversation_uuid_get(conversation_id=conversation_id)
     if conversation_uuid is not None:
-        async_to_sync(_drain)(conversation_id, conversation_uuid)
+        state.claim_attempts[conversation_id] = attempt
+        state.deferred = []
+        try:
+            async_to_sync(_drain)(conversation_id, conversation_uuid)
+        finally:
+            state.claim_attempts.pop(conversation_id, None)
+            deferred, state.deferred = state.deferred, None
+            # Looked at again by a task, whatever SUPERORCH_TURN_RUNNER says here: this
+            # task's event loop ends with it, a timer in it would never fire (found by the
+            # integration test of a worker killed mid-turn).
+            for args in deferred:
+                _publish(*args)
 
 
 async def request_cancel(conversation_uuid: uuid.UUID) -> None:
@@ -140,19 +206,24 @@ async def _drain_in_turn(conversation_id: int, conversation_uuid: uuid.UUID) -> 
         slots.release()
 
 
-async def _later(conversation_id: int, conversation_uuid: uuid.UUID, delay: float) -> None:
+async def _later(
+    conversation_id: int, conversation_uuid: uuid.UUID, delay: float, attempt: int = 0
+) -> None:
     """Look at the conversation again in `delay` seconds."""
-    if on_celery():
-        await asyncio.to_thread(_publish, conversation_id, delay)
+    if state.deferred is not None:  # in a Celery task: its loop ends with the task
+        state.deferred.append((conversation_id, delay, attempt))
+    elif on_celery():
+        await asyncio.to_thread(_publish, conversation_id, delay, attempt)
     else:
         loop = asyncio.get_running_loop()
         loop.call_later(delay, lambda: _schedule(conversation_id, conversation_uuid))
 
 
-def _publish(conversation_id: int, delay: float) -> None:
+def _publish(conversation_id: int, delay: float, attempt: int = 0) -> None:
     """Queue the conversation's answering on Celery, by the task's name."""
+    args = (conversation_id, attempt) if attempt else (conversation_id,)
     try:
-        current_app.send_task(ANSWER_TASK, args=(conversation_id,), countdown=delay or None)
+        current_app.send_task(ANSWER_TASK, args=args, countdown=delay or None)
     except Exception:  # the message stays pending: session.start or answer_pending answers it
         logger.exception("could not queue conversation %s's turn on Celery", conversation_id)
 
@@ -161,12 +232,9 @@ async def _drain(conversation_id: int, conversation_uuid: uuid.UUID) -> None:
     while True:
         state.again.discard(conversation_id)
         if not await db(services.conversation_claim)(conversation_id=conversation_id):
-            # Another server (or worker) holds the lease and answers what it finds pending,
-            # but a message stored just after its last look would wait for the next wake:
-            # look again shortly, until nothing is pending.
-            if await db(selectors.conversation_has_pending)(conversation_id=conversation_id):
-                await _later(conversation_id, conversation_uuid, CLAIM_RETRY)
+            await _held_elsewhere(conversation_id, conversation_uuid)
             return
+        state.claim_attempts.pop(conversation_id, None)
         try:
             await _answer_all(conversation_id, conversation_uuid)
         finally:
@@ -180,6 +248,21 @@ async def _drain(conversation_id: int, conversation_uuid: uuid.UUID) -> None:
                 return
 
 
+async def _held_elsewhere(conversation_id: int, conversation_uuid: uuid.UUID) -> None:
+    """Another server (or worker) holds the lease and answers what it finds pending, but
+    it may have died (its lease then expires) or a message stored just after its last
+    look would wait for the next wake: look again, less and less often, until nothing
+    is pending."""
+    if not await db(selectors.conversation_has_pending)(conversation_id=conversation_id):
+        state.claim_attempts.pop(conversation_id, None)
+        return
+    attempt = state.claim_attempts.get(conversation_id, 0)
+    state.claim_attempts[conversation_id] = attempt + 1
+    delay = claim_retry_delay(attempt)
+    logger.info("conversation %s: lease held elsewhere, looking again in %gs", conversation_id, delay)  # fmt: skip
+    await _later(conversation_id, conversation_uuid, delay, attempt + 1)
+
+
 async def _answer_all(conversation_id: int, conversation_uuid: uuid.UUID) -> None:
     """Answer the pending messages one turn at a time, in order (lease held)."""
     while (turn := await db(services.turn_start_next)(conversation_id=conversation_id)) is not None:
@@ -188,8 +271,7 @@ async def _answer_all(conversation_id: int, conversation_uuid: uuid.UUID) -> Non
 
 async def _wake_later(conversation_id: int, conversation_uuid: uuid.UUID) -> None:
     """A message queued because no model answered is tried again when it is due (in this
-    process or on Celery; after a restart, the next session.start or `manage.py
-    answer_pending`)."""
+    process or on Celery; after a restart, by the sweep)."""
     due = await db(selectors.conversation_next_retry)(conversation_id=conversation_id)
     if due is None:
         return

@@ -65,6 +65,7 @@ class TurnState:
     cancel: asyncio.Event
     deadline: float  # loop time: one deadline for all attempts
     previous: AgentRef | None  # who the user last saw answering
+    silence_left: float = float("inf")  # seconds of model silence the attempts may still spend
     final_slug: str | None = None
     usage: dict[str, int] = field(
         default_factory=lambda: {"requests": 0, "input_tokens": 0, "output_tokens": 0}
@@ -164,11 +165,8 @@ class Attempt:
             try:
                 async with silence:
                     while True:
-                        speaker = self.speaker
-                        limit = (
-                            speaker.timeout if speaker.timeout and not self.tools_running else None
-                        )
-                        silence.reschedule(clock() + limit if limit else None)
+                        limit = self._silence_limit()
+                        silence.reschedule(clock() + limit if limit is not None else None)
                         try:
                             event = await events.__anext__()
                         except StopAsyncIteration:
@@ -180,7 +178,17 @@ class Attempt:
             except TimeoutError:
                 if not silence.expired():
                     raise
+                self.turn.silence_left = max(self.turn.silence_left - (limit or 0), 0.0)
                 raise AgentSilent(self.speaker, limit or 0) from None
+
+    def _silence_limit(self) -> float | None:
+        """How long the model may stay silent now: the speaker's own limit, within what is
+        left of the turn's silence budget (None while tools work: they have their own)."""
+        if self.tools_running:
+            return None
+        own = self.speaker.timeout or float("inf")
+        limit = min(own, self.turn.silence_left)
+        return None if limit == float("inf") else limit
 
     def _failure(self, exc: Exception) -> AttemptResult:
         error = TurnResult.ERROR

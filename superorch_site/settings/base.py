@@ -121,13 +121,24 @@ def redis_layer_host(url: str) -> dict:
     return {"address": url, "socket_timeout": 30, "socket_connect_timeout": 5}
 
 
-def channel_layers(redis_url: str) -> dict[str, Any]:
-    """CHANNEL_LAYERS: Redis at `redis_url`, or the in-memory layer when it is empty."""
+def channel_layers(redis_url: str, local_capacity: int = 50000) -> dict[str, Any]:
+    """CHANNEL_LAYERS: Redis at `redis_url`, or the in-memory layer when it is empty.
+
+    On Redis every process-local channel of a process (all its sockets, its turns' cancel
+    listeners) shares ONE receive key, `specific.<process>!`: its capacity is the
+    process's, not a socket's. 1,500 let the live streams of 20 conversations overflow it
+    and frames were dropped; `local_capacity` (SUPERORCH_CHANNEL_CAPACITY) sizes it for
+    hundreds of streams (a message is a few hundred bytes, expired after 30 s)."""
     if redis_url:
         return {
             "default": {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [redis_layer_host(redis_url)], "capacity": 1500, "expiry": 30},
+                "CONFIG": {
+                    "hosts": [redis_layer_host(redis_url)],
+                    "capacity": 1500,
+                    "channel_capacity": {"specific.*": local_capacity},
+                    "expiry": 30,
+                },
             }
         }
     # The in-memory layer's default capacity (100 per channel) silently drops frames of a
@@ -138,7 +149,9 @@ def channel_layers(redis_url: str) -> dict[str, Any]:
 
 
 REDIS_URL = env.str("REDIS_URL", default="")
-CHANNEL_LAYERS = channel_layers(REDIS_URL)
+# Messages a process's receive key on the Redis layer holds (all its sockets share it).
+SUPERORCH_CHANNEL_CAPACITY = env.int("SUPERORCH_CHANNEL_CAPACITY", default=50000)
+CHANNEL_LAYERS = channel_layers(REDIS_URL, SUPERORCH_CHANNEL_CAPACITY)
 
 # --- Celery -------------------------------------------------------------------
 CELERY_BROKER_URL = env.str("CELERY_BROKER_URL", default="")
@@ -202,9 +215,12 @@ def logging_config(fmt: str, level: str) -> dict:
                 ],
             }
         },
+        "filters": {"layer_drops": {"()": "superorch_site.layer_watch.OverCapacityFilter"}},
         "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "structured"}},
         "root": {"handlers": ["console"], "level": level},
         "loggers": {
+            # Its "over capacity" line (a dropped frame) is counted and re-logged at WARNING.
+            "channels_redis.core": {"level": "INFO", "filters": ["layer_drops"]},
             "openai.agents": {"level": "WARNING"},
             "httpx": {"level": "WARNING"},
             "httpx2": {"level": "WARNING"},
@@ -294,8 +310,19 @@ PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 SUPERORCH_MAX_MODEL_CALLS = env.int("SUPERORCH_MAX_MODEL_CALLS", default=10)
 # A turn that runs longer than this (seconds) is stopped and reported as failed.
 SUPERORCH_TURN_TIMEOUT = env.float("SUPERORCH_TURN_TIMEOUT", default=120.0)
-# A conversation's turn lease (seconds); a crashed server's lease expires and another resumes.
-SUPERORCH_TURN_LEASE = env.float("SUPERORCH_TURN_LEASE", default=45.0)
+# Seconds of model silence a turn may spend in all, across its attempts (retries, the
+# alternative, the fallback): each attempt's silence limit is what is left (0: no budget).
+SUPERORCH_TURN_SILENCE_BUDGET = env.float("SUPERORCH_TURN_SILENCE_BUDGET", default=45.0)
+# Seconds without output after which a turn tells the user it is still working
+# (`turn.progress`), and again after each as long; 0: never.
+SUPERORCH_STILL_WORKING_AFTER = env.float("SUPERORCH_STILL_WORKING_AFTER", default=5.0)
+# A conversation's turn lease (seconds), renewed every third of it while a turn runs; a
+# crashed server's lease expires and another process takes the conversation over.
+SUPERORCH_TURN_LEASE = env.float("SUPERORCH_TURN_LEASE", default=15.0)
+# Seconds between two sweeps for conversations nobody answers (a queued message now due,
+# a turn whose process died): a timer in each web process (inline runner) and Celery beat
+# (chat.answer_pending_sweep, below); 0 turns the web timer off.
+SUPERORCH_PENDING_SWEEP_INTERVAL = env.float("SUPERORCH_PENDING_SWEEP_INTERVAL", default=10.0)
 # Where chat turns run: "inline" (in the web process that took the message; the default,
 # see docs/benchmarks.md) or "celery" (on the Celery workers; needs a broker and the
 # Redis channel layer, so their frames reach the sockets). Eager Celery runs them inline.
@@ -374,3 +401,12 @@ SUPERORCH_RATE_LIMIT_STORAGE = env.str(
     "SUPERORCH_RATE_LIMIT_STORAGE",
     default=("async+" + REDIS_URL) if REDIS_URL else "async+memory://",
 )
+
+# Celery beat (`celery -A superorch_site beat`, or a worker with -B): the periodic tasks.
+CELERY_BEAT_SCHEDULE = {
+    "answer-pending-sweep": {
+        "task": "chat.answer_pending_sweep",
+        "schedule": SUPERORCH_PENDING_SWEEP_INTERVAL or 10.0,
+    },
+    "check-alerts": {"task": "orchestrator.check_alerts", "schedule": 60.0},
+}

@@ -32,5 +32,7 @@ INTEGRATION_CELERY_BROKER_URL = integration_env.str(
 )
 CELERY_TASK_ALWAYS_EAGER = integration_env.bool("INTEGRATION_CELERY_EAGER", default=True)
 CELERY_BROKER_URL = "" if CELERY_TASK_ALWAYS_EAGER else INTEGRATION_CELERY_BROKER_URL
+# Where chat turns run, for the workers a turn test starts (hermetic: not SUPERORCH_*).
+SUPERORCH_TURN_RUNNER = integration_env.str("INTEGRATION_TURN_RUNNER", default="inline")
 # The loopback model server the test runs, for the workers.
 OPENAI_BASE_URL = integration_env.str("INTEGRATION_OPENAI_BASE_URL", default="")

@@ -46,4 +46,6 @@ SUPERORCH_RATE_LIMIT = "1000/minute"
 SUPERORCH_CLIENT_MAX_SOCKETS = 0  # tests open many sockets from one address
 SUPERORCH_CLIENT_NEW_CONVERSATION_RATE = "100000/minute"
 SUPERORCH_CLIENT_MESSAGE_RATE = "100000/minute"
+# No background sweep in the web process: a test sweeps when it means to (chat.turns.sweep_once).
+SUPERORCH_PENDING_SWEEP_INTERVAL = 0.0
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -126,7 +126,9 @@ async def test_full_turn_sends_every_frame_in_protocol_order(team, connect, sett
         "greeting",
         "suggestions",
         "messages",
+        "turn",  # Addition: the turn running now (none)
     }
+    assert ready["turn"] is None
     uuid.UUID(ready["conversation"])
     assert isinstance(ready["token"], str) and len(ready["token"]) >= 32
     assert ready["agent"] == {"slug": "orchestrator", "name": "Super Orchestrator"}
@@ -147,6 +149,10 @@ async def test_full_turn_sends_every_frame_in_protocol_order(team, connect, sett
         "message.done",
         "turn.done",
     ]
+    # Addition: the turn's frames are numbered 1, 2, 3... (`seq`, last), the ack is not.
+    assert "seq" not in frames[0]
+    assert [f.pop("seq") for f in frames[1:]] == list(range(1, len(frames)))
+    assert all(list(f)[0] == "type" for f in frames)
     ack, started, changed, tool_started, tool_finished, *deltas, done, turn_done = frames
 
     assert set(ack) == {"type", "id", "message"}
@@ -676,7 +682,7 @@ async def test_a_model_failure_is_reported_in_plain_words_and_the_message_is_kep
     assert frames[3]["to"]["slug"] == "general_assistant" and frames[3]["reason"] == "fallback"
     turn = frames[1]["turn"]
     error = frames[4]
-    assert set(error) == {"type", "code", "message", "retryable", "ref"}
+    assert set(error) == {"type", "code", "message", "retryable", "ref", "seq"}
     assert (error["code"], error["retryable"], error["ref"]) == ("model_unavailable", True, turn)
     for leak in ("Traceback", "APIConnectionError", "Error:", "openai"):
         assert leak not in error["message"]

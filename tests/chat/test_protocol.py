@@ -341,6 +341,7 @@ def _examples() -> list[protocol.ServerFrame]:
             total=3,
         ),
         protocol.TurnDone(turn="t", status="ok", usage=protocol.UsagePayload(requests=2)),
+        protocol.TurnProgress(turn="t", message="Still working on it.", elapsed=5.0, seq=7),
         protocol.FeedbackAck(message="m"),
         protocol.Pong(),
         protocol.Error(code=ErrorCode.NOT_FOUND, ref="m"),
@@ -357,6 +358,7 @@ KEYS = {
         "greeting",
         "suggestions",
         "messages",
+        "turn",
     ],
     "message.ack": ["type", "id", "message"],
     "turn.started": ["type", "turn", "reply_to"],
@@ -367,6 +369,7 @@ KEYS = {
     "message.done": ["type", "turn", "message"],
     "workflow.progress": ["type", "turn", "workflow", "status", "step", "agent", "done", "total"],
     "turn.done": ["type", "turn", "status", "usage"],
+    "turn.progress": ["type", "turn", "message", "elapsed", "seq"],
     "feedback.ack": ["type", "message"],
     "pong": ["type"],
     "error": ["type", "code", "message", "retryable", "ref"],
@@ -389,6 +392,7 @@ def test_encoding_is_compact_utf8_and_keeps_nulls_outside_errors():
     done = json.loads(protocol.MessageDone(turn=None, message=reply_payload(_message())).encode())
     assert done["turn"] is None
     step = json.loads(_examples()[8].encode())
+    assert "seq" not in step  # numbered only when the runner sends it
     assert (step["step"], step["agent"]) == (None, None)
 
 

@@ -32,7 +32,7 @@ def turn_worker(team, settings):
     conf.task_always_eager, conf.broker_url = False, settings.INTEGRATION_CELERY_BROKER_URL
     settings.SUPERORCH_TURN_RUNNER = "celery"
     celery_app.control.purge()
-    pool = Workers(model.base_url, SUPERORCH_TURN_RUNNER="celery")
+    pool = Workers(model.base_url, INTEGRATION_TURN_RUNNER="celery")
     pool.start("turns")
     try:
         pool.wait_ready(["turns"])
@@ -62,3 +62,74 @@ async def test_a_turn_runs_on_the_worker_and_streams_to_the_socket(turn_worker, 
         turn_worker.wait_for_log, "turns", "Task chat.answer_conversation[", "succeeded"
     )
     assert "Task chat.answer_conversation[" in log and "succeeded" in log
+
+
+@pytest.fixture
+def two_workers(team, settings):
+    """A worker that will die mid-turn ("doomed") and a survivor; the first model call
+    streams slowly, every later one answers at once."""
+    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
+        pytest.skip("needs superorch_site.settings.integration")
+    (ROOT / "var").mkdir(exist_ok=True)
+    model = OpenAICompatibleServer()
+    calls = []
+
+    def respond(body):
+        calls.append(body)
+        if len(calls) == 1:
+            return Step(text=" ".join(["slowly"] * 200), token_delay=0.25)
+        return Step(text="Refunds reach your card within five days.")
+
+    model.responder = respond
+    model.start()
+    conf = celery_app.conf
+    conf.task_always_eager, conf.broker_url = False, settings.INTEGRATION_CELERY_BROKER_URL
+    settings.SUPERORCH_TURN_RUNNER = "celery"
+    celery_app.control.purge()
+    pool = Workers(model.base_url, INTEGRATION_TURN_RUNNER="celery")
+    try:
+        yield pool
+    finally:
+        pool.stop()
+        model.stop()
+        conf.task_always_eager = True
+
+
+async def test_a_worker_that_dies_mid_turn_is_taken_over_and_every_socket_told(
+    two_workers, connect
+):
+    """The worker running a turn is killed: a surviving worker takes the conversation over
+    once the short lease expires (not 45 s later), every socket is told the interrupted
+    turn ended (error, then turn.done error), and the message is answered."""
+    import time
+
+    pool = two_workers
+    pool.start("doomed")
+    await asyncio.to_thread(pool.wait_ready, ["doomed"])
+    comm, ready = await open_session(connect)
+    await send(comm, {"type": "message.send", "id": "c-1", "text": "I want a refund"})
+    frames = []
+    while not any(f["type"] == "message.delta" for f in frames):
+        frames.append(await comm.receive_json_from(timeout=30))
+    interrupted = next(f["turn"] for f in frames if f["type"] == "turn.started")
+    pool.start("survivor")
+    await asyncio.to_thread(pool.wait_ready, ["survivor"])
+    pool.procs["doomed"].kill()  # SIGKILL mid-stream: no cleanup, the lease stays
+    killed = time.monotonic()
+    frames = []
+    while not (frames and frames[-1]["type"] == "turn.done" and frames[-1]["turn"] != interrupted):
+        frames.append(await comm.receive_json_from(timeout=40))
+    took = time.monotonic() - killed
+    tail = [f for f in frames if f["type"] != "message.delta"]
+    error, done = tail[0], tail[1]
+    assert (error["type"], error["ref"], error["code"]) == ("error", interrupted, "internal")
+    assert (done["type"], done["turn"], done["status"]) == ("turn.done", interrupted, "error")
+    assert tail[2]["type"] == "turn.started" and tail[2]["reply_to"] == "c-1"
+    assert frames[-1]["status"] == "ok"
+    reply = [f for f in frames if f["type"] == "message.done"][-1]["message"]
+    assert reply["text"] == "Refunds reach your card within five days."
+    assert took < 30, f"took {took:.0f}s to take over"
+    message = await Message.objects.aget(client_id="c-1")
+    assert message.status == "answered"
+    statuses = [t.status async for t in Turn.objects.filter(reply_to=message).order_by("id")]
+    assert statuses == ["error", "ok"]

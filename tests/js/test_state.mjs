@@ -533,3 +533,81 @@ describe('agent names', () => {
     assert.equal(S.agentName(s, 'constructor'), 'Constructor');   // not Object.prototype's
   });
 });
+
+describe('recovery (seq, running turn, progress, one reply)', () => {
+  const acked = [send('c1', 'I was charged twice'), { type: 'message.ack', id: 'c1', message: user('m1', 'c1', 'I was charged twice') }];
+  const started = { type: 'turn.started', turn: 't1', reply_to: 'c1', seq: 1 };
+
+  test('consecutive seq: no resync; a gap asks for one, once', () => {
+    let s = run(online(), ...acked, started, { type: 'message.delta', turn: 't1', message: 'r1', agent: 'billing', text: 'Hel', seq: 2 });
+    assert.deepEqual(effects(s, 'resync'), []);
+    assert.equal(s.turns.t1.lastSeq, 2);
+    s = run(s, { type: 'message.delta', turn: 't1', message: 'r1', text: 'lo', seq: 5 });
+    assert.equal(effects(s, 'resync').length, 1);
+    assert.equal(item(s, 'r1').text, 'Hello');
+  });
+
+  test('a duplicate frame is ignored', () => {
+    const delta = { type: 'message.delta', turn: 't1', message: 'r1', agent: 'billing', text: 'Hel', seq: 2 };
+    const s = run(online(), ...acked, started, delta, delta);
+    assert.equal(item(s, 'r1').text, 'Hel');
+  });
+
+  test('a first frame of an unknown turn past 1 is a gap (turn.started was lost)', () => {
+    const s = run(online(), ...acked, { type: 'message.delta', turn: 't9', message: 'r9', agent: 'billing', text: 'x', seq: 4 });
+    assert.equal(effects(s, 'resync').length, 1);
+  });
+
+  test('session.ready naming a running turn: it stays running and is followed from where it joins', () => {
+    const s = run(online({ messages: [user('m1', 'c1')] }),
+      ready({ messages: [], turn: { id: 't1', reply_to: 'c1' } }),
+      { type: 'message.delta', turn: 't1', message: 'r1', agent: 'billing', text: 'later part', seq: 17 });
+    assert.deepEqual(effects(s, 'resync'), []);
+    assert.deepEqual(s.running, ['t1']);
+    assert.equal(S.indicators(s).running, true);
+  });
+
+  test('session.ready without the turn we thought running: it has ended, its reply is in messages', () => {
+    let s = run(online(), ...acked, started, { type: 'message.delta', turn: 't1', message: 'r1', agent: 'billing', text: 'Hel', seq: 2 });
+    s = run(s, (x) => S.connectionClosed(x, { code: 1006 }), ready({ messages: [reply('r1', 'Hello, the whole reply')], turn: null }));
+    assert.deepEqual(s.running, []);
+    assert.deepEqual(s.turns, {});
+    assert.equal(item(s, 'r1').text, 'Hello, the whole reply');
+    assert.equal(item(s, 'r1').streaming, false);
+    assert.equal(S.indicators(s).running, false);
+  });
+
+  test('turn.progress shows a status line until the next output', () => {
+    let s = run(online(), ...acked, started, { type: 'turn.progress', turn: 't1', message: 'Still working on it.', elapsed: 5, seq: 2 });
+    assert.deepEqual(S.indicators(s), { running: true, typing: true, label: 'Still working on it.', tool: false });
+    s = run(s, { type: 'message.delta', turn: 't1', message: 'r1', agent: 'billing', text: 'Here', seq: 3 });
+    assert.equal(S.indicators(s).typing, false);
+    assert.equal(s.turns.t1.progress, '');
+  });
+
+  test('a retry reply under the partial reply\'s id replaces its bubble', () => {
+    let s = run(online(), ...acked, started,
+      { type: 'message.delta', turn: 't1', message: 'r1', agent: 'billing', text: 'one two', seq: 2 },
+      { type: 'message.done', turn: 't1', message: reply('r1', 'one two'), seq: 3 },
+      { type: 'error', code: 'model_unavailable', message: 'Saved.', retryable: true, ref: 't1', seq: 4 },
+      { type: 'turn.done', turn: 't1', status: 'error', seq: 5 });
+    s = run(s, { type: 'turn.started', turn: 't2', reply_to: 'c1', seq: 1 },
+      { type: 'message.delta', turn: 't2', message: 'r1', agent: 'billing', text: 'The whole', seq: 2 });
+    assert.equal(item(s, 'r1').text, 'The whole');
+    assert.equal(item(s, 'r1').streaming, true);
+    s = run(s, { type: 'message.done', turn: 't2', message: reply('r1', 'The whole answer'), seq: 3 });
+    assert.equal(messages(s).filter((m) => m.role === 'assistant').length, 1);
+    assert.equal(item(s, 'r1').text, 'The whole answer');
+  });
+
+  test('an interrupted turn ends with a Retry that goes once the server answers again', () => {
+    let s = run(online(), ...acked, started,
+      { type: 'error', code: 'internal', message: 'Sorry, we were interrupted.', retryable: true, ref: 't1' },
+      { type: 'turn.done', turn: 't1', status: 'error' });
+    assert.deepEqual(s.running, []);
+    assert.equal(notices(s).filter((n) => n.testid === 'turn-error').length, 1);
+    s = run(s, { type: 'turn.started', turn: 't2', reply_to: 'c1', seq: 1 });
+    assert.equal(notices(s).filter((n) => n.testid === 'turn-error').length, 0);
+    assert.deepEqual(s.running, ['t2']);
+  });
+});

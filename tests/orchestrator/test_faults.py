@@ -206,3 +206,21 @@ def test_a_failed_probe_opens_the_breaker_again(team, settings):
     assert services.agent_health_record(agent_slug="billing", ok=False, error="y") == "open"
     assert services.agent_health_record(agent_slug="billing", ok=True) == "closed"
     assert selectors.breaker_states() == {}
+
+
+async def test_a_hanging_model_spends_one_silence_budget_not_a_full_timeout_per_attempt(
+    team, server, settings
+):
+    # Billing's own limit is 1 s of silence; the turn may spend 1.5 s in all. The first
+    # attempt spends 1 s, the retry is given the 0.5 s left, then recovery gives up (the
+    # fallback agent is not tried with nothing left): about 1.5 s, not three full seconds.
+    settings.SUPERORCH_TURN_SILENCE_BUDGET = 1.5
+    await AgentProfile.objects.filter(slug="billing").aupdate(timeout_seconds=1)
+    server.responder = lambda body: Step(text="too late", first_token_delay=4)
+    started = timezone.now()
+    outcome, rec = await turn()
+    took = (timezone.now() - started).total_seconds()
+    assert outcome.status == "error" and outcome.error_code == "model_unavailable"
+    assert len(server.requests) == 2 and took < 2.5
+    errors = [r.error async for r in AgentRun.objects.order_by("id")]
+    assert "said nothing for 1s" in errors[0] and "said nothing for 0.5s" in errors[1]

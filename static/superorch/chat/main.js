@@ -87,9 +87,30 @@ function main(root) {
       case 'ready': bridge.post({ type: 'ready', conversation: effect.conversation }); break;
       case 'notify': bridge.notify(effect.message); break;
       case 'restore-input': if (composer) composer.restore(effect.text); break;
+      case 'resync': resync(); break;
       default: break;   // scroll: done by the view
     }
   }
+
+  // Frames of a turn were lost (a `seq` gap), or a running turn fell silent for longer
+  // than the server ever stays silent (it sends turn.progress every few seconds): start
+  // the session again with `since`; session.ready brings the replies and the running turn.
+  const RESYNC_MIN_MS = 3000;
+  const SILENT_TURN_MS = 20000;
+  let lastResync = 0;
+  let lastFrame = Date.now();
+  function resync() {
+    if (!connection || Date.now() - lastResync < RESYNC_MIN_MS) return;
+    lastResync = Date.now();
+    update(S.sessionRestarted(state));
+    connection.restart('resync');
+  }
+  setInterval(() => {
+    if (connection && connection.ready && S.indicators(state).running && Date.now() - lastFrame > SILENT_TURN_MS) {
+      lastFrame = Date.now();
+      resync();
+    }
+  }, 5000);
 
   function flushOutbox() {
     if (!connection.ready) return;
@@ -160,7 +181,7 @@ function main(root) {
     startFrame: () => S.sessionStart(state, { site: config.site, user: bridge.user, context: bridge.context }),
     onConnecting: (retrying) => update(S.connecting(state, { retry: retrying })),
     onReconnecting: () => update(S.setStatus(state, 'reconnecting')),
-    onFrame: (frame) => update(S.applyFrame(state, frame)),
+    onFrame: (frame) => { lastFrame = Date.now(); update(S.applyFrame(state, frame)); },
     onClosed: (code, reason) => update(S.connectionClosed(state, { code, reason })),
   });
 

@@ -13,6 +13,7 @@
  *   {type: 'notify', message}          a finished assistant / staff reply (widget)
  *   {type: 'restore-input', text}      put a refused message back in an empty composer
  *   {type: 'scroll', force}            scroll the log to the end (force: even if scrolled up)
+ *   {type: 'resync'}                   frames of a turn were lost (a `seq` gap): reconnect with `since`
  *
  * The log is an ordered list of items, each with a stable `key`:
  *   message {kind: 'message', key, id, clientId, role, agent, text, created,
@@ -101,7 +102,7 @@ export function initialState(options) {
     agents: { [DEFAULT_AGENT.slug]: DEFAULT_AGENT.name },   // slug -> display name
     log: [],
     outbox,                        // [{id, text}] unacked sends, re-sent after reconnect
-    turns: {},                     // turn id -> {id, replyTo, anchor, streaming: [message ids]}
+    turns: {},                     // turn id -> {id, replyTo, anchor, streaming: [message ids], lastSeq, progress}
     running: [],                   // ids of running turns
     queuedTurns: [],               // turns that failed with model_unavailable: the server keeps their message
     tools: [],                     // [{call, turn, tool, label}] running tool calls, oldest first
@@ -229,7 +230,7 @@ function ensureTurn(d, turnId) {
   if (!turnId) return null;
   let turn = d.turns[turnId];
   if (!turn) {
-    turn = { id: turnId, replyTo: null, anchor: null, streaming: [] };
+    turn = { id: turnId, replyTo: null, anchor: null, streaming: [], lastSeq: 0, progress: '' };
     d.turns[turnId] = turn;
   }
   if (!d.running.includes(turnId)) d.running.push(turnId);
@@ -340,6 +341,7 @@ const HANDLERS = {
   'message.delta': onDelta,
   'message.done': onDone,
   'turn.done': onTurnDone,
+  'turn.progress': onTurnProgress,
   'feedback.ack': onFeedbackAck,
   error: onError,
   pong: () => {},
@@ -350,8 +352,64 @@ export function applyFrame(state, frame) {
   if (!isObject(frame) || typeof frame.type !== 'string') return { ...state, effects: [] };
   const d = draft(state);
   const handler = Object.prototype.hasOwnProperty.call(HANDLERS, frame.type) ? HANDLERS[frame.type] : onUnknown;
+  const seq = checkSeq(d, frame);
+  if (seq === 'duplicate') return d;
   handler(d, frame);
+  if (seq !== null) noteSeq(d, frame);
   return d;
+}
+
+/** The turn a numbered frame belongs to ('' when it carries no `seq`). */
+const seqTurn = (f) => (Number.isInteger(f.seq) ? str(f.turn) || (f.type === 'error' ? str(f.ref) : '') : '');
+
+/**
+ * Turn frames are numbered 1, 2, 3... (`seq`). A gap means the layer lost frames: ask the
+ * page to resync (reconnect with `since`). A known turn joined mid-way (lastSeq null,
+ * from session.ready) takes any number. Returns null (not numbered), 'ok', or 'duplicate'.
+ */
+function checkSeq(d, f) {
+  const turnId = seqTurn(f);
+  if (!turnId) return null;
+  const turn = d.turns[turnId];
+  const last = turn ? turn.lastSeq : 0;
+  if (last !== null && f.seq <= last) return 'duplicate';
+  if (last !== null && f.seq > last + 1 && !d.effects.some((e) => e.type === 'resync')) d.effects.push({ type: 'resync' });
+  return 'ok';
+}
+
+function noteSeq(d, f) {
+  const turnId = seqTurn(f);
+  if (!d.turns[turnId]) return;
+  const patch = { lastSeq: f.seq };
+  if (f.type !== 'turn.progress') patch.progress = '';   // output came: the status line goes
+  patchTurn(d, turnId, patch);
+}
+
+/** "Still working on it…": the status line of a turn that has been silent a while. */
+function onTurnProgress(d, f) {
+  const turnId = str(f.turn);
+  if (!ensureTurn(d, turnId)) return;
+  patchTurn(d, turnId, { progress: str(f.message) || 'Still working on it…' });
+}
+
+/** session.ready names the turn still running (or none): the page follows it from here. */
+function followRunningTurn(d, running) {
+  const live = isObject(running) && str(running.id) ? running.id : null;
+  for (const id of Object.keys(d.turns)) {
+    if (id === live) continue;
+    // It ended while we were away: its reply (if any) is in session.ready's messages.
+    for (const msgId of d.turns[id].streaming) {
+      const at = indexOfId(d, msgId);
+      if (at >= 0 && d.log[at].streaming) patchItem(d, at, { streaming: false });
+    }
+    delete d.turns[id];
+    d.running = d.running.filter((x) => x !== id);
+  }
+  if (!live) return;
+  ensureTurn(d, live);
+  const replyTo = str(running.reply_to) || d.turns[live].replyTo;
+  const user = replyItem(d, replyTo);
+  patchTurn(d, live, { lastSeq: null, replyTo, ...(user && !d.turns[live].anchor ? { anchor: user.key } : {}) });
 }
 
 function onSessionReady(d, f) {
@@ -366,6 +424,7 @@ function onSessionReady(d, f) {
 
   const firstLoad = !hasAcked(d);
   if (Array.isArray(f.messages)) for (const m of f.messages) upsertMessage(d, m);
+  followRunningTurn(d, f.turn);
 
   d.status = 'online';
   d.closeText = '';
@@ -398,6 +457,8 @@ function onTurnStarted(d, f) {
   const replyTo = str(f.reply_to) || null;
   const user = replyItem(d, replyTo);
   patchTurn(d, turnId, user ? { replyTo, anchor: user.key } : { replyTo });
+  // The server answers it again by itself (an interrupted turn): no Retry to press.
+  if (user) d.log = d.log.filter((it) => !(it.kind === 'notice' && it.notice === 'error' && it.replyKey === user.key));
 }
 
 function onAgentChanged(d, f) {
@@ -458,7 +519,11 @@ function onDelta(d, f) {
     else insertIntoLog(d, item);
     at = indexOfKey(d, item.key);
   }
-  const item = d.log[at];
+  let item = d.log[at];
+  if (!item.streaming && turnId && item.turn && item.turn !== turnId && !d.turns[item.turn] && item.role === 'assistant') {
+    // A partial reply an earlier, failed turn left: this turn's reply replaces it (same id).
+    item = patchItem(d, at, { text: '', streaming: true, turn: turnId });
+  }
   if (!item.streaming) return;   // already complete (e.g. filled in by session.ready)
   patchItem(d, at, { text: item.text + str(f.text) });
   if (turn) {
@@ -528,9 +593,10 @@ function addRetryNotice(d, turn) {
     const acked = d.log.filter((it) => isMessage(it) && it.role === 'user' && it.id);
     user = acked[acked.length - 1] || null;
   }
-  addNotice(d, {
+  const notice = addNotice(d, {
     notice: 'error', testid: 'turn-error', text: 'The reply could not be completed.', retryText: user ? user.text : '',
   }, (turn && turn.anchor) || (user && user.key));
+  if (user) patchItem(d, indexOfKey(d, notice.key), { replyKey: user.key });
 }
 
 function onFeedbackAck(d, f) {
@@ -691,8 +757,9 @@ export function indicators(state) {
   const running = state.running.length > 0;
   const toolLabel = state.tools.length ? state.tools[state.tools.length - 1].label : '';   // the newest running tool
   const streaming = state.running.some((id) => state.turns[id] && state.turns[id].streaming.length > 0);
-  const typing = running && (!!toolLabel || !streaming);
-  return { running, typing, label: toolLabel || `${state.agent.name} is typing…`, tool: !!toolLabel };
+  const progress = state.running.map((id) => state.turns[id] && state.turns[id].progress).filter(Boolean).pop() || '';
+  const typing = running && (!!toolLabel || !!progress || !streaming);
+  return { running, typing, label: toolLabel || progress || `${state.agent.name} is typing…`, tool: !!toolLabel };
 }
 
 /** The messages shown, in order, as the test hook reports them (failed sends left out). */

@@ -23,6 +23,7 @@ from chat.models import (
     TurnEvent,
     TurnStatus,
 )
+from chat.turns import runner as runner_module
 from chat.turns.runner import TurnRunner
 from orchestrator import runtime
 
@@ -45,11 +46,15 @@ async def _listen(conversation_uuid):
     channel = await layer.new_channel()
     await layer.group_add(conversation_group(conversation_uuid), channel)
 
-    async def frames(n: int) -> list[dict]:
-        return [
+    async def frames(n: int, *, keep_seq: bool = False) -> list[dict]:
+        out = [
             json.loads((await asyncio.wait_for(layer.receive(channel), 2))["text"])
             for _ in range(n)
         ]
+        if not keep_seq:  # the numbering has its own test
+            for frame in out:
+                frame.pop("seq", None)
+        return out
 
     return frames
 
@@ -183,3 +188,34 @@ async def test_an_error_code_the_protocol_lacks_is_reported_as_internal(runner, 
     _, error, done = await runner.frames(3)
     assert (error["code"], error["message"]) == ("internal", "Not here.")
     assert done["usage"]["requests"] == 1
+
+
+async def test_the_turn_frames_are_numbered_in_the_order_they_are_sent(runner, turn):
+    await runner.emit(runtime.MessageDelta(uuid.uuid4(), BILLING, "Hel"))
+    await runner.emit(runtime.ToolStarted("billing", "search_knowledge", "k", "Searching"))
+    await runner.emit(runtime.ToolFinished("k", True))
+    frames = await runner.frames(3, keep_seq=True)
+    assert [(f["type"], f["seq"]) for f in frames] == [
+        ("message.delta", 1),
+        ("tool.started", 2),
+        ("tool.finished", 3),
+    ]
+
+
+async def test_a_silent_turn_tells_the_user_it_is_still_working(runner, settings, monkeypatch):
+    settings.SUPERORCH_STILL_WORKING_AFTER = 0.2
+
+    async def hanging(request, emit, cancel):
+        await asyncio.sleep(0.5)
+        await emit(runtime.MessageDelta(uuid.uuid4(), BILLING, "Here it is."))
+        return runtime.TurnOutcome("ok", BILLING, {}, "", "", "")
+
+    monkeypatch.setattr(runner_module.runtime, "run_turn", hanging)
+    await runner.run()
+    frames = await runner.frames(5, keep_seq=True)
+    kinds = [f["type"] for f in frames]
+    assert kinds == ["turn.started", "turn.progress", "turn.progress", "message.delta", "turn.done"]
+    progress = frames[1]
+    assert progress["turn"] == runner.key and "Still working" in progress["message"]
+    assert 0.15 <= progress["elapsed"] < 0.4 and frames[2]["elapsed"] >= 0.35
+    assert [f["seq"] for f in frames] == [1, 2, 3, 4, 5]
