@@ -110,6 +110,12 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
         DATABASE_URL=f"sqlite:///{tmp / 'db.sqlite3'}",
         SUPERORCH_LOCAL_MODEL_DELAY="0.01",
         PYTHONUNBUFFERED="1",
+        # Every browser test is the same client (127.0.0.1): its per-client limits would
+        # refuse the suite's dozens of conversations (tests/chat/test_client_limits.py
+        # tests the limits themselves).
+        SUPERORCH_CLIENT_MAX_SOCKETS="0",
+        SUPERORCH_CLIENT_NEW_CONVERSATION_RATE="10000/minute",
+        SUPERORCH_CLIENT_MESSAGE_RATE="10000/minute",
     )
     manage = [sys.executable, str(ROOT / "manage.py")]
     for command in (["migrate", "--noinput", "-v", "0"], ["seed_team"]):
