@@ -10,6 +10,7 @@ import logging
 import pytest
 from asgiref.sync import sync_to_async
 from django.core.exceptions import ValidationError
+from django.db import connection
 from django.urls import reverse
 
 from chat import broadcast, protocol
@@ -206,12 +207,14 @@ def test_an_error_frame_never_carries_an_unencodable_ref():
 def poisoned(team):
     """Rows written straight to the database, as an older server could have stored them."""
     site = site_ensure_default()
+    # PostgreSQL's json type refuses a lone surrogate itself: only SQLite can hold one.
+    odd = "\ud800" if connection.vendor == "sqlite" else "\u2028"
     conversation = Conversation.objects.create(
-        site=site, token_hash="x" * 64, page_context={"deep": nested(900), "p": "\ud800"}
+        site=site, token_hash="x" * 64, page_context={"deep": nested(900), "p": odd}
     )
     user = Message.objects.create(conversation=conversation, role="user", text="hi", client_id="1")
     turn = Turn.objects.create(conversation=conversation, reply_to=user, usage=nested(900))
-    TurnEvent.objects.create(turn=turn, kind="error", data={"code": "\ud800", "detail": "x"})
+    TurnEvent.objects.create(turn=turn, kind="error", data={"code": odd, "detail": "x"})
     TurnEvent.objects.create(turn=turn, kind="route", data=nested(900))
     return conversation, turn
 
@@ -229,7 +232,8 @@ def test_the_admin_pages_render_poisoned_json(admin_client, poisoned):
         assert response.status_code == 200, url
         response.content.decode("utf-8")  # encodable all the way
     page = admin_client.get(reverse("admin:chat_conversation_change", args=[conversation.pk]))
-    assert "\\ud800" in page.content.decode()  # shown as an escape, as it was stored
+    if connection.vendor == "sqlite":
+        assert "\\ud800" in page.content.decode()  # shown as an escape, as it was stored
 
 
 def test_stored_json_renders_as_escaped_text():
