@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 
 from . import selectors
@@ -31,6 +30,14 @@ async def origin_permitted(origin: str | None) -> bool:
     return origin_allowed(origin, sites)
 
 
+async def deny(receive: Any, send: Any) -> None:
+    """Refuse the handshake (HTTP 403), as channels' WebsocketDenier does, but without a
+    consumer: no channel-layer channel is made for a socket that never opens."""
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.close"})
+
+
 class OriginValidator:
     """ASGI middleware for the websocket router."""
 
@@ -39,5 +46,5 @@ class OriginValidator:
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
         if scope["type"] == "websocket" and not await origin_permitted(_origin(scope)):
-            return await WebsocketDenier()(scope, receive, send)
+            return await deny(receive, send)
         return await self.application(scope, receive, send)
