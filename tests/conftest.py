@@ -69,9 +69,18 @@ def communicator():
 
     made: list[WebsocketCommunicator] = []
 
-    def make(origin: bytes | None = b"http://localhost") -> WebsocketCommunicator:
-        headers = [(b"origin", origin)] if origin else []
-        comm = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
+    def make(
+        origin: bytes | None = b"http://localhost",
+        *,
+        peer: str | None = None,
+        headers: list[tuple[bytes, bytes]] = (),
+    ) -> WebsocketCommunicator:
+        """`peer`: the client's address in the scope (per-client limits); `headers`: more
+        handshake headers (X-Forwarded-For, say)."""
+        sent = [(b"origin", origin)] if origin else []
+        comm = WebsocketCommunicator(application, "/ws/chat/", headers=[*sent, *headers])
+        if peer is not None:  # the app has not run yet: it sees this scope
+            comm.scope["client"] = (peer, 40000 + len(made))
         made.append(comm)
         return comm
 
@@ -83,8 +92,8 @@ async def connect(communicator):
     """Open a connection on the full app; every one is closed after the test."""
     opened = []
 
-    async def make(origin: bytes | None = b"http://localhost"):
-        comm = communicator(origin)
+    async def make(origin: bytes | None = b"http://localhost", **kwargs):
+        comm = communicator(origin, **kwargs)
         connected, _ = await comm.connect(timeout=5)
         assert connected
         opened.append(comm)

@@ -4,12 +4,9 @@ taken from X-Forwarded-For only behind a trusted proxy."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ipaddress
 
 import pytest
-from channels.testing import WebsocketCommunicator
 
 from chat import clients
 from chat.models import Conversation, Message
@@ -20,28 +17,15 @@ CHARGED_TWICE = "I was charged twice for my subscription"
 
 
 @pytest.fixture
-async def connect_from():
+async def connect_from(connect):
     """Open sockets from a given peer address (and X-Forwarded-For)."""
-    from superorch_site.asgi import application
-
-    opened: list[WebsocketCommunicator] = []
     clients.sockets.reset()
 
-    async def make(peer: str, xff: str | None = None) -> WebsocketCommunicator:
-        headers = [(b"origin", b"http://localhost")]
-        if xff:
-            headers.append((b"x-forwarded-for", xff.encode()))
-        comm = WebsocketCommunicator(application, "/ws/chat/", headers=headers)
-        comm.scope["client"] = (peer, 40000 + len(opened))  # before the app first runs
-        connected, _ = await comm.connect(timeout=5)
-        assert connected
-        opened.append(comm)
-        return comm
+    async def make(peer: str, xff: str | None = None):
+        headers = [(b"x-forwarded-for", xff.encode())] if xff else []
+        return await connect(peer=peer, headers=headers)
 
     yield make
-    for comm in opened:
-        with contextlib.suppress(Exception, asyncio.CancelledError):
-            await comm.disconnect(timeout=1)
     await scheduler.wait_idle()
     clients.sockets.reset()
 

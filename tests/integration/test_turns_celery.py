@@ -8,6 +8,7 @@ frames reach the test's socket through the Redis channel layer, which both share
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -20,27 +21,36 @@ from tests.support.openai_server import OpenAICompatibleServer, Step
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
-@pytest.fixture
-def turn_worker(team, settings):
+@contextlib.contextmanager
+def _celery_turns(settings, responder):
+    """The loopback model answering with `responder`, turns on Celery (a real broker),
+    and a pool of workers to start; everything stopped afterwards."""
     if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
         pytest.skip("needs superorch_site.settings.integration")
     (ROOT / "var").mkdir(exist_ok=True)
     model = OpenAICompatibleServer()
-    model.responder = lambda body: Step(text="Refunds reach your card within five days.")
+    model.responder = responder
     model.start()
     conf = celery_app.conf
     conf.task_always_eager, conf.broker_url = False, settings.INTEGRATION_CELERY_BROKER_URL
     settings.SUPERORCH_TURN_RUNNER = "celery"
     celery_app.control.purge()
     pool = Workers(model.base_url, INTEGRATION_TURN_RUNNER="celery")
-    pool.start("turns")
     try:
-        pool.wait_ready(["turns"])
         yield pool
     finally:
         pool.stop()
         model.stop()
         conf.task_always_eager = True
+
+
+@pytest.fixture
+def turn_worker(team, settings):
+    answer = Step(text="Refunds reach your card within five days.")
+    with _celery_turns(settings, lambda body: answer) as pool:
+        pool.start("turns")
+        pool.wait_ready(["turns"])
+        yield pool
 
 
 async def test_a_turn_runs_on_the_worker_and_streams_to_the_socket(turn_worker, connect):
@@ -68,10 +78,6 @@ async def test_a_turn_runs_on_the_worker_and_streams_to_the_socket(turn_worker, 
 def two_workers(team, settings):
     """A worker that will die mid-turn ("doomed") and a survivor; the first model call
     streams slowly, every later one answers at once."""
-    if "postgresql" not in settings.DATABASES["default"]["ENGINE"]:
-        pytest.skip("needs superorch_site.settings.integration")
-    (ROOT / "var").mkdir(exist_ok=True)
-    model = OpenAICompatibleServer()
     calls = []
 
     def respond(body):
@@ -80,19 +86,8 @@ def two_workers(team, settings):
             return Step(text=" ".join(["slowly"] * 200), token_delay=0.25)
         return Step(text="Refunds reach your card within five days.")
 
-    model.responder = respond
-    model.start()
-    conf = celery_app.conf
-    conf.task_always_eager, conf.broker_url = False, settings.INTEGRATION_CELERY_BROKER_URL
-    settings.SUPERORCH_TURN_RUNNER = "celery"
-    celery_app.control.purge()
-    pool = Workers(model.base_url, INTEGRATION_TURN_RUNNER="celery")
-    try:
+    with _celery_turns(settings, respond) as pool:
         yield pool
-    finally:
-        pool.stop()
-        model.stop()
-        conf.task_always_eager = True
 
 
 async def test_a_worker_that_dies_mid_turn_is_taken_over_and_every_socket_told(
