@@ -7,7 +7,6 @@ import json
 import re
 import uuid
 
-import openai
 import pytest
 from agents.testing import ScriptedModel, assistant_message
 from asgiref.sync import sync_to_async
@@ -16,6 +15,7 @@ from chat import services, turns
 from chat.models import Conversation, Feedback, Message, Site, Turn
 from chat.turns import scheduler
 from orchestrator.sdk import team as sdk_team
+from tests.support.model_errors import connection_error
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -666,7 +666,7 @@ async def test_a_model_failure_is_reported_in_plain_words_and_the_message_is_kep
     team, connect, scripted
 ):
     # Billing, Billing's retry and then the fallback agent all fail to reach their model.
-    scripted.extend([openai.APIConnectionError(request=None)] * 3)
+    scripted.extend([connection_error()] * 3)
     comm, ready = await open_session(connect)
     await send(comm, {"type": "message.send", "id": "c-1", "text": CHARGED_TWICE})
     frames = await until_turn_done(comm)
@@ -718,7 +718,7 @@ async def test_a_queued_message_is_answered_by_itself_once_the_model_is_back(
     team, connect, scripted, settings
 ):
     settings.SUPERORCH_REQUEUE_DELAYS = [0.3]
-    scripted.extend([openai.APIConnectionError(request=None)] * 3)
+    scripted.extend([connection_error()] * 3)
     comm, ready = await open_session(connect)
     await send(comm, {"type": "message.send", "id": "c-1", "text": CHARGED_TWICE})
     first = await until_turn_done(comm)

@@ -4,6 +4,7 @@ answer posted to the conversation when no turn waits for it (staff-started)."""
 from __future__ import annotations
 
 import pytest
+from agents.testing import assistant_message, function_call
 from asgiref.sync import sync_to_async
 
 from chat import turns
@@ -11,6 +12,7 @@ from chat.models import Conversation, Message
 from orchestrator import workflow_engine, workflow_steps
 from orchestrator.models import Workflow, WorkflowRun
 from tests.chat.test_consumers import open_session, recv, send, types, until_turn_done
+from tests.support.model_errors import connection_error
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -84,14 +86,12 @@ def scripted_llm(monkeypatch):
 async def test_a_retried_attempt_reuses_the_workflow_and_a_failed_turn_posts_its_answer(
     team, connect, scripted_llm
 ):
-    import openai
-    from agents.testing import assistant_message, function_call
 
     call = {"workflow": "refund_request", "request": "refund please"}
     scripted_llm.extend(
         [
             [function_call("execute_workflow", call, call_id="w1")],
-            openai.APIConnectionError(request=None),  # after the tool: Billing's model fails
+            connection_error(),  # after the tool: Billing's model fails
             [function_call("execute_workflow", call, call_id="w2")],  # the retry asks again
             [assistant_message("Your refund is approved.")],
         ]
@@ -107,8 +107,7 @@ async def test_a_retried_attempt_reuses_the_workflow_and_a_failed_turn_posts_its
 
     # Now every model call after the workflow fails: the answer must still reach the user.
     scripted_llm.extend(
-        [[function_call("execute_workflow", call, call_id="w3")]]
-        + [openai.APIConnectionError(request=None)] * 3
+        [[function_call("execute_workflow", call, call_id="w3")]] + [connection_error()] * 3
     )
     await send(
         comm, {"type": "message.send", "id": "c2", "text": "And the second charge, refund it"}

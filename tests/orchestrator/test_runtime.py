@@ -3,13 +3,13 @@
 import asyncio
 import uuid
 
-import openai
 import pytest
 from agents.testing import ScriptedModel, assistant_message, function_call
 
 from orchestrator import runtime
 from orchestrator.domain.enums import ModelProvider
 from orchestrator.models import AgentProfile, AgentRun, ContextEntry
+from tests.support.model_errors import connection_error
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -114,7 +114,7 @@ async def test_a_disabled_active_agent_falls_back_to_the_orchestrator(
 
 
 async def test_model_failure_ends_the_turn_with_plain_words_and_records_the_error(team, scripted):
-    scripted.extend([openai.APIConnectionError(request=None)] * 3)
+    scripted.extend([connection_error()] * 3)
     rec = Recorder()
     outcome = await runtime.run_turn(request(), rec)
     assert outcome.status == "error"
