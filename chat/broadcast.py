@@ -55,22 +55,61 @@ async def turn_cancel_request(conversation_uuid: uuid.UUID | str) -> None:
     )
 
 
-async def turn_cancel_wait(conversation_uuid: uuid.UUID | str, cancel: asyncio.Event) -> None:
-    """Set `cancel` when a turn.cancel arrives for the conversation (run as a task)."""
-    layer = get_channel_layer()
-    # The default prefix matters on Redis: every process-local channel of a layer shares
-    # one receive loop; a channel of another prefix would hold it and stall the sockets.
-    channel = await layer.new_channel()
-    group = turn_control_group(conversation_uuid)
-    await layer.group_add(group, channel)
-    try:
-        while True:
-            message = await layer.receive(channel)
-            if message.get("type") == CANCEL_EVENT:
-                cancel.set()
-                return
-    finally:
-        await asyncio.shield(layer.group_discard(group, channel))
+class TurnCancelListener:
+    """Sets `cancel` when a turn.cancel arrives for the conversation, until `stop()`.
+
+    It is stopped with a message on its own channel, never by cancelling its receive:
+    on the Redis layer every process-local channel shares one receive loop, and a
+    receive cancelled while it holds that loop drops a message popped for another
+    channel of the process (django/channels#1683): at the end of every turn that was
+    the turn's last frame, on its way to a socket of the same process.
+    """
+
+    STOP_EVENT = "turn.listener.stop"
+
+    def __init__(self, conversation_uuid: uuid.UUID | str, cancel: asyncio.Event) -> None:
+        self.group = turn_control_group(conversation_uuid)
+        self.cancel = cancel
+        self.layer = get_channel_layer()
+        self._channel: str | None = None
+        self._ready = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        # The default prefix matters on Redis: every process-local channel of a layer shares
+        # one receive loop; a channel of another prefix would hold it and stall the sockets.
+        self._channel = await self.layer.new_channel()
+        try:
+            await self.layer.group_add(self.group, self._channel)
+            self._ready.set()
+            while True:
+                message = await self.layer.receive(self._channel)
+                if message.get("type") == self.STOP_EVENT:
+                    return
+                if message.get("type") == CANCEL_EVENT:
+                    self.cancel.set()
+        finally:
+            self._ready.set()
+            await asyncio.shield(self.layer.group_discard(self.group, self._channel))
+
+    async def listening(self) -> None:
+        """Wait until the listener is in the group (a turn.cancel sent now is heard)."""
+        await self._ready.wait()
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """End the listener by message; cancel it only if that does not arrive in time."""
+        if self._task is None or self._task.done():
+            return
+        await self._ready.wait()
+        if not self._task.done():
+            await self.layer.send(self._channel, {"type": self.STOP_EVENT})
+        try:
+            await asyncio.wait_for(asyncio.shield(self._task), timeout)
+        except TimeoutError:
+            self._task.cancel()
 
 
 class DeltaStream:

@@ -22,7 +22,7 @@ from django.conf import settings
 from orchestrator import alerts, metrics, runtime
 
 from .. import protocol, selectors, services
-from ..broadcast import DeltaStream, broadcast, turn_cancel_wait
+from ..broadcast import DeltaStream, TurnCancelListener, broadcast
 from ..models import Turn, TurnEvent, TurnStatus
 
 logger = logging.getLogger(__name__)
@@ -86,7 +86,8 @@ class TurnRunner:
 
     async def _answer(self, request: runtime.TurnRequest) -> runtime.TurnOutcome:
         cancel = asyncio.Event()
-        listener = asyncio.create_task(turn_cancel_wait(self.conversation_uuid, cancel))
+        listener = TurnCancelListener(self.conversation_uuid, cancel)
+        listener.start()
         heartbeat = asyncio.create_task(_heartbeat(self.turn.conversation_id))
         still = asyncio.create_task(self._still_working(settings.SUPERORCH_STILL_WORKING_AFTER))
         try:
@@ -102,7 +103,7 @@ class TurnRunner:
                 f"{type(exc).__name__}: {exc}",
             )
         finally:
-            listener.cancel()
+            await listener.stop()
             heartbeat.cancel()
             still.cancel()
             await self.deltas.close()
@@ -143,7 +144,9 @@ class TurnRunner:
                 continue
             elapsed = round(loop.time() - self.started, 1)
             frame = protocol.TurnProgress(turn=self.key, message=STILL_WORKING, elapsed=elapsed)
-            await self._send(frame)
+            # Shielded: the turn's end cancels this task, and a frame numbered but not sent
+            # would be a gap in `seq` that makes every client resync.
+            await asyncio.shield(self._send(frame))
 
     # --- runtime events ------------------------------------------------------------------
 

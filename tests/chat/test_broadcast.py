@@ -1,5 +1,6 @@
 """Broadcasting (chat/broadcast.py): message.delta frames are coalesced, at most one per
-interval, nothing lost, in order; a broadcast after a write waits for the commit."""
+interval, nothing lost, in order; a broadcast after a write waits for the commit; a turn's
+cancel listener hears turn.cancel and ends without losing another socket's frame."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ from channels.layers import get_channel_layer
 from django.db import transaction
 
 from chat import protocol
-from chat.broadcast import DeltaStream, broadcast, broadcast_on_commit, conversation_group
+from chat.broadcast import (
+    DeltaStream,
+    TurnCancelListener,
+    broadcast,
+    broadcast_on_commit,
+    conversation_group,
+    turn_cancel_request,
+)
 
 
 async def _listen(conversation):
@@ -108,3 +116,38 @@ def test_a_rolled_back_write_broadcasts_nothing(django_capture_on_commit_callbac
         broadcast_on_commit(uuid.uuid4(), protocol.Pong())
         raise LookupError("the write fails")
     assert callbacks == []
+
+
+async def test_the_cancel_listener_sets_the_event_on_turn_cancel():
+    conversation = uuid.uuid4()
+    cancel = asyncio.Event()
+    listener = TurnCancelListener(conversation, cancel)
+    listener.start()
+    await listener.listening()
+    await turn_cancel_request(conversation)
+    await asyncio.wait_for(cancel.wait(), 2)
+    await listener.stop()
+
+
+async def test_ending_a_turn_listener_loses_no_frame_of_another_socket():
+    """On the Redis layer a listener's receive, cancelled while it held the process's one
+    receive loop, dropped a frame popped for a socket's channel (django/channels#1683):
+    each turn's last frame, at times. Stopped by message, it drops none."""
+    rounds = 30
+    conversation = uuid.uuid4()
+    frames = await _listen(conversation)
+    received: list[dict] = []
+    reader = asyncio.create_task(_read_into(frames, received, rounds))
+    for n in range(rounds):
+        listener = TurnCancelListener(uuid.uuid4(), asyncio.Event())
+        listener.start()
+        await listener.listening()
+        await broadcast(conversation, protocol.TurnDone(turn=f"t-{n}", status="ok", seq=n + 1))
+        await listener.stop()
+    await asyncio.wait_for(reader, 10)
+    assert [f["seq"] for f in received] == list(range(1, rounds + 1))
+
+
+async def _read_into(frames, out: list[dict], n: int) -> None:
+    for _ in range(n):
+        out.extend(await frames(1))

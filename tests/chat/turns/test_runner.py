@@ -202,11 +202,6 @@ async def test_the_turn_frames_are_numbered_in_the_order_they_are_sent(runner, t
     ]
 
 
-@pytest.mark.skipif(
-    "redis" in str(__import__("django.conf").conf.settings.CHANNEL_LAYERS),
-    reason="known issue: on the Redis layer a lone delta with no message.done was not seen "
-    "before turn.done here; to be looked at (closing note, 2026-12-03)",
-)
 async def test_a_silent_turn_tells_the_user_it_is_still_working(runner, settings, monkeypatch):
     settings.SUPERORCH_STILL_WORKING_AFTER = 0.2
 
