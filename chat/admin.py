@@ -13,8 +13,19 @@ from django.utils.safestring import mark_safe
 from orchestrator import workflow_engine
 from orchestrator.models import Workflow, WorkflowRun
 
-from . import services
-from .models import Conversation, Feedback, Message, Site, Turn, TurnEvent
+from . import people
+from .models import (
+    Conversation,
+    ConversationEvent,
+    Feedback,
+    Holiday,
+    Message,
+    OpeningHours,
+    Site,
+    StaffNote,
+    Turn,
+    TurnEvent,
+)
 from .rendering import json_from_db, render_json, render_markdown
 
 
@@ -40,9 +51,23 @@ class StaffReplyForm(forms.Form):
     )
 
 
+class OpeningHoursInline(admin.TabularInline):
+    """The team's week, in the site's time zone (none: open all the time)."""
+
+    model = OpeningHours
+    extra = 0
+
+
+class HolidayInline(admin.TabularInline):
+    model = Holiday
+    extra = 0
+
+
 @admin.register(Site)
 class SiteAdmin(admin.ModelAdmin):
     """Widget installations. The change page shows the snippet to paste (see the template)."""
+
+    inlines = (OpeningHoursInline, HolidayInline)
 
     list_display = ("name", "key", "enabled", "require_verified", "origins")
     list_filter = ("enabled", "require_verified")
@@ -64,6 +89,7 @@ class SiteAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        ("Business hours", {"fields": ("time_zone",)}),
     )
 
     @admin.display(description="allowed origins")
@@ -78,11 +104,14 @@ class ConversationAdmin(admin.ModelAdmin):
         "site",
         "user_name",
         "user_email",
+        "status",
+        "owner",
         "active_agent",
         "message_count",
         "updated_at",
     )
-    list_filter = ("site", "active_agent", "created_at")
+    list_filter = ("status", "site", "active_agent", "created_at")
+    actions = ("take_over", "resolve")
     search_fields = ("uuid", "user_id", "user_name", "user_email", "messages__text")
     date_hierarchy = "created_at"
     readonly_fields = (
@@ -92,6 +121,10 @@ class ConversationAdmin(admin.ModelAdmin):
         "user_id",
         "user_name",
         "user_email",
+        "status",
+        "owner",
+        "csat_score",
+        "csat_comment",
         "context",
         "created_at",
         "updated_at",
@@ -135,9 +168,8 @@ class ConversationAdmin(admin.ModelAdmin):
         """Staff answer the user themselves (e.g. while no model can)."""
 
         def reply(conversation, form):
-            author = request.user.get_short_name() or request.user.get_username()
-            services.staff_reply_post(
-                conversation=conversation, text=form.cleaned_data["text"], author=author
+            people.staff_reply(
+                conversation=conversation, staff=request.user, text=form.cleaned_data["text"]
             )
             messages.success(request, "Your reply was sent.")
             return reverse("admin:chat_conversation_change", args=[conversation.pk])
@@ -149,8 +181,39 @@ class ConversationAdmin(admin.ModelAdmin):
             reply,
             title="Reply as staff in",
             intro="The user sees your reply at once, marked as from the team. Messages "
-            "still waiting for an answer count as answered.",
+            "still waiting for an answer count as answered, and the conversation becomes "
+            "yours: no agent answers it until it is handed back.",
             action="Send",
+        )
+
+    def _each(self, request, queryset, act, done: str) -> None:
+        """Run a people action on each chosen conversation; refusals in plain words."""
+        count = 0
+        for conversation in queryset:
+            try:
+                act(conversation)
+                count += 1
+            except people.PeopleError as exc:
+                messages.warning(request, f"{conversation}: {exc}")
+        if count:
+            messages.success(request, f"{count} conversation(s) {done}.")
+
+    @admin.action(description="Take over (no agent answers them)")
+    def take_over(self, request, queryset) -> None:
+        self._each(
+            request,
+            queryset,
+            lambda c: people.staff_take_over(conversation=c, staff=request.user),
+            "taken over",
+        )
+
+    @admin.action(description="Resolve")
+    def resolve(self, request, queryset) -> None:
+        self._each(
+            request,
+            queryset,
+            lambda c: people.staff_resolve(conversation=c, staff=request.user),
+            "resolved",
         )
 
     def start_workflow_view(self, request: HttpRequest, pk: int) -> HttpResponse:
@@ -324,3 +387,28 @@ class TurnAdmin(admin.ModelAdmin):
 class FeedbackAdmin(admin.ModelAdmin):
     list_display = ("message", "value", "comment", "created_at")
     list_filter = ("value",)
+
+
+@admin.register(ConversationEvent)
+class ConversationEventAdmin(admin.ModelAdmin):
+    """Every status and owner change (the record the people figures come from)."""
+
+    list_display = ("created_at", "conversation", "from_status", "to_status", "source", "owner")
+    list_filter = ("to_status", "source")
+    list_select_related = ("conversation", "owner")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(StaffNote)
+class StaffNoteAdmin(admin.ModelAdmin):
+    list_display = ("created_at", "conversation", "author", "text")
+    list_select_related = ("conversation", "author")
+    readonly_fields = ("conversation", "author", "created_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False

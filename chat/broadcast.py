@@ -9,6 +9,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
+from typing import Any
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -18,6 +19,8 @@ from . import protocol
 
 FRAME_EVENT = "chat.frame"  # the group event a consumer relays (ChatConsumer.chat_frame)
 CANCEL_EVENT = "turn.cancel"  # the control event a turn's listener waits for
+AGENT_OUTPUT = "agent"  # a frame event's key: an agent produced it (dropped while `human`)
+STATUS = "status"  # a frame event's key: the conversation's status it announces
 
 
 def conversation_group(conversation_uuid: uuid.UUID | str) -> str:
@@ -30,22 +33,31 @@ def turn_control_group(conversation_uuid: uuid.UUID | str) -> str:
     return f"turnctl.{conversation_uuid}"
 
 
-async def _send_text(conversation_uuid: uuid.UUID | str, text: str) -> None:
+async def _send_text(conversation_uuid: uuid.UUID | str, text: str, **meta: Any) -> None:
     await get_channel_layer().group_send(
-        conversation_group(conversation_uuid), {"type": FRAME_EVENT, "text": text}
+        conversation_group(conversation_uuid), {"type": FRAME_EVENT, "text": text, **meta}
     )
 
 
-async def broadcast(conversation_uuid: uuid.UUID | str, frame: protocol.ServerFrame) -> None:
-    """Send one frame to every socket of the conversation (encoded once)."""
-    await _send_text(conversation_uuid, frame.encode())
+async def broadcast(
+    conversation_uuid: uuid.UUID | str, frame: protocol.ServerFrame, *, agent_output: bool = False
+) -> None:
+    """Send one frame to every socket of the conversation (encoded once). `agent_output`
+    marks what an agent produces: a socket drops it once a person owns the conversation
+    (ChatConsumer.chat_frame), whatever a turn still running sends."""
+    meta = {AGENT_OUTPUT: True} if agent_output else {}
+    await _send_text(conversation_uuid, frame.encode(), **meta)
 
 
-def broadcast_on_commit(conversation_uuid: uuid.UUID | str, frame: protocol.ServerFrame) -> None:
+def broadcast_on_commit(
+    conversation_uuid: uuid.UUID | str, frame: protocol.ServerFrame, *, status: str | None = None
+) -> None:
     """Broadcast once the current transaction commits (at once outside one), so no
-    socket sees a row that was rolled back (Zulip's send_event_on_commit). Sync code only."""
+    socket sees a row that was rolled back (Zulip's send_event_on_commit). Sync code only.
+    `status`: the conversation's status the frame announces (the sockets follow it)."""
     text = frame.encode()
-    transaction.on_commit(lambda: async_to_sync(_send_text)(conversation_uuid, text))
+    meta = {STATUS: str(status)} if status is not None else {}
+    transaction.on_commit(lambda: async_to_sync(_send_text)(conversation_uuid, text, **meta))
 
 
 async def turn_cancel_request(conversation_uuid: uuid.UUID | str) -> None:

@@ -14,8 +14,9 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from orchestrator import metrics
 from orchestrator import services as orchestrator_services
 
-from . import clients, protocol, selectors, services, turns
-from .broadcast import broadcast, conversation_group
+from . import clients, people, protocol, selectors, services, turns
+from .broadcast import AGENT_OUTPUT, STATUS, broadcast, conversation_group
+from .enums import ConversationStatus, EscalationSource
 from .models import Conversation, Site
 from .protocol import CloseCode, ErrorCode
 from .ratelimit import allow_client_message, allow_message, allow_new_conversation
@@ -40,6 +41,10 @@ class ChatConsumer(AsyncWebsocketConsumer):
     counted = False  # this socket counts against its client's open sockets
     closed = False  # this side closed the socket: nothing more is sent or handled
     start_timer: asyncio.Task | None = None
+    # A person owns the conversation: what an agent still sends is dropped (the sockets
+    # follow the status frames they relay, so nothing an agent produces after the
+    # takeover reaches the user, whenever its turn hears of the cancel).
+    agents_silenced = False
 
     async def connect(self) -> None:
         self.client = clients.client_address(self.scope)
@@ -165,7 +170,9 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._stop_start_timer()
         self.group = conversation_group(conversation.uuid)
         await self.channel_layer.group_add(self.group, self.channel_name)
-        await self.send_frame(await db(_session_ready)(conversation, site, token, frame.since))
+        ready = await db(_session_ready)(conversation, site, token, frame.since)
+        self.agents_silenced = ready.status.status == ConversationStatus.HUMAN
+        await self.send_frame(ready)
         # Anything acknowledged but not yet answered (a server died mid-turn, or no model
         # could answer it) is answered now.
         await db(services.conversation_wake_queued)(conversation_id=conversation.pk)
@@ -220,6 +227,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def on_ping(self, frame: protocol.Ping) -> None:
         await self.send_frame(protocol.Pong())
 
+    async def on_human_request(self, frame: protocol.HumanRequest) -> None:
+        """Idempotent: already waiting or with a person, this socket is told the status."""
+        assert self.conversation is not None
+        moved = await db(people.request_human)(
+            conversation=self.conversation, reason=frame.reason, source=EscalationSource.USER
+        )
+        if not moved.changed:  # the others know already; this one is answered
+            await self.send_frame(await db(people.status_frame)(conversation=moved.conversation))
+
+    async def on_csat(self, frame: protocol.Csat) -> None:
+        """Answered by a conversation.status (with `csat`) to every socket."""
+        assert self.conversation is not None
+        try:
+            await db(people.csat_record)(
+                conversation=self.conversation, score=frame.score, comment=frame.comment
+            )
+        except people.PeopleError as exc:
+            await self.refuse(ErrorCode.BAD_FRAME, str(exc))
+
+    async def on_contact_email(self, frame: protocol.ContactEmail) -> None:
+        assert self.conversation is not None
+        try:
+            await db(people.contact_email_set)(conversation=self.conversation, email=frame.email)
+        except people.PeopleError as exc:
+            await self.refuse(ErrorCode.BAD_FRAME, str(exc))
+
     _HANDLERS: ClassVar[dict[type, Callable[[Any, Any], Awaitable[None]]]] = {
         protocol.SessionStart: on_session_start,
         protocol.MessageSend: on_message_send,
@@ -227,14 +260,24 @@ class ChatConsumer(AsyncWebsocketConsumer):
         protocol.Feedback: on_feedback,
         protocol.ContextUpdate: on_context_update,
         protocol.Ping: on_ping,
+        protocol.HumanRequest: on_human_request,
+        protocol.Csat: on_csat,
+        protocol.ContactEmail: on_contact_email,
     }
 
     # --- group events ------------------------------------------------------------------
 
     async def chat_frame(self, event: dict[str, Any]) -> None:
-        """A frame broadcast to the conversation (chat.broadcast), already encoded."""
-        if not self.closed:
-            await self.send(text_data=event["text"])
+        """A frame broadcast to the conversation (chat.broadcast), already encoded. A
+        status frame sets whether agents' output still passes; while a person owns the
+        conversation it is dropped."""
+        if self.closed:
+            return
+        if STATUS in event:
+            self.agents_silenced = event[STATUS] == ConversationStatus.HUMAN
+        elif self.agents_silenced and event.get(AGENT_OUTPUT):
+            return
+        await self.send(text_data=event["text"])
 
 
 def _session_ready(
@@ -249,6 +292,7 @@ def _session_ready(
         greeting=site.greeting,
         suggestions=[s for s in site.suggestions or [] if isinstance(s, str)],
         messages=[protocol.MessagePayload.from_message(m) for m in messages],
+        status=people.status_payload(conversation=conversation),
         turn=_running_turn(conversation),
     )
 

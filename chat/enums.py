@@ -43,3 +43,30 @@ class TurnEventKind(LabelledEnum):
     AGENT = "agent", "Agent changed"
     TOOL = "tool", "Tool call"
     ERROR = "error", "Error"
+
+
+class ConversationStatus(LabelledEnum):
+    """Who answers the conversation (docs/people.md): the agents, nobody yet (a person
+    was asked for), a member of staff (its owner), or nobody (resolved)."""
+
+    BOT = "bot", "Agents answer"
+    WAITING = "waiting", "Waiting for a person"
+    HUMAN = "human", "A person answers"
+    RESOLVED = "resolved", "Resolved"
+
+
+class EscalationSource(LabelledEnum):
+    """What moved a conversation's status (recorded on each ConversationEvent)."""
+
+    USER = "user", "The user asked"
+    WORDS = "words", "The user asked in words (router)"
+    AGENT = "agent", "An agent escalated"
+    ERRORS = "errors", "No model could answer"
+    FEEDBACK = "feedback", "Repeated thumbs-down"
+    STAFF = "staff", "A member of staff"
+    REOPEN = "reopen", "The user wrote again"
+
+
+class ConversationEventKind(LabelledEnum):
+    STATUS = "status", "Status changed"
+    ASSIGN = "assign", "Owner changed"

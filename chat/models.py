@@ -5,11 +5,24 @@ from __future__ import annotations
 import secrets
 import uuid
 
-from django.core.validators import RegexValidator
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django.utils import timezone
 
-from .enums import MessageStatus, Position, Role, Theme, TurnEventKind, TurnStatus
+from .enums import (
+    ConversationEventKind,
+    ConversationStatus,
+    EscalationSource,
+    MessageStatus,
+    Position,
+    Role,
+    Theme,
+    TurnEventKind,
+    TurnStatus,
+)
+from .hours import MIDNIGHT, validate_time_zone
 from .origins import parse_origins, validate_origins
 
 
@@ -64,6 +77,12 @@ class Site(models.Model):
     language = models.CharField(
         max_length=16, default="en", help_text="BCP 47 tag, e.g. en or fr-CA."
     )
+    time_zone = models.CharField(
+        max_length=64,
+        default="UTC",
+        validators=[validate_time_zone],
+        help_text="The team's time zone for business hours, e.g. Europe/Berlin.",
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -89,6 +108,37 @@ class Conversation(models.Model):
     page_context = models.JSONField(default=dict, blank=True)
     # A server running this conversation's turns holds the lease until then.
     busy_until = models.DateTimeField(null=True, blank=True, editable=False)
+    # People in the loop (chat.people): who answers, and since when.
+    status = models.CharField(
+        max_length=10,
+        choices=ConversationStatus.choices(),
+        default=ConversationStatus.BOT.value,
+        db_index=True,
+        editable=False,
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="owned_conversations",
+        editable=False,
+    )
+    status_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    handback_note = models.TextField(
+        blank=True, editable=False, help_text="What staff told the agents when handing back."
+    )
+    contact_email = models.EmailField(
+        blank=True, help_text="Where the user asked to be answered (out of hours)."
+    )
+    csat_score = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        editable=False,
+        validators=[MinValueValidator(1), MaxValueValidator(5)],
+    )
+    csat_comment = models.TextField(blank=True, editable=False)
+    csat_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -201,3 +251,127 @@ class Feedback(models.Model):
 
     def __str__(self) -> str:
         return f"{self.value} on {self.message_id}"
+
+
+class ConversationEvent(models.Model):
+    """One change of a conversation's status or owner: the record the figures (time to
+    first human reply, time to resolution, escalation rate) are computed from."""
+
+    Kind = ConversationEventKind
+
+    conversation = models.ForeignKey(Conversation, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=10, choices=Kind.choices())
+    from_status = models.CharField(max_length=10, choices=ConversationStatus.choices())
+    to_status = models.CharField(max_length=10, choices=ConversationStatus.choices())
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The member of staff who did it (none: the user, an agent, the system).",
+    )
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The owner after the change.",
+    )
+    source = models.CharField(max_length=10, choices=EscalationSource.choices())
+    reason = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["conversation", "id"], name="convevent_conv_id")]
+
+    def __str__(self) -> str:
+        return f"{self.from_status} -> {self.to_status} ({self.source})"
+
+
+class StaffNote(models.Model):
+    """A private note on a conversation: never sent to the user or any model."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="staff_notes"
+    )
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    text = models.TextField(max_length=4000)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.text[:60]
+
+
+class StaffPresence(models.Model):
+    """When a member of staff was last seen (a staff action, later the inbox socket):
+    'online' is seen within SUPERORCH_STAFF_ONLINE_SECONDS."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="presence"
+    )
+    last_seen = models.DateTimeField(default=timezone.now, db_index=True)
+
+    def __str__(self) -> str:
+        return f"{self.user} seen {self.last_seen:%Y-%m-%d %H:%M}"
+
+
+class OpeningHours(models.Model):
+    """One opening span of a site's week, in the site's time zone. Two spans on a day
+    (a lunch break) are two rows; a closing time of 00:00 means midnight."""
+
+    WEEKDAYS = [
+        (0, "Monday"),
+        (1, "Tuesday"),
+        (2, "Wednesday"),
+        (3, "Thursday"),
+        (4, "Friday"),
+        (5, "Saturday"),
+        (6, "Sunday"),
+    ]
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="opening_hours")
+    weekday = models.PositiveSmallIntegerField(choices=WEEKDAYS)
+    opens = models.TimeField()
+    closes = models.TimeField(help_text="00:00 means midnight (the end of the day).")
+
+    class Meta:
+        ordering = ["site", "weekday", "opens"]
+        verbose_name_plural = "opening hours"
+
+    def __str__(self) -> str:
+        return f"{self.get_weekday_display()} {self.opens:%H:%M}-{self.closes:%H:%M}"
+
+    def clean(self) -> None:
+        known = self.opens is not None and self.closes is not None
+        if known and self.closes != MIDNIGHT and self.closes <= self.opens:
+            raise ValidationError(
+                {
+                    "closes": "The closing time must be after the opening time "
+                    "(00:00 means midnight; split a night across two days)."
+                }
+            )
+
+
+class Holiday(models.Model):
+    """A day a site's team is away (in the site's time zone): closed all day."""
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="holidays")
+    date = models.DateField()
+    name = models.CharField(max_length=100, blank=True)
+
+    class Meta:
+        ordering = ["site", "date"]
+        constraints = [
+            models.UniqueConstraint(fields=["site", "date"], name="unique_holiday_per_site")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.date:%Y-%m-%d} {self.name}".strip()

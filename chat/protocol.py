@@ -88,6 +88,7 @@ class Limits:
 
     CLIENT_ID_CHARS: ClassVar[int] = 100
     COMMENT_CHARS: ClassVar[int] = 2000
+    REASON_CHARS: ClassVar[int] = 500  # a human.request's reason
     SITE_CHARS: ClassVar[int] = 64
     TOKEN_CHARS: ClassVar[int] = 200
     MESSAGE_ID_CHARS: ClassVar[int] = 64
@@ -133,6 +134,8 @@ _WORDS = {
     "missing": "The {label} is missing.",
     "string_type": "The {label} must be text.",
     "string_too_long": "The {label} is too long (at most {max_length} characters).",
+    # An Annotated text with a BeforeValidator (a comment, a reason) reports this type.
+    "too_long": "The {label} is too long (at most {max_length} characters).",
     "dict_type": "The {label} must be an object.",
     "model_type": "The {label} must be an object.",
     "model_attributes_type": "The {label} must be an object.",
@@ -283,13 +286,55 @@ class ContextUpdate(ClientFrame):
     context: dict[str, Any] = Field(title="context")
 
 
+class HumanRequest(ClientFrame):
+    """The user asks for a person (docs/people.md)."""
+
+    type: Literal["human.request"] = "human.request"
+    reason: Annotated[str, _none_as(str), Field(max_length=Limits.REASON_CHARS, title="reason")] = (
+        ""
+    )
+
+
+def _score_one_to_five(value: Any) -> Any:
+    if type(value) is not int or not 1 <= value <= 5:  # not true, not 4.5, not "5"
+        raise _refuse(ErrorCode.BAD_FRAME, "The score must be a whole number from 1 to 5.")
+    return value
+
+
+class Csat(ClientFrame):
+    """The user rates a resolved conversation, 1 to 5."""
+
+    type: Literal["csat"] = "csat"
+    score: Annotated[Any, BeforeValidator(_score_one_to_five), Field(title="score")]
+    comment: Annotated[
+        str, _none_as(str), Field(max_length=Limits.COMMENT_CHARS, title="comment")
+    ] = ""
+
+
+class ContactEmail(ClientFrame):
+    """**Addition:** where the user wants to be answered (out of hours, say)."""
+
+    type: Literal["contact.email"] = "contact.email"
+    email: str = Field(max_length=Limits.USER_EMAIL_CHARS, title="email address")
+
+
 def _frame_type(model: type[BaseModel]) -> str:
     return model.model_fields["type"].default
 
 
 CLIENT_FRAMES: dict[str, type[ClientFrame]] = {
     _frame_type(m): m
-    for m in (SessionStart, MessageSend, TurnCancel, Feedback, Ping, ContextUpdate)
+    for m in (
+        SessionStart,
+        MessageSend,
+        TurnCancel,
+        Feedback,
+        Ping,
+        ContextUpdate,
+        HumanRequest,
+        Csat,
+        ContactEmail,
+    )
 }
 
 
@@ -475,6 +520,39 @@ class RunningTurn(Payload):
     reply_to: str
 
 
+class StaffPayload(Payload):
+    name: str
+
+
+class StatusPayload(Payload):
+    """The conversation's status object (session.ready's `status`, conversation.status).
+    **Additions:** `opens_at`, `message`, `csat`, `email_saved`."""
+
+    status: Literal["bot", "waiting", "human", "resolved"]
+    staff: StaffPayload | None
+    eta_seconds: int | None
+    open_now: bool
+    opens_at: str | None = None  # the next opening (ISO 8601, the site's time zone) when closed
+    message: str = ""  # what happens next, in plain words ("" for bot)
+    csat: int | None = None  # the rating given, once given
+    email_saved: bool = False  # the user left an email address (contact.email)
+
+
+class StatusChanged(ServerFrame, StatusPayload):
+    """`conversation.status`: sent to every socket of the conversation on each change."""
+
+    type: Literal["conversation.status"] = "conversation.status"
+
+    @classmethod
+    def of(cls, payload: StatusPayload) -> StatusChanged:
+        return cls(**dict(payload))
+
+    @model_serializer(mode="wrap")
+    def _type_first(self, handler: Any) -> dict[str, Any]:
+        data = handler(self)
+        return {"type": data.pop("type"), **data}
+
+
 class SessionReady(ServerFrame):
     type: Literal["session.ready"] = "session.ready"
     conversation: str
@@ -483,6 +561,7 @@ class SessionReady(ServerFrame):
     greeting: str
     suggestions: list[str]
     messages: list[MessagePayload]
+    status: StatusPayload
     turn: RunningTurn | None = None
 
 
@@ -628,6 +707,7 @@ SERVER_FRAMES: dict[str, type[ServerFrame]] = {
         TurnProgress,
         TurnDone,
         FeedbackAck,
+        StatusChanged,
         Pong,
         Error,
     )

@@ -3,11 +3,32 @@
 from django.dispatch import receiver
 
 from orchestrator.models import WorkflowRun
-from orchestrator.signals import workflow_finished
+from orchestrator.signals import human_requested, workflow_finished
 
-from . import services
+from . import people, services
+from .enums import EscalationSource
+from .models import Conversation
 
 
 @receiver(workflow_finished, sender=WorkflowRun)
 def post_workflow_answer(sender, run_id: int, **kwargs) -> None:
     services.workflow_answer_post(run_id=run_id)
+
+
+@receiver(human_requested)
+def escalate_for_agent(sender, conversation_id, reason: str = "", **kwargs) -> dict:
+    """An agent's escalate_to_human: ask for a person; the agent gets what happens next."""
+    conversation = Conversation.objects.select_related("site").filter(uuid=conversation_id).first()
+    if conversation is None:
+        return {"ok": False, "error": "This conversation could not be found."}
+    moved = people.request_human(
+        conversation=conversation, reason=reason, source=EscalationSource.AGENT
+    )
+    status = people.status_payload(conversation=moved.conversation)
+    return {
+        "ok": True,
+        "status": status.status,
+        "eta_seconds": status.eta_seconds,
+        "open_now": status.open_now,
+        "tell_the_user": status.message,
+    }

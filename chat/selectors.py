@@ -12,7 +12,16 @@ from django.utils import timezone
 
 from orchestrator import selectors as orchestrator_selectors
 
-from .models import Conversation, Message, MessageStatus, Role, Site, Turn, TurnStatus
+from .models import (
+    Conversation,
+    ConversationStatus,
+    Message,
+    MessageStatus,
+    Role,
+    Site,
+    Turn,
+    TurnStatus,
+)
 from .origins import parse_origins
 
 
@@ -112,10 +121,14 @@ def _due():
 
 def conversation_has_pending(*, conversation_id: int) -> bool:
     """Whether a turn can start now: messages are answered in order, so the conversation's
-    oldest pending message decides (while it waits for its retry time, all wait)."""
+    oldest pending message decides (while it waits for its retry time, all wait). Only
+    while agents answer (status `bot`): otherwise the messages wait for a person."""
     oldest = (
         Message.objects.filter(
-            conversation_id=conversation_id, role=Role.USER, status=MessageStatus.PENDING
+            conversation_id=conversation_id,
+            conversation__status=ConversationStatus.BOT,
+            role=Role.USER,
+            status=MessageStatus.PENDING,
         )
         .order_by("id")
         .values_list("retry_at", flat=True)[:1]
@@ -146,7 +159,7 @@ def conversations_to_resume() -> list[tuple[int, uuid.UUID]]:
     now = timezone.now()
     free = Q(busy_until__isnull=True) | Q(busy_until__lt=now)
     candidates = (
-        Conversation.objects.filter(free)
+        Conversation.objects.filter(free, status=ConversationStatus.BOT)
         .filter(pk__in=Message.objects.filter(_due()).values("conversation_id"))
         .values_list("pk", "uuid")
     )

@@ -18,10 +18,11 @@ from orchestrator import selectors as orchestrator_selectors
 from orchestrator import workflow_engine
 from orchestrator.models import StepRun, WorkflowRun, WorkflowStatus
 
-from . import protocol
+from . import people, protocol
 from .broadcast import broadcast_on_commit
 from .models import (
     Conversation,
+    ConversationStatus,
     Feedback,
     Message,
     MessageStatus,
@@ -187,6 +188,7 @@ def message_receive(
     except IntegrityError:  # the same id arrived on another socket at the same moment
         return Message.objects.get(conversation=conversation, client_id=client_id), False
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    people.user_wrote(conversation_id=conversation.pk)  # a resolved conversation reopens
     conversation_wake_queued(conversation_id=conversation.pk)
     return message, True
 
@@ -216,6 +218,8 @@ def feedback_record(
     Feedback.objects.update_or_create(
         message=message, defaults={"value": value, "comment": comment}
     )
+    if value == "down":
+        people.after_feedback(conversation=conversation)
     return message
 
 
@@ -247,11 +251,15 @@ def turn_start_next(*, conversation_id: int) -> Turn | None:
     """Open a turn for the oldest user message still waiting for a reply (lease held).
 
     Messages are answered in order: while the oldest is queued for a later try, the
-    ones after it wait too.
+    ones after it wait too. None while agents do not answer (a person was asked for,
+    or owns the conversation: chat.people).
     """
     message = (
         Message.objects.filter(
-            conversation_id=conversation_id, role=Role.USER, status=MessageStatus.PENDING
+            conversation_id=conversation_id,
+            conversation__status=ConversationStatus.BOT,
+            role=Role.USER,
+            status=MessageStatus.PENDING,
         )
         .order_by("id")
         .first()
@@ -352,7 +360,11 @@ def turn_finish(
         )
         # Only a message still waiting is changed (staff may have answered it meanwhile).
         waiting = Message.objects.filter(pk=turn.reply_to_id, status=MessageStatus.PENDING)
-        if status == TurnStatus.ERROR and error_code == protocol.ErrorCode.MODEL_UNAVAILABLE:
+        if status == TurnStatus.CANCELLED and not people.agents_may_answer(
+            conversation_id=turn.conversation_id
+        ):
+            pass  # staff took over mid-turn: the message waits for them (or a hand-back)
+        elif status == TurnStatus.ERROR and error_code == protocol.ErrorCode.MODEL_UNAVAILABLE:
             # No model could answer: the message stays queued and is tried again later.
             failures = Turn.objects.filter(
                 reply_to_id=turn.reply_to_id, error_code=protocol.ErrorCode.MODEL_UNAVAILABLE
@@ -426,26 +438,3 @@ def _workflow_answer_create(run: WorkflowRun, conversation: Conversation) -> Mes
         agent_name=agent.name if agent else "",
         text=text,
     )
-
-
-def staff_reply_post(*, conversation: Conversation, text: str, author: str) -> Message:
-    """A member of staff answers in the conversation (the admin's "Reply as staff").
-
-    The conversation's waiting messages count as answered: a message queued because no
-    model could answer it is not tried again. Every socket gets the reply as
-    `message.done` with `"turn": null`, once the reply is committed.
-    """
-    with transaction.atomic():
-        message = Message.objects.create(
-            conversation=conversation,
-            role=Role.STAFF,
-            agent_slug="staff",
-            agent_name=author[:80] or "Support team",
-            text=text,
-        )
-        Message.objects.filter(
-            conversation=conversation, role=Role.USER, status=MessageStatus.PENDING
-        ).update(status=MessageStatus.ANSWERED, retry_at=None)
-        Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-        _broadcast_outside_turn(conversation, message)
-    return message

@@ -78,7 +78,7 @@ async def run_turn(
         built = build_team(
             team,
             router=selectors.router_for(team),
-            block=context_block(request.page_context, shared),
+            block=context_block(request.page_context, shared, request.staff_note),
         )
     except ProviderNotConfigured as exc:
         logger.error("turn %s: %s", request.turn_id, exc)

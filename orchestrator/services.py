@@ -35,6 +35,7 @@ from .models import (
 )
 
 logger = logging.getLogger(__name__)
+NOBODY_TO_ASK = "No person can be asked for from here."
 SEED_FILE = Path(__file__).resolve().parent / "seed" / "team.json"
 WORKFLOW_SEED_FILE = SEED_FILE.with_name("workflows.json")
 MAX_CONTEXT_KEY = 100
@@ -340,3 +341,14 @@ def team_seed(
         )
         created["workflows"] += int(was_created)
     return created
+
+
+def human_request(*, conversation_id: uuid.UUID, reason: str) -> dict[str, Any]:
+    """An agent asks for a person (its escalate_to_human tool). The chat app does it (a
+    receiver of `human_requested`: the orchestrator never imports the chat app) and says
+    what happens next; without one, the agent is told nobody can be asked."""
+    from .signals import human_requested
+
+    replies = human_requested.send(sender=None, conversation_id=conversation_id, reason=reason)
+    answers = [reply for _, reply in replies if isinstance(reply, dict)]
+    return answers[0] if answers else {"ok": False, "error": NOBODY_TO_ASK}

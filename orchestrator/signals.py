@@ -13,6 +13,9 @@ from .models import AgentProfile, KnowledgeArticle, RoutingExample
 # Sent after a workflow run's final state is committed (kwargs: run_id). The chat app
 # posts the answer to the conversation when no chat turn is waiting for it.
 workflow_finished = Signal()
+# Sent when an agent calls escalate_to_human (kwargs: conversation_id, a UUID; reason).
+# The chat app's receiver asks for a person and returns what happens next, as a dict.
+human_requested = Signal()
 
 
 def _touch(agent_id: int | None) -> None:

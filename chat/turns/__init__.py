@@ -11,6 +11,7 @@ from .scheduler import (
     sweep_now,
     sweep_once,
     wait_idle,
+    wake,
 )
 
 __all__ = [
@@ -23,4 +24,5 @@ __all__ = [
     "sweep_now",
     "sweep_once",
     "wait_idle",
+    "wake",
 ]

@@ -21,14 +21,25 @@ from django.conf import settings
 
 from orchestrator import alerts, metrics, runtime
 
-from .. import protocol, selectors, services
+from .. import people, protocol, selectors, services
 from ..broadcast import DeltaStream, TurnCancelListener, broadcast
+from ..enums import EscalationSource
 from ..models import Turn, TurnEvent, TurnStatus
 
 logger = logging.getLogger(__name__)
 db = database_sync_to_async
 
 DELTA_INTERVAL = 0.04  # seconds: at most 25 message.delta frames a second per turn
+# What an agent produces: a socket drops it once a person owns the conversation.
+AGENT_OUTPUT = (
+    protocol.MessageDelta,
+    protocol.MessageDone,
+    protocol.AgentChanged,
+    protocol.ToolStarted,
+    protocol.ToolFinished,
+    protocol.WorkflowProgress,
+    protocol.TurnProgress,
+)
 STILL_WORKING = "Still working on it. This is taking a little longer than usual."
 
 # What run_turn hands to `emit` (a local alias: the runtime's own union is being renamed).
@@ -59,6 +70,7 @@ class TurnRunner:
         self.started = self.last_output = asyncio.get_running_loop().time()
         self.takes_over: list[uuid.UUID] = []  # partial replies of earlier failed turns
         self.message_ids: dict[uuid.UUID, uuid.UUID] = {}  # the runtime's id -> the one sent
+        self.cancel = asyncio.Event()  # set by turn.cancel (the user's, or a staff takeover)
 
     async def run(self) -> None:
         # Every log line of this turn carries its ids (structlog contextvars; one task per turn).
@@ -82,12 +94,17 @@ class TurnRunner:
             history=history,
             active_agent=conversation.active_agent or None,
             page_context=conversation.page_context or {},
+            staff_note=conversation.handback_note,
         )
 
     async def _answer(self, request: runtime.TurnRequest) -> runtime.TurnOutcome:
-        cancel = asyncio.Event()
+        cancel = self.cancel
         listener = TurnCancelListener(self.conversation_uuid, cancel)
         listener.start()
+        await listener.listening()
+        # A takeover committed before the listener heard: its cancel was sent to nobody.
+        if not await db(people.agents_may_answer)(conversation_id=self.turn.conversation_id):
+            cancel.set()
         heartbeat = asyncio.create_task(_heartbeat(self.turn.conversation_id))
         still = asyncio.create_task(self._still_working(settings.SUPERORCH_STILL_WORKING_AFTER))
         try:
@@ -119,17 +136,23 @@ class TurnRunner:
         )
         if outcome.status == TurnStatus.ERROR:
             await self._send(_error_frame(outcome, self.key))
+            # No model could answer, turn after turn: a person is asked for.
+            await db(people.after_turn_error)(conversation_id=self.turn.conversation_id)
         metrics.TURNS.labels(outcome.status, outcome.error_code or "").inc()
         alerts.alerts_maybe_evaluate()  # at most every SUPERORCH_ALERT_INTERVAL, on a thread
         usage = protocol.UsagePayload.from_counts(outcome.usage)
         await self._send(protocol.TurnDone(turn=self.key, status=outcome.status, usage=usage))
 
     async def _send(self, frame: protocol.ServerFrame) -> None:
-        """Number the frame (`seq`) and broadcast it; one at a time, so they go in order."""
+        """Number the frame (`seq`) and broadcast it; one at a time, so they go in order.
+        An agent's output is marked: the sockets drop it once a person owns the
+        conversation (a cancelled turn's last words still reach them otherwise)."""
+        output = isinstance(frame, AGENT_OUTPUT)
         async with self._sending:
             self.seq += 1
             self.last_output = asyncio.get_running_loop().time()
-            await broadcast(self.conversation_uuid, frame.model_copy(update={"seq": self.seq}))
+            numbered = frame.model_copy(update={"seq": self.seq})
+            await broadcast(self.conversation_uuid, numbered, agent_output=output)
 
     async def _still_working(self, after: float) -> None:
         """`turn.progress` after `after` seconds without output, and again after each as
@@ -175,8 +198,21 @@ class TurnRunner:
 
     async def _on_route(self, event: runtime.RouteDecided) -> None:
         await db(services.turn_record_route)(turn=self.turn, decision=event.decision.as_dict())
+        # The hook for the router's "the user asks for a person" (RoutingDecision.wants_person).
+        if getattr(event.decision, "wants_person", False):
+            await db(self._person_asked_for)()
+
+    def _person_asked_for(self) -> None:
+        conversation = selectors.conversation_get(conversation_id=self.turn.conversation_id)
+        people.request_human(
+            conversation=conversation,
+            reason="The user asked for a person.",
+            source=EscalationSource.WORDS,
+        )
 
     async def _on_message_done(self, event: runtime.MessageDone) -> None:
+        if await db(people.person_owns)(conversation_id=self.turn.conversation_id):
+            return  # staff took over: what the agent wrote is neither kept nor sent
         message = await db(services.assistant_message_create)(
             turn=self.turn,
             message_uuid=self._message_id(event.message_id),

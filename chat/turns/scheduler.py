@@ -64,6 +64,7 @@ class ProcessTurns:
         self.claim_attempts: dict[int, int] = {}  # conversation -> lease found held, in a row
         self.deferred: list[tuple[int, float, int]] | None = None  # a task's publishes
         self.sweeper: asyncio.Task[None] | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None  # where turns run (wake)
         self.slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TurnSlots] = (
             weakref.WeakKeyDictionary()
         )
@@ -86,6 +87,7 @@ def schedule(conversation: Conversation, *, client: str = "") -> asyncio.Task[No
     `client` (chat.clients) shares the turn slots fairly between clients."""
     if client:
         state.clients[conversation.pk] = client
+    state.loop = asyncio.get_running_loop()
     if on_celery():
         publish = partial(_publish, conversation.pk, 0.0)
         asyncio.get_running_loop().run_in_executor(None, publish)
@@ -125,6 +127,7 @@ def start_sweeper() -> asyncio.Task[None] | None:
     interval = settings.SUPERORCH_PENDING_SWEEP_INTERVAL
     if interval <= 0 or on_celery():
         return None
+    state.loop = asyncio.get_running_loop()
     if state.sweeper is None or state.sweeper.done():
         state.sweeper = asyncio.get_running_loop().create_task(_sweep_forever(interval))
     return state.sweeper
@@ -160,6 +163,27 @@ def answer_pending_now(conversation_id: int, attempt: int = 0) -> None:
             # integration test of a worker killed mid-turn).
             for args in deferred:
                 _publish(*args)
+
+
+def wake(conversation_id: int, conversation_uuid: uuid.UUID) -> None:
+    """Answer what the conversation has pending, from sync code on any thread (a staff
+    hand-back): on Celery, or on the event loop this process runs turns on. A process
+    that has run none (a management command) leaves it to the sweep."""
+    if on_celery():
+        _publish(conversation_id, 0.0)
+        return
+    loop = state.loop
+    if loop is None or loop.is_closed() or not loop.is_running():
+        logger.info("conversation %s: no turn loop here, the sweep answers it", conversation_id)
+        return
+    try:
+        here = asyncio.get_running_loop()
+    except RuntimeError:
+        here = None
+    if here is loop:
+        _schedule(conversation_id, conversation_uuid)
+    else:
+        loop.call_soon_threadsafe(_schedule, conversation_id, conversation_uuid)
 
 
 async def request_cancel(conversation_uuid: uuid.UUID) -> None:

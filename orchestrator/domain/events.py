@@ -109,6 +109,7 @@ class TurnRequest:
     history: list[dict[str, str]]  # [{"role": "user"|"assistant", "content": "..."}], oldest first
     active_agent: str | None = None  # who answered last: follow-ups start there
     page_context: dict[str, Any] = field(default_factory=dict)
+    staff_note: str = ""  # what staff told the agents when they handed the conversation back
 
     @property
     def user_text(self) -> str:

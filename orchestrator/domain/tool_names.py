@@ -9,6 +9,7 @@ TOOL_LABELS: dict[str, str] = {
     "monitor_agent_performance": "Checking how the team is doing",
     "manage_context_operation": "Updating the conversation notes",
     "execute_workflow": "Running a workflow",
+    "escalate_to_human": "Asking a person from the team to join",
 }
 
 TOOL_CHOICES = [(name, f"{name}: {label}") for name, label in TOOL_LABELS.items()]

@@ -178,14 +178,37 @@ def _execute_workflow(spec: AgentSpec) -> FunctionTool:
     )
 
 
+def _escalate_to_human(spec: AgentSpec) -> FunctionTool:
+    @function_tool
+    async def escalate_to_human(ctx: RunContextWrapper[TurnContext], reason: str) -> str:
+        """Ask a person from the support team to take over this conversation. Use it when
+        the user asks for a person, or when you cannot help (an exception, a complaint,
+        an account change you may not make). Then tell the user what the result says.
+
+        Args:
+            reason: Why a person is needed, in a sentence for the team.
+        """
+        return _json(
+            await db_call(
+                services.human_request,
+                conversation_id=ctx.context.conversation_id,
+                reason=reason[:500],
+            )
+        )
+
+    return escalate_to_human
+
+
 BUILDERS: dict[str, Callable[[AgentSpec], FunctionTool]] = {
     "search_knowledge": _search_knowledge,
     "route_request": _route_request,
     "monitor_agent_performance": _monitor_agent_performance,
     "manage_context_operation": _manage_context_operation,
     "execute_workflow": _execute_workflow,
+    "escalate_to_human": _escalate_to_human,
 }
-STEP_EXCLUDED = frozenset({"execute_workflow"})  # a workflow step cannot start workflows
+# A workflow step cannot start workflows, nor ask for a person (no conversation is live).
+STEP_EXCLUDED = frozenset({"execute_workflow", "escalate_to_human"})
 
 
 class ToolCache:

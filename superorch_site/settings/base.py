@@ -332,6 +332,12 @@ SUPERORCH_TURN_RUNNER = env.str("SUPERORCH_TURN_RUNNER", default="inline")
 # first come first served (chat/turns/slots.py, docs/benchmarks.md: concurrency).
 SUPERORCH_MAX_ACTIVE_TURNS = env.int("SUPERORCH_MAX_ACTIVE_TURNS", default=100)
 SUPERORCH_TURN_LAG_TARGET = env.float("SUPERORCH_TURN_LAG_TARGET", default=0.01)
+# People in the loop (docs/people.md): a member of staff counts as online for this many
+# seconds after they were last seen; a conversation is handed to a person after this many
+# turns in a row ended in error (0: never), or this many thumbs-down (0: never).
+SUPERORCH_STAFF_ONLINE_SECONDS = env.int("SUPERORCH_STAFF_ONLINE_SECONDS", default=300)
+SUPERORCH_ESCALATE_AFTER_ERRORS = env.int("SUPERORCH_ESCALATE_AFTER_ERRORS", default=3)
+SUPERORCH_ESCALATE_AFTER_THUMBS_DOWN = env.int("SUPERORCH_ESCALATE_AFTER_THUMBS_DOWN", default=2)
 # Messages of the conversation given to the model as input.
 SUPERORCH_MODEL_INPUT_MESSAGES = env.int("SUPERORCH_MODEL_INPUT_MESSAGES", default=40)
 # Messages sent in session.ready.

@@ -126,9 +126,11 @@ async def test_full_turn_sends_every_frame_in_protocol_order(team, connect, sett
         "greeting",
         "suggestions",
         "messages",
+        "status",  # people in the loop: who answers
         "turn",  # Addition: the turn running now (none)
     }
     assert ready["turn"] is None
+    assert ready["status"]["status"] == "bot" and ready["status"]["open_now"] is True
     uuid.UUID(ready["conversation"])
     assert isinstance(ready["token"], str) and len(ready["token"]) >= 32
     assert ready["agent"] == {"slug": "orchestrator", "name": "Super Orchestrator"}

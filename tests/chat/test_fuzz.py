@@ -114,6 +114,9 @@ def valid_frame(rng: random.Random) -> dict[str, Any]:
         },
         "ping": {"type": kind},
         "context.update": {"type": kind, "context": rng.choice([{}, {"page": word()}])},
+        "human.request": {"type": kind, **rng.choice([{}, {"reason": word()}])},
+        "csat": {"type": kind, "score": rng.randint(1, 5), **rng.choice([{}, {"comment": word()}])},
+        "contact.email": {"type": kind, "email": rng.choice(["a@example.com", word()])},
     }
     return frames[kind]
 
@@ -230,9 +233,13 @@ def rows() -> tuple[int, int, int, list[Any]]:
     )
 
 
+WAITING = "\x00waiting"  # in `acked`: a person was asked for (no message id is this)
+
+
 async def answer(comm, frame: protocol.ClientFrame, acked: set[str]) -> None:
     """The documented answer to an accepted frame on a started session (`acked`: the
-    message ids sent so far: sent again, they are acknowledged again and not answered)."""
+    message ids sent so far: sent again, they are acknowledged again and not answered;
+    and WAITING once a person was asked for: from then on no agent answers)."""
     if isinstance(frame, protocol.Ping):
         assert await recv(comm) == {"type": "pong"}
     elif isinstance(frame, protocol.SessionStart):  # a second one on this socket
@@ -241,7 +248,20 @@ async def answer(comm, frame: protocol.ClientFrame, acked: set[str]) -> None:
     elif isinstance(frame, protocol.Feedback):  # no assistant message has such an id
         reply = await recv(comm)
         assert (reply["type"], reply["code"]) == ("error", "not_found"), reply
-    elif isinstance(frame, protocol.MessageSend) and frame.id in acked:
+    elif isinstance(frame, protocol.HumanRequest):  # asked for, or already (idempotent)
+        reply = await recv(comm)
+        assert (reply["type"], reply["status"]) == ("conversation.status", "waiting"), reply
+        acked.add(WAITING)
+    elif isinstance(frame, protocol.Csat):  # never resolved here
+        reply = await recv(comm)
+        assert (reply["type"], reply["code"]) == ("error", "bad_frame"), reply
+    elif isinstance(frame, protocol.ContactEmail):
+        reply = await recv(comm)
+        expected = "conversation.status" if "@" in frame.email else "error"
+        assert reply["type"] == expected, reply
+    elif isinstance(frame, protocol.MessageSend) and (frame.id in acked or WAITING in acked):
+        # Sent again, or a person was asked for: acknowledged, and no agent answers.
+        acked.add(frame.id)
         reply = await recv(comm)
         assert (reply["type"], reply["id"]) == ("message.ack", frame.id), reply
         assert await comm.receive_nothing(timeout=0.05)

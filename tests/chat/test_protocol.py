@@ -95,6 +95,9 @@ def test_every_client_frame_type_has_a_model():
         "feedback",
         "ping",
         "context.update",
+        "human.request",
+        "csat",
+        "contact.email",  # Addition (people in the loop)
     }
 
 
@@ -310,6 +313,11 @@ def reply_payload(message: Message) -> protocol.MessagePayload:
     return protocol.MessagePayload.from_message(message)
 
 
+STATUS = protocol.StatusPayload(
+    status="human", staff=protocol.StaffPayload(name="Sam"), eta_seconds=None, open_now=True
+)
+
+
 def _examples() -> list[protocol.ServerFrame]:
     agent = protocol.AgentPayload(slug="billing", name="Billing")
     payload = reply_payload(_message())
@@ -321,6 +329,7 @@ def _examples() -> list[protocol.ServerFrame]:
             greeting="Hi",
             suggestions=["a"],
             messages=[payload],
+            status=STATUS,
         ),
         protocol.MessageAck(
             id="c-1", message=reply_payload(_message(role="user", client_id="c-1"))
@@ -345,6 +354,7 @@ def _examples() -> list[protocol.ServerFrame]:
         protocol.FeedbackAck(message="m"),
         protocol.Pong(),
         protocol.Error(code=ErrorCode.NOT_FOUND, ref="m"),
+        protocol.StatusChanged.of(STATUS),
     ]
 
 
@@ -358,6 +368,7 @@ KEYS = {
         "greeting",
         "suggestions",
         "messages",
+        "status",
         "turn",
     ],
     "message.ack": ["type", "id", "message"],
@@ -373,6 +384,10 @@ KEYS = {
     "feedback.ack": ["type", "message"],
     "pong": ["type"],
     "error": ["type", "code", "message", "retryable", "ref"],
+    "conversation.status": [
+        "type", "status", "staff", "eta_seconds", "open_now",
+        "opens_at", "message", "csat", "email_saved",
+    ],  # fmt: skip
 }
 
 

@@ -15,7 +15,7 @@ SCRIPTS = sorted((ROOT / "static" / "superorch").glob("**/*.js"))
 # `f.type === "message.delta"`, in any quotes. Frame types are dotted (`conversation.status`
 # would be next); the four one-word ones are matched by name, since the same scripts
 # switch on one-word types of their own (postMessage events, button and chart types).
-_ONE_WORD = ("ping", "pong", "error", "feedback")
+_ONE_WORD = ("ping", "pong", "error", "feedback", "csat")
 _QUOTED = rf"""["'`]([a-z]+\.[a-z_]+|{"|".join(_ONE_WORD)})["'`]"""
 _JS_FRAME = re.compile(
     rf"""(?:\bcase\s+{_QUOTED}|\btype\s*:\s*{_QUOTED}|\.type\s*[!=]==?\s*{_QUOTED}"""

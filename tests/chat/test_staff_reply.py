@@ -50,6 +50,11 @@ async def test_a_staff_reply_reaches_the_chat_and_answers_the_queued_message(
     response = await sync_to_async(client.post)(url, {"text": "Hi, Grace here. Looking now."})
     assert response.status_code == 302
 
+    # The reply makes the conversation Grace's (no agent answers after a person did)...
+    status = await recv(comm)
+    assert (status["type"], status["status"]) == ("conversation.status", "human")
+    assert status["staff"] == {"name": "Grace"}
+    # ...and reaches the chat as a staff message.
     frame = await recv(comm)
     assert frame["type"] == "message.done" and frame["turn"] is None
     message = frame["message"]
