@@ -385,8 +385,15 @@ KEYS = {
     "pong": ["type"],
     "error": ["type", "code", "message", "retryable", "ref"],
     "conversation.status": [
-        "type", "status", "staff", "eta_seconds", "open_now",
-        "opens_at", "message", "csat", "email_saved",
+        "type",
+        "status",
+        "staff",
+        "eta_seconds",
+        "open_now",
+        "opens_at",
+        "message",
+        "csat",
+        "email_saved",
     ],  # fmt: skip
 }
 
