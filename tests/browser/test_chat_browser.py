@@ -423,3 +423,27 @@ def test_composer_follows_the_servers_limits(page: Page):
     expect(user).to_have_count(1)
     expect(user).to_have_attribute("data-state", "sent")
     wait_replies(page, 1)
+
+
+def test_talk_to_a_person_asks_for_one_and_survives_a_reload(page: Page):
+    """The header's "Talk to a person": the page says what happens next in plain words,
+    the button goes, and a reload shows the same (session.ready's status)."""
+    open_chat(page)
+    button = page.get_by_test_id("talk-to-person")
+    expect(button).to_be_visible()
+    button.click()
+    words = page.get_by_test_id("people-status")
+    expect(words).to_contain_text("We have asked for a person")
+    expect(button).to_be_hidden()
+    expect(page.locator("#superorch")).to_have_attribute("data-people", "waiting")
+    # A message now is kept for the person: acknowledged, and no agent answers it.
+    page.get_by_test_id("composer").fill("Hello? Anyone?")
+    page.get_by_test_id("send").click()
+    expect(page.locator(USER)).to_have_count(1)
+    wait_idle(page)
+    page.wait_for_timeout(500)
+    expect(page.locator(ASSISTANT)).to_have_count(0)
+    page.reload()
+    expect(page.get_by_test_id("status")).to_have_attribute("data-state", "online")
+    expect(page.get_by_test_id("people-status")).to_contain_text("We have asked for a person")
+    expect(page.get_by_test_id("talk-to-person")).to_be_hidden()

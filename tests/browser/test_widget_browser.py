@@ -377,6 +377,8 @@ def test_widget_on_another_origin_chats_and_keeps_history(
     expect(frame.locator("#superorch")).to_have_attribute("data-open", "true")
     expect(frame.get_by_test_id("status")).to_have_attribute("data-state", "online")
     assert frame_state(frame)["conversation"] == conversation
+    # A person is one click away in the widget's header too.
+    expect(frame.get_by_test_id("talk-to-person")).to_be_visible()
 
     frame.evaluate(WATCH_STREAM)
     send_with_enter(frame, CHARGED_TWICE)

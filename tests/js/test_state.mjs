@@ -611,3 +611,72 @@ describe('recovery (seq, running turn, progress, one reply)', () => {
     assert.deepEqual(s.running, ['t2']);
   });
 });
+
+// ---------------------------------------------------------------------------
+// People in the loop: conversation.status and session.ready's status
+// ---------------------------------------------------------------------------
+
+const statusFrame = (extra = {}) => ({
+  type: 'conversation.status', status: 'waiting', staff: null, eta_seconds: null, open_now: true,
+  opens_at: null, message: 'We have asked for a person.', csat: null, email_saved: false, ...extra,
+});
+
+describe('people in the loop', () => {
+  test('the agents answer at first: the button shows, no banner', () => {
+    const s = online();
+    assert.equal(s.people.status, 'bot');
+    assert.deepEqual(S.peopleView(s), { askButton: true, banner: '', askEmail: false, askCsat: false, rated: null });
+    assert.equal(S.peopleView(S.initialState()).askButton, false);   // not before the session
+  });
+
+  test('session.ready brings the status of a conversation with a person', () => {
+    const s = online({ status: { status: 'human', staff: { name: 'Sam' }, eta_seconds: null, open_now: true, message: 'Sam has joined the conversation.' } });
+    assert.deepEqual(s.people.staff, { name: 'Sam' });
+    const view = S.peopleView(s);
+    assert.equal(view.askButton, false);
+    assert.equal(view.banner, 'Sam has joined the conversation.');
+  });
+
+  test('waiting shows the words and the wait; out of hours it asks for an email', () => {
+    let s = run(online(), statusFrame({ eta_seconds: 120 }));
+    assert.equal(s.people.eta, 120);
+    assert.equal(S.peopleView(s).askButton, false);
+    assert.equal(S.peopleView(s).askEmail, false);
+    s = run(s, statusFrame({ open_now: false, opens_at: '2026-12-07T09:00:00+01:00', message: 'Back on Monday.' }));
+    assert.equal(S.peopleView(s).askEmail, true);
+    assert.equal(s.people.opensAt, '2026-12-07T09:00:00+01:00');
+    s = run(s, statusFrame({ open_now: false, email_saved: true }));
+    assert.equal(S.peopleView(s).askEmail, false);
+  });
+
+  test('resolved asks for a rating once; the rating hides it', () => {
+    let s = run(online(), statusFrame({ status: 'resolved', message: 'Resolved.' }));
+    assert.equal(S.peopleView(s).askCsat, true);
+    assert.equal(S.peopleView(s).askButton, true);   // a person can be asked for again
+    s = run(s, statusFrame({ status: 'resolved', csat: 4 }));
+    assert.equal(S.peopleView(s).askCsat, false);
+    assert.equal(S.peopleView(s).rated, 4);
+  });
+
+  test('odd values are read safely', () => {
+    const s = run(online(), statusFrame({ status: 'sideways', staff: 'Sam', eta_seconds: -3, csat: 9, open_now: 'no' }));
+    assert.deepEqual(s.people, { status: 'bot', staff: null, eta: null, openNow: true, opensAt: null, message: 'We have asked for a person.', csat: null, emailSaved: false });
+  });
+
+  test('while a person owns it, a gap in an agent turn\'s frames is expected: no resync', () => {
+    const started = { type: 'turn.started', turn: 't-1', reply_to: 'c-1', seq: 1 };
+    const delta = { type: 'message.delta', turn: 't-1', message: 'm-1', agent: 'billing', text: 'Hel', seq: 2 };
+    const done = { type: 'turn.done', turn: 't-1', status: 'cancelled', seq: 5 };
+    let s = run(online(), started, delta, statusFrame({ status: 'human', staff: { name: 'Sam' } }), done);
+    assert.equal(effects(s, 'resync').length, 0);
+    assert.equal(S.indicators(s).running, false);
+    // With the agents answering, the same gap asks for a resync.
+    s = run(online(), started, delta, done);
+    assert.equal(effects(s, 'resync').length, 1);
+  });
+
+  test('a new conversation forgets the status', () => {
+    const s = run(online(), statusFrame({ status: 'human' }), S.startOver);
+    assert.equal(s.people.status, 'bot');
+  });
+});

@@ -174,7 +174,17 @@ function main(root) {
       update(S.dismissAlert(state));
       composer.focus();
     },
+    // People in the loop: answered by conversation.status (or an error in plain words).
+    onAskPerson: () => sendOrWarn({ type: 'human.request' }),
+    onContactEmail: (email) => sendOrWarn({ type: 'contact.email', email }),
+    onCsat: (score, comment) => sendOrWarn({ type: 'csat', score, ...(comment ? { comment } : {}) }),
   });
+
+  function sendOrWarn(frame) {
+    if (!connection.send(frame)) {
+      update(S.raiseAlert(state, 'You are offline right now. Please try again when the chat reconnects.'));
+    }
+  }
 
   connection = createConnection({
     path: config.wsPath,

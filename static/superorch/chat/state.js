@@ -19,6 +19,10 @@
  *   message {kind: 'message', key, id, clientId, role, agent, text, created,
  *            streaming, pending, failed, turn}
  *   notice  {kind: 'notice', key, notice, testid, text, reason, agent, retryText}
+ *
+ * state.people is who answers (conversation.status, session.ready's `status`):
+ *   {status: 'bot' | 'waiting' | 'human' | 'resolved', staff, eta, openNow, opensAt,
+ *    message, csat, emailSaved}; peopleView(state) says what the page shows of it.
  */
 
 export const PROTOCOL = 1;
@@ -42,6 +46,10 @@ export const ERROR_FALLBACK = {
 };
 const ERROR_DEFAULT = 'Something went wrong. Please try again.';
 const ROLES = ['user', 'assistant', 'staff', 'system'];
+export const PEOPLE_STATUSES = ['bot', 'waiting', 'human', 'resolved'];
+export const INITIAL_PEOPLE = Object.freeze({
+  status: 'bot', staff: null, eta: null, openNow: true, opensAt: null, message: '', csat: null, emailSaved: false,
+});
 
 // ---------------------------------------------------------------------------
 // Small pure helpers
@@ -115,6 +123,7 @@ export function initialState(options) {
     closeText: '',                 // the server's words for a refused session, shown when it closes
     maxMessageChars: o.maxMessageChars > 0 ? o.maxMessageChars : DEFAULT_MAX_MESSAGE_CHARS,
     seq: 0,                        // for keys of notices (and tool calls without an id)
+    people: { ...INITIAL_PEOPLE },  // who answers: the agents, nobody yet, a person (docs/people.md)
     effects: [],
   };
   const now = str(o.now) || null;
@@ -343,6 +352,7 @@ const HANDLERS = {
   'turn.done': onTurnDone,
   'turn.progress': onTurnProgress,
   'feedback.ack': onFeedbackAck,
+  'conversation.status': onStatus,
   error: onError,
   pong: () => {},
 };
@@ -373,7 +383,9 @@ function checkSeq(d, f) {
   const turn = d.turns[turnId];
   const last = turn ? turn.lastSeq : 0;
   if (last !== null && f.seq <= last) return 'duplicate';
-  if (last !== null && f.seq > last + 1 && !d.effects.some((e) => e.type === 'resync')) d.effects.push({ type: 'resync' });
+  // While a person owns the conversation the server drops the agent's frames on purpose.
+  const gapExpected = d.people.status === 'human';
+  if (last !== null && f.seq > last + 1 && !gapExpected && !d.effects.some((e) => e.type === 'resync')) d.effects.push({ type: 'resync' });
   return 'ok';
 }
 
@@ -422,6 +434,7 @@ function onSessionReady(d, f) {
   if (str(f.greeting)) d.greeting = f.greeting;
   if (Array.isArray(f.suggestions)) d.suggestions = cleanSuggestions(f.suggestions);
 
+  if (isObject(f.status)) setPeople(d, f.status);
   const firstLoad = !hasAcked(d);
   if (Array.isArray(f.messages)) for (const m of f.messages) upsertMessage(d, m);
   followRunningTurn(d, f.turn);
@@ -639,6 +652,28 @@ function onError(d, f) {
   d.alert = { text, code, retry };
 }
 
+/** The status object of session.ready and conversation.status, checked field by field. */
+function setPeople(d, f) {
+  const status = PEOPLE_STATUSES.includes(f.status) ? f.status : 'bot';
+  const score = Number.isInteger(f.csat) && f.csat >= 1 && f.csat <= 5 ? f.csat : null;
+  d.people = {
+    status,
+    staff: isObject(f.staff) && str(f.staff.name) ? { name: f.staff.name } : null,
+    eta: Number.isFinite(f.eta_seconds) && f.eta_seconds >= 0 ? f.eta_seconds : null,
+    openNow: f.open_now !== false,
+    opensAt: str(f.opens_at) || null,
+    message: str(f.message),
+    csat: score,
+    emailSaved: f.email_saved === true,
+  };
+}
+
+/** A running agent turn stopped by a takeover ends with its own turn.done (cancelled). */
+function onStatus(d, f) {
+  setPeople(d, f);
+  scroll(d);
+}
+
 /** Frames added by later server versions: show any complete message object they carry. */
 function onUnknown(d, f) {
   const msg = f.message;
@@ -722,6 +757,7 @@ export function startOver(state) {
   d.conversation = null;
   d.agent = { ...DEFAULT_AGENT };
   d.alert = null;
+  d.people = { ...INITIAL_PEOPLE };
   return d;
 }
 
@@ -760,6 +796,24 @@ export function indicators(state) {
   const progress = state.running.map((id) => state.turns[id] && state.turns[id].progress).filter(Boolean).pop() || '';
   const typing = running && (!!toolLabel || !!progress || !streaming);
   return { running, typing, label: toolLabel || progress || `${state.agent.name} is typing…`, tool: !!toolLabel };
+}
+
+/**
+ * What the page shows of people in the loop: {askButton, banner, askEmail, askCsat}.
+ * The "Talk to a person" button while the agents answer (or after resolved); a banner with
+ * the server's words while waiting or with a person (and once resolved); the email form
+ * when a person was asked for outside business hours; the rating once resolved.
+ */
+export function peopleView(state) {
+  const p = state.people || INITIAL_PEOPLE;
+  const online = state.status === 'online';
+  return {
+    askButton: online && (p.status === 'bot' || p.status === 'resolved'),
+    banner: p.status === 'bot' ? '' : p.message,
+    askEmail: online && p.status === 'waiting' && !p.openNow && !p.emailSaved,
+    askCsat: online && p.status === 'resolved' && p.csat === null,
+    rated: p.csat,
+  };
 }
 
 /** The messages shown, in order, as the test hook reports them (failed sends left out). */

@@ -10,7 +10,7 @@
 
 import { h, icon } from './dom.js';
 import { renderMarkdownInto } from './markdown.js';
-import { agentName, indicators } from './state.js';
+import { agentName, indicators, peopleView } from './state.js';
 
 const STATUS_TEXT = { connecting: 'Connecting…', online: 'Online', reconnecting: 'Reconnecting…', closed: 'Disconnected' };
 
@@ -42,6 +42,14 @@ export function findElements(root) {
     send: $('[data-testid="send"]'),
     stop: $('[data-testid="stop"]'),
     close: $('[data-testid="widget-close"]'),   // widget mode only
+    askPerson: $('[data-testid="talk-to-person"]'),
+    people: $('[data-testid="people"]'),
+    peopleText: $('[data-testid="people-status"]'),
+    emailForm: $('[data-testid="contact-email-form"]'),
+    emailInput: $('[data-testid="contact-email"]'),
+    csat: $('[data-testid="csat"]'),
+    csatComment: $('[data-testid="csat-comment"]'),
+    csatThanks: $('[data-testid="csat-thanks"]'),
   };
 }
 
@@ -67,7 +75,8 @@ function setData(node, key, value) {
 
 /**
  * handlers: onFeedback(messageId, value), onRetry(noticeKey, text),
- *           onAlertRetry(retry), onAlertDismiss()
+ *           onAlertRetry(retry), onAlertDismiss(), onAskPerson(),
+ *           onContactEmail(email), onCsat(score, comment)
  */
 export function createView(root, el, handlers) {
   const entries = new Map();          // item key -> {item, node, bubble, ...}
@@ -358,6 +367,34 @@ export function createView(root, el, handlers) {
     setHidden(el.alertRetry, !alert.retry);
   }
 
+  /** People in the loop: the header button, the status words, the email form, the rating. */
+  function renderPeople(state) {
+    const view = peopleView(state);
+    if (el.askPerson) setHidden(el.askPerson, !view.askButton);
+    const shown = !!view.banner || view.askEmail || view.askCsat || view.rated !== null;
+    setHidden(el.people, !shown);
+    setData(root, 'people', state.people.status);
+    setText(el.peopleText, view.banner);
+    setHidden(el.peopleText, !view.banner);
+    setHidden(el.emailForm, !view.askEmail);
+    setHidden(el.csat, !view.askCsat);
+    setHidden(el.csatThanks, view.rated === null);
+  }
+
+  if (el.askPerson) el.askPerson.addEventListener('click', () => handlers.onAskPerson());
+  el.emailForm.addEventListener('submit', (event) => {
+    event.preventDefault();
+    if (!el.emailInput.checkValidity() || !el.emailInput.value.trim()) {
+      el.emailInput.reportValidity();
+      return;
+    }
+    handlers.onContactEmail(el.emailInput.value.trim());
+  });
+  el.csat.addEventListener('click', (event) => {
+    const button = event.target.closest('[data-score]');
+    if (button) handlers.onCsat(Number(button.dataset.score), el.csatComment.value.trim());
+  });
+
   el.alertClose.addEventListener('click', () => handlers.onAlertDismiss());
   el.alertRetry.addEventListener('click', () => handlers.onAlertRetry(current && current.alert && current.alert.retry));
 
@@ -368,6 +405,7 @@ export function createView(root, el, handlers) {
     renderLog(state);
     renderStart(state);
     renderAlert(state);
+    renderPeople(state);
     const ind = renderIndicators(state);
     current = state;
     const scrolls = (state.effects || []).filter((e) => e.type === 'scroll');
