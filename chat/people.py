@@ -26,6 +26,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.dispatch import Signal
 from django.utils import timezone
 
 from . import protocol
@@ -253,11 +254,19 @@ def _move(
     return Moved(True, current)
 
 
-def _wake(conversation: Conversation) -> None:
-    """Answer what waits for the agents, once committed (chat.turns.wake)."""
-    from . import turns  # the turns package imports this module
+# Sent once a hand-back is committed (kwargs: conversation_id, conversation_uuid): the
+# agents answer what waits. chat.receivers wakes the turn scheduler (which imports this
+# module, so this module does not import it).
+agents_answer_again = Signal()
 
-    transaction.on_commit(lambda: turns.wake(conversation.pk, conversation.uuid))
+
+def _wake(conversation: Conversation) -> None:
+    pk, key = conversation.pk, conversation.uuid
+    transaction.on_commit(
+        lambda: agents_answer_again.send(
+            sender=Conversation, conversation_id=pk, conversation_uuid=key
+        )
+    )
 
 
 # --- The user's side ---------------------------------------------------------------------

@@ -5,7 +5,7 @@ from django.dispatch import receiver
 from orchestrator.models import WorkflowRun
 from orchestrator.signals import human_requested, workflow_finished
 
-from . import people, services
+from . import people, services, turns
 from .enums import EscalationSource
 from .models import Conversation
 
@@ -32,3 +32,9 @@ def escalate_for_agent(sender, conversation_id, reason: str = "", **kwargs) -> d
         "open_now": status.open_now,
         "tell_the_user": status.message,
     }
+
+
+@receiver(people.agents_answer_again, sender=Conversation)
+def wake_the_agents(sender, conversation_id: int, conversation_uuid, **kwargs) -> None:
+    """A hand-back: what the user wrote meanwhile is answered now."""
+    turns.wake(conversation_id, conversation_uuid)

@@ -33,6 +33,7 @@ from .models import (
     RoutingExample,
     Workflow,
 )
+from .signals import human_requested
 
 logger = logging.getLogger(__name__)
 NOBODY_TO_ASK = "No person can be asked for from here."
@@ -347,8 +348,6 @@ def human_request(*, conversation_id: uuid.UUID, reason: str) -> dict[str, Any]:
     """An agent asks for a person (its escalate_to_human tool). The chat app does it (a
     receiver of `human_requested`: the orchestrator never imports the chat app) and says
     what happens next; without one, the agent is told nobody can be asked."""
-    from .signals import human_requested
-
     replies = human_requested.send(sender=None, conversation_id=conversation_id, reason=reason)
     answers = [reply for _, reply in replies if isinstance(reply, dict)]
     return answers[0] if answers else {"ok": False, "error": NOBODY_TO_ASK}

@@ -423,3 +423,23 @@ def test_the_status_frame_is_the_documented_shape(conversation, sam):
 def test_a_site_without_hours_is_always_open(site):
     assert Site.objects.get(pk=site.pk).opening_hours.count() == 0
     assert people.site_hours(site=site).open_at(timezone.now())
+
+
+def test_the_escalate_tool_asks_through_a_signal_and_says_when_nobody_listens(conversation):
+    from chat.receivers import escalate_for_agent
+    from orchestrator import services as orchestrator_services
+    from orchestrator.sdk.tools import STEP_EXCLUDED
+    from orchestrator.signals import human_requested
+
+    answer = orchestrator_services.human_request(
+        conversation_id=conversation.uuid, reason="Needs a refund exception"
+    )
+    assert answer["ok"] is True and answer["status"] == "waiting"
+    assert fresh(conversation).status == "waiting"
+    assert "escalate_to_human" in STEP_EXCLUDED  # no conversation is live in a workflow step
+    human_requested.disconnect(escalate_for_agent)
+    try:
+        alone = orchestrator_services.human_request(conversation_id=conversation.uuid, reason="")
+    finally:
+        human_requested.connect(escalate_for_agent)
+    assert alone == {"ok": False, "error": orchestrator_services.NOBODY_TO_ASK}
