@@ -198,10 +198,14 @@ class Moved:
 
 def _locked(conversation_id: int) -> Conversation:
     """The row, locked until the transaction ends on PostgreSQL (SQLite's IMMEDIATE
-    transactions already serialise writers; the conditional UPDATE guards both)."""
+    transactions already serialise writers; the conditional UPDATE guards both).
+
+    The owner is not joined: a SELECT ... FOR UPDATE that waited for a colleague's
+    takeover re-reads the locked row but keeps the joined rows it first saw, so a joined
+    owner would be the old one (none) beside the new owner_id; it is loaded by owner_id."""
     return (
         Conversation.objects.select_for_update(of=("self",))
-        .select_related("site", "owner")
+        .select_related("site")
         .get(pk=conversation_id)
     )
 

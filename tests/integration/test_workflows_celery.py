@@ -161,7 +161,7 @@ def test_parallel_steps_run_at_the_same_time_on_two_workers(workers, conversatio
     assert {one.worker, two.worker} and one.worker != two.worker  # two processes
     overlap = min(one.finished_at, two.finished_at) - max(one.started_at, two.started_at)
     assert overlap.total_seconds() > 0.5  # they really ran at the same time
-    assert run.duration_ms < 1800, run.duration_ms  # well under the 2 s of running them in turn
+    assert run.duration_ms < 1900, run.duration_ms  # under the 2 s of running them in turn
     entry = ContextEntry.objects.get(conversation_id=conversation.uuid, key="k")
     assert set(entry.value) == {"one", "two"}
 
