@@ -168,13 +168,15 @@ def read_message(text: str, conversation: Conversation) -> Reading:
         or bool(_ANSWERS.search(lowered))
         or bool(_CODE.search(lowered))
         or (bool(_ABOUT_US.search(lowered)) and len(content) <= 3)
-        or (conversation.agent_asked and len(content) <= 4)
     )
     # A short message with no such cue ("android", but also "gracias!") is left to the
-    # router's "nothing fits"; it still needs a clear pick to change the topic.
+    # router's "nothing fits"; it still needs a clear pick to change the topic. So does a
+    # short answer to the agent's question: that alone does not make an aside a follow-up
+    # (replies that end on "did that work?" would keep every aside with the specialist).
+    short_answer = conversation.agent_asked and len(content) <= 4
     return Reading(
         follows_up=replies or bool(_CONTINUES.search(lowered)),
-        answers=replies or len(content) <= 2,
+        answers=replies or short_answer or len(content) <= 2,
         social=False,
         yes_no=yes_no,
     )

@@ -43,9 +43,6 @@ class Policy:
     when_unsure: UnsurePolicy = UnsurePolicy.FALLBACK
     topic_change_margin: float = 0.15
     llm_available: bool = False  # the orchestrator runs on an LLM, so it can decide when unsure
-    # Read with the user's previous message, a message the router is unsure of on its own
-    # is a follow-up when the current specialist gets at least this confidence.
-    follow_up_in_context: float = 0.9
     # A message with almost no words of its own ("and how much?") changes the topic only
     # when the router is at least this sure, on it and on it read with the previous message.
     bare_topic_change: float = 0.9
@@ -165,7 +162,7 @@ class _Reader:
             and self._changes_topic(text, route, reading)
         ):
             return _Choice(str(route.agent), RoutePath.FAST, ConversationMove.TOPIC_CHANGE)
-        if not confident and self._aside(text, reading):
+        if not confident and self._aside(reading):
             return self._nobody_fits(ConversationMove.ASIDE)
         if self.current is not None:
             return _Choice(home, RoutePath.STICKY, ConversationMove.FOLLOW_UP)
@@ -191,21 +188,13 @@ class _Reader:
             return False  # read with the previous message, it stays where it was
         return route.confidence >= route.score_of(home) + self.policy.topic_change_margin
 
-    def _aside(self, text: str, reading: Reading) -> bool:
+    @staticmethod
+    def _aside(reading: Reading) -> bool:
         """Nothing fits the message (the router is not confident of anyone): it is an aside
-        unless it reads as going on with the conversation, by its words or in context."""
-        if reading.social:
-            return True
-        if reading.follows_up:
-            return False
-        earlier = self.conversation.earlier
-        if not earlier or self.home is None:
-            return True
-        together = self.router.route(f"{earlier[-1]} {text}")
-        return not (
-            together.agent == self.home.slug
-            and together.confidence >= self.policy.follow_up_in_context
-        )
+        unless its words go on with the conversation ("yes", "it still crashes", "and
+        members?"). Not read joined to the previous message: joined to a clear first
+        message, an aside scores as high as a follow-up (docs/routing.md)."""
+        return reading.social or not reading.follows_up
 
     def _nobody_fits(self, move: ConversationMove) -> _Choice:
         fallback, orchestrator = self.team.fallback, self.team.orchestrator
