@@ -183,7 +183,9 @@ def routing_conversation(
     return conversation_from_history(history, active=active, specialists=specialists)
 
 
-def trial_history(*, earlier: list[str], answered_by: str | None, text: str) -> list[dict[str, str]]:
+def trial_history(
+    *, earlier: list[str], answered_by: str | None, text: str
+) -> list[dict[str, str]]:
     """A history for "Try routing": the user's earlier messages, each answered by
     `answered_by` (the specialist the conversation was with), then the message tried."""
     history: list[dict[str, str]] = []

@@ -118,6 +118,13 @@ _ABOUT_US = re.compile(r"^\W*(?:we|we're|we've|i|i'm|i've|our|my)\b")
 # ... or that goes on from it ("and members?", "so it's prorated?"), which may also
 # bring a new topic ("and can I also get a refund?").
 _CONTINUES = re.compile(r"^\W*(?:and|or|but|so|then|what about|how about|what if)\b")
+# Words that announce another subject ("different question, ...", "also, ...", "unrelated,
+# but ..."): the message is read on its own, not joined to the previous one.
+_NEW_TOPIC = re.compile(
+    r"^\W*(?:also|unrelated|btw|by the way|side (?:note|question)|one more thing|actually|"
+    r"another (?:question|thing)|(?:a )?(?:different|separate|other) (?:question|topic|thing|"
+    r"issue|problem)|in the meantime|while i have you|oh and|and also|next question)\b"
+)
 # Words in front that change nothing ("ok so when does it go away?").
 _LEAD = re.compile(r"^\W*(?:(?:ok|okay|alright|right|well|hm+|um+|sorry|oh)\b[\s,.!]*)+")
 # Codes and versions the user reads out ("error 409", "version 5.4").
@@ -155,12 +162,15 @@ class Reading:
     answers: bool
     social: bool  # only greetings, thanks, goodbyes
     yes_no: bool = False  # it starts with a yes or a no: it answers the agent, whatever follows
+    new_topic: bool = False  # it announces another subject ("different question, ...")
 
 
 def read_message(text: str, conversation: Conversation) -> Reading:
     if is_social(text):
         return Reading(follows_up=False, answers=False, social=True)
     lowered = _LEAD.sub("", text.lower())
+    if _NEW_TOPIC.search(lowered):
+        return Reading(follows_up=False, answers=False, social=False, new_topic=True)
     content = [w for w in content_words(text) if w not in _SOCIAL]
     yes_no = bool(_YES_NO.search(lowered))
     replies = (

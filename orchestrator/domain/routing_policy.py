@@ -45,7 +45,11 @@ class Policy:
     llm_available: bool = False  # the orchestrator runs on an LLM, so it can decide when unsure
     # A message with almost no words of its own ("and how much?") changes the topic only
     # when the router is at least this sure, on it and on it read with the previous message.
-    bare_topic_change: float = 0.9
+    bare_topic_change: float = 0.95
+    # "Nothing fits" releases a sticky conversation when the router is this unsure (its
+    # confidence below this): the message is an aside unless its words go on with the
+    # conversation. Between this and the threshold the conversation stays where it is.
+    aside_below: float = 0.4
 
 
 @dataclass(frozen=True)
@@ -162,7 +166,7 @@ class _Reader:
             and self._changes_topic(text, route, reading)
         ):
             return _Choice(str(route.agent), RoutePath.FAST, ConversationMove.TOPIC_CHANGE)
-        if not confident and self._aside(reading):
+        if not confident and self._aside(route, reading):
             return self._nobody_fits(ConversationMove.ASIDE)
         if self.current is not None:
             return _Choice(home, RoutePath.STICKY, ConversationMove.FOLLOW_UP)
@@ -182,19 +186,20 @@ class _Reader:
                 and together is not None
                 and together.agent == route.agent
             )
-        if together is not None and together.agent == route.agent:
-            return True  # the new topic wins even with the previous message around it
+        if reading.new_topic or (together is not None and together.agent == route.agent):
+            return True  # announced, or the new topic wins with the previous message around it
         if together is not None and together.agent == home:
             return False  # read with the previous message, it stays where it was
         return route.confidence >= route.score_of(home) + self.policy.topic_change_margin
 
-    @staticmethod
-    def _aside(reading: Reading) -> bool:
-        """Nothing fits the message (the router is not confident of anyone): it is an aside
-        unless its words go on with the conversation ("yes", "it still crashes", "and
-        members?"). Not read joined to the previous message: joined to a clear first
-        message, an aside scores as high as a follow-up (docs/routing.md)."""
-        return reading.social or not reading.follows_up
+    def _aside(self, route: Ranking, reading: Reading) -> bool:
+        """Nothing fits the message: an aside if it is small talk, or if the router is
+        sure enough of that and the words do not go on with the conversation ("yes", "it
+        still crashes", "and members?"). Not read joined to the previous message: joined
+        to a clear first message, an aside scores as high as a follow-up (docs/routing.md)."""
+        if reading.social:
+            return True
+        return not reading.follows_up and route.confidence < self.policy.aside_below
 
     def _nobody_fits(self, move: ConversationMove) -> _Choice:
         fallback, orchestrator = self.team.fallback, self.team.orchestrator
