@@ -12,6 +12,8 @@ and scored against the expected agent.
 from __future__ import annotations
 
 import json
+import statistics
+import time
 from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -136,6 +138,7 @@ class Scores:
     fallback_expected: int = 0  # turns the fallback agent should answer (asides, off-topic)
     fallback_right: int = 0
     mistakes: list[dict[str, Any]] = field(default_factory=list)
+    timings: list[float] = field(default_factory=list)  # ms per routing decision
 
     def add(self, turn: Turn, kind: ConversationMove, decision: RoutingDecision, line: int):
         right = decision.agent == turn.expected
@@ -179,6 +182,7 @@ class Scores:
             "fallback_right": self.fallback_right,
             "person_flagged": self.person_flagged,
             "person_false_flags": self.person_false,
+            "ms_per_turn": round(statistics.median(self.timings), 2) if self.timings else None,
             "mistakes": self.mistakes,
         }
 
@@ -210,9 +214,11 @@ def _run_dialogue(
     for turn in dialogue.turns:
         history.append({"role": "user", "content": turn.text})
         conversation = conversation_from_history(history, active=active, specialists=specialists)
+        started = time.perf_counter()
         decision = decide(
             team=team, router=router, text=turn.text, policy=policy, conversation=conversation
         )
+        scores.timings.append((time.perf_counter() - started) * 1000)
         kind = turn.kind or infer_kind(expected, turn.expected, team)
         scores.add(turn, kind, decision, dialogue.line)
         expected.append(turn.expected)
@@ -267,6 +273,7 @@ def report(result: dict[str, Any], *, mistakes: bool = False) -> str:
         f"  requests for a person marked as such: {result['person_flagged']} of {person}; "
         f"other turns marked: {result['person_false_flags']}"
     )
+    lines.append(f"  ms per turn         {result['ms_per_turn']} (median, routing only)")
     if mistakes:
         lines.append("  mistakes:")
         lines += [

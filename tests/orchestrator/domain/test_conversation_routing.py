@@ -106,7 +106,7 @@ def test_an_aside_after_a_clear_first_message_is_not_read_joined_to_it():
     previous = "my tasks aren't syncing between my phone and laptop"
     text = "what's 17 times 23?"
     # Joined to the first message the aside looks on-topic; on its own nothing fits.
-    router = ScriptedRouter({text: {"tech": 0.4}, f"{previous} {text}": {"tech": 0.98}})
+    router = ScriptedRouter({text: {"tech": 0.3}, f"{previous} {text}": {"tech": 0.98}})
     history = [
         {"role": "user", "content": previous},
         {"role": "assistant", "content": "", "agent": "tech"},
