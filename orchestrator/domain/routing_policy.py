@@ -175,19 +175,19 @@ class _Reader:
     def _changes_topic(self, text: str, route: Ranking, reading: Reading) -> bool:
         """A confident pick of another specialist is a topic change unless the message,
         read with the user's previous one, stays with the current specialist."""
-        home = self.home.slug if self.home else ""
-        earlier = self.conversation.earlier
-        together = self.router.route(f"{earlier[-1]} {text}") if earlier else None
         if reading.yes_no:
             return False
+        if reading.new_topic and not reading.answers:
+            return True  # "different question, ...": read on its own
+        home = self.home.slug if self.home else ""
+        if reading.answers and route.confidence < self.policy.bare_topic_change:
+            return False
+        earlier = self.conversation.earlier
+        together = self.router.route(f"{earlier[-1]} {text}") if earlier else None
         if reading.answers:
-            return (
-                route.confidence >= self.policy.bare_topic_change
-                and together is not None
-                and together.agent == route.agent
-            )
-        if reading.new_topic or (together is not None and together.agent == route.agent):
-            return True  # announced, or the new topic wins with the previous message around it
+            return together is not None and together.agent == route.agent
+        if together is not None and together.agent == route.agent:
+            return True  # the new topic wins even with the previous message around it
         if together is not None and together.agent == home:
             return False  # read with the previous message, it stays where it was
         return route.confidence >= route.score_of(home) + self.policy.topic_change_margin
