@@ -98,7 +98,8 @@ def turn_partial_replies(*, turn: Turn) -> list[uuid.UUID]:
 
 def turn_history(*, turn: Turn) -> list[dict[str, str]]:
     """The model's input, from our own Message table: the conversation up to the message
-    being answered (newest N), oldest first."""
+    being answered (newest N), oldest first. Replies name their agent ("agent"): routing
+    reads which specialist the conversation was with before an aside."""
     rows = list(
         Message.objects.filter(
             conversation_id=turn.conversation_id,
@@ -106,10 +107,16 @@ def turn_history(*, turn: Turn) -> list[dict[str, str]]:
             role__in=[Role.USER, Role.ASSISTANT, Role.STAFF],
         )
         .order_by("-id")
-        .values_list("role", "text")[: settings.SUPERORCH_MODEL_INPUT_MESSAGES]
+        .values_list("role", "text", "agent_slug")[: settings.SUPERORCH_MODEL_INPUT_MESSAGES]
     )
     rows.reverse()
-    return [{"role": "user" if r == Role.USER else "assistant", "content": t} for r, t in rows]
+    return [_history_item(role, text, agent) for role, text, agent in rows]
+
+
+def _history_item(role: str, text: str, agent: str) -> dict[str, str]:
+    if role == Role.USER:
+        return {"role": "user", "content": text}
+    return {"role": "assistant", "content": text, "agent": agent if role == Role.ASSISTANT else ""}
 
 
 def _due():

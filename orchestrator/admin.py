@@ -63,12 +63,17 @@ class AgentProfileAdmin(admin.ModelAdmin):
         return [path("try-routing/", view, name="orchestrator_try_routing"), *super().get_urls()]
 
     def try_routing_view(self, request: HttpRequest) -> HttpResponse:
-        """Type a message, see where routing would send it and how sure it is."""
+        """Type a message, see where routing would send it and how sure it is; with the
+        user's earlier messages and who answered them, as the message of a conversation."""
         text = (request.GET.get("q") or "").strip()[:2000]
         active = request.GET.get("active") or None
+        raw_earlier = (request.GET.get("earlier") or "")[:6000]
+        earlier = [line.strip() for line in raw_earlier.splitlines() if line.strip()][-10:]
+        before = request.GET.get("before") or None
         decision = None
         if text:
-            decision = services.route_decide(text=text, active=active).as_dict()
+            history = selectors.trial_history(earlier=earlier, answered_by=before, text=text)
+            decision = services.route_decide(text=text, active=active, history=history).as_dict()
         team = selectors.team_snapshot()
         context = {
             **self.admin_site.each_context(request),
@@ -76,6 +81,9 @@ class AgentProfileAdmin(admin.ModelAdmin):
             "opts": self.model._meta,
             "q": text,
             "active": active or "",
+            "earlier": "\n".join(earlier),
+            "before": before or "",
+            "specialists": sorted(team.specialists(), key=lambda a: a.name),
             "decision": decision,
             "agents": sorted(team.agents.values(), key=lambda a: a.name),
             "names": {a.slug: a.name for a in team.agents.values()},

@@ -68,7 +68,11 @@ async def run_turn(
     try:
         # Routing is CPU work (and may train the router): never on the event loop.
         decision = await db_call_parallel(
-            services.route_decide, text=request.user_text, active=request.active_agent, team=team
+            services.route_decide,
+            text=request.user_text,
+            active=request.active_agent,
+            team=team,
+            history=request.history,
         )
     except NoAgentAvailable as exc:
         return TurnOutcome.failed(TurnErrorCode.MODEL_UNAVAILABLE, NO_AGENT, str(exc))

@@ -16,6 +16,7 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
 
 from .domain import health
+from .domain.conversation import Conversation, conversation_from_history
 from .domain.enums import AgentRole, BreakerState, RunStatus
 from .domain.routing_policy import Policy
 from .domain.team import AgentSpec, Team, WorkflowSpec
@@ -169,6 +170,30 @@ def routing_policy(*, team: Team) -> Policy:
         topic_change_margin=row.topic_change_margin,
         llm_available=uses_llm(team.orchestrator),
     )
+
+
+def routing_conversation(
+    *, team: Team, history: list[dict[str, str]] | None, active: str | None
+) -> Conversation:
+    """What routing knows of a conversation, from a turn's history (its replies name
+    their agent) and the conversation's active agent."""
+    if not history:
+        return Conversation(active=active)
+    specialists = [a.slug for a in team.agents.values() if a.role == AgentRole.SPECIALIST]
+    return conversation_from_history(history, active=active, specialists=specialists)
+
+
+def trial_history(
+    *, earlier: list[str], answered_by: str | None, text: str
+) -> list[dict[str, str]]:
+    """A history for "Try routing": the user's earlier messages, each answered by
+    `answered_by` (the specialist the conversation was with), then the message tried."""
+    history: list[dict[str, str]] = []
+    for line in earlier:
+        history.append({"role": "user", "content": line})
+        if answered_by:
+            history.append({"role": "assistant", "content": "", "agent": answered_by})
+    return [*history, {"role": "user", "content": text}]
 
 
 def in_flight_since(now: datetime | None = None) -> datetime:

@@ -246,12 +246,19 @@ def router_warm() -> None:
 
 
 def route_decide(
-    *, text: str, active: str | None = None, team: Team | None = None
+    *,
+    text: str,
+    active: str | None = None,
+    team: Team | None = None,
+    history: list[dict[str, str]] | None = None,
 ) -> RoutingDecision:
-    """The full routing decision for a message (router, stickiness, load, health,
-    "nothing fits"). A half-open breaker lets one turn through as its probe: the first
-    to claim it (a write, hence a service); the others go elsewhere."""
+    """The full routing decision for a message (router, the conversation so far, load,
+    health, "nothing fits"). `history`: the turn's history, oldest first, ending with
+    `text` (replies name their agent); without it the message is routed on its own.
+    A half-open breaker lets one turn through as its probe: the first to claim it (a
+    write, hence a service); the others go elsewhere."""
     team = team or selectors.team_snapshot()
+    conversation = selectors.routing_conversation(team=team, history=history, active=active)
     router = selectors.router_for(team)
     policy = selectors.routing_policy(team=team)
     in_flight = selectors.in_flight_counts(team=team)
@@ -261,10 +268,10 @@ def route_decide(
             team=team,
             router=router,
             text=text,
-            active=active,
             policy=policy,
             in_flight=in_flight,
             circuits=circuits,
+            conversation=conversation,
         )
         if circuits.get(decision.agent) != BreakerState.HALF_OPEN or _claim_probe(decision.agent):
             return decision

@@ -98,6 +98,18 @@ class RoutePath(StrEnum):
     STICKY = "sticky"
 
 
+class ConversationMove(StrEnum):
+    """What a message does to the conversation, as routing read it (recorded with the
+    decision; `routing_eval --dialogues` scores turns by the kind a person gave them)."""
+
+    FIRST = "first"  # no specialist yet
+    FOLLOW_UP = "follow_up"  # stays with the specialist
+    TOPIC_CHANGE = "topic_change"  # another specialist
+    ASIDE = "aside"  # fits no one: the fallback agent answers, the specialist is kept
+    RETURN = "return"  # back to the specialist the conversation was with before an aside
+    PERSON = "person"  # asks for a person (the fallback agent until staff can take over)
+
+
 class BreakerState(LabelledEnum):
     CLOSED = "closed", "Closed (healthy)"
     OPEN = "open", "Open (skipped by routing)"

@@ -106,7 +106,9 @@ Emit = Callable[[TurnUpdate], Awaitable[None]]
 class TurnRequest:
     conversation_id: uuid.UUID
     turn_id: uuid.UUID
-    history: list[dict[str, str]]  # [{"role": "user"|"assistant", "content": "..."}], oldest first
+    # [{"role": "user"|"assistant", "content": "...", "agent": slug of a reply's agent}],
+    # oldest first; routing reads the agents, the model gets role and content only.
+    history: list[dict[str, str]]
     active_agent: str | None = None  # who answered last: follow-ups start there
     page_context: dict[str, Any] = field(default_factory=dict)
     staff_note: str = ""  # what staff told the agents when they handed the conversation back

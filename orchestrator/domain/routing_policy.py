@@ -1,7 +1,9 @@
-"""Where a turn starts: the router's decision, stickiness, load awareness, "nothing fits".
+"""Where a turn starts: the router's decision read within the conversation (follow-up,
+topic change, aside, return, a request for a person), load awareness, "nothing fits".
 
 Pure logic over plain data (no ORM, no SDK), so it is easy to test and runs in a
-worker thread. The runtime calls `decide` before each turn and records the result.
+worker thread. The runtime, the admin's "Try routing" and `routing_eval --dialogues`
+call `decide` (through services.route_decide) and record the result.
 """
 
 from __future__ import annotations
@@ -10,7 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .enums import AgentRole, BreakerState, RoutePath, UnsurePolicy
+from .conversation import Conversation, Reading, read_message, wants_person
+from .enums import AgentRole, BreakerState, ConversationMove, RoutePath, UnsurePolicy
 from .exceptions import NoAgentAvailable
 from .team import AgentSpec, Team
 
@@ -40,6 +43,13 @@ class Policy:
     when_unsure: UnsurePolicy = UnsurePolicy.FALLBACK
     topic_change_margin: float = 0.15
     llm_available: bool = False  # the orchestrator runs on an LLM, so it can decide when unsure
+    # A message with almost no words of its own ("and how much?") changes the topic only
+    # when the router is at least this sure, on it and on it read with the previous message.
+    bare_topic_change: float = 0.95
+    # "Nothing fits" releases a sticky conversation when the router is this unsure (its
+    # confidence below this): the message is an aside unless its words go on with the
+    # conversation. Between this and the threshold the conversation stays where it is.
+    aside_below: float = 0.4
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,10 @@ class RoutingDecision:
     routed_to: str | None  # the router's own pick, before load checks (None: nothing fits)
     runners_up: tuple[tuple[str, float], ...] = ()
     skipped: tuple[tuple[str, str], ...] = field(default=())  # (agent, why)
+    move: ConversationMove = ConversationMove.FIRST  # how the message read in the conversation
+    # The user asked for a person: the fallback agent answers until staff can take over
+    # (the people-in-the-loop path reads this flag off the recorded decision).
+    wants_person: bool = False
 
     def as_dict(self) -> dict[str, Any]:
         return {
@@ -59,6 +73,8 @@ class RoutingDecision:
             "routed_to": self.routed_to,
             "runners_up": [[a, round(s, 4)] for a, s in self.runners_up],
             "skipped": [list(s) for s in self.skipped],
+            "move": self.move,
+            "wants_person": self.wants_person,
         }
 
 
@@ -81,16 +97,20 @@ def decide(
     team: Team,
     router: RankingSource,
     text: str,
-    active: str | None,
+    active: str | None = None,
     policy: Policy,
     in_flight: Mapping[str, int] | None = None,
     circuits: Mapping[str, str] | None = None,
+    conversation: Conversation | None = None,
 ) -> RoutingDecision:
+    """Where the turn for `text` starts. `conversation` (default: just `active`) is what
+    came before it; its `active` wins over the `active` argument."""
+    conversation = conversation or Conversation(active=active)
     route: Ranking = router.route(text)
     best, confidence = route.agent, route.confidence
     confident = best is not None and confidence >= policy.threshold
-    target, path = _first_choice(team, route, active, policy, confident=confident)
-    target, path, skipped = _available(team, target, path, in_flight or {}, circuits)
+    choice = _Reader(team, router, policy, conversation).choose(text, route)
+    target, path, skipped = _available(team, choice.agent, choice.path, in_flight or {}, circuits)
     runners_up = tuple((a, s) for a, s in route.ranked if a != best)[:3]
     return RoutingDecision(
         agent=target,
@@ -99,34 +119,104 @@ def decide(
         routed_to=best if confident else None,
         runners_up=runners_up,
         skipped=tuple(skipped),
+        move=choice.move,
+        wants_person=choice.move == ConversationMove.PERSON,
     )
 
 
-def _first_choice(
-    team: Team, route: Ranking, active: str | None, policy: Policy, *, confident: bool
-) -> tuple[str, RoutePath]:
-    """Where the turn would start if every agent were available."""
-    fallback, orchestrator = team.fallback, team.orchestrator
-    best, confidence = route.agent, route.confidence
-    current = team.get(active)
-    sticky = (
-        current if current and current.enabled and current.role == AgentRole.SPECIALIST else None
-    )
-    if sticky is not None and (
-        not confident
-        or best == sticky.slug
-        or confidence < route.score_of(sticky.slug) + policy.topic_change_margin
-    ):
-        return sticky.slug, RoutePath.STICKY
-    if confident and best is not None:
-        return best, RoutePath.FAST
-    if policy.when_unsure == UnsurePolicy.ORCHESTRATOR and policy.llm_available and orchestrator:
-        return orchestrator.slug, RoutePath.ORCHESTRATOR
-    if fallback is not None:
-        return fallback.slug, RoutePath.FALLBACK
-    if orchestrator is not None:
-        return orchestrator.slug, RoutePath.ORCHESTRATOR
-    raise NoAgentAvailable("The team has no enabled orchestrator or fallback agent.")
+@dataclass(frozen=True)
+class _Choice:
+    agent: str
+    path: RoutePath
+    move: ConversationMove
+
+
+class _Reader:
+    """Reads one message within the conversation: where it would start if every agent
+    were available (load is checked after)."""
+
+    def __init__(
+        self, team: Team, router: RankingSource, policy: Policy, conversation: Conversation
+    ) -> None:
+        self.team, self.router, self.policy, self.conversation = team, router, policy, conversation
+        self.current = _specialist(team, conversation.active)
+        # After an aside (the fallback agent answered) the conversation still belongs to
+        # the specialist it was with: the next on-topic message goes back there.
+        self.home = self.current or _specialist(team, conversation.previous_specialist)
+
+    def choose(self, text: str, route: Ranking) -> _Choice:
+        policy = self.policy
+        confident = route.agent is not None and route.confidence >= policy.threshold
+        if wants_person(text):
+            return self._nobody_fits(ConversationMove.PERSON)
+        if self.home is None:
+            move = (
+                ConversationMove.TOPIC_CHANGE
+                if self.conversation.earlier
+                else ConversationMove.FIRST
+            )
+            if confident and route.agent is not None:
+                return _Choice(route.agent, RoutePath.FAST, move)
+            return self._nobody_fits(move)
+        home = self.home.slug
+        reading = read_message(text, self.conversation)
+        if (
+            confident
+            and route.agent not in (None, home)
+            and self._changes_topic(text, route, reading)
+        ):
+            return _Choice(str(route.agent), RoutePath.FAST, ConversationMove.TOPIC_CHANGE)
+        if not confident and self._aside(route, reading):
+            return self._nobody_fits(ConversationMove.ASIDE)
+        if self.current is not None:
+            return _Choice(home, RoutePath.STICKY, ConversationMove.FOLLOW_UP)
+        return _Choice(home, RoutePath.STICKY, ConversationMove.RETURN)
+
+    def _changes_topic(self, text: str, route: Ranking, reading: Reading) -> bool:
+        """A confident pick of another specialist is a topic change unless the message,
+        read with the user's previous one, stays with the current specialist."""
+        if reading.yes_no:
+            return False
+        if reading.new_topic and not reading.answers:
+            return True  # "different question, ...": read on its own
+        home = self.home.slug if self.home else ""
+        if reading.answers and route.confidence < self.policy.bare_topic_change:
+            return False
+        earlier = self.conversation.earlier
+        together = self.router.route(f"{earlier[-1]} {text}") if earlier else None
+        if reading.answers:
+            return together is not None and together.agent == route.agent
+        if together is not None and together.agent == route.agent:
+            return True  # the new topic wins even with the previous message around it
+        if together is not None and together.agent == home:
+            return False  # read with the previous message, it stays where it was
+        return route.confidence >= route.score_of(home) + self.policy.topic_change_margin
+
+    def _aside(self, route: Ranking, reading: Reading) -> bool:
+        """Nothing fits the message: an aside if it is small talk, or if the router is
+        sure enough of that and the words do not go on with the conversation ("yes", "it
+        still crashes", "and members?"). Not read joined to the previous message: joined
+        to a clear first message, an aside scores as high as a follow-up (docs/routing.md)."""
+        if reading.social:
+            return True
+        return not reading.follows_up and route.confidence < self.policy.aside_below
+
+    def _nobody_fits(self, move: ConversationMove) -> _Choice:
+        fallback, orchestrator = self.team.fallback, self.team.orchestrator
+        policy = self.policy
+        asks_llm = policy.when_unsure == UnsurePolicy.ORCHESTRATOR and policy.llm_available
+        if move != ConversationMove.PERSON and asks_llm and orchestrator:
+            return _Choice(orchestrator.slug, RoutePath.ORCHESTRATOR, move)
+        if fallback is not None:
+            return _Choice(fallback.slug, RoutePath.FALLBACK, move)
+        if orchestrator is not None:
+            return _Choice(orchestrator.slug, RoutePath.ORCHESTRATOR, move)
+        raise NoAgentAvailable("The team has no enabled orchestrator or fallback agent.")
+
+
+def _specialist(team: Team, slug: str | None) -> AgentSpec | None:
+    spec = team.get(slug)
+    return spec if spec and spec.enabled and spec.role == AgentRole.SPECIALIST else None
 
 
 def _available(
