@@ -198,8 +198,8 @@ class TurnRunner:
 
     async def _on_route(self, event: runtime.RouteDecided) -> None:
         await db(services.turn_record_route)(turn=self.turn, decision=event.decision.as_dict())
-        # The hook for the router's "the user asks for a person" (RoutingDecision.wants_person).
-        if getattr(event.decision, "wants_person", False):
+        # The router read a request for a person (RoutingDecision.wants_person).
+        if event.decision.wants_person:
             await db(self._person_asked_for)()
 
     def _person_asked_for(self) -> None:
