@@ -57,10 +57,7 @@ def seed_knowledge(path: Path = SEED_FILE) -> KnowledgeBase:
 
 
 def database_knowledge() -> KnowledgeBase:
-    agents: dict[str, list[knowledge.Article]] = {}
-    for row in selectors.help_articles().select_related("agent"):
-        agents.setdefault(row.agent.name, []).append(selectors.article_value(row))
-    return KnowledgeBase(agents)
+    return KnowledgeBase(selectors.knowledge_by_agent())
 
 
 def read_cases(path: Path, base: KnowledgeBase) -> list[dict[str, str]]:

@@ -256,6 +256,15 @@ def help_articles() -> QuerySet[KnowledgeArticle]:
     )
 
 
+def knowledge_by_agent() -> dict[str, list[knowledge.Article]]:
+    """Every published article, by its agent's name (for `answers_eval --from-db`)."""
+    agents: dict[str, list[knowledge.Article]] = {}
+    rows = KnowledgeArticle.objects.filter(published=True).select_related("agent")
+    for row in rows.order_by("agent__name", "title"):
+        agents.setdefault(row.agent.name, []).append(article_value(row))
+    return agents
+
+
 def help_article_get(*, slug: str) -> KnowledgeArticle | None:
     return help_articles().filter(slug=slug).first()
 
