@@ -423,3 +423,24 @@ def test_composer_follows_the_servers_limits(page: Page):
     expect(user).to_have_count(1)
     expect(user).to_have_attribute("data-state", "sent")
     wait_replies(page, 1)
+
+
+def test_answers_link_to_the_help_centre_which_is_searchable(page: Page):
+    open_chat(page)
+    send_with_enter(page, CHARGED_TWICE)
+    reply = wait_replies(page, 1)
+    link = reply.locator('.so-msg__bubble a[href^="/help/"]')
+    expect(link).to_have_count(1)
+    expect(link).to_have_attribute("target", "_blank")
+    href = link.get_attribute("href")
+    assert href and "#" in href
+
+    page.goto(href)
+    expect(page.get_by_role("heading", level=1)).to_have_text(ARTICLE)
+    expect(page.locator(f'[id="{href.split("#")[1]}"]')).to_be_visible()
+    expect(page.get_by_role("main")).to_be_visible()
+
+    page.get_by_label("Search the help centre").fill("refund timing")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Results for")
+    expect(page.get_by_role("link", name="Refund policy", exact=True)).to_be_visible()
