@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import uuid
 from datetime import datetime, timedelta
@@ -34,6 +35,8 @@ from .models import (
 )
 from .router import Router, corpus_key
 from .router_store import RouterStore
+
+logger = logging.getLogger(__name__)
 
 
 class RegistryCache:
@@ -231,8 +234,54 @@ def knowledge_search(*, agent_slug: str, query: str, limit: int = 6) -> list[dic
     computed once and kept in the encoder's cache. Callers run it off the event loop.
     """
     rows = KnowledgeArticle.objects.filter(agent__slug=agent_slug, published=True)
-    index = knowledge.SectionIndex([article_value(a) for a in rows], encoder=load_encoder())
+    articles = [article_value(a) for a in rows]
+    index = knowledge.SectionIndex(articles, encoder=section_embeddings.encoder_for(articles))
     return [passage_dict(r) for r in index.rank(query, limit=limit)]
+
+
+class SectionEmbeddings:
+    """Whether a set of articles' sections are embedded yet (their vectors live in the
+    encoder's cache), and embedding them on a background thread when they are not, so
+    a turn never waits seconds for it (SUPERORCH_KNOWLEDGE_EMBEDDINGS)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready: set[int] = set()
+        self._started: set[int] = set()
+
+    def encoder_for(self, articles: list[knowledge.Article]) -> Any:
+        mode = settings.SUPERORCH_KNOWLEDGE_EMBEDDINGS
+        encoder = load_encoder() if mode != "off" and articles else None
+        if encoder is None or mode == "inline":
+            return encoder
+        key = hash(tuple(articles))
+        with self._lock:
+            if key in self._ready:
+                return encoder
+            start = key not in self._started
+            self._started.add(key)
+        if start:
+            threading.Thread(target=self._embed, args=(key, articles, encoder), daemon=True).start()
+        return None  # words only until they are ready
+
+    def _embed(self, key: int, articles: list[knowledge.Article], encoder: Any) -> None:
+        try:
+            knowledge.SectionIndex(articles, encoder=encoder)
+        except Exception:  # words only meanwhile; the next search tries again
+            logger.exception("embedding knowledge sections failed")
+            with self._lock:
+                self._started.discard(key)
+            return
+        with self._lock:
+            self._ready.add(key)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._ready.clear()
+            self._started.clear()
+
+
+section_embeddings = SectionEmbeddings()
 
 
 def passage_dict(ranked: knowledge.Ranked) -> dict[str, Any]:

@@ -38,7 +38,8 @@ def _search_knowledge(spec: AgentSpec) -> FunctionTool:
         Args:
             query: What the user asked, in their words or as keywords.
         """
-        passages = await db_call(selectors.knowledge_search, agent_slug=slug, query=query)
+        # Ranking is CPU work (BM25, an embedding): its own thread, not the shared one.
+        passages = await db_call_parallel(selectors.knowledge_search, agent_slug=slug, query=query)
         return _json({"passages": passages})
 
     return search_knowledge

@@ -268,6 +268,14 @@ SUPERORCH_DEFAULT_MODEL = env.str("SUPERORCH_DEFAULT_MODEL", default="gpt-4.1-mi
 # than longer (SUPERORCH_LOCAL_MODEL_REPLY_SECONDS; 0 = no budget).
 SUPERORCH_LOCAL_MODEL_DELAY = env.float("SUPERORCH_LOCAL_MODEL_DELAY", default=0.03)
 SUPERORCH_LOCAL_MODEL_REPLY_SECONDS = env.float("SUPERORCH_LOCAL_MODEL_REPLY_SECONDS", default=2.0)
+# Knowledge search ranks sections on words and, with the MiniLM weights, on meaning.
+# Embedding an agent's sections takes seconds (once per process and article version):
+# "background" ranks on words until they are ready, "inline" waits, "off" never embeds.
+SUPERORCH_KNOWLEDGE_EMBEDDINGS = env.str("SUPERORCH_KNOWLEDGE_EMBEDDINGS", default="background")
+if SUPERORCH_KNOWLEDGE_EMBEDDINGS not in ("background", "inline", "off"):
+    raise ImproperlyConfigured(
+        "SUPERORCH_KNOWLEDGE_EMBEDDINGS must be 'background', 'inline' or 'off'."
+    )
 # After a registry change the router retrains on a background thread and the previous one
 # answers meanwhile ("background"), or turns wait for it ("inline"; the tests use this).
 SUPERORCH_ROUTER_RETRAIN = env.str("SUPERORCH_ROUTER_RETRAIN", default="background")

@@ -1,12 +1,14 @@
 """The local offline model: it routes, searches and answers for real."""
 
 import re
+import time
 import uuid
 
 import pytest
 
 from orchestrator import runtime, selectors
-from orchestrator.knowledge import word_count
+from orchestrator.encoder import load_encoder
+from orchestrator.knowledge import Article, word_count
 from orchestrator.models import AgentProfile, KnowledgeArticle, RoutingExample
 from orchestrator.router import Router
 from orchestrator.sdk.providers.local import _CHUNK, stream_pause
@@ -157,14 +159,19 @@ def test_knowledge_search_ranks_the_matching_article_first(team):
 # --- Answers: one passage, a link to the help centre, and the next steps ---------------
 
 
-async def test_a_refund_request_gets_the_refund_steps_not_a_whole_article(team):
+@pytest.fixture
+def embeddings(settings):
+    settings.SUPERORCH_KNOWLEDGE_EMBEDDINGS = "inline"  # as a warm server ranks
+
+
+async def test_a_refund_request_gets_the_refund_steps_not_a_whole_article(team, embeddings):
     _, _, reply = await run("I'd like a refund, please", active="billing")
     assert "(/help/refund-policy/#how-to-request-a-refund)" in reply
     assert word_count(reply) <= 120
     assert "Does that answer your question?" in reply or "Did that work?" in reply
 
 
-async def test_it_still_crashes_gets_the_next_steps_not_the_same_passage(team):
+async def test_it_still_crashes_gets_the_next_steps_not_the_same_passage(team, embeddings):
     question = "The app crashes when I log in on my iPhone"
     _, _, first = await run(question, active="technical_support")
     history = [{"role": "user", "content": question}, {"role": "assistant", "content": first}]
@@ -201,3 +208,20 @@ def test_a_long_passage_streams_in_two_seconds_at_most():
     assert stream_pause(10, delay=0.03, reply_seconds=2.0) == 0.03  # short: reading pace
     assert stream_pause(10, delay=0.03, reply_seconds=0) == 0.03  # no budget
     assert stream_pause(10, delay=0, reply_seconds=2.0) == 0.0
+
+
+def test_section_embeddings_are_made_in_the_background_and_used_once_ready(settings):
+    articles = [Article(slug="a", title="Printer setup", body="## Connect\nPlug it in.")]
+    settings.SUPERORCH_KNOWLEDGE_EMBEDDINGS = "off"
+    assert selectors.section_embeddings.encoder_for(articles) is None
+    if load_encoder() is None:
+        pytest.skip("the MiniLM weights are not installed")
+    settings.SUPERORCH_KNOWLEDGE_EMBEDDINGS = "inline"
+    assert selectors.section_embeddings.encoder_for(articles) is not None
+    settings.SUPERORCH_KNOWLEDGE_EMBEDDINGS = "background"
+    selectors.section_embeddings.reset()
+    assert selectors.section_embeddings.encoder_for(articles) is None  # words only for now
+    deadline = time.monotonic() + 60
+    while selectors.section_embeddings.encoder_for(articles) is None:
+        assert time.monotonic() < deadline, "the background embedding never finished"
+        time.sleep(0.05)
