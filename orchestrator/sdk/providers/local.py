@@ -152,11 +152,11 @@ class LocalModel(Model):
             and user_text.strip()
             and not acknowledgement
         ):
-            query = answers.search_query(user_text, _turns(items[:last_user]))
+            query = answers.search_query(user_text, _turns(items[: max(last_user, 0)]))
             return _function_call("search_knowledge", {"query": query})
         if searches:
             raw = outputs.get(_get(searches[-1], "call_id"))
-            return self._answer_from_search(user_text, raw, _turns(items[:last_user]))
+            return self._answer_from_search(user_text, raw, _turns(items[: max(last_user, 0)]))
         if acknowledgement:
             return "You're welcome! Is there anything else I can help you with?"
         return self._team_overview(user_text)
