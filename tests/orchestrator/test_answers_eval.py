@@ -7,6 +7,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 DEV = Path(__file__).resolve().parents[2] / "orchestrator" / "seed" / "dev" / "answers.jsonl"
+HOLDOUT = DEV.with_name("answers_holdout.jsonl")
 
 
 def evaluate(*args):
@@ -24,6 +25,18 @@ def test_the_dev_set_is_large_enough_and_meets_the_reply_length_target():
     assert result["top1_article"] >= 0.9 and result["top1_section"] >= 0.75
     assert result["median_reply_words"] <= 120
     assert len(result["misses"]) == round(result["cases"] * (1 - result["top1_section"]))
+
+
+def test_the_held_out_set_is_labelled_and_shares_no_question_with_the_dev_set():
+    from orchestrator.answers_eval import read_cases, seed_knowledge
+
+    base = seed_knowledge()
+    held_out = read_cases(HOLDOUT, base)  # every article and section label exists
+    dev = {c["question"].casefold() for c in read_cases(DEV, base)}
+    assert len(held_out) >= 40
+    assert not [c["question"] for c in held_out if c["question"].casefold() in dev]
+    # It covers most articles, so its figure is not one article's.
+    assert len({c["article"] for c in held_out}) >= 20
 
 
 def test_database_articles_give_the_seed_figures(team):
