@@ -1,4 +1,4 @@
-"""Safe HTML for the admin: Markdown (markdown-it js-default, then nh3) for the transcript,
+"""Safe HTML for the admin and the help centre: Markdown (markdown-it js-default, then nh3) for the transcript,
 and stored JSON values rendered whatever they hold (docs/security.md: safe rendering)."""
 
 import json
@@ -7,6 +7,8 @@ from typing import Any
 import nh3
 from django.utils.html import format_html
 from markdown_it import MarkdownIt
+
+from orchestrator.knowledge import Article, split_sections
 
 from .protocol import Limits, tree_problem
 
@@ -47,6 +49,19 @@ def render_markdown(text: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
+
+
+def render_article(title: str, body: str) -> tuple[str, list[dict[str, str]]]:
+    """A knowledge article for its help centre page: the lead's safe HTML, and each
+    section's heading (plain text, escaped by the template), anchor and safe HTML. The
+    anchors are those the offline model's answers link to."""
+    lead, sections = split_sections(Article(slug="", title=title, body=body))
+    if len(sections) == 1 and not lead and sections[0].heading == title:
+        return render_markdown(sections[0].text), []
+    return render_markdown(lead), [
+        {"heading": s.heading, "anchor": s.anchor, "html": render_markdown(s.text)}
+        for s in sections
+    ]
 
 
 # --- JSON fields in the admin -----------------------------------------------------------

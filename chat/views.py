@@ -1,4 +1,4 @@
-"""Pages: the chat at /, and a health check."""
+"""Pages: the chat at /, the help centre at /help/, and a health check."""
 
 from django.conf import settings
 from django.db import connection
@@ -7,11 +7,13 @@ from django.shortcuts import render
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 
+from orchestrator import selectors as orchestrator_selectors
 from orchestrator.model_choice import offline_mode
 from superorch_site.middleware import csp_with
 
 from . import selectors
 from .origins import frame_ancestors
+from .rendering import render_article
 from .services import DEFAULT_GREETING, DEFAULT_SITE_KEY, DEFAULT_SUGGESTIONS
 
 
@@ -81,3 +83,36 @@ def healthz(request: HttpRequest) -> JsonResponse:
     with connection.cursor() as cursor:
         cursor.execute("SELECT 1")
     return JsonResponse({"status": "ok"})
+
+
+# --- The help centre: public pages of the published knowledge articles ------------------
+
+
+@require_safe
+def help_index(request: HttpRequest) -> HttpResponse:
+    """Every published article, or those matching ?q= (a GET form)."""
+    query = " ".join(request.GET.get("q", "").split())
+    context: dict = {"query": query, "max_query": orchestrator_selectors.HELP_QUERY_MAX_CHARS}
+    status = 200
+    if query:
+        try:
+            context["results"] = orchestrator_selectors.help_article_search(query=query)
+        except ValueError as exc:
+            context["error"], status = str(exc), 400
+            context["query"] = query[: orchestrator_selectors.HELP_QUERY_MAX_CHARS]
+    else:
+        context["articles"] = orchestrator_selectors.help_articles().order_by("title")
+    return render(request, "chat/help/index.html", context, status=status)
+
+
+@require_safe
+def help_article(request: HttpRequest, slug: str) -> HttpResponse:
+    article = orchestrator_selectors.help_article_get(slug=slug)
+    if article is None:
+        raise Http404("No such article.")
+    lead, sections = render_article(article.title, article.body)
+    return render(
+        request,
+        "chat/help/article.html",
+        {"article": article, "lead": lead, "sections": sections},
+    )

@@ -100,8 +100,8 @@ class AgentProfileAdmin(admin.ModelAdmin):
 
 @admin.register(KnowledgeArticle)
 class KnowledgeArticleAdmin(admin.ModelAdmin):
-    list_display = ("title", "agent", "tags", "updated_at")
-    list_filter = ("agent",)
+    list_display = ("title", "agent", "published", "slug", "updated_at")
+    list_filter = ("agent", "published")
     search_fields = ("title", "body", "tags")
 
 

@@ -6,7 +6,9 @@ import uuid
 
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.text import slugify
 
 from .domain.enums import (
     AgentRole,
@@ -163,10 +165,33 @@ class RoutingExample(models.Model):
         return self.text
 
 
+def unique_article_slug(title: str, *, exclude_pk: int | None = None) -> str:
+    """A help centre slug from the title, with -2, -3 ... when another article has it."""
+    base = slugify(title)[:200].strip("-") or "article"
+    taken = KnowledgeArticle.objects.exclude(pk=exclude_pk).filter(slug__startswith=base)
+    used = set(taken.values_list("slug", flat=True))
+    slug, n = base, 2
+    while slug in used:
+        slug, n = f"{base}-{n}", n + 1
+    return slug
+
+
 class KnowledgeArticle(models.Model):
     agent = models.ForeignKey(AgentProfile, on_delete=models.CASCADE, related_name="articles")
     title = models.CharField(max_length=200)
-    body = models.TextField(help_text="Markdown.")
+    # The article's public address on the help centre (/help/<slug>/): filled from the
+    # title when left blank, then kept, so links in old answers keep working.
+    slug = models.SlugField(
+        max_length=220,
+        unique=True,
+        blank=True,
+        help_text="Its address on the help centre; filled from the title when blank.",
+    )
+    published = models.BooleanField(
+        default=True,
+        help_text="Shown on the public help centre and used in answers.",
+    )
+    body = models.TextField(help_text="Markdown. Each ## heading starts a section.")
     tags = models.CharField(max_length=300, blank=True, help_text="Comma-separated.")
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -180,6 +205,14 @@ class KnowledgeArticle(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+    def save(self, *args, **kwargs) -> None:
+        if not self.slug:
+            self.slug = unique_article_slug(self.title, exclude_pk=self.pk)
+        super().save(*args, **kwargs)
+
+    def get_absolute_url(self) -> str:
+        return reverse("chat:help-article", kwargs={"slug": self.slug})
 
     @property
     def tag_list(self) -> list[str]:

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import math
-import re
+import logging
 import threading
 import uuid
 from datetime import datetime, timedelta
@@ -11,15 +10,17 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Count, Max, Q, QuerySet
+from django.urls import reverse
 from django.utils import timezone
 
+from . import knowledge
 from .domain import health
 from .domain.conversation import Conversation, conversation_from_history
 from .domain.enums import AgentRole, BreakerState, RunStatus
 from .domain.routing_policy import Policy
 from .domain.team import AgentSpec, Team, WorkflowSpec
+from .encoder import load_encoder
 from .model_choice import uses_llm
 from .models import (
     AgentHealth,
@@ -35,7 +36,8 @@ from .models import (
 )
 from .router import Router, corpus_key
 from .router_store import RouterStore
-from .text import tokenize
+
+logger = logging.getLogger(__name__)
 
 
 class RegistryCache:
@@ -237,68 +239,124 @@ def breaker_states() -> dict[str, str]:
 
 # --- Knowledge base -------------------------------------------------------------
 
-_WORD = re.compile(r"[A-Za-z0-9]+")
+HELP_QUERY_MAX_CHARS = 200  # a help centre search longer than this is refused in plain words
+HELP_RESULTS = 20
 
 
-def knowledge_search(*, agent_slug: str, query: str, limit: int = 3) -> list[dict[str, Any]]:
-    """Articles of one agent that match the query, best first, each with a relevance score.
+def article_value(article: KnowledgeArticle) -> knowledge.Article:
+    return knowledge.Article(
+        slug=article.slug, title=article.title, body=article.body, tags=tuple(article.tag_list)
+    )
 
-    PostgreSQL's full-text search on PostgreSQL; elsewhere TF-IDF over title, tags and body.
+
+def knowledge_search(*, agent_slug: str, query: str, limit: int = 6) -> list[dict[str, Any]]:
+    """The sections of one agent's published articles that best answer the query, best
+    first: each with its article's title, help centre link (to the section) and score.
+
+    The same ranking on every database (orchestrator/knowledge.py: BM25 and, when the
+    MiniLM weights are installed, sentence embeddings), so what `answers_eval` measures
+    is what the chat does. An agent has a few dozen sections; their embeddings are
+    computed once and kept in the encoder's cache. Callers run it off the event loop.
     """
-    articles = KnowledgeArticle.objects.filter(agent__slug=agent_slug)
-    if connection.vendor == "postgresql":
-        return _knowledge_search_postgres(articles, query, limit)
-    return _knowledge_search_tfidf(list(articles), query, limit)
+    rows = KnowledgeArticle.objects.filter(agent__slug=agent_slug, published=True)
+    articles = [article_value(a) for a in rows]
+    index = knowledge.SectionIndex(articles, encoder=section_embeddings.encoder_for(articles))
+    return [passage_dict(r) for r in index.rank(query, limit=limit)]
 
 
-def _knowledge_search_postgres(articles, query: str, limit: int) -> list[dict[str, Any]]:
-    from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
+class SectionEmbeddings:
+    """Whether a set of articles' sections are embedded yet (their vectors live in the
+    encoder's cache), and embedding them on a background thread when they are not, so
+    a turn never waits seconds for it (SUPERORCH_KNOWLEDGE_EMBEDDINGS)."""
 
-    terms = [w.lower() for w in _WORD.findall(query)][:32]
-    if not terms:
-        return []
-    search_query = SearchQuery(" | ".join(terms), search_type="raw", config="english")
-    vector = (
-        SearchVector("title", weight="A", config="english")
-        + SearchVector("tags", weight="A", config="english")
-        + SearchVector("body", weight="B", config="english")
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._ready: set[int] = set()
+        self._started: set[int] = set()
+
+    def encoder_for(self, articles: list[knowledge.Article]) -> Any:
+        mode = settings.SUPERORCH_KNOWLEDGE_EMBEDDINGS
+        encoder = load_encoder() if mode != "off" and articles else None
+        if encoder is None or mode == "inline":
+            return encoder
+        key = hash(tuple(articles))
+        with self._lock:
+            if key in self._ready:
+                return encoder
+            start = key not in self._started
+            self._started.add(key)
+        if start:
+            threading.Thread(target=self._embed, args=(key, articles, encoder), daemon=True).start()
+        return None  # words only until they are ready
+
+    def _embed(self, key: int, articles: list[knowledge.Article], encoder: Any) -> None:
+        try:
+            knowledge.SectionIndex(articles, encoder=encoder)
+        except Exception:  # words only meanwhile; the next search tries again
+            logger.exception("embedding knowledge sections failed")
+            with self._lock:
+                self._started.discard(key)
+            return
+        with self._lock:
+            self._ready.add(key)
+
+    def reset(self) -> None:
+        with self._lock:
+            self._ready.clear()
+            self._started.clear()
+
+
+section_embeddings = SectionEmbeddings()
+
+
+def passage_dict(ranked: knowledge.Ranked) -> dict[str, Any]:
+    section = ranked.section
+    article_url = reverse("chat:help-article", kwargs={"slug": section.article.slug})
+    return {
+        "title": section.article.title,
+        "slug": section.article.slug,
+        "section": section.heading,
+        "index": section.index,
+        "text": section.text,
+        "url": f"{article_url}#{section.anchor}",
+        "score": round(ranked.score, 3),
+    }
+
+
+def help_articles() -> QuerySet[KnowledgeArticle]:
+    """What the public help centre may show: published articles, no staff-only fields."""
+    return KnowledgeArticle.objects.filter(published=True).only(
+        "slug", "title", "body", "tags", "updated_at"
     )
-    rows = (
-        articles.annotate(rank=SearchRank(vector, search_query))
-        .filter(rank__gt=0.05)
-        .order_by("-rank", "title")[:limit]
-    )
-    return [_article_dict(a, float(a.rank)) for a in rows]
 
 
-def _knowledge_search_tfidf(articles: list[KnowledgeArticle], query: str, limit: int):
-    q_terms = set(tokenize(query))
-    if not q_terms or not articles:
-        return []
-    docs = [
-        (a, tokenize(f"{a.title} {a.title} {a.tags.replace(',', ' ')} {a.tags}"), tokenize(a.body))
-        for a in articles
-    ]
-    n = len(docs)
-    df = {t: sum(1 for _, head, body in docs if t in head or t in body) for t in q_terms}
-    scored = []
-    for article, head, body in docs:
-        score = 0.0
-        for term in q_terms:
-            if not df[term]:
-                continue
-            idf = math.log((n + 1) / df[term]) + 0.5
-            tf = 2.0 * head.count(term) + min(body.count(term), 5) * 0.5
-            score += idf * math.log1p(tf)
-        norm = score / math.sqrt(len(q_terms))
-        if norm >= 0.6:
-            scored.append((norm, article))
-    scored.sort(key=lambda item: (-item[0], item[1].title))
-    return [_article_dict(a, round(s, 3)) for s, a in scored[:limit]]
+def knowledge_by_agent() -> dict[str, list[knowledge.Article]]:
+    """Every published article, by its agent's name (for `answers_eval --from-db`)."""
+    agents: dict[str, list[knowledge.Article]] = {}
+    rows = KnowledgeArticle.objects.filter(published=True).select_related("agent")
+    for row in rows.order_by("agent__name", "title"):
+        agents.setdefault(row.agent.name, []).append(article_value(row))
+    return agents
 
 
-def _article_dict(article: KnowledgeArticle, score: float) -> dict[str, Any]:
-    return {"title": article.title, "body": article.body, "tags": article.tag_list, "score": score}
+def help_article_get(*, slug: str) -> KnowledgeArticle | None:
+    return help_articles().filter(slug=slug).first()
+
+
+def help_article_search(*, query: str) -> list[dict[str, Any]]:
+    """Published articles matching the query, best first, each with the best matching
+    section as its snippet (one result per article). Raises ValueError, in words a
+    visitor can read, for a query that is too long."""
+    if len(query) > HELP_QUERY_MAX_CHARS:
+        raise ValueError(f"Please search with at most {HELP_QUERY_MAX_CHARS} characters.")
+    index = knowledge.SectionIndex([article_value(a) for a in help_articles()])
+    results: dict[str, dict[str, Any]] = {}
+    for ranked in index.rank(query, limit=len(index.sections)):
+        slug = ranked.section.article.slug
+        if slug not in results:
+            snippet, cut = knowledge.trim_words(ranked.section.text, 30)
+            results[slug] = passage_dict(ranked) | {"snippet": snippet, "cut": cut}
+    return list(results.values())[:HELP_RESULTS]
 
 
 # --- Shared context -----------------------------------------------------------------

@@ -32,13 +32,15 @@ def _search_knowledge(spec: AgentSpec) -> FunctionTool:
 
     @function_tool
     async def search_knowledge(query: str) -> str:
-        """Search this agent's knowledge base articles.
+        """Search this agent's knowledge base: the article sections that best answer the
+        query, best first, each with its article's title and a help centre link.
 
         Args:
             query: What the user asked, in their words or as keywords.
         """
-        articles = await db_call(selectors.knowledge_search, agent_slug=slug, query=query)
-        return _json({"articles": articles})
+        # Ranking is CPU work (BM25, an embedding): its own thread, not the shared one.
+        passages = await db_call_parallel(selectors.knowledge_search, agent_slug=slug, query=query)
+        return _json({"passages": passages})
 
     return search_knowledge
 

@@ -263,8 +263,19 @@ SILENCED_SYSTEM_CHECKS = ["models.W040"]
 OPENAI_API_KEY = env.str("OPENAI_API_KEY", default="")
 OPENAI_BASE_URL = env.str("OPENAI_BASE_URL", default="")
 SUPERORCH_DEFAULT_MODEL = env.str("SUPERORCH_DEFAULT_MODEL", default="gpt-4.1-mini")
-# Seconds between words streamed by the local offline model (0 = as fast as possible).
+# The local offline model's streaming pace: seconds between words (0 = as fast as
+# possible), within a budget for the whole reply, so a long reply streams faster rather
+# than longer (SUPERORCH_LOCAL_MODEL_REPLY_SECONDS; 0 = no budget).
 SUPERORCH_LOCAL_MODEL_DELAY = env.float("SUPERORCH_LOCAL_MODEL_DELAY", default=0.03)
+SUPERORCH_LOCAL_MODEL_REPLY_SECONDS = env.float("SUPERORCH_LOCAL_MODEL_REPLY_SECONDS", default=2.0)
+# Knowledge search ranks sections on words and, with the MiniLM weights, on meaning.
+# Embedding an agent's sections takes seconds (once per process and article version):
+# "background" ranks on words until they are ready, "inline" waits, "off" never embeds.
+SUPERORCH_KNOWLEDGE_EMBEDDINGS = env.str("SUPERORCH_KNOWLEDGE_EMBEDDINGS", default="background")
+if SUPERORCH_KNOWLEDGE_EMBEDDINGS not in ("background", "inline", "off"):
+    raise ImproperlyConfigured(
+        "SUPERORCH_KNOWLEDGE_EMBEDDINGS must be 'background', 'inline' or 'off'."
+    )
 # After a registry change the router retrains on a background thread and the previous one
 # answers meanwhile ("background"), or turns wait for it ("inline"; the tests use this).
 SUPERORCH_ROUTER_RETRAIN = env.str("SUPERORCH_ROUTER_RETRAIN", default="background")

@@ -40,6 +40,8 @@ SUPERORCH_MODEL_RETRY_BACKOFF = 0.01
 SUPERORCH_ALERT_INTERVAL = 0  # tests evaluate alert rules themselves
 # A test that edits the registry routes with the edited one.
 SUPERORCH_ROUTER_RETRAIN = "inline"
+# Words only, so no test waits seconds for embeddings; the answer tests turn them on.
+SUPERORCH_KNOWLEDGE_EMBEDDINGS = "off"
 SUPERORCH_ROUTER_CACHE_DIR = ""  # hermetic: every test process trains its own routers
 # Generous so protocol tests are not throttled unless they ask to be.
 SUPERORCH_RATE_LIMIT = "1000/minute"

@@ -447,3 +447,24 @@ def test_talk_to_a_person_asks_for_one_and_survives_a_reload(page: Page):
     expect(page.get_by_test_id("status")).to_have_attribute("data-state", "online")
     expect(page.get_by_test_id("people-status")).to_contain_text("We have asked for a person")
     expect(page.get_by_test_id("talk-to-person")).to_be_hidden()
+
+
+def test_answers_link_to_the_help_centre_which_is_searchable(page: Page):
+    open_chat(page)
+    send_with_enter(page, CHARGED_TWICE)
+    reply = wait_replies(page, 1)
+    link = reply.locator('.so-msg__bubble a[href^="/help/"]')
+    expect(link).to_have_count(1)
+    expect(link).to_have_attribute("target", "_blank")
+    href = link.get_attribute("href")
+    assert href and "#" in href
+
+    page.goto(href)
+    expect(page.get_by_role("heading", level=1)).to_have_text(ARTICLE)
+    expect(page.locator(f'[id="{href.split("#")[1]}"]')).to_be_visible()
+    expect(page.get_by_role("main")).to_be_visible()
+
+    page.get_by_label("Search the help centre").fill("refund timing")
+    page.get_by_role("button", name="Search").click()
+    expect(page.get_by_role("heading", level=1)).to_contain_text("Results for")
+    expect(page.get_by_role("link", name="Refund policy", exact=True)).to_be_visible()

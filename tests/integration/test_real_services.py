@@ -31,7 +31,8 @@ def test_the_channel_layer_is_redis():
     assert type(get_channel_layer()).__name__ == "RedisChannelLayer"
 
 
-def test_full_text_search_uses_postgres_and_ranks_the_right_article(team):
+def test_knowledge_search_on_postgres_ranks_the_right_article(team):
+    # The same section ranking as on SQLite (orchestrator/knowledge.py), on real rows.
     results = selectors.knowledge_search(
         agent_slug="billing", query="I was charged twice for my subscription"
     )

@@ -1,13 +1,17 @@
 """The local offline model: it routes, searches and answers for real."""
 
+import re
+import time
 import uuid
 
 import pytest
 
 from orchestrator import runtime, selectors
+from orchestrator.encoder import load_encoder
+from orchestrator.knowledge import Article, word_count
 from orchestrator.models import AgentProfile, KnowledgeArticle, RoutingExample
 from orchestrator.router import Router
-from orchestrator.sdk.providers.local import condense
+from orchestrator.sdk.providers.local import _CHUNK, stream_pause
 from orchestrator.services import team_seed
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -48,7 +52,7 @@ async def test_routes_to_the_specialist_and_answers_from_its_article(team, text,
     assert outcome.final_agent.slug == agent
     assert [e.tool for e in events if isinstance(e, runtime.ToolStarted)] == ["search_knowledge"]
     assert article.lower() in reply.lower()
-    assert "Source:" in reply
+    assert "Read the" in reply and "(/help/" in reply
     # Streamed word by word, not in one piece.
     assert sum(isinstance(e, runtime.MessageDelta) for e in events) > 10
 
@@ -144,25 +148,80 @@ def test_router_ranks_and_reports_nothing_fits():
     assert router.route("sing me a song about pirates").agent is None
 
 
-def test_condense_keeps_short_articles_whole_and_headings_readable():
-    body = "Intro line.\n\n## Step one\nDo this.\n\n## Step two\nDo that."
-    assert (
-        condense(body, "anything")
-        == "Intro line.\n\n**Step one**\nDo this.\n\n**Step two**\nDo that."
-    )
-    long_body = (
-        "Opening.\n\n"
-        + "\n\n".join(f"Block {i} " + "filler " * 60 for i in range(6))
-        + "\n\nRefund details here."
-    )
-    short = condense(long_body, "refund", max_words=100)
-    assert short.startswith("Opening.") and "Refund details here." in short
-    assert len(short.split()) < len(long_body.split())
-
-
 def test_knowledge_search_ranks_the_matching_article_first(team):
     results = selectors.knowledge_search(
         agent_slug="billing", query="charged twice for my subscription"
     )
     assert results and "charged twice" in results[0]["title"].lower()
     assert selectors.knowledge_search(agent_slug="billing", query="") == []
+
+
+# --- Answers: one passage, a link to the help centre, and the next steps ---------------
+
+
+@pytest.fixture
+def embeddings(settings):
+    settings.SUPERORCH_KNOWLEDGE_EMBEDDINGS = "inline"  # as a warm server ranks
+
+
+async def test_a_refund_request_gets_the_refund_steps_not_a_whole_article(team, embeddings):
+    _, _, reply = await run("I'd like a refund, please", active="billing")
+    assert "(/help/refund-policy/#how-to-request-a-refund)" in reply
+    assert word_count(reply) <= 120
+    assert "Does that answer your question?" in reply or "Did that work?" in reply
+
+
+async def test_it_still_crashes_gets_the_next_steps_not_the_same_passage(team, embeddings):
+    question = "The app crashes when I log in on my iPhone"
+    _, _, first = await run(question, active="technical_support")
+    history = [{"role": "user", "content": question}, {"role": "assistant", "content": first}]
+    _, _, second = await run("it still crashes", active="technical_support", history=history)
+    shown = set(re.findall(r"\]\((/help/[^)]+)\)", first))
+    again = set(re.findall(r"\]\((/help/[^)]+)\)", second))
+    assert shown and again and not shown & again
+    assert all(url.startswith("/help/the-app-crashes-on-login/") for url in shown | again)
+    assert second.startswith("Here's the next thing to try")
+
+
+async def test_a_reply_streams_within_its_time_budget_at_reading_pace(team, settings, monkeypatch):
+    from orchestrator.sdk.providers import local
+
+    settings.SUPERORCH_LOCAL_MODEL_DELAY = 0.05
+    settings.SUPERORCH_LOCAL_MODEL_REPLY_SECONDS = 2.0
+    pauses = []
+
+    async def sleep(seconds):  # counted, not waited for
+        pauses.append(seconds)
+
+    monkeypatch.setattr(local.asyncio, "sleep", sleep)
+    _, events, reply = await run("How do I reset my password?", active="customer_support")
+    deltas = sum(isinstance(e, runtime.MessageDelta) for e in events)
+    assert deltas > 10 and len(pauses) >= deltas
+    assert sum(pauses) <= 2.0 + 1e-9 and max(pauses) <= 0.05
+
+
+def test_a_long_passage_streams_in_two_seconds_at_most():
+    long = " ".join(["word"] * 120)
+    chunks = len(_CHUNK.findall(long))
+    pause = stream_pause(chunks, delay=0.03, reply_seconds=2.0)
+    assert chunks * pause <= 2.0 and pause <= 0.03
+    assert stream_pause(10, delay=0.03, reply_seconds=2.0) == 0.03  # short: reading pace
+    assert stream_pause(10, delay=0.03, reply_seconds=0) == 0.03  # no budget
+    assert stream_pause(10, delay=0, reply_seconds=2.0) == 0.0
+
+
+def test_section_embeddings_are_made_in_the_background_and_used_once_ready(settings):
+    articles = [Article(slug="a", title="Printer setup", body="## Connect\nPlug it in.")]
+    settings.SUPERORCH_KNOWLEDGE_EMBEDDINGS = "off"
+    assert selectors.section_embeddings.encoder_for(articles) is None
+    if load_encoder() is None:
+        pytest.skip("the MiniLM weights are not installed")
+    settings.SUPERORCH_KNOWLEDGE_EMBEDDINGS = "inline"
+    assert selectors.section_embeddings.encoder_for(articles) is not None
+    settings.SUPERORCH_KNOWLEDGE_EMBEDDINGS = "background"
+    selectors.section_embeddings.reset()
+    assert selectors.section_embeddings.encoder_for(articles) is None  # words only for now
+    deadline = time.monotonic() + 60
+    while selectors.section_embeddings.encoder_for(articles) is None:
+        assert time.monotonic() < deadline, "the background embedding never finished"
+        time.sleep(0.05)

@@ -65,7 +65,11 @@ def build_model(choice: ModelChoice, *, agent: AgentSpec, team: Team, router: Ro
     if choice.provider == ModelProvider.LOCAL:
         assert router is not None, "the offline model needs the router"
         return LocalModel(
-            agent=agent, team=team, router=router, delay=settings.SUPERORCH_LOCAL_MODEL_DELAY
+            agent=agent,
+            team=team,
+            router=router,
+            delay=settings.SUPERORCH_LOCAL_MODEL_DELAY,
+            reply_seconds=settings.SUPERORCH_LOCAL_MODEL_REPLY_SECONDS,
         )
     if choice.provider == ModelProvider.COMPATIBLE:
         client = _client(settings.OPENAI_BASE_URL, settings.OPENAI_API_KEY)

@@ -6,10 +6,13 @@ It is a real, deterministic decision procedure, not a language model:
   (`transfer_to_<agent>`) when one fits, the fallback when nothing does, and
   keeps a follow-up with the current specialist unless another clearly fits;
 - as a specialist, it calls its `search_knowledge` tool with the user's words
-  and answers from the best-matching article, condensing it and naming it, or
-  says plainly that it has nothing relevant;
+  (and, for a follow-up, their previous messages) and answers with the one section
+  that fits best and was not shown yet in the conversation, a link to the full
+  article on the help centre and a question that moves on (orchestrator/answers.py),
+  or says plainly that it has nothing relevant;
 - as the fallback, it says what the team can help with.
-Replies stream word by word through the same SDK streaming path as any model.
+Replies stream word by word through the same SDK streaming path as any model, at a
+reading pace capped by a budget for the whole reply.
 Usage is counted in the model's own tokens (words and punctuation).
 """
 
@@ -43,11 +46,11 @@ from openai.types.responses import (
 )
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
+from ... import answers
 from ...domain.enums import AgentRole
 from ...domain.team import AgentSpec, Team
 from ...model_choice import LOCAL_MODEL_NAME
 from ...router import Router
-from ...text import tokenize
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _CHUNK = re.compile(r"\S+\s*|\s+")
@@ -55,6 +58,14 @@ _GREETING = re.compile(
     r"^\s*(hi|hello|hey|good (morning|afternoon|evening)|howdy|greetings)\b", re.IGNORECASE
 )
 _THANKS = re.compile(r"^\s*(thanks|thank you|thx|cheers|great|perfect|ok(ay)?)\b", re.IGNORECASE)
+
+
+def stream_pause(chunks: int, *, delay: float, reply_seconds: float) -> float:
+    """Seconds before each chunk: the reading pace (`delay`), shortened so that the whole
+    reply takes at most `reply_seconds` (0 or less: no budget)."""
+    if chunks <= 0 or delay <= 0:
+        return 0.0
+    return min(delay, reply_seconds / chunks) if reply_seconds > 0 else delay
 
 
 def count_tokens(text: str) -> int:
@@ -75,14 +86,33 @@ def _text_of(content: Any) -> str:
     return ""
 
 
+def _turns(items: list[Any]) -> list[answers.Turn]:
+    """The conversation's messages before the one being answered, as plain text."""
+    turns = []
+    for item in items:
+        role = _get(item, "role")
+        if role in ("user", "assistant"):
+            turns.append(answers.Turn(role, _text_of(_get(item, "content"))))
+    return turns
+
+
 class LocalModel(Model):
     """One instance per agent per turn; it knows which agent it speaks for."""
 
-    def __init__(self, *, agent: AgentSpec, team: Team, router: Router, delay: float) -> None:
+    def __init__(
+        self,
+        *,
+        agent: AgentSpec,
+        team: Team,
+        router: Router,
+        delay: float,
+        reply_seconds: float = 2.0,
+    ) -> None:
         self.agent = agent
         self.team = team
         self.router = router
         self.delay = delay
+        self.reply_seconds = reply_seconds
 
     # --- the decision ---------------------------------------------------------------
 
@@ -122,10 +152,11 @@ class LocalModel(Model):
             and user_text.strip()
             and not acknowledgement
         ):
-            return _function_call("search_knowledge", {"query": user_text[:500]})
+            query = answers.search_query(user_text, _turns(items[: max(last_user, 0)]))
+            return _function_call("search_knowledge", {"query": query})
         if searches:
             raw = outputs.get(_get(searches[-1], "call_id"))
-            return self._answer_from_search(user_text, raw)
+            return self._answer_from_search(user_text, raw, _turns(items[: max(last_user, 0)]))
         if acknowledgement:
             return "You're welcome! Is there anything else I can help you with?"
         return self._team_overview(user_text)
@@ -152,30 +183,23 @@ class LocalModel(Model):
             return by_slug[decision.agent]
         return fallback
 
-    def _answer_from_search(self, query: str, raw: Any) -> str:
+    def _answer_from_search(self, query: str, raw: Any, history: list[answers.Turn]) -> str:
         try:
             data = json.loads(raw) if isinstance(raw, str) else (raw or {})
         except (TypeError, ValueError):
             data = {}
-        articles = data.get("articles") or [] if isinstance(data, dict) else []
-        if not articles:
-            return (
-                f"I'm sorry, I couldn't find anything about that in the {self.agent.name} "
-                "knowledge base. Could you tell me a little more, for example the exact error "
-                "message or what you were trying to do? Your message is saved, so a member of "
-                "the support team can also follow up."
-            )
-        best = articles[0]
-        answer = [
-            f"Here is what our article **{best['title']}** says:",
-            "",
-            condense(best["body"], query),
-        ]
-        related = [a["title"] for a in articles[1:3]]
-        if related:
-            answer += ["", "Related articles: " + ", ".join(f"*{t}*" for t in related) + "."]
-        answer += ["", f"_Source: {self.agent.name} knowledge base, “{best['title']}”._"]
-        return "\n".join(answer)
+        passages = data.get("passages") or [] if isinstance(data, dict) else []
+        reply = answers.answer(
+            passages, user_text=query, history=history, agent_name=self.agent.name
+        )
+        if reply is not None:
+            return reply
+        return (
+            f"I'm sorry, I couldn't find anything about that in the {self.agent.name} "
+            "knowledge base. Could you tell me a little more, for example the exact error "
+            "message or what you were trying to do? Your message is saved, so a member of "
+            "the support team can also follow up."
+        )
 
     def _answer_from_workflow(self, raw: Any) -> str:
         try:
@@ -314,9 +338,11 @@ class LocalModel(Model):
             sequence_number=seq(),
             **where,
         )
-        for chunk in _CHUNK.findall(text):
-            if self.delay:
-                await asyncio.sleep(self.delay)
+        chunks = _CHUNK.findall(text)
+        pause = stream_pause(len(chunks), delay=self.delay, reply_seconds=self.reply_seconds)
+        for chunk in chunks:
+            if pause:
+                await asyncio.sleep(pause)
             yield ResponseTextDeltaEvent(
                 type="response.output_text.delta",
                 delta=chunk,
@@ -426,27 +452,3 @@ def _response(response_id: str, output: list[Any], usage: ResponseUsage | None) 
         status="completed" if usage is not None else "in_progress",
         usage=usage,
     )
-
-
-def condense(body: str, query: str, max_words: int = 320) -> str:
-    """The article itself when it is short; else its opening block plus the blocks that
-    share most words with the query, in the article's order, within about `max_words`."""
-    body = re.sub(r"^#{1,6}\s+(.+)$", r"**\1**", body.strip(), flags=re.MULTILINE)
-    blocks = [b.strip() for b in re.split(r"\n\s*\n", body) if b.strip()]
-    if not blocks:
-        return ""
-    if len(body.split()) <= max_words:
-        return "\n\n".join(blocks)
-    q = set(tokenize(query))
-    scored = sorted(range(1, len(blocks)), key=lambda i: -len(q & set(tokenize(blocks[i]))))
-    chosen = {0}
-    words = len(blocks[0].split())
-    for i in scored:
-        size = len(blocks[i].split())
-        if words + size > max_words and len(chosen) > 1:
-            continue
-        chosen.add(i)
-        words += size
-        if words >= max_words:
-            break
-    return "\n\n".join(blocks[i] for i in sorted(chosen))
