@@ -197,7 +197,7 @@ class Router:
     (`folds` more fits on parts of the corpus): a second for a registry of a few
     hundred texts, some seconds for ten thousand once their embeddings are cached
     (the encoder keeps them by text, so a retrain after an edit encodes only the new
-    texts). Call it from a worker thread. Routing one message takes about 10 ms.
+    texts). Call it from a worker thread. Routing one message takes 10-20 ms of CPU.
     """
 
     threshold = 0.5  # confidence at the calibrated operating point
