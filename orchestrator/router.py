@@ -5,24 +5,23 @@ descriptions) and from the fallback agent's examples (messages that fit no
 specialist). It runs on the CPU, offline, in a worker thread; docs/routing.md
 explains the method and docs/research/routing.md how it was chosen.
 
-Method (docs/research/routing.md has the measurements):
+Method, measured on CLINC150 (docs/research/routing.md):
 
 * Features: word 1-2-gram and character 2-5-gram TF-IDF, concatenated with half
   the all-MiniLM-L6-v2 sentence embedding (orchestrator/encoder.py; TF-IDF only
   when the weights are not installed).
-* Classifier: a linear SVM (one-vs-rest) over the agents plus one fallback class
-  when the registry has fallback examples. It is as accurate on CLINC150 as the
-  previous pseudo-intent logistic regression and trains in a tenth of the time.
-* "Nothing fits" score for agent a, a sum of z-scores: a's SVM margin (over the
-  fallback class's score when there is one) and the mean cosine of the 5 nearest
-  examples of a.
-* Threshold, by cross-validation that holds out whole *topics*: in each fold some
-  agents are left out of training and their examples stand in for out-of-scope
-  messages, alongside the fallback examples (grouped by topic, one group per fold),
-  while held-out rows of the other agents measure in-scope accuracy. A message of a
-  topic the registry has never seen is exactly what the live router must reject, so
-  the estimate is not flattered by fallback examples that resemble the training
-  ones. The threshold balances in-scope accuracy against recall (choose_threshold).
+* Classes: each agent's examples are split into up to 8 "pseudo-intents" by
+  KMeans in embedding space, plus one explicit fallback class; a multinomial
+  logistic regression is trained over them. An agent's logit is the logsumexp of
+  its pseudo-intents' logits.
+* "Nothing fits" score for agent a, as a weighted sum of z-scores: the margin of
+  a's logit over the fallback class (weight 1.5) and the mean cosine of the 5
+  nearest examples of a (weight 1). The components and weights were chosen by
+  5-fold cross-validation on the CLINC150 training examples, never on the dev
+  cases (docs/research/routing.md). The z statistics and the threshold are fitted by
+  cross-validation on the training documents themselves (fallback examples that
+  are about one topic stay in one fold, so the estimate is not flattered). The
+  threshold balances in-scope accuracy against fallback recall (choose_threshold).
 * confidence = sigmoid((score - threshold) / 2): 0.5 is the calibrated operating
   point, `Router.threshold`.
 """
@@ -30,174 +29,141 @@ Method (docs/research/routing.md has the measurements):
 from __future__ import annotations
 
 import hashlib
+import os
 import warnings
 from collections.abc import Iterable, Mapping
 
 import numpy as np
+from joblib import Parallel, delayed
 from scipy.sparse import csr_matrix, hstack
-from sklearn.cluster import AgglomerativeClustering
-from sklearn.feature_extraction.text import CountVectorizer
+from sklearn.cluster import AgglomerativeClustering, KMeans
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import StratifiedGroupKFold
 from sklearn.preprocessing import normalize
-from sklearn.svm import LinearSVC
 
 from .domain.routing_policy import Ranking
 from .encoder import MiniLMEncoder, load_encoder
 
 FALLBACK = "__fallback__"
-# Out-of-scope signals and their weights in the score. (Choosing the margin's weight per
-# registry by its own cross-validation was tried: no better; docs/research/routing.md.)
-COMPONENTS = {"margin": 1.0, "knn": 1.0}
+# Out-of-scope signals and their weights in the score.
+COMPONENTS = {"margin": 1.5, "knn": 1.0}
 EMBEDDING_WEIGHT = 0.5
-C = 1.0
+MAX_PSEUDO_INTENTS = 8
+EXAMPLES_PER_PSEUDO_INTENT = 50
 KNN = 5
-FOLDS = 5
+C = 30.0
 # Fallback examples closer than this (cosine distance, average linkage) count as one topic
 # and stay in one cross-validation fold.
 FALLBACK_TOPIC_DISTANCE = 0.7
-# The operating point aims at both targets at once; see choose_threshold. KEEP is the share
-# of correctly routed in-scope messages the threshold may not reject (0.97 in-scope accuracy
-# from a classifier that is right 98.5 % of the time).
-TARGET_KEEP = 0.985
+# The operating point aims at both targets at once; see choose_threshold.
+TARGET_IN_SCOPE = 0.97
 TARGET_RECALL = 0.90
-# Similarities are computed this many query rows at a time (a 15k x 15k float matrix
-# would need 900 MB).
-BLOCK = 2048
-
-
-class _Ngrams:
-    """Word 1-2-gram and character 2-5-gram counts of the training corpus, counted once.
-
-    A cross-validation fold's TF-IDF is a column selection of them: the n-grams its
-    training rows contain (at least twice for characters on a big corpus) weighted by
-    the idf of those rows: what a vectorizer fitted on the fold alone would give, n-grams
-    unseen in training being dropped from held-out texts as they would be live, without
-    counting the corpus six times.
-    """
-
-    def __init__(self, texts: list[str]) -> None:
-        self.vectorizers = _vectorizers()
-        self.counts = [v.fit_transform(texts).tocsr() for v in self.vectorizers]
-        self.min_df = (1, 2 if len(texts) > 200 else 1)
-
-    def rows(self, rows: np.ndarray) -> list[csr_matrix]:
-        return [counts[rows] for counts in self.counts]
-
-
-def _vectorizers(vocabularies=(None, None)) -> list[CountVectorizer]:
-    words, chars = vocabularies
-    return [
-        CountVectorizer(ngram_range=(1, 2), vocabulary=words),
-        CountVectorizer(analyzer="char_wb", ngram_range=(2, 5), vocabulary=chars),
-    ]
 
 
 class _Model:
     """One fitted classifier with its kNN memory (the router's, and one per CV fold)."""
 
     def __init__(
-        self, ngrams: _Ngrams, rows: np.ndarray, labels: np.ndarray, emb: np.ndarray | None
+        self, texts: list[str], labels: np.ndarray, emb: np.ndarray | None, seed: int
     ) -> None:
-        labels, emb = labels[rows], None if emb is None else emb[rows]
         self.agents = sorted({str(label) for label in labels if label != FALLBACK})
-        self.vectorizers = ngrams.vectorizers
-        self.keep, self.idf = [], []
-        for counts, min_df in zip(ngrams.rows(rows), ngrams.min_df, strict=True):
-            df = np.bincount(counts.indices, minlength=counts.shape[1])
-            keep = np.where(df >= min_df)[0]
-            self.keep.append(keep)
-            self.idf.append(np.log((1 + len(rows)) / (1 + df[keep])) + 1)
-        tfidf = self._tfidf(ngrams.rows(rows))
-        self._fit_classifier(tfidf, labels.astype(str), emb)
-        # kNN memory: the in-scope examples and, per agent, their rows.
-        inside = np.where(labels != FALLBACK)[0]
-        self.memory = emb[inside] if emb is not None else tfidf[inside]
-        owners = labels[inside].astype(str)
-        self.members = [np.where(owners == a)[0] for a in self.agents]
-
-    def _tfidf(self, counts: list[csr_matrix]) -> csr_matrix:
-        """Sublinear tf x idf, each block L2-normalised, then the whole row."""
-        blocks = []
-        for block, keep, idf in zip(counts, self.keep, self.idf, strict=True):
-            block = block[:, keep] if keep is not None else block.copy()
-            block = block.astype(np.float64)
-            block.data = 1.0 + np.log(block.data)
-            blocks.append(normalize(block.multiply(idf).tocsr()))
-        return normalize(hstack(blocks).tocsr())
-
-    def compact(self) -> None:
-        """Count only the n-grams this model kept (smaller to save, faster to route)."""
-        names = [v.get_feature_names_out() for v in self.vectorizers]
-        self.vectorizers = _vectorizers(
-            tuple(n[k].tolist() for n, k in zip(names, self.keep, strict=True))
+        self.words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True)
+        self.chars = TfidfVectorizer(
+            analyzer="char_wb",
+            ngram_range=(2, 5),
+            sublinear_tf=True,
+            min_df=2 if len(texts) > 200 else 1,
         )
-        self.keep = [None, None]
-
-    def _fit_classifier(self, tfidf, labels: np.ndarray, emb: np.ndarray | None) -> None:
-        classes = sorted(set(labels))
-        self.w = None
-        if len(classes) < 2:  # one agent and no fallback examples: kNN alone
-            return
-        features = tfidf if emb is None else hstack([tfidf, csr_matrix(EMBEDDING_WEIGHT * emb)])
-        clf = LinearSVC(C=C, tol=1e-3).fit(features.tocsr(), labels)
-        coef, bias = clf.coef_, clf.intercept_
-        if coef.shape[0] == 1:  # two classes: sklearn keeps one row, for classes_[1]
-            coef, bias = np.vstack([-coef[0], coef[0]]), np.array([-bias[0], bias[0]])
-        self.n_tfidf = tfidf.shape[1]
-        self.w = np.ascontiguousarray(coef.T)
+        tfidf = normalize(
+            hstack([self.words.fit_transform(texts), self.chars.fit_transform(texts)]).tocsr()
+        )
+        classes = labels.astype(object).copy()
         if emb is not None:
-            self.w[self.n_tfidf :] *= EMBEDDING_WEIGHT
-        self.bias = bias
-        order = list(clf.classes_)
-        self.agent_cols = np.array([order.index(a) for a in self.agents], dtype=int)
-        self.fallback_col = order.index(FALLBACK) if FALLBACK in order else None
+            for agent in self.agents:
+                rows = np.where(labels == agent)[0]
+                k = min(MAX_PSEUDO_INTENTS, max(1, len(rows) // EXAMPLES_PER_PSEUDO_INTENT))
+                if k > 1:
+                    km = KMeans(k, n_init=1, random_state=seed).fit(emb[rows])
+                    classes[rows] = [f"{agent}#{c}" for c in km.labels_]
+        classes = classes.astype(str)
+        self.single = len(set(classes)) < 2
+        n_tfidf = tfidf.shape[1]
+        if not self.single:
+            features = tfidf if emb is None else hstack([tfidf, csr_matrix(EMBEDDING_WEIGHT * emb)])
+            clf = LogisticRegression(C=C, max_iter=3000).fit(features.tocsr(), classes)
+            owner = np.array([c.split("#")[0] for c in clf.classes_], dtype=object)
+            coef, bias = clf.coef_, clf.intercept_
+            if coef.shape[0] == 1:  # two classes: sklearn keeps one row
+                coef = np.vstack([-coef[0], coef[0]]) / 2
+                bias = np.array([-bias[0], bias[0]]) / 2
+            self.w_tfidf = np.ascontiguousarray(coef[:, :n_tfidf].T)
+            self.w_emb = (
+                np.ascontiguousarray(coef[:, n_tfidf:].T * EMBEDDING_WEIGHT)
+                if emb is not None
+                else None
+            )
+            self.bias = bias
+            self.fallback_col = next((i for i, a in enumerate(owner) if a == FALLBACK), None)
+            self.agent_cols = [np.where(owner == a)[0] for a in self.agents]
+        # kNN memory: the in-scope examples, grouped by agent (sorted labels).
+        rows = np.where(labels != FALLBACK)[0]
+        rows = rows[np.argsort(labels[rows].astype(str), kind="stable")]
+        self.memory = emb[rows] if emb is not None else tfidf[rows]
+        sorted_labels = labels[rows].astype(str)
+        segments = [
+            (np.searchsorted(sorted_labels, a, "left"), np.searchsorted(sorted_labels, a, "right"))
+            for a in self.agents
+        ]
+        width = max(end - start for start, end in segments)
+        sentinel = len(rows)  # a column of -inf appended at query time
+        self.knn_index = np.full((len(self.agents), width), sentinel, dtype=np.int64)
+        for j, (start, end) in enumerate(segments):
+            self.knn_index[j, : end - start] = np.arange(start, end)
+        self.knn_k = np.array([min(KNN, end - start) for start, end in segments])
 
     def components(self, texts: list[str], emb: np.ndarray | None) -> dict[str, np.ndarray]:
-        """Per text and agent: the agent's SVM score and the "fits" components."""
-        return self.components_of_counts([v.transform(texts) for v in self.vectorizers], emb)
-
-    def components_of_counts(self, counts: list[csr_matrix], emb: np.ndarray | None) -> dict:
-        tfidf = self._tfidf(counts)
-        n = tfidf.shape[0]
-        if self.w is None:
-            logit = margin = np.zeros((n, len(self.agents)))
+        """Per text and agent: the agent logit and the "fits" components."""
+        tfidf = normalize(hstack([self.words.transform(texts), self.chars.transform(texts)]))
+        n, n_agents = tfidf.shape[0], len(self.agents)
+        if self.single:
+            logit = np.zeros((n, n_agents))
+            margin = np.zeros((n, n_agents))
         else:
-            z = np.asarray(tfidf @ self.w[: self.n_tfidf]) + self.bias
-            if emb is not None:
-                z = z + emb.astype(np.float64) @ self.w[self.n_tfidf :]
-            logit = z[:, self.agent_cols]
-            margin = logit if self.fallback_col is None else logit - z[:, [self.fallback_col]]
+            z = np.asarray(tfidf @ self.w_tfidf) + self.bias
+            if self.w_emb is not None:
+                z = z + emb.astype(np.float64) @ self.w_emb
+            logit = np.empty((n, n_agents))
+            for j, cols in enumerate(self.agent_cols):
+                zc = z[:, cols]
+                top = zc.max(1)
+                logit[:, j] = top + np.log(np.exp(zc - top[:, None]).sum(1))
+            fallback = z[:, self.fallback_col] if self.fallback_col is not None else 0.0
+            margin = logit - (fallback[:, None] if self.fallback_col is not None else 0.0)
         sims = emb @ self.memory.T if emb is not None else (tfidf @ self.memory.T).toarray()
-        knn = np.empty((n, len(self.agents)))
-        for j, members in enumerate(self.members):
-            k = min(KNN, len(members))
-            knn[:, j] = -np.partition(-sims[:, members], k - 1, axis=1)[:, :k].mean(1)
+        sims = np.concatenate([sims, np.full((n, 1), -np.inf, dtype=sims.dtype)], 1)
+        grouped = sims[:, self.knn_index]
+        k_max = int(self.knn_k.max())
+        if grouped.shape[2] > k_max:
+            grouped = -np.partition(-grouped, k_max - 1, axis=2)[:, :, :k_max]
+        grouped = -np.sort(-grouped, axis=2)
+        knn = np.empty((n, n_agents))
+        for j, k in enumerate(self.knn_k):
+            knn[:, j] = grouped[:, j, :k].mean(1)
         return {"logit": logit, "margin": margin, "knn": knn}
-
-    def blocked_components(self, counts: list[csr_matrix], emb: np.ndarray | None) -> dict:
-        n = counts[0].shape[0]
-        parts = [
-            self.components_of_counts(
-                [c[start : start + BLOCK] for c in counts],
-                None if emb is None else emb[start : start + BLOCK],
-            )
-            for start in range(0, n, BLOCK)
-        ]
-        return {key: np.concatenate([p[key] for p in parts]) for key in parts[0]}
 
 
 # Bump when a change here makes routers saved by older code wrong (see router_store).
-ROUTER_FORMAT = 2
+ROUTER_FORMAT = 1
 
 
 class Router:
     """Routes a message to one of the agents it was trained on, or to nothing.
 
     `documents` maps agent slug to its texts; `fallback_examples` are messages that
-    fit no agent. Training fits the classifier and then calibrates by cross-validation
-    (`folds` more fits on parts of the corpus): a second for a registry of a few
-    hundred texts, some seconds for ten thousand once their embeddings are cached
-    (the encoder keeps them by text, so a retrain after an edit encodes only the new
-    texts). Call it from a worker thread. Routing one message takes 10-20 ms of CPU.
+    fit no agent. Training fits the classifier and then calibrates by k-fold
+    cross-validation (five more fits), so it takes a while on big corpora: call it
+    from a worker thread. Routing one message takes about 10 ms.
     """
 
     threshold = 0.5  # confidence at the calibrated operating point
@@ -207,8 +173,6 @@ class Router:
         state = self.__dict__.copy()
         state["encoder"] = None
         state["_had_encoder"] = self.encoder is not None
-        for key in ("_texts", "_labels", "_emb", "_ngrams"):  # training data: not needed to route
-            state.pop(key, None)
         return state
 
     def __setstate__(self, state: dict) -> None:
@@ -226,9 +190,19 @@ class Router:
         *,
         embeddings: bool | None = None,
         seed: int = 0,
-        folds: int = FOLDS,
+        folds: int = 5,
     ) -> None:
-        texts, labels = _corpus(documents, fallback_examples)
+        texts: list[str] = []
+        labels: list[str] = []
+        for slug, docs in documents.items():
+            for text in docs:
+                if text and text.strip():
+                    texts.append(text)
+                    labels.append(slug)
+        for text in fallback_examples:
+            if text and text.strip():
+                texts.append(text)
+                labels.append(FALLBACK)
         if not any(label != FALLBACK for label in labels):
             raise ValueError("The router needs at least one agent with routing text.")
         self.encoder: MiniLMEncoder | None = None
@@ -243,62 +217,74 @@ class Router:
         self._texts = texts
         self._labels = np.asarray(labels, dtype=object)
         self._emb = self.encoder.encode(texts) if self.encoder is not None else None
-        self._ngrams = _Ngrams(texts)
-        self.model = _Model(self._ngrams, np.arange(len(texts)), self._labels, self._emb)
+        self.model = _Model(texts, self._labels, self._emb, seed)
         self.agents: list[str] = self.model.agents
         self.calibration = self._calibrate(folds)
-        self.model.compact()
-        del self._ngrams  # training data only
 
     # --- calibration ---------------------------------------------------------------
 
+    def _folds(self, folds: int) -> list[tuple[np.ndarray, np.ndarray]]:
+        y = self._labels.astype(str)
+        groups = np.arange(len(y))
+        fallback = np.where(y == FALLBACK)[0]
+        if self._emb is not None and len(fallback) > 2:
+            topics = AgglomerativeClustering(
+                n_clusters=None,
+                distance_threshold=FALLBACK_TOPIC_DISTANCE,
+                metric="cosine",
+                linkage="average",
+            ).fit(self._emb[fallback])
+            groups[fallback] = len(y) + topics.labels_
+        _, counts = np.unique(y, return_counts=True)
+        folds = int(max(2, min(folds, counts.max())))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # classes smaller than the number of folds
+            splitter = StratifiedGroupKFold(folds, shuffle=True, random_state=self.seed)
+            return list(splitter.split(np.zeros(len(y)), y, groups))
+
+    def _out_of_fold(self, folds: int) -> dict[str, np.ndarray]:
+        y = self._labels
+        emb = self._emb
+        splits = [(tr, te) for tr, te in self._folds(folds) if (y[tr] != FALLBACK).any()]
+        jobs = [
+            delayed(_fold_components)(
+                [self._texts[i] for i in train],
+                y[train],
+                None if emb is None else emb[train],
+                [self._texts[i] for i in test],
+                None if emb is None else emb[test],
+                self.seed,
+            )
+            for train, test in splits
+        ]
+        # Big corpora: one process per fold, as many as there are cores.
+        n_jobs = min(len(jobs), os.cpu_count() or 1) if len(y) > 3000 else 1
+        results = Parallel(n_jobs=n_jobs)(jobs)
+        oof = {k: np.full((len(y), len(self.agents)), -1e9) for k in ("logit", *COMPONENTS)}
+        for (_, test), (fold_agents, parts) in zip(splits, results, strict=True):
+            cols = [self.agents.index(a) for a in fold_agents]
+            for key in oof:
+                block = np.full((len(test), len(self.agents)), -1e9)
+                block[:, cols] = parts[key]
+                oof[key][test] = block
+        return oof
+
     def _calibrate(self, folds: int) -> dict[str, float]:
-        """z statistics and threshold from out-of-fold scores (see topic_folds)."""
-        gold, best, parts = self._out_of_fold(folds)
-        rows = np.arange(len(gold))
-        in_scope = gold != FALLBACK
+        y = self._labels
+        in_scope = y != FALLBACK
+        oof = self._out_of_fold(folds)
+        best = oof["logit"].argmax(1)
+        rows = np.arange(len(y))
         calibration: dict[str, float] = {}
         for key in COMPONENTS:
-            values = parts[key][rows, best][in_scope]
+            values = oof[key][rows, best][in_scope]
+            values = values[values > -1e8]
             calibration[f"{key}_mean"] = float(values.mean()) if len(values) else 0.0
             calibration[f"{key}_std"] = float(values.std()) + 1e-6 if len(values) > 1 else 1.0
-        score = self._score(parts, calibration)[rows, best]
+        score = self._score(oof, calibration)[rows, best]
         predicted = np.asarray(self.agents, dtype=object)[best]
-        calibration["threshold"] = choose_threshold(predicted, score, gold)
-        calibration["cases"] = float(len(gold))
+        calibration["threshold"] = choose_threshold(predicted, score, y)
         return calibration
-
-    def _out_of_fold(self, folds: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-        """Every held-out case with its gold label (FALLBACK for a left-out topic), the
-        fold model's best agent (an index into self.agents) and its components."""
-        y, emb = self._labels, self._emb
-        golds, bests, collected = [], [], {k: [] for k in COMPONENTS}
-        for train, test_in, test_out in topic_folds(y, emb, folds, self.seed):
-            if not (y[train] != FALLBACK).any():
-                continue
-            test = np.concatenate([test_in, test_out])
-            model = _Model(self._ngrams, train, y, emb)
-            parts = model.blocked_components(self._ngrams.rows(test), _rows(emb, test))
-            cols = np.array([self.agents.index(a) for a in model.agents])
-            bests.append(cols[parts["logit"].argmax(1)])
-            local = parts["logit"].argmax(1)
-            for key in COMPONENTS:
-                full = np.full((len(test), len(self.agents)), -1e9)
-                full[np.arange(len(test)), bests[-1]] = parts[key][np.arange(len(test)), local]
-                collected[key].append(full)
-            golds.append(np.concatenate([y[test_in], np.full(len(test_out), FALLBACK)]))
-        if not golds:  # a single agent with a single example: nothing to hold out
-            n = len(self.agents)
-            return (
-                np.array([self.agents[0]], dtype=object),
-                np.zeros(1, int),
-                {k: np.zeros((1, n)) for k in COMPONENTS},
-            )
-        return (
-            np.concatenate(golds).astype(object),
-            np.concatenate(bests),
-            {k: np.concatenate(v) for k, v in collected.items()},
-        )
 
     @staticmethod
     def _score(parts: Mapping[str, np.ndarray], calibration: Mapping[str, float]) -> np.ndarray:
@@ -333,94 +319,21 @@ class Router:
         return self._decide(parts["logit"][0], self._score(parts, self.calibration)[0], candidates)
 
 
-def _corpus(
-    documents: Mapping[str, Iterable[str]], fallback_examples: Iterable[str]
-) -> tuple[list[str], list[str]]:
-    texts: list[str] = []
-    labels: list[str] = []
-    for slug, docs in documents.items():
-        for text in docs:
-            if text and text.strip():
-                texts.append(text)
-                labels.append(slug)
-    for text in fallback_examples:
-        if text and text.strip():
-            texts.append(text)
-            labels.append(FALLBACK)
-    return texts, labels
-
-
-def _rows(emb: np.ndarray | None, rows: np.ndarray) -> np.ndarray | None:
-    return None if emb is None else emb[rows]
-
-
-def topic_folds(
-    labels: np.ndarray, emb: np.ndarray | None, folds: int, seed: int
-) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """(train, in-scope test, out-of-scope test) row indices per fold.
-
-    Fold f leaves out a group of whole agents (their rows become out-of-scope cases:
-    topics the fold's model has never seen), one topic group of the fallback examples
-    (also out-of-scope), and a 1/folds share of the remaining agents' rows (in-scope
-    cases). With a single agent only rows and fallback topics are held out.
-    """
-    y = labels.astype(str)
-    rng = np.random.default_rng(seed)
-    agents = sorted(set(y) - {FALLBACK})
-    folds = int(max(2, min(folds, max(len(agents), (y != FALLBACK).sum()))))
-    agent_group = dict(zip(agents, rng.permutation(len(agents)) % folds, strict=True))
-    left_out = np.array([agent_group.get(label, -1) for label in y])
-    if len(agents) < 2:
-        left_out[:] = -1
-    row_fold = rng.permutation(len(y)) % folds
-    fallback = np.where(y == FALLBACK)[0]
-    topic = _fallback_topics(emb, fallback)
-    topic_fold = rng.permutation(max(topic, default=-1) + 1) % folds
-    result = []
-    for f in range(folds):
-        out_fb = fallback[topic_fold[topic] == f] if len(fallback) else fallback
-        out_agents = np.where(left_out == f)[0]
-        test_in = np.where((y != FALLBACK) & (left_out != f) & (row_fold == f))[0]
-        held = np.zeros(len(y), bool)
-        held[np.concatenate([out_fb, out_agents, test_in])] = True
-        result.append((np.where(~held)[0], test_in, np.concatenate([out_agents, out_fb])))
-    return result
-
-
-def _fallback_topics(emb: np.ndarray | None, fallback: np.ndarray) -> np.ndarray:
-    """A topic number per fallback example: near-paraphrases share one."""
-    if emb is None or len(fallback) < 3:
-        return np.arange(len(fallback))
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return (
-            AgglomerativeClustering(
-                n_clusters=None,
-                distance_threshold=FALLBACK_TOPIC_DISTANCE,
-                metric="cosine",
-                linkage="average",
-            )
-            .fit(emb[fallback])
-            .labels_
-        )
+def _fold_components(train_texts, train_labels, train_emb, test_texts, test_emb, seed):
+    model = _Model(train_texts, train_labels, train_emb, seed)
+    return model.agents, model.components(test_texts, test_emb)
 
 
 def choose_threshold(predicted: np.ndarray, score: np.ndarray, gold: np.ndarray) -> float:
     """The score below which a message goes to the fallback, from out-of-fold cases.
 
-    With out-of-scope cases: the threshold that maximises the smaller of the two margins
-    kept - TARGET_KEEP and fallback recall - TARGET_RECALL, where kept is the share of
-    the correctly routed in-scope cases it lets through. Measured against the
-    classifier's own accuracy, not against 1: on a small registry the fold models are
-    often wrong (a few examples per agent), and an absolute target would then spend
-    all the room on in-scope accuracy and reject almost nothing. Without out-of-scope
-    cases: reject the lowest 2 % of in-scope cases.
+    With fallback examples: the threshold that maximises the smaller of the two margins
+    in-scope accuracy - TARGET_IN_SCOPE and fallback recall - TARGET_RECALL. Without
+    any: reject the lowest 2 % of in-scope cases.
     """
     gold = np.asarray(gold, dtype=object)
     in_scope = gold != FALLBACK
     n_in, n_out = int(in_scope.sum()), int((~in_scope).sum())
-    if n_in == 0:  # every held-out case was out of scope: accept nothing it scored
-        return float(np.max(score)) + 1e-6
     if n_out == 0:
         return float(np.quantile(score[in_scope], 0.02))
     correct = (np.asarray(predicted, dtype=object) == gold) & in_scope
@@ -430,11 +343,9 @@ def choose_threshold(predicted: np.ndarray, score: np.ndarray, gold: np.ndarray)
     below = np.searchsorted(ordered, thresholds, side="left")  # cases rejected per threshold
     rejected_oos = np.concatenate([[0], np.cumsum(~in_scope[order])])[below]
     rejected_ok = np.concatenate([[0], np.cumsum(correct[order])])[below]
-    kept = (correct.sum() - rejected_ok) / max(int(correct.sum()), 1)
+    accuracy = (correct.sum() - rejected_ok) / n_in
     recall = rejected_oos / n_out
-    worst = np.minimum(kept - TARGET_KEEP, recall - TARGET_RECALL)
-    # Ties (a plateau where no case changes side) go to the threshold with most of both.
-    best = int(np.lexsort((kept + recall, worst))[-1])
+    best = int(np.argmax(np.minimum(accuracy - TARGET_IN_SCOPE, recall - TARGET_RECALL)))
     return float(thresholds[best])
 
 

@@ -1,5 +1,4 @@
-"""The out-of-scope detector: topics never seen in training, its cross-validated
-threshold, the cost of training, and routing_eval's cross-domain protocols."""
+"""routing_eval's cross-domain protocols: leave domains out, CLINC150's own splits."""
 
 import json
 
@@ -7,10 +6,7 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from orchestrator import router as router_module
-from orchestrator.router import FALLBACK, Router, choose_threshold, topic_folds
-
-# A small registry, about the size of the seed team's agents, and no fallback examples.
+# A small registry, about the size of the seed team's agents.
 REGISTRY = {
     "billing": [
         "I was charged twice this month",
@@ -43,81 +39,6 @@ REGISTRY = {
         "remove a user from our team",
     ],
 }
-OFF_TOPIC = [
-    "what's a good recipe for banana bread",
-    "who won the football world cup in 2010",
-    "what will the weather be like in Paris tomorrow",
-    "recommend me a novel about space travel",
-    "how tall is mount everest",
-]
-
-
-@pytest.fixture(scope="module")
-def router():
-    return Router(REGISTRY)
-
-
-def test_a_small_registry_without_fallback_examples_rejects_topics_it_never_saw(router):
-    for text in OFF_TOPIC:
-        assert router.route(text).agent is None, text
-    assert router.route("my card was charged two times").agent == "billing"
-    assert router.route("the mobile app keeps crashing").agent == "tech"
-    assert router.route("I can't remember my password").agent == "account"
-
-
-def test_the_threshold_comes_from_folds_that_leave_whole_agents_out(router):
-    labels = np.array([a for a, texts in REGISTRY.items() for _ in texts], dtype=object)
-    folds = topic_folds(labels, None, 5, seed=0)
-    left_out = set()
-    for train, test_in, test_out in folds:
-        trained = set(labels[train])
-        assert not trained & set(labels[test_out])  # an unseen topic, not unseen rows
-        assert set(labels[test_in]) <= trained
-        assert not set(train) & (set(test_in) | set(test_out))
-        left_out |= set(labels[test_out])
-    assert left_out == set(REGISTRY)  # every agent stands in for out-of-scope once
-    # Calibration scored every held-out case: in-scope rows and left-out agents' rows.
-    assert router.calibration["cases"] > len(labels)
-
-
-def test_choose_threshold_balances_kept_in_scope_cases_against_recall():
-    gold = np.array(["a"] * 100 + [FALLBACK] * 20, dtype=object)
-    predicted = np.array(["a"] * 120, dtype=object)
-    score = np.concatenate([np.linspace(1, 2, 100), np.linspace(-1, 0.5, 20)])
-    threshold = choose_threshold(predicted, score, gold)
-    assert 0.5 < threshold <= 1.0  # rejects every out-of-scope case, keeps all in-scope
-    # Nothing out of scope to learn from: reject the lowest 2 % of in-scope cases.
-    in_only = choose_threshold(predicted[:100], score[:100], gold[:100])
-    assert in_only == pytest.approx(np.quantile(score[:100], 0.02))
-
-
-def test_training_counts_the_corpus_once_and_fits_one_classifier_per_fold(monkeypatch):
-    fits, counts = [], []
-    real_svc, real_counter = router_module.LinearSVC, router_module.CountVectorizer
-
-    class CountedSVC(real_svc):
-        def fit(self, X, y):
-            fits.append(X.shape[0])
-            return super().fit(X, y)
-
-    class CountedVectorizer(real_counter):
-        def fit_transform(self, raw, y=None):
-            counts.append(len(raw))
-            return super().fit_transform(raw, y)
-
-    monkeypatch.setattr(router_module, "LinearSVC", CountedSVC)
-    monkeypatch.setattr(router_module, "CountVectorizer", CountedVectorizer)
-    small = Router(REGISTRY, embeddings=False, folds=3)
-    n = sum(len(t) for t in REGISTRY.values())
-    assert len(fits) == 1 + 3 and fits[0] == n and max(fits[1:]) < n
-    assert counts == [n, n]  # words and characters, counted once for all folds
-    # The saved router counts only the n-grams its classifier has weights for.
-    assert len(small.model.vectorizers[1].vocabulary) == small.model.w.shape[0] - len(
-        small.model.vectorizers[0].vocabulary
-    )
-
-
-# --- routing_eval's cross-domain protocols ----------------------------------------
 
 
 def _jsonl(path, rows):
