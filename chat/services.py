@@ -340,6 +340,13 @@ def assistant_message_create(
     return message
 
 
+def message_answered(*, message_id: int) -> None:
+    """A message needs no agent's answer any more (a request for a person answered it)."""
+    Message.objects.filter(pk=message_id, status=MessageStatus.PENDING).update(
+        status=MessageStatus.ANSWERED, retry_at=None
+    )
+
+
 def turn_finish(
     *,
     turn: Turn,

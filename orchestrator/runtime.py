@@ -77,6 +77,8 @@ async def run_turn(
     except NoAgentAvailable as exc:
         return TurnOutcome.failed(TurnErrorCode.MODEL_UNAVAILABLE, NO_AGENT, str(exc))
     await emit(RouteDecided(decision))
+    if decision.wants_person and request.people:
+        return TurnOutcome.for_people()
     shared = await db_call(selectors.context_visible, conversation_id=request.conversation_id)
     try:
         built = build_team(

@@ -95,6 +95,7 @@ class TurnRunner:
             active_agent=conversation.active_agent or None,
             page_context=conversation.page_context or {},
             staff_note=conversation.handback_note,
+            people=True,
         )
 
     async def _answer(self, request: runtime.TurnRequest) -> runtime.TurnOutcome:
@@ -203,12 +204,16 @@ class TurnRunner:
             await db(self._person_asked_for)()
 
     def _person_asked_for(self) -> None:
+        """The conversation waits for a person (the status frame tells the user what
+        happens next), and no agent answers this message: it is answered by the request,
+        so a hand-back does not route it to a person again."""
         conversation = selectors.conversation_get(conversation_id=self.turn.conversation_id)
         people.request_human(
             conversation=conversation,
             reason="The user asked for a person.",
             source=EscalationSource.WORDS,
         )
+        services.message_answered(message_id=self.turn.reply_to_id)
 
     async def _on_message_done(self, event: runtime.MessageDone) -> None:
         if await db(people.person_owns)(conversation_id=self.turn.conversation_id):

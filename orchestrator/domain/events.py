@@ -112,6 +112,9 @@ class TurnRequest:
     active_agent: str | None = None  # who answered last: follow-ups start there
     page_context: dict[str, Any] = field(default_factory=dict)
     staff_note: str = ""  # what staff told the agents when they handed the conversation back
+    # People can take the conversation: when the user asks for a person, no agent answers
+    # (the caller hands the conversation to staff on RouteDecided).
+    people: bool = False
 
     @property
     def user_text(self) -> str:
@@ -131,3 +134,8 @@ class TurnOutcome:
     @classmethod
     def failed(cls, code: TurnErrorCode, message: str, detail: str) -> TurnOutcome:
         return cls(TurnResult.ERROR, None, {}, code, message, detail)
+
+    @classmethod
+    def for_people(cls) -> TurnOutcome:
+        """The user asked for a person: the turn ends without an agent's answer."""
+        return cls(TurnResult.OK, None, {})
