@@ -144,7 +144,9 @@ def test_routing_eval_dialogues_explains_bad_files(tmp_path, content, message, d
 
 
 def test_routing_eval_needs_cases_or_dialogues(tmp_path, db):
-    with pytest.raises(CommandError, match="Give --examples and --cases, --clinc-full, or --dialogues"):
+    with pytest.raises(
+        CommandError, match="Give --examples and --cases, --clinc-full, or --dialogues"
+    ):
         call_command("routing_eval")
     with pytest.raises(CommandError, match="Cannot read"):
         call_command("routing_eval", "--dialogues", tmp_path / "nope.jsonl")
