@@ -36,6 +36,7 @@ from .models import (
 )
 from .router import Router, corpus_key
 from .router_store import RouterStore
+from .text import plain_text
 
 logger = logging.getLogger(__name__)
 
@@ -355,6 +356,7 @@ def help_article_search(*, query: str) -> list[dict[str, Any]]:
         slug = ranked.section.article.slug
         if slug not in results:
             snippet, cut = knowledge.trim_words(ranked.section.text, 30)
+            snippet = plain_text(snippet)
             results[slug] = passage_dict(ranked) | {"snippet": snippet, "cut": cut}
     return list(results.values())[:HELP_RESULTS]
 

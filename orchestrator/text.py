@@ -1,9 +1,16 @@
 """Word tokens for keyword matching (knowledge search, article condensing): lower-cased,
-stop words dropped, a light suffix stemmer. The router has its own features."""
+stop words dropped, a light suffix stemmer. The router has its own features. And the
+plain text of Markdown, for snippets."""
 
 from __future__ import annotations
 
+import html
 import re
+
+import nh3
+from markdown_it import MarkdownIt
+
+_MARKDOWN = MarkdownIt("commonmark")
 
 _TOKEN = re.compile(r"[a-z0-9]+")
 _STOP_WORDS = """
@@ -26,3 +33,10 @@ def stem(word: str) -> str:
 
 def tokenize(text: str) -> list[str]:
     return [stem(w) for w in _TOKEN.findall(text.lower()) if w not in _STOP]
+
+
+def plain_text(markdown: str) -> str:
+    """What a reader sees of a Markdown text, without its markers (a search snippet):
+    rendered, every tag dropped, entities decoded, whitespace joined."""
+    rendered = nh3.clean(_MARKDOWN.render(markdown), tags=set())
+    return " ".join(html.unescape(rendered).split())

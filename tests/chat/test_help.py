@@ -6,6 +6,7 @@ import pytest
 
 from orchestrator.models import AgentProfile, KnowledgeArticle
 from orchestrator.selectors import HELP_QUERY_MAX_CHARS
+from orchestrator.text import plain_text
 
 HOSTILE = (
     "Intro <script>alert('lead')</script>\n\n"
@@ -101,3 +102,9 @@ def test_slugs_stay_unique_when_two_agents_share_a_title(team):
     article.title = "Renamed"
     article.save()
     assert article.slug == "refund-policy-2"  # links in old answers keep working
+
+
+def test_search_snippets_are_plain_text_without_markdown_markers():
+    assert plain_text("- **New:** cancel within **30 days** & [see](https://x.y)") == (
+        "New: cancel within 30 days & see"
+    )
