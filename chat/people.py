@@ -30,7 +30,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from . import protocol
-from .broadcast import broadcast_on_commit, turn_cancel_request
+from .broadcast import broadcast_on_commit, staff_changed_on_commit, turn_cancel_request
 from .enums import ConversationStatus, EscalationSource
 from .hours import Hours, Span, back_words
 from .models import (
@@ -255,6 +255,7 @@ def _move(
         )
         current.refresh_from_db()
         broadcast_on_commit(current.uuid, status_frame(conversation=current), status=to)
+        staff_changed_on_commit(current.uuid, to)
     return Moved(True, current)
 
 
