@@ -305,6 +305,19 @@ def user_wrote(*, conversation_id: int) -> Moved | None:
     )
 
 
+def user_message_to_staff(*, conversation_id: int) -> None:
+    """A user's message in a conversation waiting for or with a person: every staff inbox
+    re-reads its list (the last message, the unread count). Conversations the agents
+    answer change the list only with their status, so their traffic costs the inbox nothing."""
+    row = (
+        Conversation.objects.filter(pk=conversation_id, status__in=(WAITING, HUMAN))
+        .values_list("uuid", "status")
+        .first()
+    )
+    if row is not None:
+        staff_changed_on_commit(*row)
+
+
 def after_turn_error(*, conversation_id: int) -> Moved | None:
     """After SUPERORCH_ESCALATE_AFTER_ERRORS turns in a row ended in error (each after
     its retries and fallbacks): no model can answer, a person is asked for."""

@@ -15,8 +15,15 @@
   var watched = split ? split.getAttribute("data-conversation") : null;
   var retryMs = 1000;
 
+  var timers = {};
+
+  // Events that come in a burst (a user typing fast, many takeovers) cost one re-read.
   function fire(name) {
-    if (window.htmx) window.htmx.trigger(document.body, name);
+    if (timers[name]) return;
+    timers[name] = setTimeout(function () {
+      timers[name] = null;
+      if (window.htmx) window.htmx.trigger(document.body, name);
+    }, 150);
   }
 
   function updateTitle() {

@@ -103,8 +103,10 @@ async def test_a_watched_conversations_user_message_reaches_the_staff_socket(
     assert await recv(socket) == {"type": "watching", "conversation": ready["conversation"]}
 
     await send(chat, {"type": "message.send", "id": "c-1", "text": "Is anyone there?"})
-    frame = await recv(socket)
-    assert frame["type"] == "message.ack" and frame["message"]["text"] == "Is anyone there?"
+    frames = [await recv(socket), await recv(socket)]  # the list's change, and the message
+    ack = next(f for f in frames if f["type"] == "message.ack")
+    assert ack["message"]["text"] == "Is anyone there?"
+    assert {f["type"] for f in frames} == {"message.ack", "inbox.changed"}
 
 
 async def test_bad_staff_frames_are_answered_in_plain_words(team, session_of, staff_socket):
@@ -117,3 +119,15 @@ async def test_bad_staff_frames_are_answered_in_plain_words(team, session_of, st
     assert (await recv(socket))["message"] == "No such conversation."
     await socket.send_to(text_data="x" * 600)
     assert (await recv(socket))["message"] == "Send a JSON object: watch or ping."
+
+
+async def test_a_users_message_to_a_person_refreshes_every_inbox_list(
+    team, connect, session_of, staff_socket
+):
+    chat, ready = await open_session(connect)
+    await send(chat, {"type": "human.request"})
+    assert (await recv(chat))["status"] == "waiting"
+    socket, _ = await staff_socket(await session_of("sam"))
+    await send(chat, {"type": "message.send", "id": "c-1", "text": "Hello?"})
+    frame = await recv(socket)
+    assert (frame["type"], frame["status"]) == ("inbox.changed", "waiting")
