@@ -29,6 +29,9 @@ from .origins import origin_allowed
 logger = logging.getLogger(__name__)
 db = database_sync_to_async
 FRAME_CHARS = 500  # a staff client frame is tiny; anything longer is refused
+INBOX_CHANGED = "inbox.changed"
+# The staff socket's own frame types (not the chat protocol's; docs/people.md).
+FRAMES = frozenset({"watch", "watching", INBOX_CHANGED, "ping", "pong", "error"})
 
 
 def _is_staff(user: Any) -> bool:
@@ -100,5 +103,5 @@ class StaffConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=event["text"])
 
     async def staff_changed(self, event: dict[str, Any]) -> None:
-        frame = {"type": "inbox.changed", "conversation": event["conversation"]}
+        frame = {"type": INBOX_CHANGED, "conversation": event["conversation"]}
         await self.send(text_data=json.dumps({**frame, "status": event["status"]}))
