@@ -28,6 +28,10 @@ def conversation_group(conversation_uuid: uuid.UUID | str) -> str:
     return f"chat.{conversation_uuid}"
 
 
+STAFF_GROUP = "staff"  # every staff inbox socket joins it: the list changed
+STAFF_EVENT = "staff.changed"  # the group event StaffConsumer.staff_changed relays
+
+
 def turn_control_group(conversation_uuid: uuid.UUID | str) -> str:
     """The task running a conversation's turn listens here (for turn.cancel)."""
     return f"turnctl.{conversation_uuid}"
@@ -58,6 +62,13 @@ def broadcast_on_commit(
     text = frame.encode()
     meta = {STATUS: str(status)} if status is not None else {}
     transaction.on_commit(lambda: async_to_sync(_send_text)(conversation_uuid, text, **meta))
+
+
+def staff_changed_on_commit(conversation_uuid: uuid.UUID | str, status: str) -> None:
+    """Tell every staff inbox, once committed, that a conversation's status changed (a new
+    waiting conversation among them): the inbox re-reads its list. Sync code only."""
+    event = {"type": STAFF_EVENT, "conversation": str(conversation_uuid), "status": str(status)}
+    transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(STAFF_GROUP, event))
 
 
 async def turn_cancel_request(conversation_uuid: uuid.UUID | str) -> None:

@@ -14,7 +14,7 @@ from . import selectors
 from .origins import origin_allowed
 
 
-def _origin(scope: dict[str, Any]) -> str | None:
+def scope_origin(scope: dict[str, Any]) -> str | None:
     for name, value in scope.get("headers", []):
         if name == b"origin":
             return value.decode("latin-1")
@@ -45,6 +45,6 @@ class OriginValidator:
         self.application = application
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
-        if scope["type"] == "websocket" and not await origin_permitted(_origin(scope)):
+        if scope["type"] == "websocket" and not await origin_permitted(scope_origin(scope)):
             return await deny(receive, send)
         return await self.application(scope, receive, send)

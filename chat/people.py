@@ -30,7 +30,7 @@ from django.dispatch import Signal
 from django.utils import timezone
 
 from . import protocol
-from .broadcast import broadcast_on_commit, turn_cancel_request
+from .broadcast import broadcast_on_commit, staff_changed_on_commit, turn_cancel_request
 from .enums import ConversationStatus, EscalationSource
 from .hours import Hours, Span, back_words
 from .models import (
@@ -255,6 +255,7 @@ def _move(
         )
         current.refresh_from_db()
         broadcast_on_commit(current.uuid, status_frame(conversation=current), status=to)
+        staff_changed_on_commit(current.uuid, to)
     return Moved(True, current)
 
 
@@ -302,6 +303,19 @@ def user_wrote(*, conversation_id: int) -> Moved | None:
     return _move(
         conversation_id, to=BOT, allowed=(RESOLVED,), source=EscalationSource.REOPEN, owner=None
     )
+
+
+def user_message_to_staff(*, conversation_id: int) -> None:
+    """A user's message in a conversation waiting for or with a person: every staff inbox
+    re-reads its list (the last message, the unread count). Conversations the agents
+    answer change the list only with their status, so their traffic costs the inbox nothing."""
+    row = (
+        Conversation.objects.filter(pk=conversation_id, status__in=(WAITING, HUMAN))
+        .values_list("uuid", "status")
+        .first()
+    )
+    if row is not None:
+        staff_changed_on_commit(*row)
 
 
 def after_turn_error(*, conversation_id: int) -> Moved | None:

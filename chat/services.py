@@ -189,6 +189,7 @@ def message_receive(
         return Message.objects.get(conversation=conversation, client_id=client_id), False
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     people.user_wrote(conversation_id=conversation.pk)  # a resolved conversation reopens
+    people.user_message_to_staff(conversation_id=conversation.pk)
     conversation_wake_queued(conversation_id=conversation.pk)
     return message, True
 

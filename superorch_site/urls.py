@@ -9,6 +9,7 @@ admin.site.index_title = "Agents, conversations and runs"
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("staff/", include("chat.inbox_urls")),
     path("metrics", metrics_view, name="metrics"),
     path("", include("chat.urls")),
 ]

@@ -1,0 +1,107 @@
+"""The staff inbox's WebSocket (/ws/staff/): the list's changes (the `staff` group) and
+the frames of the conversation a member of staff has open. Transport only.
+
+Only a logged-in, active member of staff (the session cookie, channels' AuthMiddleware)
+from one of this app's own origins (SUPERORCH_APP_ORIGINS) may open it: a customer site's
+origin, allowed for the chat socket, is refused here, so no other page can open a socket
+with a staff member's cookie. Client frames: `{"type": "watch", "conversation": uuid}`
+(follow that conversation; one at a time) and `{"type": "ping"}` (answered `pong`); every
+frame refreshes the staff member's presence (people.staff_seen), which the user's
+expected wait counts.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from . import inbox, people
+from .broadcast import STAFF_GROUP, conversation_group
+from .handshake import scope_origin
+from .origins import origin_allowed
+
+logger = logging.getLogger(__name__)
+db = database_sync_to_async
+FRAME_CHARS = 500  # a staff client frame is tiny; anything longer is refused
+INBOX_CHANGED = "inbox.changed"
+# The staff socket's own frame types (not the chat protocol's; docs/people.md).
+FRAMES = frozenset({"watch", "watching", INBOX_CHANGED, "ping", "pong", "error"})
+
+
+def _is_staff(user: Any) -> bool:
+    return bool(user and user.is_authenticated and user.is_active and user.is_staff)
+
+
+class StaffConsumer(AsyncWebsocketConsumer):
+    watching: str | None = None  # the conversation group this socket follows
+
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        origin = scope_origin(self.scope)
+        if not _is_staff(user) or not (
+            origin and origin_allowed(origin, settings.SUPERORCH_APP_ORIGINS)
+        ):
+            await self.close()  # before accept: the handshake is refused (HTTP 403)
+            return
+        await self.channel_layer.group_add(STAFF_GROUP, self.channel_name)
+        await self.accept()
+        await db(people.staff_seen)(user=user)
+
+    async def disconnect(self, code: int) -> None:
+        await self.channel_layer.group_discard(STAFF_GROUP, self.channel_name)
+        await self._unwatch()
+
+    async def _unwatch(self) -> None:
+        if self.watching:
+            group, self.watching = self.watching, None
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def _error(self, message: str) -> None:
+        await self.send(text_data=json.dumps({"type": "error", "message": message}))
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        try:
+            frame = json.loads(text_data or "") if len(text_data or "") <= FRAME_CHARS else None
+        except ValueError:
+            frame = None
+        if not isinstance(frame, dict):
+            await self._error("Send a JSON object: watch or ping.")
+            return
+        await db(people.staff_seen)(user=self.scope["user"])
+        if frame.get("type") == "ping":
+            await self.send(text_data=json.dumps({"type": "pong"}))
+        elif frame.get("type") == "watch":
+            await self._watch(frame.get("conversation"))
+        else:
+            await self._error("Unknown frame type: send watch or ping.")
+
+    async def _watch(self, key: Any) -> None:
+        try:
+            key = uuid.UUID(str(key))
+        except ValueError:
+            await self._error("That is not a conversation id.")
+            return
+        if await db(inbox.inbox_conversation)(key=key) is None:
+            await self._error("No such conversation.")
+            return
+        await self._unwatch()
+        self.watching = conversation_group(key)
+        await self.channel_layer.group_add(self.watching, self.channel_name)
+        await self.send(text_data=json.dumps({"type": "watching", "conversation": str(key)}))
+
+    # --- group events ------------------------------------------------------------------
+
+    async def chat_frame(self, event: dict[str, Any]) -> None:
+        """A frame of the conversation on screen (chat.broadcast), relayed as it is:
+        agents' output included, so staff see a turn stream."""
+        await self.send(text_data=event["text"])
+
+    async def staff_changed(self, event: dict[str, Any]) -> None:
+        frame = {"type": INBOX_CHANGED, "conversation": event["conversation"]}
+        await self.send(text_data=json.dumps({**frame, "status": event["status"]}))

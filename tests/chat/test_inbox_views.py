@@ -1,0 +1,261 @@
+"""The staff inbox pages (/staff/): who may see them, the list's order and unread counts,
+the search, each action through chat.people and its refusal in plain words, and CSRF."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
+from django.urls import reverse
+from django.utils import timezone
+
+from chat import inbox, people, services
+from chat.models import Conversation, Message, StaffNote
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def site(db):
+    return services.site_ensure_default()
+
+
+def open_conversation(site, *texts: str, name: str = "") -> Conversation:
+    conversation, _, _ = services.conversation_open(
+        site=site, token=None, user={"name": name} if name else {}, context={}
+    )
+    for text in texts:
+        Message.objects.create(conversation=conversation, role="user", text=text)
+    return conversation
+
+
+def staff_user(username: str, first_name: str = "", **extra):
+    return get_user_model().objects.create_user(
+        username, password="x", is_staff=True, first_name=first_name, **extra
+    )
+
+
+@pytest.fixture
+def sam():
+    return staff_user("sam", "Sam")
+
+
+@pytest.fixture
+def ana():
+    return staff_user("ana", "Ana")
+
+
+@pytest.fixture
+def client_of():
+    def make(user) -> Client:
+        client = Client()
+        client.force_login(user)
+        return client
+
+    return make
+
+
+def fresh(conversation: Conversation) -> Conversation:
+    return Conversation.objects.select_related("owner").get(pk=conversation.pk)
+
+
+def url(name: str, conversation: Conversation | None = None) -> str:
+    return reverse(f"staff:{name}", args=[conversation.uuid] if conversation else [])
+
+
+# --- Who may see it -----------------------------------------------------------------------
+
+
+def test_anonymous_visitors_are_sent_to_the_login_page(site):
+    conversation = open_conversation(site, "hello")
+    for page in (url("inbox"), url("conversation", conversation)):
+        response = Client().get(page)
+        assert response.status_code == 302
+        assert response["Location"].startswith(reverse("admin:login") + "?next=")
+    response = Client().post(url("takeover", conversation))
+    assert response.status_code == 302 and fresh(conversation).status == "bot"
+
+
+def test_a_logged_in_user_who_is_not_staff_is_refused(site, client_of):
+    conversation = open_conversation(site, "hello")
+    user = get_user_model().objects.create_user("joe", password="x")
+    client = client_of(user)
+    assert client.get(url("inbox")).status_code == 403
+    assert client.post(url("takeover", conversation)).status_code == 403
+    assert fresh(conversation).status == "bot"
+
+
+def test_an_unknown_conversation_is_404(sam, client_of):
+    response = client_of(sam).get("/staff/c/00000000-0000-0000-0000-000000000000/")
+    assert response.status_code == 404
+
+
+# --- The list -------------------------------------------------------------------------------
+
+
+def test_waiting_come_first_longest_waiting_first_then_human_bot_resolved(site, sam, client_of):
+    bot = open_conversation(site, "just browsing")
+    resolved = open_conversation(site, "thanks")
+    people.staff_resolve(conversation=resolved, staff=sam)
+    human = open_conversation(site, "billing")
+    people.staff_take_over(conversation=human, staff=sam)
+    later = open_conversation(site, "a person please")
+    people.request_human(conversation=later, source="user")
+    earlier = open_conversation(site, "a human now")
+    people.request_human(conversation=earlier, source="user")
+    Conversation.objects.filter(pk=earlier.pk).update(
+        status_changed_at=timezone.now() - timedelta(minutes=10)
+    )
+
+    rows = list(inbox.inbox_conversations())
+    assert [c.pk for c in rows] == [earlier.pk, later.pk, human.pk, bot.pk, resolved.pk]
+    page = client_of(sam).get(url("inbox")).content.decode()
+    positions = [page.index(f'data-conversation="{c.uuid}"') for c in rows]
+    assert positions == sorted(positions)
+    assert 'data-waiting="2"' in page
+
+
+def test_the_list_shows_the_last_message_the_owner_and_unread_counts(site, sam):
+    conversation = open_conversation(site, "first", "second", name="Dana")
+    people.staff_take_over(conversation=conversation, staff=sam)
+    row = inbox.inbox_conversations()[0]
+    assert (row.last_text, row.unread, row.owner.username) == ("second", 2, "sam")
+
+    people.staff_reply(conversation=conversation, staff=sam, text="On it.")
+    Message.objects.create(conversation=conversation, role="user", text="thanks!")
+    row = inbox.inbox_conversations()[0]
+    assert (row.last_text, row.unread) == ("thanks!", 1)
+
+
+def test_search_finds_conversations_by_message_text(site, sam, client_of):
+    refund = open_conversation(site, "I want a REFUND for May")
+    open_conversation(site, "password reset")
+    assert [c.pk for c in inbox.inbox_conversations(query="refund for")] == [refund.pk]
+
+    page = client_of(sam).get(url("inbox"), {"q": "  refund   for "}).content.decode()
+    assert f'data-conversation="{refund.uuid}"' in page
+    assert "password reset" not in page
+    nothing = client_of(sam).get(url("inbox"), {"q": "nowhere"}).content.decode()
+    assert "No conversation has a message with these words." in nothing
+
+
+def test_a_search_that_is_too_long_is_refused_in_plain_words(sam, client_of):
+    response = client_of(sam).get(url("inbox"), {"q": "x" * (inbox.QUERY_MAX_CHARS + 1)})
+    assert response.status_code == 400
+    assert "The search is too long (201 characters; at most 200)." in response.content.decode()
+
+
+def test_htmx_gets_the_list_partial_only(site, sam, client_of):
+    open_conversation(site, "hello")
+    response = client_of(sam).get(url("inbox"), headers={"HX-Request": "true"})
+    body = response.content.decode()
+    assert body.lstrip().startswith('<section id="inbox-list"') and "<html" not in body
+
+
+# --- The conversation page and its actions ------------------------------------------------
+
+
+def test_the_conversation_page_shows_the_transcript_safely_and_the_notes(site, sam, client_of):
+    conversation = open_conversation(site, "<script>alert(1)</script> **bold**")
+    Message.objects.create(
+        conversation=conversation, role="assistant", agent_name="Billing", text="Hi there"
+    )
+    StaffNote.objects.create(conversation=conversation, author=sam, text="VIP customer")
+    page = client_of(sam).get(url("conversation", conversation)).content.decode()
+    assert "<script>alert(1)</script>" not in page
+    assert "<strong>bold</strong>" in page
+    assert "Billing" in page and "Hi there" in page and "VIP customer" in page
+
+    partial = client_of(sam).get(
+        url("conversation", conversation), {"part": "transcript"}, headers={"HX-Request": "true"}
+    )
+    assert partial.content.decode().lstrip().startswith('<ol id="transcript"')
+
+
+def test_take_over_reply_hand_back_and_resolve(site, sam, client_of):
+    conversation = open_conversation(site, "I need a person")
+    people.request_human(conversation=conversation, source="user")
+    client = client_of(sam)
+
+    response = client.post(url("takeover", conversation), follow=True)
+    assert "You have taken the conversation over." in response.content.decode()
+    assert (fresh(conversation).status, fresh(conversation).owner_id) == ("human", sam.pk)
+
+    response = client.post(url("reply", conversation), {"text": "  Hello, Sam here. "})
+    assert response.status_code == 302
+    staff = Message.objects.get(conversation=conversation, role="staff")
+    assert (staff.text, staff.agent_name) == ("Hello, Sam here.", "Sam")
+
+    client.post(url("handback", conversation), {"note": "Refund approved; tell them 3 days."})
+    assert fresh(conversation).status == "bot"
+    assert fresh(conversation).handback_note == "Refund approved; tell them 3 days."
+
+    client.post(url("resolve", conversation))
+    assert fresh(conversation).status == "resolved"
+
+
+def test_a_takeover_of_a_colleagues_conversation_is_refused_in_plain_words(
+    site, sam, ana, client_of
+):
+    conversation = open_conversation(site, "help")
+    people.staff_take_over(conversation=conversation, staff=ana)
+    response = client_of(sam).post(url("takeover", conversation), follow=True)
+    assert "Ana has already taken this conversation over" in response.content.decode()
+    assert fresh(conversation).owner_id == ana.pk
+
+
+def test_refusals_of_empty_or_impossible_actions(site, sam, client_of):
+    conversation = open_conversation(site, "help")
+    client = client_of(sam)
+    body = client.post(url("reply", conversation), {"text": "   "}, follow=True).content.decode()
+    assert "This field is required." in body
+    body = client.post(url("handback", conversation), {"note": ""}, follow=True).content.decode()
+    assert (
+        "The agents are answering this conversation; handing it back is not possible now." in body
+    )
+    body = client.post(url("notes", conversation), {"text": ""}, follow=True).content.decode()
+    assert "This field is required." in body
+    assert not Message.objects.filter(role="staff").exists()
+
+
+def test_assign_to_a_colleague_and_refuse_someone_who_is_not_staff(site, sam, ana, client_of):
+    conversation = open_conversation(site, "help")
+    outsider = get_user_model().objects.create_user("joe", password="x")
+    client = client_of(sam)
+    page = client.get(url("conversation", conversation)).content.decode()
+    assert f'<option value="{ana.pk}">' in page and f'value="{outsider.pk}"' not in page
+
+    body = client.post(url("assign", conversation), {"to": outsider.pk}, follow=True)
+    assert "Pick a member of staff from the list." in body.content.decode()
+    assert fresh(conversation).owner_id is None
+
+    client.post(url("assign", conversation), {"to": ana.pk})
+    assert (fresh(conversation).status, fresh(conversation).owner_id) == ("human", ana.pk)
+
+
+def test_a_private_note_is_stored(site, sam, client_of):
+    conversation = open_conversation(site, "help")
+    client_of(sam).post(url("notes", conversation), {"text": "Called them back."})
+    assert list(StaffNote.objects.values_list("text", "author")) == [("Called them back.", sam.pk)]
+
+
+def test_every_post_needs_the_csrf_token(site, sam):
+    conversation = open_conversation(site, "help")
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(sam)
+    for name, data in (("takeover", {}), ("reply", {"text": "hi"}), ("notes", {"text": "n"})):
+        assert client.post(url(name, conversation), data).status_code == 403
+    assert fresh(conversation).status == "bot"
+    assert not StaffNote.objects.exists()
+
+    page = client.get(url("conversation", conversation))
+    token = page.cookies["csrftoken"].value
+    response = client.post(url("takeover", conversation), {"csrfmiddlewaretoken": token})
+    assert response.status_code == 302 and fresh(conversation).owner_id == sam.pk
+
+
+def test_pages_refuse_the_wrong_method(site, sam, client_of):
+    conversation = open_conversation(site, "help")
+    assert client_of(sam).get(url("takeover", conversation)).status_code == 405
