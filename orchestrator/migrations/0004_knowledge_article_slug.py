@@ -1,7 +1,7 @@
 """Knowledge articles get a help centre address (slug) and a published flag.
 
-The slug is added without its unique index, filled from each existing title (with -2,
--3 ... where two agents' articles share a title), then made unique.
+The slug is added without any index, filled from each existing title (with -2, -3 ...
+where two agents' articles share a title), then made unique.
 """
 
 from django.db import migrations, models
@@ -37,7 +37,9 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="knowledgearticle",
             name="slug",
-            field=models.SlugField(blank=True, default="", max_length=220),
+            # No index yet: SlugField's own index and then the unique one would both make
+            # PostgreSQL's "_like" index, and the second fails.
+            field=models.SlugField(blank=True, db_index=False, default="", max_length=220),
             preserve_default=False,
         ),
         migrations.RunPython(fill_slugs, migrations.RunPython.noop),
