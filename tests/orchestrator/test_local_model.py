@@ -11,6 +11,7 @@ from orchestrator.encoder import load_encoder
 from orchestrator.knowledge import Article, word_count
 from orchestrator.models import AgentProfile, KnowledgeArticle, RoutingExample
 from orchestrator.router import Router
+from orchestrator.sdk.providers import local
 from orchestrator.sdk.providers.local import _CHUNK, stream_pause
 from orchestrator.services import team_seed
 
@@ -63,6 +64,19 @@ async def test_nothing_fits_goes_to_the_general_assistant_which_lists_the_team(t
     changed = [e for e in events if isinstance(e, runtime.AgentChanged)]
     assert changed[-1].reason == "fallback"
     assert "**Billing**" in reply and "**Technical Support**" in reply
+
+
+async def test_an_aside_mid_conversation_gets_a_short_answer_not_the_team_again(team):
+    history = [
+        {"role": "user", "content": "The app crashes on login"},
+        {"role": "assistant", "content": "Try updating the app.", "agent": "technical_support"},
+    ]
+    outcome, _, reply = await run(
+        "what's 17 times 23?", active="technical_support", history=history
+    )
+    assert outcome.final_agent.slug == "general_assistant"
+    assert reply == local.ASIDE_REPLY
+    assert "**Billing**" not in reply
 
 
 async def test_specialist_says_plainly_when_it_has_nothing_relevant(team):

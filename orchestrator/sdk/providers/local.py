@@ -96,6 +96,14 @@ def _turns(items: list[Any]) -> list[answers.Turn]:
     return turns
 
 
+# The fallback agent's answer to an aside in a conversation already under way (the next
+# on-topic message goes back to the specialist: docs/routing.md).
+ASIDE_REPLY = (
+    "That's outside what our support team covers, so I can't help with it, I'm afraid. "
+    "Whenever you're ready, just carry on with your question and we'll pick up where we left off."
+)
+
+
 class LocalModel(Model):
     """One instance per agent per turn; it knows which agent it speaks for."""
 
@@ -159,6 +167,9 @@ class LocalModel(Model):
             return self._answer_from_search(user_text, raw, _turns(items[: max(last_user, 0)]))
         if acknowledgement:
             return "You're welcome! Is there anything else I can help you with?"
+        earlier = _turns(items[: max(last_user, 0)])
+        if self.agent.role == AgentRole.FALLBACK and any(t.role == "assistant" for t in earlier):
+            return ASIDE_REPLY  # an aside mid-conversation: no list of the team again
         return self._team_overview(user_text)
 
     def _pick_handoff(self, text: str, handoffs: list[Handoff]) -> Handoff | None:
