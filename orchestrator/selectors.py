@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import uuid
@@ -260,9 +261,18 @@ def knowledge_search(*, agent_slug: str, query: str, limit: int = 6) -> list[dic
     computed once and kept in the encoder's cache. Callers run it off the event loop.
     """
     rows = KnowledgeArticle.objects.filter(agent__slug=agent_slug, published=True)
-    articles = [article_value(a) for a in rows]
-    index = knowledge.SectionIndex(articles, encoder=section_embeddings.encoder_for(articles))
-    return [passage_dict(r) for r in index.rank(query, limit=limit)]
+    articles = tuple(article_value(a) for a in rows)
+    meaning = section_embeddings.encoder_for(list(articles)) is not None
+    return [passage_dict(r) for r in section_index(articles, meaning).rank(query, limit=limit)]
+
+
+@functools.lru_cache(maxsize=64)
+def section_index(
+    articles: tuple[knowledge.Article, ...], meaning: bool = False
+) -> knowledge.SectionIndex:
+    """The index of a set of articles, built once (not per turn or per search): an edit
+    makes another set, hence another index. Ranking only reads it, so threads share it."""
+    return knowledge.SectionIndex(articles, encoder=load_encoder() if meaning else None)
 
 
 class SectionEmbeddings:
@@ -350,7 +360,7 @@ def help_article_search(*, query: str) -> list[dict[str, Any]]:
     visitor can read, for a query that is too long."""
     if len(query) > HELP_QUERY_MAX_CHARS:
         raise ValueError(f"Please search with at most {HELP_QUERY_MAX_CHARS} characters.")
-    index = knowledge.SectionIndex([article_value(a) for a in help_articles()])
+    index = section_index(tuple(article_value(a) for a in help_articles()))
     results: dict[str, dict[str, Any]] = {}
     for ranked in index.rank(query, limit=len(index.sections)):
         slug = ranked.section.article.slug

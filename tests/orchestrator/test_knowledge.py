@@ -2,7 +2,9 @@
 
 import pytest
 
+from orchestrator import knowledge, selectors
 from orchestrator.knowledge import Article, SectionIndex, split_sections, trim_words, word_count
+from orchestrator.models import KnowledgeArticle
 
 CRASH = Article(
     slug="crash",
@@ -90,3 +92,24 @@ def test_the_first_unit_is_kept_whole_however_long():
 )
 def test_words_are_counted_as_a_reader_counts_them(text, words):
     assert word_count(text) == words
+
+
+@pytest.mark.django_db
+def test_an_agents_index_is_built_once_and_again_after_an_edit(team, monkeypatch):
+    built = []
+    real = knowledge.SectionIndex
+
+    def counting(*args, **kwargs):
+        built.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(knowledge, "SectionIndex", counting)
+    selectors.section_index.cache_clear()
+    for _ in range(3):
+        assert selectors.knowledge_search(agent_slug="billing", query="refund")
+    assert len(built) == 1  # per set of articles, not per search
+    article = KnowledgeArticle.objects.filter(agent__slug="billing").first()
+    article.body += "\n\nOne more sentence."
+    article.save()
+    selectors.knowledge_search(agent_slug="billing", query="refund")
+    assert len(built) == 2
