@@ -13,7 +13,7 @@ from django.utils.safestring import mark_safe
 from orchestrator import workflow_engine
 from orchestrator.models import Workflow, WorkflowRun
 
-from . import people
+from . import desk_views, people
 from .models import (
     Conversation,
     ConversationEvent,
@@ -134,9 +134,20 @@ class ConversationAdmin(admin.ModelAdmin):
     exclude = ("token_hash", "busy_until", "page_context")  # shown by `context`
 
     def get_urls(self):
-        view = self.admin_site.admin_view(self.start_workflow_view)
-        reply = self.admin_site.admin_view(self.staff_reply_view)
+        site = self.admin_site
+        view = site.admin_view(self.start_workflow_view)
+        reply = site.admin_view(self.staff_reply_view)
         return [
+            path(
+                "desk/",
+                site.admin_view(lambda request: desk_views.desk_view(site, request)),
+                name="chat_desk",
+            ),
+            path(
+                "desk/series.json",
+                site.admin_view(desk_views.desk_series_view),
+                name="chat_desk_series",
+            ),
             path("<int:pk>/start-workflow/", view, name="chat_conversation_start_workflow"),
             path("<int:pk>/reply/", reply, name="chat_conversation_reply"),
             *super().get_urls(),

@@ -212,22 +212,31 @@ def _costs_and_error_kinds(runs: QuerySet[AgentRun], group: str, out: dict[str, 
         ) / Decimal(1_000_000)
 
 
-def series(*, window: str = "day", now: datetime | None = None) -> dict[str, Any]:
-    """Chart data: per bucket, runs per agent, error rate and p95 response time (one scan)."""
-    since, until = window_bounds(window, now)
+def bucket_labels(
+    window: str, since: datetime, until: datetime
+) -> tuple[int, list[int], list[str]]:
+    """A chart's x axis over the window: the bucket's length in seconds, the buckets
+    (EpochBucket numbers) from `since` to `until`, and their labels in local time."""
     bucket = int(WINDOWS[window][1].total_seconds())
     buckets = list(range(int(since.timestamp()) // bucket, int(until.timestamp()) // bucket + 1))
-    runs = AgentRun.objects.filter(started_at__gte=since, started_at__lt=until).annotate(
-        bucket=EpochBucket("started_at", bucket)
-    )
-    slugs = sorted(AgentProfile.objects.values_list("slug", flat=True))
-    overall = _bucket_rows(runs, slugs)
     labels = [
         timezone.localtime(
             datetime.fromtimestamp(b * bucket, tz=timezone.get_current_timezone())
         ).strftime("%H:%M" if window != "week" else "%a %H:%M")
         for b in buckets
     ]
+    return bucket, buckets, labels
+
+
+def series(*, window: str = "day", now: datetime | None = None) -> dict[str, Any]:
+    """Chart data: per bucket, runs per agent, error rate and p95 response time (one scan)."""
+    since, until = window_bounds(window, now)
+    bucket, buckets, labels = bucket_labels(window, since, until)
+    runs = AgentRun.objects.filter(started_at__gte=since, started_at__lt=until).annotate(
+        bucket=EpochBucket("started_at", bucket)
+    )
+    slugs = sorted(AgentProfile.objects.values_list("slug", flat=True))
+    overall = _bucket_rows(runs, slugs)
 
     def rate(b: int) -> float | None:
         row = overall.get(b)
