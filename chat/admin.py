@@ -15,6 +15,7 @@ from orchestrator.models import Workflow, WorkflowRun
 
 from . import desk_views, people
 from .models import (
+    CannedReply,
     Conversation,
     ConversationEvent,
     Feedback,
@@ -423,3 +424,22 @@ class StaffNoteAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False
+
+
+@admin.register(CannedReply)
+class CannedReplyAdmin(admin.ModelAdmin):
+    """Saved answers the inbox's reply form inserts (staff edit them before sending)."""
+
+    list_display = ("title", "short_text", "created_by", "created_at")
+    search_fields = ("title", "text")
+    fields = ("title", "text")
+    list_select_related = ("created_by",)
+
+    @admin.display(description="text")
+    def short_text(self, obj: CannedReply) -> str:
+        return obj.text if len(obj.text) <= 80 else obj.text[:79] + "…"
+
+    def save_model(self, request, obj: CannedReply, form, change: bool) -> None:
+        if not change and obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)

@@ -30,6 +30,8 @@ def conversation_group(conversation_uuid: uuid.UUID | str) -> str:
 
 STAFF_GROUP = "staff"  # every staff inbox socket joins it: the list changed
 STAFF_EVENT = "staff.changed"  # the group event StaffConsumer.staff_changed relays
+PRESENCE_EVENT = "staff.presence"  # StaffConsumer.staff_presence: who is online changed
+STATUS_CHANGE, MESSAGE_CHANGE = "status", "message"  # what changed (staff_changed_on_commit)
 
 
 def turn_control_group(conversation_uuid: uuid.UUID | str) -> str:
@@ -64,10 +66,35 @@ def broadcast_on_commit(
     transaction.on_commit(lambda: async_to_sync(_send_text)(conversation_uuid, text, **meta))
 
 
-def staff_changed_on_commit(conversation_uuid: uuid.UUID | str, status: str) -> None:
-    """Tell every staff inbox, once committed, that a conversation's status changed (a new
-    waiting conversation among them): the inbox re-reads its list. Sync code only."""
-    event = {"type": STAFF_EVENT, "conversation": str(conversation_uuid), "status": str(status)}
+def staff_changed_on_commit(
+    conversation_uuid: uuid.UUID | str,
+    status: str,
+    *,
+    change: str = STATUS_CHANGE,
+    waiting: Callable[[], int],
+) -> None:
+    """Tell every staff inbox, once committed, that a conversation changed: its status
+    (`change` "status"; a new waiting conversation among them) or a user's message in it
+    ("message"). `waiting` counts the conversations waiting, read once committed (one
+    read for every inbox: the title's badge). The inbox re-reads its list. Sync code only."""
+    key = str(conversation_uuid)
+
+    def send() -> None:
+        event = {
+            "type": STAFF_EVENT,
+            "conversation": key,
+            "status": str(status),
+            "change": change,
+            "waiting": waiting(),
+        }
+        async_to_sync(get_channel_layer().group_send)(STAFF_GROUP, event)
+
+    transaction.on_commit(send)
+
+
+def staff_presence_on_commit() -> None:
+    """Tell every staff inbox, once committed, that who is online changed. Sync code only."""
+    event = {"type": PRESENCE_EVENT}
     transaction.on_commit(lambda: async_to_sync(get_channel_layer().group_send)(STAFF_GROUP, event))
 
 

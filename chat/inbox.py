@@ -1,6 +1,6 @@
 """The staff inbox's reads (selectors): the conversation list by status, its search, one
-conversation's transcript and notes, and the colleagues a conversation can go to. The
-writes are chat.people's services."""
+conversation's transcript and notes, the colleagues a conversation can go to, and the
+canned replies. The writes are chat.people's services (who is online: people.staff_online)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from django.db.models import (
 )
 
 from .enums import ConversationStatus, Role
-from .models import Conversation, Message, StaffNote
+from .models import CannedReply, Conversation, Message, StaffNote
 
 QUERY_MAX_CHARS = 200
 LIST_LIMIT = 200  # rows on the page; the search finds older ones
@@ -120,3 +120,8 @@ def staff_colleagues() -> QuerySet:
         .objects.filter(is_staff=True, is_active=True)
         .order_by("first_name", "username")
     )
+
+
+def canned_replies() -> list[CannedReply]:
+    """The saved answers staff insert into a reply (made in the admin), by title."""
+    return list(CannedReply.objects.order_by("title", "id").only("id", "title", "text"))

@@ -5,6 +5,7 @@ from . import inbox_views as views
 app_name = "staff"
 urlpatterns = [
     path("", views.inbox_page, name="inbox"),
+    path("presence/", views.presence, name="presence"),
     path("c/<uuid:key>/", views.conversation_page, name="conversation"),
     path("c/<uuid:key>/takeover/", views.take_over, name="takeover"),
     path("c/<uuid:key>/reply/", views.reply, name="reply"),

@@ -79,12 +79,26 @@ def _list_context(request: HttpRequest, current: Conversation | None = None) -> 
     return context, 200
 
 
+def _page_context(request: HttpRequest) -> dict:
+    """What every full page shows besides its content: who is online."""
+    return {"online": people.staff_online()}
+
+
 @require_safe
 @staff_required
 def inbox_page(request: HttpRequest) -> HttpResponse:
     context, status = _list_context(request)
-    template = "staff/_list.html" if request.htmx else "staff/inbox.html"
-    return render(request, template, context, status=status)
+    if request.htmx:
+        return render(request, "staff/_list.html", context, status=status)
+    return render(request, "staff/inbox.html", {**context, **_page_context(request)}, status=status)
+
+
+@require_safe
+@staff_required
+def presence(request: HttpRequest) -> HttpResponse:
+    """Who is online (the header's list; htmx re-reads it when someone comes online and
+    each minute, so someone no longer seen drops off)."""
+    return render(request, "staff/_presence.html", _page_context(request))
 
 
 def _transcript(conversation: Conversation) -> list[dict]:
@@ -116,7 +130,8 @@ def conversation_page(request: HttpRequest, key: uuid.UUID) -> HttpResponse:
     if part in ("transcript", "actions") and request.htmx:
         return render(request, f"staff/_{part}.html", context)
     list_context, _ = _list_context(request, current=conversation)
-    return render(request, "staff/conversation.html", {**context, **list_context})
+    page = {"canned": inbox.canned_replies(), **_page_context(request)}
+    return render(request, "staff/conversation.html", {**context, **list_context, **page})
 
 
 def _act(request: HttpRequest, key: uuid.UUID, form_class, action, done: str) -> HttpResponse:

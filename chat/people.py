@@ -29,10 +29,17 @@ from django.db import transaction
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import protocol
-from .broadcast import broadcast_on_commit, staff_changed_on_commit, turn_cancel_request
+from . import protocol, staff_notify
+from .broadcast import (
+    MESSAGE_CHANGE,
+    broadcast_on_commit,
+    staff_changed_on_commit,
+    staff_presence_on_commit,
+    turn_cancel_request,
+)
 from .enums import ConversationStatus, EscalationSource
 from .hours import Hours, Span, back_words
+from .inbox import waiting_count
 from .models import (
     Conversation,
     ConversationEvent,
@@ -79,11 +86,27 @@ def staff_name(user: AbstractBaseUser | None) -> str:
     return (getattr(user, "first_name", "") or full or user.get_username())[:80]
 
 
+def _online_since(now: datetime | None = None) -> datetime:
+    return (now or timezone.now()) - timedelta(seconds=settings.SUPERORCH_STAFF_ONLINE_SECONDS)
+
+
+def _online(now: datetime | None = None):
+    """The one definition of "online": active staff seen within
+    SUPERORCH_STAFF_ONLINE_SECONDS (a staff action, or the inbox socket's frames and its
+    ping each minute)."""
+    return StaffPresence.objects.filter(
+        last_seen__gte=_online_since(now), user__is_active=True, user__is_staff=True
+    )
+
+
 def staff_online_count(*, now: datetime | None = None) -> int:
-    """Staff seen within SUPERORCH_STAFF_ONLINE_SECONDS (a staff action; the inbox
-    socket will refresh it)."""
-    since = (now or timezone.now()) - timedelta(seconds=settings.SUPERORCH_STAFF_ONLINE_SECONDS)
-    return StaffPresence.objects.filter(last_seen__gte=since, user__is_active=True).count()
+    return _online(now).count()
+
+
+def staff_online(*, now: datetime | None = None) -> list[StaffPresence]:
+    """Who is online now (the inbox's list), by name, each with when they were last seen."""
+    rows = list(_online(now).select_related("user"))
+    return sorted(rows, key=lambda p: (staff_name(p.user).casefold(), p.user_id))
 
 
 def recent_waits(*, limit: int = WAITS_SAMPLED) -> list[float]:
@@ -194,6 +217,7 @@ _KEEP = object()
 class Moved:
     changed: bool
     conversation: Conversation  # as it is now (changed or not)
+    event_id: int | None = None  # the ConversationEvent recorded (changed only)
 
 
 def _locked(conversation_id: int) -> Conversation:
@@ -241,7 +265,7 @@ def _move(
             return Moved(
                 False, Conversation.objects.select_related("site", "owner").get(pk=conversation_id)
             )
-        ConversationEvent.objects.create(
+        event = ConversationEvent.objects.create(
             conversation_id=conversation_id,
             kind=ConversationEvent.Kind.STATUS
             if current.status != to
@@ -255,8 +279,8 @@ def _move(
         )
         current.refresh_from_db()
         broadcast_on_commit(current.uuid, status_frame(conversation=current), status=to)
-        staff_changed_on_commit(current.uuid, to)
-    return Moved(True, current)
+        staff_changed_on_commit(current.uuid, to, waiting=waiting_count)
+    return Moved(True, current, event.pk)
 
 
 # Sent once a hand-back is committed (kwargs: conversation_id, conversation_uuid): the
@@ -293,6 +317,7 @@ def request_human(
     )
     if moved.changed:
         logger.info("conversation %s waits for a person (%s)", conversation.uuid, source)
+        staff_notify.waiting_on_commit(event_id=moved.event_id)
     return moved
 
 
@@ -315,7 +340,7 @@ def user_message_to_staff(*, conversation_id: int) -> None:
         .first()
     )
     if row is not None:
-        staff_changed_on_commit(*row)
+        staff_changed_on_commit(*row, change=MESSAGE_CHANGE, waiting=waiting_count)
 
 
 def after_turn_error(*, conversation_id: int) -> Moved | None:
@@ -392,8 +417,17 @@ def contact_email_set(*, conversation: Conversation, email: str) -> Conversation
 # --- Staff actions ------------------------------------------------------------------------
 
 
-def staff_seen(*, user: AbstractBaseUser) -> None:
-    StaffPresence.objects.update_or_create(user=user, defaults={"last_seen": timezone.now()})
+def staff_seen(*, user: AbstractBaseUser) -> bool:
+    """The member of staff is here now. True when they were not online before: every
+    inbox's list of who is online is then told (once committed)."""
+    now = timezone.now()
+    if StaffPresence.objects.filter(user=user, last_seen__gte=_online_since(now)).update(
+        last_seen=now
+    ):
+        return False
+    StaffPresence.objects.update_or_create(user=user, defaults={"last_seen": now})
+    staff_presence_on_commit()
+    return True
 
 
 _STATE_WORDS = {WAITING: "waiting for a person", HUMAN: "with a person", RESOLVED: "resolved"}

@@ -5,9 +5,12 @@ Only a logged-in, active member of staff (the session cookie, channels' AuthMidd
 from one of this app's own origins (SUPERORCH_APP_ORIGINS) may open it: a customer site's
 origin, allowed for the chat socket, is refused here, so no other page can open a socket
 with a staff member's cookie. Client frames: `{"type": "watch", "conversation": uuid}`
-(follow that conversation; one at a time) and `{"type": "ping"}` (answered `pong`); every
-frame refreshes the staff member's presence (people.staff_seen), which the user's
-expected wait counts.
+(follow that conversation; one at a time) and `{"type": "ping"}` (answered `pong`, sent
+each minute by inbox.js); connecting and every frame refresh the staff member's presence
+(people.staff_seen), which the user's expected wait and the inbox's list of who is online
+count. Server frames: `inbox.changed` (a conversation's status, or a user's message in
+one waiting for or with a person; with the number waiting), `presence.changed` (someone
+came online: re-read who is online), and the watched conversation's own frames.
 """
 
 from __future__ import annotations
@@ -30,8 +33,9 @@ logger = logging.getLogger(__name__)
 db = database_sync_to_async
 FRAME_CHARS = 500  # a staff client frame is tiny; anything longer is refused
 INBOX_CHANGED = "inbox.changed"
+PRESENCE_CHANGED = "presence.changed"
 # The staff socket's own frame types (not the chat protocol's; docs/people.md).
-FRAMES = frozenset({"watch", "watching", INBOX_CHANGED, "ping", "pong", "error"})
+FRAMES = frozenset({"watch", "watching", INBOX_CHANGED, PRESENCE_CHANGED, "ping", "pong", "error"})
 
 
 def _is_staff(user: Any) -> bool:
@@ -103,5 +107,12 @@ class StaffConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=event["text"])
 
     async def staff_changed(self, event: dict[str, Any]) -> None:
-        frame = {"type": INBOX_CHANGED, "conversation": event["conversation"]}
-        await self.send(text_data=json.dumps({**frame, "status": event["status"]}))
+        """A conversation's status changed (`change` "status") or its user wrote to a
+        person ("message"); `waiting`: how many wait now (the title's badge)."""
+        keys = ("conversation", "status", "change", "waiting")
+        await self.send(
+            text_data=json.dumps({"type": INBOX_CHANGED, **{k: event.get(k) for k in keys}})
+        )
+
+    async def staff_presence(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=json.dumps({"type": PRESENCE_CHANGED}))

@@ -4,6 +4,7 @@ it imports the scheduler, which queues the task by its name and never imports it
 from celery import shared_task
 from celery.signals import worker_ready
 
+from . import staff_notify
 from .turns import scheduler
 
 
@@ -24,6 +25,13 @@ def answer_pending_sweep_task() -> None:
     """For Celery beat (CELERY_BEAT_SCHEDULE): queue the conversations nobody is
     answering (a message due again, a turn whose process died and whose lease expired)."""
     scheduler.sweep_now()
+
+
+@shared_task(name=staff_notify.NOTIFY_TASK, ignore_result=True)
+def staff_notify_waiting_task(event_id: int) -> None:
+    """Email and webhook for a conversation that started waiting for a person (not
+    retried: a failure is logged, and a second POST would tell the team twice)."""
+    staff_notify.staff_notify_waiting(event_id=event_id)
 
 
 @worker_ready.connect

@@ -189,5 +189,5 @@ def webhook_post(url: str, secret: str, payload: dict[str, Any]) -> str:
         with urllib.request.urlopen(request, timeout=5) as response:  # noqa: S310 (staff-set URL)
             return f"HTTP {response.status}"
     except Exception as exc:
-        log.warning("alert webhook %s failed: %s", url, exc)
+        log.warning("webhook %s failed: %s", url, exc)
         return f"failed ({type(exc).__name__})"

@@ -349,6 +349,15 @@ SUPERORCH_TURN_LAG_TARGET = env.float("SUPERORCH_TURN_LAG_TARGET", default=0.01)
 SUPERORCH_STAFF_ONLINE_SECONDS = env.int("SUPERORCH_STAFF_ONLINE_SECONDS", default=300)
 SUPERORCH_ESCALATE_AFTER_ERRORS = env.int("SUPERORCH_ESCALATE_AFTER_ERRORS", default=3)
 SUPERORCH_ESCALATE_AFTER_THUMBS_DOWN = env.int("SUPERORCH_ESCALATE_AFTER_THUMBS_DOWN", default=2)
+# A conversation that starts waiting for a person is also told to these addresses and
+# POSTed, signed with the secret (orchestrator.alerts.webhook_post), to this URL, from a
+# Celery task once committed (chat/staff_notify.py). Empty (the default): off.
+SUPERORCH_STAFF_NOTIFY_EMAILS = env.list("SUPERORCH_STAFF_NOTIFY_EMAILS", default=[])
+SUPERORCH_STAFF_NOTIFY_WEBHOOK_URL = env.str("SUPERORCH_STAFF_NOTIFY_WEBHOOK_URL", default="")
+SUPERORCH_STAFF_NOTIFY_WEBHOOK_SECRET = env.str("SUPERORCH_STAFF_NOTIFY_WEBHOOK_SECRET", default="")
+# Where this app is served (scheme://host[:port], no path), for links in emails and
+# webhooks; empty: the links are paths (/staff/c/<uuid>/).
+SUPERORCH_PUBLIC_URL = env.str("SUPERORCH_PUBLIC_URL", default="").rstrip("/")
 # Messages of the conversation given to the model as input.
 SUPERORCH_MODEL_INPUT_MESSAGES = env.int("SUPERORCH_MODEL_INPUT_MESSAGES", default=40)
 # Messages sent in session.ready.

@@ -1,18 +1,33 @@
 """The staff inbox pages (/staff/): who may see them, the list's order and unread counts,
-the search, each action through chat.people and its refusal in plain words, and CSRF."""
+the search, each action through chat.people and its refusal in plain words, and CSRF;
+canned replies, who is online, and the email and webhook for a new waiting conversation."""
 
 from __future__ import annotations
 
+import http.server
+import json
+import socket
+import threading
 from datetime import timedelta
+from unittest import mock
 
 import pytest
 from django.contrib.auth import get_user_model
+from django.core import mail
 from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from chat import inbox, people, services
-from chat.models import Conversation, Message, StaffNote
+from chat import inbox, people, services, staff_notify
+from chat.models import (
+    CannedReply,
+    Conversation,
+    ConversationEvent,
+    Message,
+    StaffNote,
+    StaffPresence,
+)
+from orchestrator.alerts import webhook_signature
 
 pytestmark = pytest.mark.django_db
 
@@ -259,3 +274,196 @@ def test_every_post_needs_the_csrf_token(site, sam):
 def test_pages_refuse_the_wrong_method(site, sam, client_of):
     conversation = open_conversation(site, "help")
     assert client_of(sam).get(url("takeover", conversation)).status_code == 405
+
+
+# --- Canned replies ---------------------------------------------------------------------------
+
+
+def test_canned_replies_are_offered_in_the_reply_form_escaped(site, sam, client_of):
+    conversation = open_conversation(site, "help")
+    page = client_of(sam).get(url("conversation", conversation)).content.decode()
+    assert 'id="canned-pick"' not in page  # none made yet: no picker
+
+    CannedReply.objects.create(
+        title="Refund <b>policy</b>", text='Hi "there"\n<script>x()</script>'
+    )
+    CannedReply.objects.create(title="Apology", text="Sorry & thanks.")
+    page = client_of(sam).get(url("conversation", conversation)).content.decode()
+    assert '<div id="canned" class="so-inbox__canned" hidden>' in page  # inbox.js shows it
+    assert "<script>x()</script>" not in page and "<b>policy</b>" not in page
+    assert "Refund &lt;b&gt;policy&lt;/b&gt;</option>" in page
+    assert 'data-text="Hi &quot;there&quot;\n&lt;script&gt;x()&lt;/script&gt;"' in page
+    assert page.index(">Apology</option>") < page.index(">Refund &lt;b&gt;")  # by title
+    # The picker has no name: choosing one never reaches the reply's POST.
+    assert '<select id="canned-pick">' in page
+
+
+def test_canned_replies_are_made_in_the_admin_with_their_author(sam):
+    sam.is_superuser = True
+    sam.save()
+    client = Client()
+    client.force_login(sam)
+    response = client.post(
+        reverse("admin:chat_cannedreply_add"), {"title": "Opening hours", "text": "9 to 5."}
+    )
+    assert response.status_code == 302
+    reply = CannedReply.objects.get()
+    assert (reply.title, reply.text, reply.created_by_id) == ("Opening hours", "9 to 5.", sam.pk)
+    listing = client.get(reverse("admin:chat_cannedreply_changelist")).content.decode()
+    assert "Opening hours" in listing
+
+
+# --- Who is online --------------------------------------------------------------------------
+
+
+def test_the_inbox_shows_the_staff_online_now_and_not_those_seen_long_ago(sam, ana, client_of):
+    kim = staff_user("kim", "Kim")
+    eve = staff_user("eve", "<i>Eve</i>")
+    joe = get_user_model().objects.create_user("joe", password="x", first_name="Joe")
+    now = timezone.now()
+    StaffPresence.objects.create(user=ana, last_seen=now - timedelta(seconds=30))
+    StaffPresence.objects.create(user=eve, last_seen=now)
+    StaffPresence.objects.create(user=kim, last_seen=now - timedelta(minutes=10))  # stale
+    StaffPresence.objects.create(user=joe, last_seen=now)  # not staff
+    client = client_of(sam)
+    people.staff_seen(user=sam)
+
+    page = client.get(url("inbox")).content.decode()
+    section = page[page.index('<section id="inbox-presence"') :]
+    section = section[: section.index("</section>")]
+    assert "3 online:" in section
+    assert "Ana" in section and "Sam (you)" in section and "&lt;i&gt;Eve&lt;/i&gt;" in section
+    assert "Kim" not in section and "Joe" not in section and "<i>" not in section
+    assert section.index("Ana") < section.index("Sam")
+
+    partial = client.get(url("presence"), headers={"HX-Request": "true"}).content.decode()
+    assert partial.lstrip().startswith('<section id="inbox-presence"') and "Ana" in partial
+    StaffPresence.objects.filter(user=ana).update(last_seen=now - timedelta(minutes=6))
+    assert "Ana" not in client.get(url("presence")).content.decode()
+    assert Client().get(url("presence")).status_code == 302  # staff only
+
+
+# --- Email and webhook for a new waiting conversation ----------------------------------------
+
+
+class _Hook(http.server.BaseHTTPRequestHandler):
+    received: list[tuple[dict, bytes]] = []
+
+    def do_POST(self):  # noqa: N802
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        self.received.append((dict(self.headers), body))
+        self.send_response(204)
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def webhook_server():
+    _Hook.received = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hook)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/hook", _Hook.received
+    server.shutdown()
+    server.server_close()
+
+
+def _notifications_done(timeout: float = 10) -> None:
+    for thread in threading.enumerate():
+        if thread.name == "staff-notify":
+            thread.join(timeout)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_new_waiting_conversation_is_emailed_and_posted_signed(webhook_server, settings):
+    hook_url, received = webhook_server
+    settings.SUPERORCH_STAFF_NOTIFY_EMAILS = ["team@example.com", " lead@example.com "]
+    settings.SUPERORCH_STAFF_NOTIFY_WEBHOOK_URL = hook_url
+    settings.SUPERORCH_STAFF_NOTIFY_WEBHOOK_SECRET = "hook-secret"
+    settings.SUPERORCH_PUBLIC_URL = "https://chat.example.com"
+    site = services.site_ensure_default()
+    conversation = open_conversation(site, "my card number is 4111 1111")
+    people.request_human(conversation=conversation, reason="billing question", source="user")
+    _notifications_done()
+    people.request_human(conversation=conversation, reason="again", source="user")  # waits already
+    _notifications_done()
+
+    link = f"https://chat.example.com/staff/c/{conversation.uuid}/"
+    assert len(mail.outbox) == 1
+    email = mail.outbox[0]
+    assert email.to == ["team@example.com", "lead@example.com"]
+    assert email.subject == "[Super Orchestrator] A conversation is waiting for a person"
+    assert "Reason: billing question" in email.body and link in email.body
+    assert "How: The user asked." in email.body and "4111" not in email.body
+
+    assert len(received) == 1
+    headers, body = received[0]
+    payload = json.loads(body)
+    event = ConversationEvent.objects.get(conversation=conversation, to_status="waiting")
+    assert payload == {
+        "event": "conversation.waiting",
+        "conversation": str(conversation.uuid),
+        "site": site.key,
+        "source": "user",
+        "reason": "billing question",
+        "asked_at": event.created_at.isoformat(),
+        "url": link,
+    }
+    assert "4111" not in body.decode()
+    assert headers["X-Superorch-Signature"] == webhook_signature(
+        "hook-secret", headers["X-Superorch-Timestamp"], body
+    )
+
+
+def test_notifications_are_off_by_default(site, settings, django_capture_on_commit_callbacks):
+    assert settings.SUPERORCH_STAFF_NOTIFY_EMAILS == []
+    assert settings.SUPERORCH_STAFF_NOTIFY_WEBHOOK_URL == ""
+    conversation = open_conversation(site, "help")
+    with (
+        mock.patch("chat.staff_notify._dispatch") as dispatch,
+        django_capture_on_commit_callbacks(execute=True),
+    ):
+        people.request_human(conversation=conversation, source="user")
+    dispatch.assert_not_called()
+    assert mail.outbox == []
+
+
+def test_with_a_broker_the_notification_is_a_celery_task_queued_once_committed(
+    site, settings, django_capture_on_commit_callbacks
+):
+    from celery import current_app
+
+    settings.SUPERORCH_STAFF_NOTIFY_EMAILS = ["team@example.com"]
+    conversation = open_conversation(site, "help")
+    with (
+        mock.patch("orchestrator.queue.eager", return_value=False),
+        mock.patch("orchestrator.queue.enqueue") as enqueue,
+    ):
+        with django_capture_on_commit_callbacks(execute=False) as callbacks:
+            people.request_human(conversation=conversation, source="agent", reason="refund")
+        enqueue.assert_not_called()  # not before the commit
+        for callback in callbacks:
+            callback()
+    event = ConversationEvent.objects.get(conversation=conversation, to_status="waiting")
+    enqueue.assert_called_once_with(staff_notify.NOTIFY_TASK, event.pk)
+    assert staff_notify.NOTIFY_TASK in current_app.tasks
+    current_app.tasks[staff_notify.NOTIFY_TASK].apply(args=[event.pk])  # the task itself
+    assert "Reason: refund" in mail.outbox[0].body
+    assert f"/staff/c/{conversation.uuid}/" in mail.outbox[0].body  # no public URL: a path
+
+
+def test_a_failing_mail_server_or_webhook_is_logged_not_raised(site, settings, caplog):
+    settings.SUPERORCH_STAFF_NOTIFY_EMAILS = ["team@example.com"]
+    with socket.socket() as s:  # a port nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings.SUPERORCH_STAFF_NOTIFY_WEBHOOK_URL = f"http://127.0.0.1:{port}/hook"
+    conversation = open_conversation(site, "help")
+    moved = people.request_human(conversation=conversation, source="errors")
+    with mock.patch("chat.staff_notify.send_mail", side_effect=OSError("no mail server")):
+        done = staff_notify.staff_notify_waiting(event_id=moved.event_id)
+    assert done == {"email": "failed (OSError)", "webhook": "failed (URLError)"}
+    assert "no mail server" in caplog.text and "webhook" in caplog.text
+    assert staff_notify.staff_notify_waiting(event_id=0) == {}

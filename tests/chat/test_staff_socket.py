@@ -1,8 +1,11 @@
 """The staff inbox's WebSocket (/ws/staff/) through the full ASGI app: only staff, by
-their session, from the app's own origins; status changes reach every staff socket; the
-frames of a watched conversation (a user's message) reach it live; presence."""
+their session, from the app's own origins; status changes reach every staff socket with
+the number waiting; the frames of a watched conversation (a user's message) reach it
+live; presence (who came online reaches every staff socket)."""
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -10,6 +13,7 @@ from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import timezone
 
 from chat import people, turns
 from chat.models import Conversation, Site, StaffPresence
@@ -24,6 +28,13 @@ SITE_ORIGIN = b"https://shop.example"
 async def _no_turn_outlives_the_test():
     yield
     await turns.wait_idle(timeout=10)
+
+
+async def recv_inbox(socket) -> dict:
+    """The next frame that is not a presence change (someone's socket came online)."""
+    while (frame := await recv(socket))["type"] == "presence.changed":
+        pass
+    return frame
 
 
 def _cookie(user) -> bytes:
@@ -80,16 +91,19 @@ async def test_a_new_waiting_conversation_and_a_takeover_reach_every_staff_socke
     chat, ready = await open_session(connect)
     await send(chat, {"type": "human.request", "reason": "billing"})
     for socket in (sam_socket, ana_socket):
-        frame = await recv(socket)
+        frame = await recv_inbox(socket)
         assert frame == {
             "type": "inbox.changed",
             "conversation": ready["conversation"],
             "status": "waiting",
+            "change": "status",
+            "waiting": 1,
         }
     conversation = await run(Conversation.objects.get)(uuid=ready["conversation"])
     sam = await run(get_user_model().objects.get)(username="sam")
     await run(people.staff_take_over)(conversation=conversation, staff=sam)
-    assert (await recv(ana_socket))["status"] == "human"
+    frame = await recv_inbox(ana_socket)
+    assert (frame["status"], frame["change"], frame["waiting"]) == ("human", "status", 0)
 
 
 async def test_a_watched_conversations_user_message_reaches_the_staff_socket(
@@ -100,7 +114,7 @@ async def test_a_watched_conversations_user_message_reaches_the_staff_socket(
     assert (await recv(chat))["status"] == "waiting"
     socket, _ = await staff_socket(await session_of("sam"))
     await send(socket, {"type": "watch", "conversation": ready["conversation"]})
-    assert await recv(socket) == {"type": "watching", "conversation": ready["conversation"]}
+    assert await recv_inbox(socket) == {"type": "watching", "conversation": ready["conversation"]}
 
     await send(chat, {"type": "message.send", "id": "c-1", "text": "Is anyone there?"})
     frames = [await recv(socket), await recv(socket)]  # the list's change, and the message
@@ -112,7 +126,7 @@ async def test_a_watched_conversations_user_message_reaches_the_staff_socket(
 async def test_bad_staff_frames_are_answered_in_plain_words(team, session_of, staff_socket):
     socket, _ = await staff_socket(await session_of("sam"))
     await send(socket, {"type": "ping"})
-    assert await recv(socket) == {"type": "pong"}
+    assert await recv_inbox(socket) == {"type": "pong"}
     await send(socket, {"type": "watch", "conversation": "nope"})
     assert await recv(socket) == {"type": "error", "message": "That is not a conversation id."}
     await send(socket, {"type": "watch", "conversation": "00000000-0000-0000-0000-000000000000"})
@@ -129,5 +143,37 @@ async def test_a_users_message_to_a_person_refreshes_every_inbox_list(
     assert (await recv(chat))["status"] == "waiting"
     socket, _ = await staff_socket(await session_of("sam"))
     await send(chat, {"type": "message.send", "id": "c-1", "text": "Hello?"})
-    frame = await recv(socket)
+    frame = await recv_inbox(socket)
     assert (frame["type"], frame["status"]) == ("inbox.changed", "waiting")
+    # Not a new waiting conversation (no browser notification): a message in one.
+    assert (frame["change"], frame["waiting"]) == ("message", 1)
+
+
+async def test_who_comes_online_reaches_every_staff_socket_once(team, session_of, staff_socket):
+    sam_socket, _ = await staff_socket(await session_of("sam"))
+    assert await recv(sam_socket) == {"type": "presence.changed"}  # sam came online
+    ana_cookie = await session_of("ana")
+    ana_socket, _ = await staff_socket(ana_cookie)
+    assert await recv(sam_socket) == {"type": "presence.changed"}  # and ana
+    assert await recv(ana_socket) == {"type": "presence.changed"}
+    # Ana's second tab, her ping, her closing it: she was online already, nobody re-reads.
+    second, _ = await staff_socket(ana_cookie)
+    await send(second, {"type": "ping"})
+    assert await recv(second) == {"type": "pong"}
+    await second.disconnect()
+    assert await sam_socket.receive_nothing(timeout=0.3)
+    online = await run(people.staff_online)()
+    assert [p.user.username for p in online] == ["ana", "sam"]
+
+    # Seen longer ago than SUPERORCH_STAFF_ONLINE_SECONDS: offline; their next frame is
+    # them coming online again.
+    await run(StaffPresence.objects.filter(user__username="ana").update)(
+        last_seen=timezone.now() - timedelta(seconds=settings.SUPERORCH_STAFF_ONLINE_SECONDS + 1)
+    )
+    assert [p.user.username for p in await run(people.staff_online)()] == ["sam"]
+    await send(ana_socket, {"type": "ping"})
+    assert {(await recv(ana_socket))["type"], (await recv(ana_socket))["type"]} == {
+        "pong",
+        "presence.changed",
+    }
+    assert await recv(sam_socket) == {"type": "presence.changed"}
