@@ -217,9 +217,10 @@ def ratings_in(since: datetime, until: datetime) -> QuerySet[Conversation]:
 
 
 def first_replies(since: datetime, until: datetime) -> list[tuple[datetime, datetime, int | None]]:
-    """(escalation start, first staff reply, owner at the reply) for each first reply
+    """(escalation start, first staff reply, its author) for each first reply
     sent in the window. The start is the latest escalation at or before the reply; a
-    reply is the first when no staff message came between that start and it."""
+    reply is the first when no staff message came between that start and it. A staff
+    message stored before authors were recorded is credited to the owner at the reply."""
     start = Subquery(
         ConversationEvent.objects.filter(
             ESCALATION,
@@ -247,7 +248,7 @@ def first_replies(since: datetime, until: datetime) -> list[tuple[datetime, date
         .annotate(start_at=start)
         .filter(start_at__isnull=False)
         .exclude(Exists(earlier))
-        .annotate(owner_at_reply=owner)
+        .annotate(owner_at_reply=Coalesce("author_id", owner, output_field=IntegerField()))
         .order_by()
     )
     return list(replies.values_list("start_at", "created_at", "owner_at_reply"))

@@ -158,6 +158,14 @@ class Message(models.Model):
     role = models.CharField(max_length=10, choices=Role.choices())
     agent_slug = models.CharField(max_length=50, blank=True)
     agent_name = models.CharField(max_length=80, blank=True)
+    author = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="The member of staff who wrote it (staff messages only).",
+    )
     text = models.TextField()
     # NULL (not "") for assistant messages, so only user messages meet the unique constraint.
     client_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
@@ -182,6 +190,7 @@ class Message(models.Model):
         indexes = [
             models.Index(fields=["conversation", "id"], name="message_conv_id"),
             models.Index(fields=["status", "role"], name="message_status_role"),
+            models.Index(fields=["role", "created_at"], name="message_role_created"),
         ]
 
     def __str__(self) -> str:

@@ -487,6 +487,7 @@ def staff_reply(*, conversation: Conversation, staff: AbstractBaseUser, text: st
             role=Role.STAFF,
             agent_slug="staff",
             agent_name=staff_name(staff),
+            author=staff,
             text=text,
         )
         Message.objects.filter(

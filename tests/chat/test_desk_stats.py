@@ -396,3 +396,17 @@ def test_the_queries_do_not_grow_with_the_conversations(client, site, clock, sam
     many = _desk_queries(client)
     assert many == few
     assert few[0] <= 20 and few[1] <= 8
+
+
+def test_a_colleagues_first_reply_counts_for_its_author_not_the_owner(site, clock, sam, kim):
+    c = new(site)
+    with clock.at(0):
+        people.request_human(conversation=c, reason="", source="user")
+    with clock.at(1):
+        people.staff_take_over(conversation=c, staff=sam)
+    with clock.at(3):
+        people.staff_reply(conversation=c, staff=kim, text="Kim here, I can help.")
+    staff = by_name(desk_stats.figures(window="day"))
+    assert Message.objects.get(role="staff").author == kim
+    assert (staff["Kim"].first_reply.count, staff["Kim"].first_reply.p50_seconds) == (1, 3 * MIN)
+    assert "Sam" not in staff or staff["Sam"].first_reply.count == 0
