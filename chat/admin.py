@@ -24,6 +24,7 @@ from .models import (
     OpeningHours,
     Site,
     StaffNote,
+    StaffToken,
     Turn,
     TurnEvent,
 )
@@ -443,3 +444,21 @@ class CannedReplyAdmin(admin.ModelAdmin):
         if not change and obj.created_by_id is None:
             obj.created_by = request.user
         super().save_model(request, obj, form, change)
+
+
+@admin.register(StaffToken)
+class StaffTokenAdmin(admin.ModelAdmin):
+    """Personal tokens for the staff API, made by `manage.py staff_token USERNAME` (only
+    their digest is stored, so none can be made or shown here). Delete one to revoke it."""
+
+    list_display = ("user", "prefix", "created_at", "last_used_at")
+    list_select_related = ("user",)
+    search_fields = ("user__username", "prefix")
+    fields = ("user", "prefix", "created_at", "last_used_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False

@@ -52,19 +52,31 @@ def _latest(conversation_field: str, value: str, **filters) -> Subquery:
     return Subquery(messages.order_by("-created_at", "-id").values(value)[:1])
 
 
-def inbox_conversations(*, query: str = "") -> QuerySet[Conversation]:
+def _matching(*, query: str = "", status: str = "") -> QuerySet[Conversation]:
+    rows = Conversation.objects.all()
+    if query:
+        matching = Message.objects.filter(text__icontains=query).values("conversation_id")
+        rows = rows.filter(pk__in=matching)
+    if status:
+        rows = rows.filter(status=status)
+    return rows
+
+
+def inbox_rows(*, query: str = "", status: str = "") -> QuerySet[Conversation]:
     """Waiting first (longest waiting first), then with a person, with the agents,
     resolved (each most recently active first). `unread`: the user's messages since the
     last reply (an agent's or staff's), from the stored messages. `query`: conversations
     with a message containing these words (case-insensitive), already checked by
-    search_query."""
+    search_query; `status`: only those with this status. Not sliced: the page takes the
+    first LIST_LIMIT (inbox_conversations), the staff API pages through it."""
     rank = Case(
         *(When(status=s, then=Value(i)) for i, s in enumerate(STATUS_ORDER)),
         default=Value(len(STATUS_ORDER)),
         output_field=IntegerField(),
     )
     rows = (
-        Conversation.objects.select_related("site", "owner")
+        _matching(query=query, status=status)
+        .select_related("site", "owner")
         .annotate(
             rank=rank,
             wait_since=Case(When(status=ConversationStatus.WAITING, then=F("status_changed_at"))),
@@ -80,12 +92,17 @@ def inbox_conversations(*, query: str = "") -> QuerySet[Conversation]:
             )
         )
     )
-    if query:
-        matching = Message.objects.filter(text__icontains=query).values("conversation_id")
-        rows = rows.filter(pk__in=matching)
-    return rows.order_by("rank", F("wait_since").asc(nulls_last=True), "-updated_at", "-id")[
-        :LIST_LIMIT
-    ]
+    return rows.order_by("rank", F("wait_since").asc(nulls_last=True), "-updated_at", "-id")
+
+
+def inbox_conversations(*, query: str = "") -> QuerySet[Conversation]:
+    """The list on the page: the first LIST_LIMIT of inbox_rows."""
+    return inbox_rows(query=query)[:LIST_LIMIT]
+
+
+def inbox_count(*, query: str = "", status: str = "") -> int:
+    """How many conversations inbox_rows lists (counted without its annotations)."""
+    return _matching(query=query, status=status).count()
 
 
 def waiting_count() -> int:
@@ -125,3 +142,12 @@ def staff_colleagues() -> QuerySet:
 def canned_replies() -> list[CannedReply]:
     """The saved answers staff insert into a reply (made in the admin), by title."""
     return list(CannedReply.objects.order_by("title", "id").only("id", "title", "text"))
+
+
+def staff_user_by_ref(*, ref: int | str):
+    """A user by id (an int) or username (a str), or None; whether they may take a
+    conversation is the service's to say (people.staff_assign)."""
+    users = get_user_model().objects
+    if isinstance(ref, int):
+        return users.filter(pk=ref).first()
+    return users.filter(**{get_user_model().USERNAME_FIELD: ref}).first()

@@ -25,7 +25,7 @@ from .enums import Role
 from .models import Conversation
 from .rendering import render_markdown
 
-REPLY_CHARS = 4000
+REPLY_CHARS = people.REPLY_CHARS
 
 
 def staff_required(view: Callable) -> Callable:

@@ -64,6 +64,7 @@ BOT, WAITING, HUMAN, RESOLVED = (
 )
 REASON_CHARS = 500
 NOTE_CHARS = 4000
+REPLY_CHARS = 4000  # a staff reply (the inbox form and the staff API check it)
 WAITS_SAMPLED = 20  # recent waits (waiting -> human) the expected wait is taken from
 
 
