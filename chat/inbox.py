@@ -20,6 +20,8 @@ from django.db.models import (
     When,
 )
 
+from orchestrator.text import plain_text
+
 from .enums import ConversationStatus, Role
 from .models import Conversation, Message, StaffNote
 
@@ -86,6 +88,15 @@ def inbox_conversations(*, query: str = "") -> QuerySet[Conversation]:
     return rows.order_by("rank", F("wait_since").asc(nulls_last=True), "-updated_at", "-id")[
         :LIST_LIMIT
     ]
+
+
+def with_previews(rows: QuerySet[Conversation]) -> list[Conversation]:
+    """The rows, each with `preview`: its last message as a reader sees it (Markdown
+    rendered to plain text: no `**` or link syntax in the list)."""
+    rows = list(rows)
+    for row in rows:
+        row.preview = plain_text(row.last_text or "")
+    return rows
 
 
 def waiting_count() -> int:
