@@ -11,6 +11,9 @@ test_people_socket.py leave open (the others are listed in docs/people.md):
 
 from __future__ import annotations
 
+import asyncio
+import uuid
+
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
@@ -148,6 +151,7 @@ async def test_a_message_written_as_the_hand_back_turn_starts_is_answered_next(t
     await recv(comm)
     await send(comm, {"type": "message.send", "id": "c-1", "text": "Are you still there?"})
     assert (await recv(comm))["type"] == "message.ack"
+    await turns.wait_idle()  # its scheduling found a person there: only the hand-back wakes it
 
     await run(people.staff_hand_back)(conversation=conversation, staff=sam, note="")
     frames = await until(comm, "turn.started")  # the agents answer what waited...
@@ -177,6 +181,34 @@ async def test_a_message_written_right_after_a_hand_back_with_nothing_waiting_is
     assert frames[0]["status"] == "bot"
     assert frames[-1]["status"] == "ok" and "message.done" in types(frames)
     assert await message_status("c-1") == "answered"
+
+
+async def test_a_wake_from_a_staff_request_runs_the_turns_in_a_context_of_their_own(
+    team, monkeypatch
+):
+    """A hand-back runs in a staff request: Django's per-request ThreadSensitiveContext,
+    a sync view on its thread. The turns it wakes must not inherit that context: their
+    database calls would go to the finished request's executor (a thread and a database
+    connection left behind per hand-back) or, from plain sync_to_async, be refused as a
+    deadlock (the turn runner crashed)."""
+    from asgiref.sync import SyncToAsync, ThreadSensitiveContext
+
+    from chat.turns import scheduler
+
+    seen: list[tuple[object, bool]] = []
+
+    async def record(conversation_id, conversation_uuid) -> None:
+        context = SyncToAsync.thread_sensitive_context.get(None)
+        seen.append((context, SyncToAsync.deadlock_context.get(False)))
+
+    monkeypatch.setattr(scheduler, "_drain_in_turn", record)
+    scheduler.state.loop = asyncio.get_running_loop()
+    async with ThreadSensitiveContext() as request:
+        await sync_to_async(turns.wake)(1, uuid.uuid4())
+    await sync_to_async(turns.wake)(2, uuid.uuid4())  # sync code under sync_to_async
+    await turns.wait_idle(timeout=5)
+    assert len(seen) == 2 and request not in [c for c, _ in seen], seen
+    assert seen == [(None, False), (None, False)]
 
 
 # --- A staff reply to a resolved conversation ----------------------------------------------
