@@ -200,7 +200,9 @@ def test_button_takeover_live_chat_hand_back_with_a_note_resolve_and_rate(
     staff.screenshot(path=str(SCREENSHOTS["staff"]), full_page=True)
 
 
-def test_asking_in_words_reaches_the_inbox_and_staff_answer_live(new_page, chat_server, shop):
+def test_asking_in_words_reaches_the_inbox_staff_answer_live_and_hand_back_what_waits(
+    new_page, chat_server, shop
+):
     staff = new_page()
     staff_login(staff, chat_server)
     _, frame, conversation = open_widget(new_page, shop)
@@ -226,9 +228,17 @@ def test_asking_in_words_reaches_the_inbox_and_staff_answer_live(new_page, chat_
     expect(staff.locator("#transcript")).to_contain_text("Please check my invoice from May.")
     expect(conversation_row(staff, conversation)).to_have_attribute("data-status", "human")
 
+    # Handed back with the user's last message unanswered: the agents answer it at once
+    # (the hand-back, a staff request, wakes the turn scheduler).
+    staff.get_by_role("button", name="Hand back to the agents").click()
+    answer = wait_replies(frame, 2)
+    expect(answer).to_have_attribute("data-agent", "billing")
+    expect(answer.locator(".so-msg__bubble")).to_contain_text("invoice")
+
     row = stored(chat_server, conversation)
     assert [tuple(e) for e in row["events"]] == [
         ("bot", "waiting", "words"),
         ("waiting", "human", "staff"),
+        ("human", "bot", "staff"),
     ], row
-    assert row["roles"] == ["user", "assistant", "user", "staff", "user"]
+    assert row["roles"] == ["user", "assistant", "user", "staff", "user", "assistant"]

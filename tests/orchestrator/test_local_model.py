@@ -105,9 +105,13 @@ HANDBACK_NOTE = (
 )
 
 
-async def test_a_follow_up_after_a_hand_back_is_answered_from_the_staff_note(team):
+@pytest.mark.parametrize("embeddings", ["off", "inline"])  # a cold server, a warm one
+async def test_a_follow_up_after_a_hand_back_is_answered_from_the_staff_note(
+    team, settings, embeddings
+):
     """The offline model reads the hand-back note in its instructions: a follow-up that
     says little on its own ("When do I get it?") is searched with it."""
+    settings.SUPERORCH_KNOWLEDGE_EMBEDDINGS = embeddings
     history = HANDED_BACK
     _, _, without = await run("When do I get it?", active="billing", history=history)
     assert "**I was charged twice (duplicate charge)**" in without
