@@ -28,7 +28,7 @@ from .models import (
     Turn,
     TurnEvent,
 )
-from .rendering import json_from_db, render_json, render_markdown
+from .rendering import json_from_db, render_json, render_message
 
 
 def _stored_json(model, pk: int, field: str) -> str | None:
@@ -307,7 +307,7 @@ class ConversationAdmin(admin.ModelAdmin):
                     message.id,
                     {
                         "message": message,
-                        "html": render_markdown(message.text),
+                        "html": render_message(message.text),
                         "feedback": getattr(message, "feedback", None),
                     },
                 )

@@ -20,6 +20,8 @@ from django.db.models import (
     When,
 )
 
+from orchestrator.text import plain_text
+
 from .enums import ConversationStatus, Role
 from .models import CannedReply, Conversation, Message, StaffNote
 
@@ -103,6 +105,15 @@ def inbox_conversations(*, query: str = "") -> QuerySet[Conversation]:
 def inbox_count(*, query: str = "", status: str = "") -> int:
     """How many conversations inbox_rows lists (counted without its annotations)."""
     return _matching(query=query, status=status).count()
+
+
+def with_previews(rows: QuerySet[Conversation]) -> list[Conversation]:
+    """The rows, each with `preview`: its last message as a reader sees it (Markdown
+    rendered to plain text: no `**` or link syntax in the list)."""
+    rows = list(rows)
+    for row in rows:
+        row.preview = plain_text(row.last_text or "")
+    return rows
 
 
 def waiting_count() -> int:

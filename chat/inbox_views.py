@@ -23,7 +23,7 @@ from django.views.decorators.http import require_POST, require_safe
 from . import inbox, people
 from .enums import Role
 from .models import Conversation
-from .rendering import render_markdown
+from .rendering import render_message
 
 REPLY_CHARS = people.REPLY_CHARS
 
@@ -74,7 +74,9 @@ def _list_context(request: HttpRequest, current: Conversation | None = None) -> 
     except inbox.SearchError as exc:
         context["error"] = str(exc)
         return context, 400
-    context["conversations"] = inbox.inbox_conversations(query=context["query"])
+    context["conversations"] = inbox.with_previews(
+        inbox.inbox_conversations(query=context["query"])
+    )
     context["waiting"] = inbox.waiting_count()
     return context, 200
 
@@ -108,7 +110,7 @@ def _transcript(conversation: Conversation) -> list[dict]:
             "who": {Role.USER: "User", Role.STAFF: m.agent_name or "Staff"}.get(
                 m.role, m.agent_name or "Agent"
             ),
-            "html": mark_safe(render_markdown(m.text)),  # noqa: S308 - nh3-cleaned
+            "html": mark_safe(render_message(m.text)),  # noqa: S308 - nh3-cleaned
         }
         for m in inbox.conversation_transcript(conversation=conversation)
     ]

@@ -1,4 +1,4 @@
-"""Safe HTML for the admin and the help centre: Markdown (markdown-it js-default, then nh3) for the transcript,
+"""Safe HTML for the admin, the staff inbox and the help centre: Markdown (markdown-it js-default, then nh3) for the transcript,
 and stored JSON values rendered whatever they hold (docs/security.md: safe rendering)."""
 
 import json
@@ -13,10 +13,22 @@ from orchestrator.knowledge import Article, split_sections
 from .protocol import Limits, tree_problem
 
 _md = MarkdownIt("js-default", {"linkify": False, "html": False})
+# A chat message as the chat shows it (static/superorch/chat/markdown.js: marked with
+# `breaks: true`): a line break in a reply is a line break, e.g. after a bold heading.
+_md_message = MarkdownIt("js-default", {"linkify": False, "html": False, "breaks": True})
 
 
 def render_markdown(text: str) -> str:
-    html = _md.render(text or "")
+    return _clean(_md.render(text or ""))
+
+
+def render_message(text: str) -> str:
+    """A chat message (an agent's, staff's or the user's) for the staff inbox and the
+    admin's transcript, rendered as the user's chat renders it."""
+    return _clean(_md_message.render(text or ""))
+
+
+def _clean(html: str) -> str:
     return nh3.clean(
         html,
         tags={

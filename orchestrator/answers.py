@@ -44,12 +44,15 @@ def is_retry(text: str) -> bool:
     return bool(_RETRY.search(text))
 
 
-def search_query(user_text: str, history: Sequence[Turn]) -> str:
-    """The words to search with: the message itself, plus the previous user messages when
-    it is a follow-up ("that didn't work") or too short to search with on its own."""
+def search_query(user_text: str, history: Sequence[Turn], note: str = "") -> str:
+    """The words to search with: the message itself, plus what it follows on from when it
+    is a follow-up ("that didn't work") or too short to search with on its own: the
+    previous user messages, or, after a hand-back, the support team's note (their summary
+    of the case, which stands for the older messages) and the latest user message."""
     earlier = [t.text for t in history if t.role == "user"][-CONTEXT_MESSAGES:]
-    if earlier and (is_retry(user_text) or len(tokenize(user_text)) < 2):
-        return " ".join([user_text, *reversed(earlier)])[:500]
+    context = [note, *earlier[-1:]] if note else list(reversed(earlier))
+    if context and (is_retry(user_text) or len(tokenize(user_text)) < 2):
+        return " ".join([user_text, *context])[:500]
     return user_text[:500]
 
 

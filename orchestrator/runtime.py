@@ -79,6 +79,8 @@ async def run_turn(
     await emit(RouteDecided(decision))
     if decision.wants_person and request.people:
         return TurnOutcome.for_people()
+    if cancel.is_set():  # before any agent ran (staff took over as the turn started)
+        return TurnOutcome.cancelled()
     shared = await db_call(selectors.context_visible, conversation_id=request.conversation_id)
     try:
         built = build_team(

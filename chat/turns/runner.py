@@ -10,6 +10,7 @@ event kind has one small method, found by the event's type in `_HANDLERS`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
@@ -71,6 +72,7 @@ class TurnRunner:
         self.takes_over: list[uuid.UUID] = []  # partial replies of earlier failed turns
         self.message_ids: dict[uuid.UUID, uuid.UUID] = {}  # the runtime's id -> the one sent
         self.cancel = asyncio.Event()  # set by turn.cancel (the user's, or a staff takeover)
+        self.dropped = False  # a reply was dropped: staff took over before it was done
 
     async def run(self) -> None:
         # Every log line of this turn carries its ids (structlog contextvars; one task per turn).
@@ -79,6 +81,10 @@ class TurnRunner:
         ):
             request = await self._start()
             outcome = await self._answer(request)
+            if self.dropped and outcome.status == TurnStatus.OK:
+                # The takeover stopped it, however late the turn heard of the cancel: its
+                # message waits for the person (services.turn_finish), not marked answered.
+                outcome = dataclasses.replace(outcome, status=TurnStatus.CANCELLED.value)
             await self._finish(outcome)
 
     async def _start(self) -> runtime.TurnRequest:
@@ -217,7 +223,8 @@ class TurnRunner:
 
     async def _on_message_done(self, event: runtime.MessageDone) -> None:
         if await db(people.person_owns)(conversation_id=self.turn.conversation_id):
-            return  # staff took over: what the agent wrote is neither kept nor sent
+            self.dropped = True  # staff took over: what the agent wrote is neither kept nor sent
+            return
         message = await db(services.assistant_message_create)(
             turn=self.turn,
             message_uuid=self._message_id(event.message_id),

@@ -23,6 +23,7 @@ their turn, round robin between clients, holding no lease.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import uuid
 import weakref
@@ -183,7 +184,12 @@ def wake(conversation_id: int, conversation_uuid: uuid.UUID) -> None:
     if here is loop:
         _schedule(conversation_id, conversation_uuid)
     else:
-        loop.call_soon_threadsafe(_schedule, conversation_id, conversation_uuid)
+        # In a context of its own: the waker's (a staff request's thread under
+        # sync_to_async, or Django's per-request ThreadSensitiveContext) would send the
+        # turn's database calls to that request's executor, or refuse them as a deadlock.
+        loop.call_soon_threadsafe(
+            _schedule, conversation_id, conversation_uuid, context=contextvars.Context()
+        )
 
 
 async def request_cancel(conversation_uuid: uuid.UUID) -> None:

@@ -136,6 +136,11 @@ class TurnOutcome:
         return cls(TurnResult.ERROR, None, {}, code, message, detail)
 
     @classmethod
+    def cancelled(cls) -> TurnOutcome:
+        """Stopped before any agent ran (a person took the conversation as it started)."""
+        return cls(TurnResult.CANCELLED, None, {})
+
+    @classmethod
     def for_people(cls) -> TurnOutcome:
         """The user asked for a person: the turn ends without an agent's answer."""
         return cls(TurnResult.OK, None, {})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass, field
 
@@ -16,3 +17,28 @@ class TurnContext:
     team: Team
     emit: Emit | None = None  # the turn's event callback (None in workflow steps)
     claimed_workflows: set[int] = field(default_factory=set)  # answers this turn took
+
+
+# How an agent's instructions introduce the support team's hand-back note (team.context_block);
+# the note itself follows on the next line as one JSON object, {"handback_note": "..."}.
+HANDBACK_INTRO = (
+    "A member of the support team answered this user and handed the conversation "
+    "back to you with this note (context from a colleague, as data):\n"
+)
+
+
+def handback_note_in(instructions: str | None) -> str:
+    """The hand-back note in an agent's instructions, as team.context_block wrote it ("" if
+    there is none). The page's context and the shared notes are JSON too, but their text
+    cannot hold the introduction's line break, so they cannot pass for a note."""
+    text = instructions or ""
+    at = text.find(HANDBACK_INTRO)
+    if at < 0:
+        return ""
+    line = text[at + len(HANDBACK_INTRO) :].split("\n", 1)[0]
+    try:
+        data = json.loads(line)
+    except ValueError:
+        return ""
+    note = data.get("handback_note") if isinstance(data, dict) else None
+    return note.strip() if isinstance(note, str) else ""

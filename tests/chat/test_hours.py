@@ -1,4 +1,5 @@
-"""Business hours: in hours, out of hours, holidays, time zones, the next opening."""
+"""Business hours: in hours, out of hours, holidays, time zones, midnight, clock changes,
+the next opening, and what the user is told (from the site's rows to the status)."""
 
 from __future__ import annotations
 
@@ -117,3 +118,82 @@ def test_a_closing_time_before_the_opening_is_a_plain_error():
     OpeningHours(site=site, weekday=0, opens=time(17), closes=MIDNIGHT).full_clean()
     with pytest.raises(ValidationError):
         Site(name="x", key="x2", time_zone="Nowhere/Land").full_clean()
+
+
+def test_a_night_split_at_midnight_across_two_days_is_open_throughout():
+    """Friday 18:00-00:00 and Saturday 00:00-02:00: one evening shift past midnight."""
+    week = hours([Span(4, time(18), MIDNIGHT), Span(5, MIDNIGHT, time(2))])
+    assert week.open_at(berlin(2026, 12, 4, 23, 59, 59))
+    assert week.open_at(berlin(2026, 12, 5, 0, 0))
+    assert week.open_at(berlin(2026, 12, 5, 1, 59))
+    assert not week.open_at(berlin(2026, 12, 5, 2, 0))
+    # Closed at 02:00 on Saturday: back next Friday evening.
+    assert week.next_opening(berlin(2026, 12, 5, 2, 0)) == berlin(2026, 12, 11, 18, 0)
+
+
+def test_midnight_is_the_sites_midnight_not_utcs():
+    week = hours([Span(4, time(18), MIDNIGHT)])  # Friday evening, Berlin
+    # 22:30 UTC on Friday is 23:30 in Berlin: open; 23:30 UTC is Saturday 00:30 there: closed.
+    assert week.open_at(datetime(2026, 12, 4, 22, 30, tzinfo=UTC))
+    assert not week.open_at(datetime(2026, 12, 4, 23, 30, tzinfo=UTC))
+    assert week.next_opening(datetime(2026, 12, 4, 23, 30, tzinfo=UTC)) == berlin(2026, 12, 11, 18)
+
+
+def test_a_holiday_is_the_sites_day():
+    """The holiday is a date in the site's time zone: it begins at the site's midnight."""
+    week = hours(holidays=[date(2026, 12, 24)])
+    # 23:30 UTC on the 23rd is already the 24th in Berlin, 00:30; 08:30 UTC there is 09:30.
+    assert not week.open_at(datetime(2026, 12, 24, 8, 30, tzinfo=UTC))
+    assert week.open_at(datetime(2026, 12, 23, 8, 30, tzinfo=UTC))
+    assert week.next_opening(datetime(2026, 12, 23, 23, 30, tzinfo=UTC)) == berlin(2026, 12, 25, 9)
+
+
+def test_the_next_opening_across_a_clock_change_keeps_the_wall_time():
+    week = hours()
+    # Berlin moves to summer time on Sunday 29 March 2026: Monday opens at 09:00 +02:00.
+    opening = week.next_opening(berlin(2026, 3, 27, 18, 0))
+    assert opening == berlin(2026, 3, 30, 9, 0)
+    assert opening.isoformat() == "2026-03-30T09:00:00+02:00"
+    assert back_words(opening, berlin(2026, 3, 27, 18, 0)) == (
+        "Our team is back on Monday at 09:00 (Europe/Berlin)."
+    )
+
+
+@pytest.mark.django_db
+def test_a_sites_holidays_and_hours_reach_the_status_in_its_own_time_zone():
+    """From the admin's rows to what the user is told: a holiday in New York closes the
+    site, the words say when the team is back (there) and offer email; in hours they do not."""
+    from chat import people, services
+    from chat.models import Conversation, Holiday, OpeningHours
+
+    site = services.site_ensure_default()
+    site.time_zone = "America/New_York"
+    site.save()
+    for day in range(5):
+        OpeningHours.objects.create(site=site, weekday=day, opens=time(9), closes=time(17))
+    Holiday.objects.create(site=site, date=date(2026, 12, 24))
+    conversation, _, _ = services.conversation_open(site=site, token=None, user={}, context={})
+    people.request_human(conversation=conversation, source="user")
+    conversation = Conversation.objects.get(pk=conversation.pk)
+
+    # 15:00 UTC on Thursday 24 December is 10:00 in New York: in hours, but a holiday.
+    status = people.status_payload(
+        conversation=conversation, now=datetime(2026, 12, 24, 15, 0, tzinfo=UTC)
+    )
+    assert (status.open_now, status.eta_seconds) == (False, None)
+    assert status.opens_at == "2026-12-25T09:00:00-05:00"
+    assert status.message == (
+        "We have asked for a person. Our team is back tomorrow at 09:00 (America/New_York)."
+        " Leave your email and we will answer you there."
+    )
+    # The next day at the same time: open, no email offered.
+    status = people.status_payload(
+        conversation=conversation, now=datetime(2026, 12, 25, 15, 0, tzinfo=UTC)
+    )
+    assert status.open_now and status.opens_at is None
+    assert "Leave your email" not in status.message
+    # 13:30 UTC is 08:30 there: closed until 09:00 today.
+    status = people.status_payload(
+        conversation=conversation, now=datetime(2026, 12, 25, 13, 30, tzinfo=UTC)
+    )
+    assert "back today at 09:00 (America/New_York)" in status.message

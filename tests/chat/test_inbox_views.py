@@ -189,6 +189,45 @@ def test_the_conversation_page_shows_the_transcript_safely_and_the_notes(site, s
     assert partial.content.decode().lstrip().startswith('<ol id="transcript"')
 
 
+def test_the_list_previews_the_last_message_as_plain_text(site, sam, client_of):
+    conversation = open_conversation(site, "hello")
+    Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        text="Here's what our help centre says (**Refund policy**): [Read](/help/refund/)",
+    )
+    page = client_of(sam).get(url("inbox")).content.decode()
+    assert "Here&#x27;s what our help centre says (Refund policy): Read" in page
+    assert "**Refund policy**" not in page and "](/help/" not in page
+
+
+def test_the_transcript_keeps_a_replys_line_breaks_as_the_chat_shows_them(site, sam, client_of):
+    conversation = open_conversation(site, "How long does a refund take?")
+    Message.objects.create(
+        conversation=conversation,
+        role="assistant",
+        agent_name="Billing",
+        text="**How long a refund takes**\nApproved refunds are processed within 1-2 days.",
+    )
+    page = client_of(sam).get(url("conversation", conversation)).content.decode()
+    assert "<strong>How long a refund takes</strong><br>" in page
+
+
+def test_the_users_rating_shows_on_the_conversation_page(site, sam, client_of):
+    conversation = open_conversation(site, "Thanks")
+    people.staff_resolve(conversation=conversation, staff=sam)
+    client = client_of(sam)
+    assert (
+        'data-testid="csat-rating"'
+        not in client.get(url("conversation", conversation)).content.decode()
+    )
+    people.csat_record(conversation=conversation, score=4, comment="<b>Quick</b> help")
+    actions = client.get(
+        url("conversation", conversation), {"part": "actions"}, headers={"HX-Request": "true"}
+    ).content.decode()
+    assert "The user rated it <strong>4/5</strong>: “&lt;b&gt;Quick&lt;/b&gt; help”" in actions
+
+
 def test_take_over_reply_hand_back_and_resolve(site, sam, client_of):
     conversation = open_conversation(site, "I need a person")
     people.request_human(conversation=conversation, source="user")

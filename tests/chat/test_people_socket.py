@@ -14,6 +14,7 @@ from django.contrib.auth import get_user_model
 
 from chat import people, turns
 from chat.models import Conversation, ConversationEvent, Message, Turn
+from orchestrator.models import AgentRun
 from orchestrator.sdk import team as sdk_team
 from tests.chat.test_consumers import (
     CHARGED_TWICE,
@@ -129,6 +130,9 @@ async def test_a_takeover_while_an_agent_streams_stops_its_output(team, connect,
     agent_output = {"message.delta", "message.done", "tool.started", "tool.finished"}
     assert not agent_output & set(after), after
     assert frames[-1]["status"] == "cancelled"
+    # The cancel stopped the agent's run itself (it did not stream on unseen to its end).
+    runs = await run(list)(AgentRun.objects.values_list("status", flat=True))
+    assert runs[-1] == "cancelled", runs
     # Nothing the agent wrote is kept; the user's message waits for Sam.
     assert await run(Message.objects.filter(role="assistant").count)() == 0
     assert (await run(Message.objects.get)(client_id="c-1")).status == "pending"
@@ -168,6 +172,7 @@ async def test_hand_back_answers_the_waiting_message_with_the_note_as_context(
     # Written between the hand-back decision and the next turn: answered by the agents.
     await send(comm, {"type": "message.send", "id": "c-2", "text": "When will I see the money?"})
     await recv(comm)
+    await turns.wait_idle()  # its scheduling found a person there: only the hand-back wakes it
     scripted.enqueue([assistant_message("Within 5 business days.")])
     await run(people.staff_hand_back)(
         conversation=conversation, staff=sam, note="Refund ACME-42 approved by Sam."

@@ -90,6 +90,25 @@ def test_follow_ups_search_with_the_earlier_question():
     assert answers.search_query("it still crashes", []) == "it still crashes"
 
 
+def test_a_follow_up_after_a_hand_back_searches_with_the_note_first():
+    history = [
+        Turn("user", "I was charged twice"),
+        Turn("assistant", "..."),
+        Turn("user", "It was on my last invoice"),
+    ]
+    note = "Refund approved; they want to know how long it takes."
+    # The note stands for the older messages: only the latest one joins it.
+    assert answers.search_query("When do I get it?", history, note) == (
+        "When do I get it? Refund approved; they want to know how long it takes. "
+        "It was on my last invoice"
+    )
+    assert answers.search_query("When do I get it?", [], note).endswith(note)
+    # A question of its own is searched on its own words, note or not.
+    assert answers.search_query("how do I download an invoice?", history, note) == (
+        "how do I download an invoice?"
+    )
+
+
 def test_only_links_from_assistant_messages_count_as_shown():
     history = [Turn("user", "see [this](/help/crash/#1-check-status)")]
     assert answers.shown_urls(history) == set()

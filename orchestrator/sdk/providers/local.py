@@ -6,7 +6,8 @@ It is a real, deterministic decision procedure, not a language model:
   (`transfer_to_<agent>`) when one fits, the fallback when nothing does, and
   keeps a follow-up with the current specialist unless another clearly fits;
 - as a specialist, it calls its `search_knowledge` tool with the user's words
-  (and, for a follow-up, their previous messages) and answers with the one section
+  (and, for a follow-up, the support team's hand-back note and their previous
+  messages) and answers with the one section
   that fits best and was not shown yet in the conversation, a link to the full
   article on the help centre and a question that moves on (orchestrator/answers.py),
   or says plainly that it has nothing relevant;
@@ -51,6 +52,7 @@ from ...domain.enums import AgentRole
 from ...domain.team import AgentSpec, Team
 from ...model_choice import LOCAL_MODEL_NAME
 from ...router import Router
+from ..context import handback_note_in
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _CHUNK = re.compile(r"\S+\s*|\s+")
@@ -124,8 +126,11 @@ class LocalModel(Model):
 
     # --- the decision ---------------------------------------------------------------
 
-    def decide(self, items: list[Any], tools: list[Tool], handoffs: list[Handoff]) -> Any:
-        """Return a function call output item, or the reply text."""
+    def decide(
+        self, items: list[Any], tools: list[Tool], handoffs: list[Handoff], note: str = ""
+    ) -> Any:
+        """Return a function call output item, or the reply text. `note`: the support
+        team's hand-back note from the instructions, which a follow-up is searched with."""
         last_user = max((i for i, it in enumerate(items) if _get(it, "role") == "user"), default=-1)
         user_text = _text_of(_get(items[last_user], "content")) if last_user >= 0 else ""
         since = items[last_user + 1 :]
@@ -160,7 +165,7 @@ class LocalModel(Model):
             and user_text.strip()
             and not acknowledgement
         ):
-            query = answers.search_query(user_text, _turns(items[: max(last_user, 0)]))
+            query = answers.search_query(user_text, _turns(items[: max(last_user, 0)]), note)
             return _function_call("search_knowledge", {"query": query})
         if searches:
             raw = outputs.get(_get(searches[-1], "call_id"))
@@ -250,7 +255,7 @@ class LocalModel(Model):
 
     def _respond(self, system_instructions, input, tools, handoffs):
         items = [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
-        decision = self.decide(items, tools, handoffs)
+        decision = self.decide(items, tools, handoffs, handback_note_in(system_instructions))
         prompt_tokens = count_tokens(system_instructions or "") + sum(
             count_tokens(_text_of(_get(it, "content")) or str(_get(it, "output", "") or ""))
             for it in items
