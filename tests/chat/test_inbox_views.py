@@ -228,6 +228,17 @@ def test_the_users_rating_shows_on_the_conversation_page(site, sam, client_of):
     assert "The user rated it <strong>4/5</strong>: “&lt;b&gt;Quick&lt;/b&gt; help”" in actions
 
 
+def test_a_resolved_conversation_offers_to_reopen_it_not_a_plain_takeover(site, sam, client_of):
+    conversation = open_conversation(site, "Thanks")
+    client = client_of(sam)
+    page = client.get(url("conversation", conversation)).content.decode()
+    assert ">Take over</button>" in page and "Reopen and take over" not in page
+    people.staff_resolve(conversation=conversation, staff=sam)
+    page = client.get(url("conversation", conversation)).content.decode()
+    assert ">Reopen and take over</button>" in page and ">Take over</button>" not in page
+    assert ">Resolve</button>" not in page
+
+
 def test_take_over_reply_hand_back_and_resolve(site, sam, client_of):
     conversation = open_conversation(site, "I need a person")
     people.request_human(conversation=conversation, source="user")
