@@ -174,6 +174,7 @@ def test_button_takeover_live_chat_hand_back_with_a_note_resolve_and_rate(
     frame.get_by_test_id("csat-comment").fill("Grace sorted it out fast")
     csat.locator('[data-score="4"]').click()
     expect(frame.get_by_test_id("csat-thanks")).to_be_visible()
+    expect(frame.get_by_test_id("csat-thanks")).to_have_text("Thank you for your rating (4/5)!")
     expect(csat).to_be_hidden()
     # The inbox shows the rating live (the status frame makes it re-read the actions).
     rating = staff.get_by_test_id("csat-rating")

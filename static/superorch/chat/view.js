@@ -379,6 +379,7 @@ export function createView(root, el, handlers) {
     setHidden(el.emailForm, !view.askEmail);
     setHidden(el.csat, !view.askCsat);
     setHidden(el.csatThanks, view.rated === null);
+    if (view.rated !== null) setText(el.csatThanks, `Thank you for your rating (${view.rated}/5)!`);
   }
 
   if (el.askPerson) el.askPerson.addEventListener('click', () => handlers.onAskPerson());
