@@ -12,6 +12,7 @@ SCENARIOS = {
     "database": "bench.scenarios.database",
     "overhead": "bench.scenarios.overhead",
     "peer": "bench.scenarios.peer",
+    "people": "bench.scenarios.people",
     "routing": "bench.scenarios.routing",
     "servers": "bench.scenarios.servers",
     "transport": "bench.scenarios.transport",

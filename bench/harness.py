@@ -107,9 +107,15 @@ def sql(env: dict[str, str], statement: str, *params: object) -> tuple | None:
 
 
 @contextmanager
-def server(env: dict[str, str], kind: str = "daphne", app: str = "bench.asgi:application"):
-    """The ASGI server in its own process; yields its base URL once /healthz answers."""
-    port = free_port()
+def server(
+    env: dict[str, str],
+    kind: str = "daphne",
+    app: str = "bench.asgi:application",
+    port: int | None = None,
+):
+    """The ASGI server in its own process; yields its base URL once /healthz answers.
+    `port`: a port chosen beforehand (free_port()), when the env must name the origin."""
+    port = port or free_port()
     if kind == "daphne":
         cmd = [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
     elif kind == "uvicorn":

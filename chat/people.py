@@ -26,6 +26,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 from django.db import transaction
+from django.db.models import OuterRef, Subquery
 from django.dispatch import Signal
 from django.utils import timezone
 
@@ -111,25 +112,27 @@ def staff_online(*, now: datetime | None = None) -> list[StaffPresence]:
 
 
 def recent_waits(*, limit: int = WAITS_SAMPLED) -> list[float]:
-    """Seconds from `waiting` to `human` of the latest takeovers that followed a wait."""
-    takeovers = ConversationEvent.objects.filter(
-        kind=ConversationEvent.Kind.STATUS, from_status=WAITING, to_status=HUMAN
-    ).order_by("-id")[:limit]
-    waits = []
-    for takeover in takeovers:
-        asked = (
-            ConversationEvent.objects.filter(
-                conversation_id=takeover.conversation_id,
-                to_status=WAITING,
-                id__lt=takeover.id,
-            )
-            .order_by("-id")
-            .values_list("created_at", flat=True)
-            .first()
+    """Seconds from `waiting` to `human` of the latest takeovers that followed a wait.
+
+    One query: each takeover with the time of its conversation's `waiting` event before
+    it (a subquery), not a query per takeover; it runs in the status change's
+    transaction, every time a conversation starts to wait."""
+    asked = (
+        ConversationEvent.objects.filter(
+            conversation_id=OuterRef("conversation_id"), to_status=WAITING, id__lt=OuterRef("id")
         )
-        if asked is not None:
-            waits.append((takeover.created_at - asked).total_seconds())
-    return waits
+        .order_by("-id")
+        .values("created_at")[:1]
+    )
+    takeovers = (
+        ConversationEvent.objects.filter(
+            kind=ConversationEvent.Kind.STATUS, from_status=WAITING, to_status=HUMAN
+        )
+        .annotate(asked=Subquery(asked))
+        .order_by("-id")
+        .values_list("created_at", "asked")[:limit]
+    )
+    return [(taken - asked).total_seconds() for taken, asked in takeovers if asked is not None]
 
 
 def queue_position(*, conversation: Conversation) -> int:

@@ -387,6 +387,16 @@ def _waited(site, seconds: float, sam) -> None:
     )
 
 
+def test_the_recorded_waits_are_read_in_one_query(site, sam, django_assert_num_queries):
+    """It runs in every status change to `waiting` (the frame's expected wait), inside
+    the transaction: one query however many waits are sampled."""
+    for seconds in (60, 120, 600):
+        _waited(site, seconds, sam)
+    with django_assert_num_queries(1):
+        waits = people.recent_waits()
+    assert sorted(round(w) for w in waits) == [60, 120, 600]
+
+
 def test_the_expected_wait_comes_from_recorded_waits_the_queue_and_staff_online(site, sam, kim):
     waiting, _, _ = services.conversation_open(site=site, token=None, user={}, context={})
     people.request_human(conversation=waiting, source="user")
