@@ -117,7 +117,7 @@ async def test_a_watched_conversations_user_message_reaches_the_staff_socket(
     assert await recv_inbox(socket) == {"type": "watching", "conversation": ready["conversation"]}
 
     await send(chat, {"type": "message.send", "id": "c-1", "text": "Is anyone there?"})
-    frames = [await recv(socket), await recv(socket)]  # the list's change, and the message
+    frames = [await recv_inbox(socket), await recv_inbox(socket)]  # the list's change, the message
     ack = next(f for f in frames if f["type"] == "message.ack")
     assert ack["message"]["text"] == "Is anyone there?"
     assert {f["type"] for f in frames} == {"message.ack", "inbox.changed"}
@@ -128,11 +128,11 @@ async def test_bad_staff_frames_are_answered_in_plain_words(team, session_of, st
     await send(socket, {"type": "ping"})
     assert await recv_inbox(socket) == {"type": "pong"}
     await send(socket, {"type": "watch", "conversation": "nope"})
-    assert await recv(socket) == {"type": "error", "message": "That is not a conversation id."}
+    assert await recv_inbox(socket) == {"type": "error", "message": "That is not a conversation id."}
     await send(socket, {"type": "watch", "conversation": "00000000-0000-0000-0000-000000000000"})
-    assert (await recv(socket))["message"] == "No such conversation."
+    assert (await recv_inbox(socket))["message"] == "No such conversation."
     await socket.send_to(text_data="x" * 600)
-    assert (await recv(socket))["message"] == "Send a JSON object: watch or ping."
+    assert (await recv_inbox(socket))["message"] == "Send a JSON object: watch or ping."
 
 
 async def test_a_users_message_to_a_person_refreshes_every_inbox_list(
