@@ -1,5 +1,6 @@
 """Rate limits (the `limits` library, async API): messages per conversation, and per
-client (chat.clients): messages and new conversations.
+client (chat.clients): messages and new conversations; and staff API requests per member
+of staff.
 
 Memory storage in one process; Redis (SUPERORCH_RATE_LIMIT_STORAGE) across processes.
 """
@@ -13,6 +14,7 @@ from django.conf import settings
 from limits import parse
 from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
+from limits.strategies import MovingWindowRateLimiter as SyncMovingWindowRateLimiter
 
 # One limiter per event loop: a Redis client's connections belong to the loop that made them.
 _limiters: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, tuple[str, MovingWindowRateLimiter]]
@@ -44,3 +46,16 @@ async def allow_client_message(client: str, *, rate: str) -> bool:
 async def allow_new_conversation(client: str, *, rate: str) -> bool:
     """One more new conversation started by this client, if `rate` allows it."""
     return await _limiter().hit(parse(rate), "client-new", client)
+
+
+# The staff API's views are synchronous: the same storage, through limits' sync API.
+_sync_limiter: tuple[str, SyncMovingWindowRateLimiter] | None = None
+
+
+def allow_staff_request(user_key: str, *, rate: str) -> bool:
+    """One more staff API request from this member of staff, if `rate` allows it."""
+    global _sync_limiter
+    uri = settings.SUPERORCH_RATE_LIMIT_STORAGE.removeprefix("async+")
+    if _sync_limiter is None or _sync_limiter[0] != uri:
+        _sync_limiter = (uri, SyncMovingWindowRateLimiter(storage_from_string(uri)))
+    return _sync_limiter[1].hit(parse(rate), "staff-api", user_key)

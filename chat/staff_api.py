@@ -10,8 +10,10 @@ the member of staff as seen (people.staff_seen), as the inbox socket's frames do
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -20,7 +22,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.middleware.csrf import get_token
-from django.urls import Resolver404, resolve
+from django.urls import Resolver404, URLPattern, resolve
 from django.views.decorators.csrf import csrf_exempt
 from ninja import Field, NinjaAPI, Query, Schema, Status
 from ninja.errors import AuthenticationError, AuthorizationError, HttpError, ValidationError
@@ -29,7 +31,7 @@ from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 from pydantic import StringConstraints, field_validator
 
-from . import inbox, people, staff_tokens
+from . import inbox, people, ratelimit, staff_tokens
 from .enums import ConversationStatus, MessageStatus, Role
 from .models import Conversation, Message, StaffNote
 
@@ -53,6 +55,7 @@ BAD_CSRF = (
     "the X-CSRFToken header (or use a token instead of the session)."
 )
 NO_CONVERSATION = "There is no conversation with this id."
+TOO_MANY = "Too many requests from your account (at most {rate}); wait a minute and try again."
 
 
 # --- Auth -----------------------------------------------------------------------------
@@ -61,6 +64,8 @@ NO_CONVERSATION = "There is no conversation with this id."
 def _staff_only(user: AbstractBaseUser) -> AbstractBaseUser:
     if not (user.is_active and user.is_staff):
         raise AuthorizationError(403, NOT_STAFF)
+    if not ratelimit.allow_staff_request(str(user.pk), rate=settings.SUPERORCH_STAFF_API_RATE):
+        raise HttpError(429, TOO_MANY.format(rate=settings.SUPERORCH_STAFF_API_RATE))
     people.staff_seen(user=user)
     return user
 
@@ -150,6 +155,8 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     response = _error(exc.status_code, words)
     if exc.status_code == 401:
         response["WWW-Authenticate"] = 'Bearer realm="staff"'
+    if exc.status_code == 429:
+        response["Retry-After"] = "60"
     return response
 
 
@@ -216,6 +223,31 @@ def _invalid(request: HttpRequest, exc: ValidationError) -> HttpResponse:
         fields["body"] = "The request needs a JSON body (an object)."
     summary = "; ".join(f"{name}: {words}" for name, words in fields.items())
     return _error(422, f"The request is not valid. {summary}", fields)
+
+
+def json_not_allowed(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+    """django-ninja answers a wrong method with a plain-text 405: say it as JSON."""
+
+    @functools.wraps(view)
+    def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        response = view(request, *args, **kwargs)
+        if response.status_code == 405 and "json" not in response.get("Content-Type", ""):
+            allowed = response.get("Allow", "")
+            answer = _error(405, f"This endpoint does not take {request.method}; use {allowed}.")
+            answer["Allow"] = allowed
+            return answer
+        return response
+
+    return wrapped
+
+
+def urls() -> tuple[list[Any], str, str]:
+    """The API's URL patterns, each view answering a wrong method in JSON."""
+    patterns, app_name, namespace = api.urls
+    for pattern in patterns:
+        if isinstance(pattern, URLPattern):
+            pattern.callback = json_not_allowed(pattern.callback)
+    return patterns, app_name, namespace
 
 
 @csrf_exempt

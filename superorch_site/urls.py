@@ -11,7 +11,7 @@ admin.site.index_title = "Agents, conversations and runs"
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("staff/", include("chat.inbox_urls")),
-    path("api/staff/", staff_api.api.urls),
+    path("api/staff/", staff_api.urls()),
     re_path(r"^api/staff/(?P<rest>.*)$", staff_api.not_found),  # JSON, not the HTML 404
     path("metrics", metrics_view, name="metrics"),
     path("", include("chat.urls")),

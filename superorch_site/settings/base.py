@@ -375,6 +375,8 @@ SUPERORCH_CLIENT_NEW_CONVERSATION_RATE = env.str(
     "SUPERORCH_CLIENT_NEW_CONVERSATION_RATE", default="10/minute"
 )
 SUPERORCH_CLIENT_MESSAGE_RATE = env.str("SUPERORCH_CLIENT_MESSAGE_RATE", default="60/minute")
+# Staff API requests per member of staff (token or session; docs/staff-api.md).
+SUPERORCH_STAFF_API_RATE = env.str("SUPERORCH_STAFF_API_RATE", default="600/minute")
 # Proxies whose X-Forwarded-For names the client (CIDRs; none by default: the peer
 # address is the client). Set it to your load balancer's addresses behind one.
 SUPERORCH_TRUSTED_PROXIES = [

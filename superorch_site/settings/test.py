@@ -45,6 +45,7 @@ SUPERORCH_KNOWLEDGE_EMBEDDINGS = "off"
 SUPERORCH_ROUTER_CACHE_DIR = ""  # hermetic: every test process trains its own routers
 # Generous so protocol tests are not throttled unless they ask to be.
 SUPERORCH_RATE_LIMIT = "1000/minute"
+SUPERORCH_STAFF_API_RATE = "100000/minute"
 SUPERORCH_CLIENT_MAX_SOCKETS = 0  # tests open many sockets from one address
 SUPERORCH_CLIENT_NEW_CONVERSATION_RATE = "100000/minute"
 SUPERORCH_CLIENT_MESSAGE_RATE = "100000/minute"

@@ -16,7 +16,7 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
-from chat import people, services, staff_api, staff_tokens
+from chat import people, ratelimit, services, staff_api, staff_tokens
 from chat.models import (
     Conversation,
     ConversationEvent,
@@ -577,6 +577,26 @@ def test_unknown_paths_answer_json(sam, site, api_of):
     response = client.post(f"{BASE}/nothing/here/")
     assert response.status_code == 404 and "openapi.json" in error_of(response)
     assert client.get(f"{BASE}/docs").status_code == 404  # no docs page
+
+
+def test_a_wrong_method_is_405_in_json(sam, site, api_of):
+    conversation = open_conversation(site, "help")
+    response = api_of(sam).get(f"{BASE}{c_path(conversation, 'takeover')}")
+    assert response.status_code == 405 and response["Allow"] == "POST"
+    assert error_of(response) == "This endpoint does not take GET; use POST."
+    assert fresh(conversation).owner is None
+
+
+def test_each_member_of_staff_has_a_request_rate(sam, ana, site, api_of, settings):
+    settings.SUPERORCH_STAFF_API_RATE = "3/minute"
+    settings.SUPERORCH_RATE_LIMIT_STORAGE = "memory://"
+    ratelimit._sync_limiter = None  # a fresh store for this test
+    sams, anas = api_of(sam), api_of(ana)
+    assert [get(sams, "/conversations/").status_code for _ in range(3)] == [200] * 3
+    response = get(sams, "/conversations/")
+    assert response.status_code == 429 and response["Retry-After"] == "60"
+    assert error_of(response).startswith("Too many requests from your account (at most 3/")
+    assert get(anas, "/conversations/").status_code == 200  # a colleague is not slowed
 
 
 def test_the_openapi_schema_lists_every_endpoint():
