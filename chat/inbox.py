@@ -49,6 +49,15 @@ def search_query(raw: str) -> str:
     return query
 
 
+def status_filter(raw: str) -> str:
+    """The list's status filter: empty (all) or one ConversationStatus value."""
+    raw = (raw or "").strip()
+    if raw and raw not in {s.value for s in ConversationStatus}:
+        names = ", ".join(s.value for s in ConversationStatus)
+        raise SearchError(f"There is no status “{raw[:20]}”; use one of {names}, or none.")
+    return raw
+
+
 def _latest(conversation_field: str, value: str, **filters) -> Subquery:
     messages = Message.objects.filter(conversation=OuterRef(conversation_field), **filters)
     return Subquery(messages.order_by("-created_at", "-id").values(value)[:1])
@@ -97,9 +106,9 @@ def inbox_rows(*, query: str = "", status: str = "") -> QuerySet[Conversation]:
     return rows.order_by("rank", F("wait_since").asc(nulls_last=True), "-updated_at", "-id")
 
 
-def inbox_conversations(*, query: str = "") -> QuerySet[Conversation]:
+def inbox_conversations(*, query: str = "", status: str = "") -> QuerySet[Conversation]:
     """The list on the page: the first LIST_LIMIT of inbox_rows."""
-    return inbox_rows(query=query)[:LIST_LIMIT]
+    return inbox_rows(query=query, status=status)[:LIST_LIMIT]
 
 
 def inbox_count(*, query: str = "", status: str = "") -> int:

@@ -21,7 +21,7 @@ from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST, require_safe
 
 from . import inbox, people
-from .enums import Role
+from .enums import ConversationStatus, Role
 from .models import Conversation
 from .rendering import render_message
 
@@ -68,14 +68,21 @@ def _conversation(key: uuid.UUID) -> Conversation:
 
 
 def _list_context(request: HttpRequest, current: Conversation | None = None) -> tuple[dict, int]:
-    context = {"query": "", "current": current, "max_query": inbox.QUERY_MAX_CHARS}
+    context = {
+        "query": "",
+        "status": "",
+        "statuses": ConversationStatus.choices(),
+        "current": current,
+        "max_query": inbox.QUERY_MAX_CHARS,
+    }
     try:
         context["query"] = inbox.search_query(request.GET.get("q", ""))
+        context["status"] = inbox.status_filter(request.GET.get("status", ""))
     except inbox.SearchError as exc:
         context["error"] = str(exc)
         return context, 400
     context["conversations"] = inbox.with_previews(
-        inbox.inbox_conversations(query=context["query"])
+        inbox.inbox_conversations(query=context["query"], status=context["status"])
     )
     context["waiting"] = inbox.waiting_count()
     return context, 200

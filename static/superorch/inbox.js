@@ -266,6 +266,12 @@
     showNotifyState();
   }
   setupCanned();
+  // The status filter applies on change (the list is swapped by htmx: delegate).
+  document.body.addEventListener("change", function (event) {
+    if (event.target.id === "inbox-status" && event.target.form) {
+      event.target.form.requestSubmit();
+    }
+  });
   document.body.addEventListener("htmx:afterSettle", updateTitle);
   updateTitle();
   connect();

@@ -162,6 +162,28 @@ def test_a_search_that_is_too_long_is_refused_in_plain_words(sam, client_of):
     assert "The search is too long (201 characters; at most 200)." in response.content.decode()
 
 
+def test_the_list_filters_by_status_and_keeps_the_filter_when_it_refreshes(site, sam, client_of):
+    waiting = open_conversation(site, "a person please")
+    people.request_human(conversation=waiting, source="user")
+    bot = open_conversation(site, "just browsing")
+    client = client_of(sam)
+    page = client.get(url("inbox"), {"status": "waiting"}).content.decode()
+    assert f'data-conversation="{waiting.uuid}"' in page
+    assert f'data-conversation="{bot.uuid}"' not in page
+    assert '<option value="waiting" selected>' in page
+    assert "?q=&amp;status=waiting" in page  # the live refresh asks for the same rows
+    assert "No conversation has this status." in client.get(
+        url("inbox"), {"status": "resolved"}
+    ).content.decode()
+    assert f'data-conversation="{bot.uuid}"' in client.get(url("inbox")).content.decode()
+
+
+def test_an_unknown_status_filter_is_refused_in_plain_words(sam, client_of):
+    response = client_of(sam).get(url("inbox"), {"status": "nonsense"})
+    assert response.status_code == 400
+    assert "There is no status “nonsense”; use one of bot, waiting, human, resolved" in response.content.decode()
+
+
 def test_htmx_gets_the_list_partial_only(site, sam, client_of):
     open_conversation(site, "hello")
     response = client_of(sam).get(url("inbox"), headers={"HX-Request": "true"})
