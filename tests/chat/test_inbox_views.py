@@ -172,16 +172,20 @@ def test_the_list_filters_by_status_and_keeps_the_filter_when_it_refreshes(site,
     assert f'data-conversation="{bot.uuid}"' not in page
     assert '<option value="waiting" selected>' in page
     assert "?q=&amp;status=waiting" in page  # the live refresh asks for the same rows
-    assert "No conversation has this status." in client.get(
-        url("inbox"), {"status": "resolved"}
-    ).content.decode()
+    assert (
+        "No conversation has this status."
+        in client.get(url("inbox"), {"status": "resolved"}).content.decode()
+    )
     assert f'data-conversation="{bot.uuid}"' in client.get(url("inbox")).content.decode()
 
 
 def test_an_unknown_status_filter_is_refused_in_plain_words(sam, client_of):
     response = client_of(sam).get(url("inbox"), {"status": "nonsense"})
     assert response.status_code == 400
-    assert "There is no status “nonsense”; use one of bot, waiting, human, resolved" in response.content.decode()
+    assert (
+        "There is no status “nonsense”; use one of bot, waiting, human, resolved"
+        in response.content.decode()
+    )
 
 
 def test_htmx_gets_the_list_partial_only(site, sam, client_of):
