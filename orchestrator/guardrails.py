@@ -22,6 +22,7 @@ the conversation and the knowledge base already show.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -38,7 +39,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import StratifiedKFold
 
 from .domain.guardrail_words import concepts
-from .domain.guardrails import GuardrailName, ScreenRules, Verdict, views
+from .domain.guardrails import EMAIL, GuardrailName, ScreenRules, Verdict, views
 from .encoder import MiniLMEncoder, load_encoder
 
 logger = logging.getLogger(__name__)
@@ -79,11 +80,17 @@ def register_ordinary_examples(source: Callable[[], Iterable[str]]) -> None:
         _ordinary_sources.append(source)
 
 
-def training_corpus() -> dict[str, list[str]]:
-    """Training texts by "label:kind": the dev split and the registered ordinary messages."""
+@functools.lru_cache(maxsize=1)
+def _dev_corpus() -> tuple[tuple[str, tuple[str, ...]], ...]:
     corpus: dict[str, list[str]] = {}
     for row in load_split("dev"):
         corpus.setdefault(f"{row['label']}:{row['kind']}", []).append(row["text"])
+    return tuple((key, tuple(texts)) for key, texts in corpus.items())
+
+
+def training_corpus() -> dict[str, list[str]]:
+    """Training texts by "label:kind": the dev split and the registered ordinary messages."""
+    corpus = {key: list(texts) for key, texts in _dev_corpus()}
     extra = sorted({t for source in _ordinary_sources for t in source() if t and t.strip()})
     if extra:
         corpus[f"{ORDINARY}:{FALSE_POSITIVE}"] = extra
@@ -326,8 +333,6 @@ def screen_rules(
     """The output screen for one turn: secrets, the agents' `instructions`, and e-mail
     addresses beyond those in `shown` (texts the user already saw or wrote: the
     conversation, the page, the knowledge base) and `emails`."""
-    from .domain.guardrails import _EMAIL
-
-    allowed = {e.lower() for text in shown for e in _EMAIL.findall(text or "")}
+    allowed = {e.lower() for text in shown for e in EMAIL.findall(text or "")}
     allowed |= {e.lower() for e in emails if e}
     return ScreenRules(secrets=secret_values(), instructions=instructions, allowed_emails=allowed)

@@ -20,19 +20,14 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import re
 import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-
-class GuardrailName(StrEnum):
-    """Which check stopped a turn (recorded on the turn)."""
-
-    INPUT = "input"  # the offline classifier
-    INPUT_LLM = "input_llm"  # the model's own check, when a real model is configured
-    OUTPUT = "output"  # a reply that would have leaked
+from .enums import GuardrailName
 
 
 class GuardrailKind(StrEnum):
@@ -229,7 +224,7 @@ def views(text: str, limit: int = 4) -> list[str]:
 
 # --- Screening replies as they stream -------------------------------------------------
 
-_EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+EMAIL = re.compile(r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
 _WORD_SPANS = re.compile(r"\w+")
 SECRET_MIN = 8  # shorter values are not screened (they would match ordinary words)
 SECRET_FRAGMENT = 12  # any 12 characters in a row of a secret are a leak
@@ -239,6 +234,36 @@ OVERLAP = 400  # characters before the new text that each check reads again
 
 def _words(text: str) -> list[str]:
     return _WORD_SPANS.findall(text.lower())
+
+
+@functools.lru_cache(maxsize=4)
+def _secret_index(secrets: tuple[str, ...]) -> tuple[frozenset[str], frozenset[int]]:
+    """Every SECRET_FRAGMENT characters in a row of each secret (a shorter secret whole)."""
+    fragments: set[str] = set()
+    sizes: set[int] = set()
+    for value in secrets:
+        value = str(value or "")
+        if len(value) < SECRET_MIN:
+            continue
+        n = min(SECRET_FRAGMENT, len(value))
+        fragments |= {value[i : i + n] for i in range(len(value) - n + 1)}
+        sizes.add(n)
+    return frozenset(fragments), frozenset(sizes)
+
+
+@functools.lru_cache(maxsize=4)
+def _instruction_index(
+    instructions: tuple[str, ...],
+) -> tuple[frozenset[tuple[str, ...]], frozenset[tuple[str, ...]]]:
+    """The runs of INSTRUCTION_WORDS words of the instructions, and the starts of those
+    runs (a reply ending in one is held back until it is clear)."""
+    n = INSTRUCTION_WORDS
+    runs: set[tuple[str, ...]] = set()
+    for text in instructions:
+        words = _words(text)
+        runs |= {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+    starts = {run[:k] for run in runs for k in range(1, n)}
+    return frozenset(runs), frozenset(starts)
 
 
 class ScreenRules:
@@ -254,22 +279,8 @@ class ScreenRules:
         instructions: Iterable[str] = (),
         allowed_emails: Iterable[str] = (),
     ) -> None:
-        self.fragments: set[str] = set()
-        self.sizes: set[int] = set()
-        for value in secrets:
-            value = str(value or "")
-            if len(value) < SECRET_MIN:
-                continue
-            n = min(SECRET_FRAGMENT, len(value))
-            self.fragments |= {value[i : i + n] for i in range(len(value) - n + 1)}
-            self.sizes.add(n)
-        n = INSTRUCTION_WORDS
-        self.runs: set[tuple[str, ...]] = set()
-        for text in instructions:
-            words = _words(text)
-            self.runs |= {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
-        # The starts of those runs: a reply ending in one is held back until it is clear.
-        self.starts = {run[:k] for run in self.runs for k in range(1, n)}
+        self.fragments, self.sizes = _secret_index(tuple(sorted(set(secrets))))
+        self.runs, self.starts = _instruction_index(tuple(instructions))
         self.emails = frozenset(e.lower() for e in allowed_emails)
 
     def leak(self, text: str) -> str:
@@ -280,7 +291,7 @@ class ScreenRules:
             words, n = _words(text), INSTRUCTION_WORDS
             if any(tuple(words[i : i + n]) in self.runs for i in range(len(words) - n + 1)):
                 return GuardrailKind.INSTRUCTION_LEAK
-        if any(e.lower() not in self.emails for e in _EMAIL.findall(text)):
+        if any(e.lower() not in self.emails for e in EMAIL.findall(text)):
             return GuardrailKind.OTHER_USERS_DATA
         return ""
 
@@ -333,11 +344,13 @@ class ReplyScreen:
 
     def finish(self, final: str | None = None) -> str:
         """The rest of the reply (`final`: its full text, when the model gave it)."""
+        shown = self.text[: self.released]
         if final is not None:
-            self.text = final if final.startswith(self.text[: self.released]) else self.text
+            self.text = final
         if not self.leak:
             self.leak = next(filter(None, map(self.rules.leak, views(self.text))), "")
         if self.leak:
             return ""
-        out, self.released = self.text[self.released :], len(self.text)
-        return out
+        rest = self.text[len(shown) :] if self.text.startswith(shown) else ""
+        self.released = len(self.text)
+        return rest
