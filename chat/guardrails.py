@@ -13,8 +13,10 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.urls import reverse
 from django.utils import timezone
 
+from orchestrator import dashboard
 from orchestrator import guardrails as orchestrator_guardrails
 from orchestrator.domain.guardrails import Verdict
 
@@ -64,9 +66,21 @@ def site_secrets() -> list[str]:
 
 
 def register() -> None:
-    """Hand the orchestrator's guardrails their sources (ChatConfig.ready)."""
+    """Hand the orchestrator's guardrails their sources, and the dashboard its panel
+    (ChatConfig.ready)."""
     orchestrator_guardrails.register_ordinary_examples(false_positive_texts)
     orchestrator_guardrails.register_secret_values(site_secrets)
+    dashboard.register_panel(dashboard_panel)
+
+
+def dashboard_panel(start: datetime, end: datetime) -> dict[str, Any]:
+    """The performance dashboard's guardrail figures for its window."""
+    counts = guardrail_counts(start=start, end=end)
+    rows = [("Turns stopped by a guardrail", counts["blocked"])]
+    rows += [(f"{row['guardrail']}: {row['kind']}", row["n"]) for row in counts["by"]]
+    rows.append(("Marked as false positives by staff", counts["false_positives"]))
+    link = reverse("admin:chat_turn_changelist") + "?status__exact=blocked"
+    return {"title": "Guardrails", "rows": rows, "link": link}
 
 
 def guardrail_counts(*, start: datetime, end: datetime) -> dict[str, Any]:

@@ -81,7 +81,7 @@ def register_ordinary_examples(source: Callable[[], Iterable[str]]) -> None:
 
 
 @functools.lru_cache(maxsize=1)
-def _dev_corpus() -> tuple[tuple[str, tuple[str, ...]], ...]:
+def dev_corpus() -> tuple[tuple[str, tuple[str, ...]], ...]:
     corpus: dict[str, list[str]] = {}
     for row in load_split("dev"):
         corpus.setdefault(f"{row['label']}:{row['kind']}", []).append(row["text"])
@@ -90,7 +90,7 @@ def _dev_corpus() -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 def training_corpus() -> dict[str, list[str]]:
     """Training texts by "label:kind": the dev split and the registered ordinary messages."""
-    corpus = {key: list(texts) for key, texts in _dev_corpus()}
+    corpus = {key: list(texts) for key, texts in dev_corpus()}
     extra = sorted({t for source in _ordinary_sources for t in source() if t and t.strip()})
     if extra:
         corpus[f"{ORDINARY}:{FALSE_POSITIVE}"] = extra
@@ -207,6 +207,7 @@ class InputClassifier:
             emb[attack_rows] if emb is not None else None,
         )
         oof = self._out_of_fold(texts, y, kinds_arr, folds)
+        self.oof_scores = dict(zip(texts, oof.tolist(), strict=True))  # for guardrails_eval
         self.threshold = choose_threshold(oof[~y], target)
         self.cv = {
             "folds": folds,
