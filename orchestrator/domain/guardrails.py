@@ -283,14 +283,17 @@ class ScreenRules:
         self.runs, self.starts = _instruction_index(tuple(instructions))
         self.emails = frozenset(e.lower() for e in allowed_emails)
 
-    def leak(self, text: str) -> str:
-        """The kind of leak in `text` ("" if none)."""
+    def leak(self, text: str, *, complete: bool = True) -> str:
+        """The kind of leak in `text` ("" if none). Not `complete` (more is streaming in):
+        its last word may be half an e-mail address, and is not read for addresses yet."""
         if self._secret_in(text) or self._secret_in(canonical(text)):
             return GuardrailKind.SECRETS
         if self.runs:
             words, n = _words(text), INSTRUCTION_WORDS
             if any(tuple(words[i : i + n]) in self.runs for i in range(len(words) - n + 1)):
                 return GuardrailKind.INSTRUCTION_LEAK
+        if not complete and text and not text[-1].isspace():
+            text = text[: len(text) - len(text.split()[-1])]
         if any(e.lower() not in self.emails for e in EMAIL.findall(text)):
             return GuardrailKind.OTHER_USERS_DATA
         return ""
@@ -334,7 +337,7 @@ class ReplyScreen:
         if self.leak:
             return ""
         self.text += delta
-        self.leak = self.rules.leak(self.text[max(0, self.checked - OVERLAP) :])
+        self.leak = self.rules.leak(self.text[max(0, self.checked - OVERLAP) :], complete=False)
         self.checked = len(self.text)
         if self.leak:
             return ""

@@ -272,7 +272,9 @@ class Attempt:
         for message_id, chunks in self.partial.items():
             await turn.emit(MessageDone(message_id, speaker, "".join(chunks)))
         self.partial.clear()
-        await self.recorder.close(RunStatus(status), outcome.detail, outcome.kind)
+        # A run a guardrail stopped is recorded as cancelled (its detail says by which).
+        run_status = RunStatus.CANCELLED if status == TurnResult.BLOCKED else RunStatus(status)
+        await self.recorder.close(run_status, outcome.detail, outcome.kind)
         usage = result.context_wrapper.usage
         turn.usage["requests"] += usage.requests
         turn.usage["input_tokens"] += usage.input_tokens
