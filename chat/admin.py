@@ -13,7 +13,7 @@ from django.utils.safestring import mark_safe
 from orchestrator import workflow_engine
 from orchestrator.models import Workflow, WorkflowRun
 
-from . import desk_views, people
+from . import desk_views, guardrails, people
 from .models import (
     CannedReply,
     Conversation,
@@ -378,8 +378,12 @@ class TurnAdmin(admin.ModelAdmin):
         "started_at",
         "finished_at",
         "error_code",
+        "guardrail",
+        "guardrail_kind",
+        "false_positive",
     )
-    list_filter = ("status", "agent_slug", "error_code")
+    list_filter = ("status", "guardrail", "false_positive", "agent_slug", "error_code")
+    actions = ["mark_false_positive"]
     search_fields = ("uuid", "conversation__uuid", "error")
     readonly_fields = [f.name if f.name != "usage" else "shown_usage" for f in Turn._meta.fields]
     exclude = ("usage",)  # shown by `shown_usage`
@@ -391,6 +395,20 @@ class TurnAdmin(admin.ModelAdmin):
     @admin.display(description="usage")
     def shown_usage(self, obj: Turn) -> str:
         return render_json(_stored_json(Turn, obj.pk, "usage"))
+
+    @admin.action(description="Mark as a false positive: the guardrail was wrong (retrains on it)")
+    def mark_false_positive(self, request, queryset) -> None:
+        marked = sum(
+            guardrails.turn_mark_false_positive(turn_id=pk, user=request.user)
+            for pk in queryset.values_list("pk", flat=True)
+        )
+        skipped = queryset.count() - marked
+        text = (
+            f"{marked} turn(s) marked as false positives; the guardrail retrains on their messages."
+        )
+        if skipped:
+            text += f" {skipped} skipped (no guardrail stopped them, or already marked)."
+        self.message_user(request, text, messages.SUCCESS if marked else messages.WARNING)
 
     def has_add_permission(self, request) -> bool:
         return False

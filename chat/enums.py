@@ -36,6 +36,7 @@ class TurnStatus(LabelledEnum):
     OK = "ok", "OK"
     ERROR = "error", "Error"
     CANCELLED = "cancelled", "Cancelled"
+    BLOCKED = "blocked", "Blocked by a guardrail"
 
 
 class TurnEventKind(LabelledEnum):
@@ -43,6 +44,7 @@ class TurnEventKind(LabelledEnum):
     AGENT = "agent", "Agent changed"
     TOOL = "tool", "Tool call"
     ERROR = "error", "Error"
+    GUARDRAIL = "guardrail", "Guardrail"
 
 
 class ConversationStatus(LabelledEnum):

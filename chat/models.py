@@ -11,6 +11,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator, RegexVa
 from django.db import models
 from django.utils import timezone
 
+from orchestrator.domain.enums import GuardrailName
+
 from .enums import (
     ConversationEventKind,
     ConversationStatus,
@@ -227,9 +229,35 @@ class Turn(models.Model):
     )
     error_code = models.CharField(max_length=30, blank=True)
     error = models.TextField(blank=True)
+    # Guardrails (docs/guardrails.md): which one stopped the turn, the attack's or the
+    # leak's kind, its score; the input check's time on every turn.
+    guardrail = models.CharField(
+        max_length=12,
+        blank=True,
+        choices=GuardrailName.choices(),
+        help_text="The guardrail that stopped the turn.",
+    )
+    guardrail_kind = models.CharField(max_length=20, blank=True)
+    guardrail_score = models.FloatField(null=True, blank=True)
+    guardrail_ms = models.FloatField(
+        null=True, blank=True, help_text="Milliseconds the input guardrail took in this turn."
+    )
+    # Staff judged the block wrong: the message is trained on as ordinary from then on.
+    false_positive = models.BooleanField(default=False)
+    false_positive_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    false_positive_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["started_at"],
+                condition=~models.Q(guardrail=""),
+                name="turn_guardrail_started",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"Turn {str(self.uuid)[:8]} ({self.status})"

@@ -631,7 +631,8 @@ class WorkflowProgress(TurnFrame):
 class TurnDone(TurnFrame):
     type: Literal["turn.done"] = "turn.done"
     turn: str
-    status: Literal["ok", "error", "cancelled"]
+    # "blocked": a guardrail stopped the turn, after a plain-words message.done.
+    status: Literal["ok", "error", "cancelled", "blocked"]
     usage: UsagePayload = UsagePayload()
 
 

@@ -16,10 +16,12 @@ from django.utils import timezone
 
 from orchestrator import selectors as orchestrator_selectors
 from orchestrator import workflow_engine
+from orchestrator.domain.guardrails import Verdict
 from orchestrator.models import StepRun, WorkflowRun, WorkflowStatus
 
 from . import people, protocol
 from .broadcast import broadcast_on_commit
+from .guardrails import guardrail_fields
 from .models import (
     Conversation,
     ConversationStatus,
@@ -356,7 +358,11 @@ def turn_finish(
     usage: dict[str, int],
     error_code: str = "",
     error: str = "",
+    guardrail: Verdict | None = None,
+    guardrail_ms: float | None = None,
 ) -> None:
+    """Record how the turn ended (`guardrail`: the one that stopped it, shown in the
+    transcript), and what that means for the message it answered."""
     with transaction.atomic():
         Turn.objects.filter(pk=turn.pk).update(
             status=status,
@@ -365,6 +371,8 @@ def turn_finish(
             error_code=error_code,
             error=error[:4000],
             finished_at=timezone.now(),
+            guardrail_ms=guardrail_ms,
+            **guardrail_fields(turn=turn, verdict=guardrail),
         )
         # Only a message still waiting is changed (staff may have answered it meanwhile).
         waiting = Message.objects.filter(pk=turn.reply_to_id, status=MessageStatus.PENDING)

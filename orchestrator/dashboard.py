@@ -7,6 +7,9 @@ endpoint (static/superorch/dashboard.js, Chart.js from static/vendor).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from datetime import datetime
+
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.template.response import TemplateResponse
 
@@ -15,6 +18,15 @@ from .domain.enums import BreakerState
 from .models import AgentHealth, Alert
 
 REFRESH_SECONDS = 10
+# More figures from other apps, each a function of the window's (start, end) returning
+# {"title", "rows": [(label, value)], "link": url or ""}: the chat app adds the turns its
+# guardrails stopped (chat.guardrails). The orchestrator never imports the chat app.
+panels: list[Callable[[datetime, datetime], dict]] = []
+
+
+def register_panel(panel: Callable[[datetime, datetime], dict]) -> None:
+    if panel not in panels:
+        panels.append(panel)
 
 
 def _window(request: HttpRequest) -> str:
@@ -63,7 +75,9 @@ def dashboard_context(request: HttpRequest) -> dict:
                         "last_error": health[slug].last_error if slug in health else "",
                     }
                 )
+    start, end = stats.window_bounds(window)
     return {
+        "panels": [panel(start, end) for panel in panels],
         "window": window,
         "by": by,
         "windows": list(stats.WINDOWS),

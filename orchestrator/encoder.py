@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 from scipy.special import erf
 
+RECENT = 256  # live queries whose embeddings are kept (encode_one)
+
 
 def _is_punct(ch: str) -> bool:
     cp = ord(ch)
@@ -190,6 +192,7 @@ class MiniLMEncoder:
         self._cache: OrderedDict[bytes, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
+        self._recent: OrderedDict[str, np.ndarray] = OrderedDict()
 
     def _norm(self, x: np.ndarray, wb: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
         mean = x.mean(-1, keepdims=True)
@@ -259,9 +262,22 @@ class MiniLMEncoder:
         return out
 
     def encode_one(self, text: str) -> np.ndarray:
-        """One query, unbatched and uncached (the live routing path)."""
+        """One query, unbatched (the live path). The last RECENT queries are kept apart
+        from the training cache: routing and the input guardrail read the same message,
+        and it is embedded once."""
+        with self._lock:
+            hit = self._recent.get(text)
+            if hit is not None:
+                self._recent.move_to_end(text)
+                return hit
         ids = np.asarray([self.tokenizer.encode(text)], dtype=np.int64)
-        return self._forward(ids, np.ones(ids.shape, dtype=np.float32))[0]
+        vector = self._forward(ids, np.ones(ids.shape, dtype=np.float32))[0]
+        vector.setflags(write=False)
+        with self._lock:
+            self._recent[text] = vector
+            while len(self._recent) > RECENT:
+                self._recent.popitem(last=False)
+        return vector
 
 
 _encoder_lock = threading.Lock()

@@ -21,6 +21,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import sklearn
 
@@ -35,7 +36,11 @@ class RouterStore:
     server, a Celery worker) loads the registry's router instead of training it again;
     None keeps them in memory only. Files are signed with `secret` (HMAC-SHA256) and
     one whose signature does not match is ignored: only this installation's own files
-    are unpickled."""
+    are unpickled.
+
+    The store keeps other trained models the same way (the input guardrail's): `build`
+    trains one from (documents, fallback), `kind` is its class, `suffix` and `version`
+    name its files."""
 
     def __init__(
         self,
@@ -43,7 +48,15 @@ class RouterStore:
         keep: int = 4,
         directory: Callable[[], Path | None] = lambda: None,
         secret: Callable[[], bytes] = lambda: b"",
+        build: Callable[[Mapping[str, list[str]], list[str]], Any] | None = None,
+        kind: Callable[[], type] = lambda: router_module.Router,
+        suffix: str = "router",
+        version: str = f"v{ROUTER_FORMAT}",
     ) -> None:
+        self._build = build or (
+            lambda documents, fallback: Router(documents, fallback_examples=fallback)
+        )
+        self._kind, self._suffix, self._version = kind, suffix, version
         self._keep = keep
         self._directory, self._secret = directory, secret
         self._lock = threading.Lock()
@@ -100,7 +113,7 @@ class RouterStore:
         try:
             router = self._load(key)
             if router is None:
-                router = Router(documents, fallback_examples=fallback)
+                router = self._build(documents, fallback)
                 self._save(key, router)
         except BaseException:
             with self._lock:
@@ -118,7 +131,8 @@ class RouterStore:
         directory = self._directory()
         if directory is None:
             return None
-        return Path(directory) / f"{key}-v{ROUTER_FORMAT}-sklearn{sklearn.__version__}.router"
+        name = f"{key}-{self._version}-sklearn{sklearn.__version__}.{self._suffix}"
+        return Path(directory) / name
 
     def _load(self, key: str) -> Router | None:
         path = self._path(key)
@@ -134,7 +148,7 @@ class RouterStore:
         except Exception as exc:  # a damaged file is trained again, and overwritten
             log.warning("Could not load the saved router %s: %s", path, exc)
             return None
-        return router if isinstance(router, router_module.Router) else None
+        return router if isinstance(router, self._kind()) else None
 
     def _save(self, key: str, router: Router) -> None:
         path = self._path(key)

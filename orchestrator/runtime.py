@@ -11,13 +11,15 @@ imports the chat app.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
+import uuid
 
 from django.conf import settings
 
 from . import selectors, services, workflow_engine
 from .aio import db_call, db_call_parallel
-from .domain.enums import ChangeReason, RoutePath, TurnErrorCode, TurnResult
+from .domain.enums import ChangeReason, GuardrailName, RoutePath, TurnErrorCode, TurnResult
 from .domain.events import (
     INTERNAL_ERROR,
     MODEL_UNAVAILABLE,
@@ -37,6 +39,7 @@ from .domain.events import (
     WorkflowProgress,
 )
 from .domain.exceptions import NoAgentAvailable, ProviderNotConfigured
+from .domain.guardrails import BLOCKED_REPLY, ScreenRules, Verdict
 from .domain.recovery import Action, Recovery
 from .sdk.attempt import Attempt, AttemptResult, TurnState
 from .sdk.team import build_team, context_block
@@ -81,6 +84,11 @@ async def run_turn(
         return TurnOutcome.for_people()
     if cancel.is_set():  # before any agent ran (staff took over as the turn started)
         return TurnOutcome.cancelled()
+    # The input guardrail, before any agent (and so any tool) runs.
+    checked = await _input_guardrail(request)
+    if checked is not None and checked.blocked:
+        await emit(MessageDone(uuid.uuid4(), _speaker(team, request), BLOCKED_REPLY))
+        return TurnOutcome.blocked(checked)
     shared = await db_call(selectors.context_visible, conversation_id=request.conversation_id)
     try:
         built = build_team(
@@ -100,10 +108,37 @@ async def run_turn(
         deadline=asyncio.get_running_loop().time() + settings.SUPERORCH_TURN_TIMEOUT,
         previous=_last_speaker(team, request.active_agent),
         silence_left=settings.SUPERORCH_TURN_SILENCE_BUDGET or float("inf"),
+        screen=await _screen_rules(team, request, shared),
     )
     first = ChangeReason.FALLBACK if decision.path == RoutePath.FALLBACK else ChangeReason.ROUTE
     result = await _attempts(turn, decision.agent, first)
-    return await _outcome(turn, result)
+    outcome = await _outcome(turn, result)
+    outcome.guardrail_ms = checked.ms if checked is not None else None
+    return outcome
+
+
+async def _input_guardrail(request: TurnRequest) -> Verdict | None:
+    """The offline classifier's verdict on the user's message (None when it is off). On a
+    worker thread: it is CPU work (and a cold process trains the classifier first)."""
+    if not settings.SUPERORCH_GUARDRAIL_INPUT or not request.user_text.strip():
+        return None
+    return await db_call_parallel(selectors.guardrail_check, text=request.user_text)
+
+
+async def _screen_rules(team, request: TurnRequest, shared: dict) -> ScreenRules | None:
+    """What this turn's replies must not contain (None when the output guardrail is off)."""
+    if not settings.SUPERORCH_GUARDRAIL_OUTPUT:
+        return None
+    shown = [m["content"] for m in request.history]
+    shown.append(json.dumps([request.page_context, shared], default=str))
+    return await db_call(
+        selectors.guardrail_screen_rules, team=team, shown=shown, email=request.user_email
+    )
+
+
+def _speaker(team, request: TurnRequest) -> AgentRef:
+    """Who says that a guardrail stopped the turn: whoever the user saw last."""
+    return _last_speaker(team, request.active_agent) or AgentRef("assistant", "Assistant")
 
 
 def _last_speaker(team, active: str | None) -> AgentRef | None:
@@ -148,6 +183,13 @@ async def _outcome(turn: TurnState, result: AttemptResult) -> TurnOutcome:
         # A workflow answer this turn took but could not pass on goes to the conversation.
         for run_id in turn.claimed:
             await db_call(workflow_engine.workflow_release_delivery, run_id=run_id)
+    if result.status == TurnResult.BLOCKED and result.guardrail is not None:
+        if result.guardrail.guardrail == GuardrailName.INPUT_LLM:  # nothing was said yet
+            speaker = _speaker(turn.team, turn.request)
+            await turn.emit(MessageDone(uuid.uuid4(), speaker, BLOCKED_REPLY))
+        outcome = TurnOutcome.blocked(result.guardrail, turn.usage)
+        outcome.final_agent = turn.ref(turn.final_slug) if turn.final_slug else None
+        return outcome
     unavailable = result.code == TurnErrorCode.MODEL_UNAVAILABLE
     return TurnOutcome(
         status=result.status,

@@ -15,10 +15,11 @@ from django.db.models import Count, Max, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
-from . import knowledge
+from . import guardrails, knowledge
 from .domain import health
 from .domain.conversation import Conversation, conversation_from_history
 from .domain.enums import AgentRole, BreakerState, RunStatus
+from .domain.guardrails import EMAIL, ScreenRules, Verdict
 from .domain.routing_policy import Policy
 from .domain.team import AgentSpec, Team, WorkflowSpec
 from .encoder import load_encoder
@@ -58,11 +59,25 @@ class RegistryCache:
             ),
             secret=lambda: settings.SECRET_KEY.encode(),
         )
+        self.guardrails = RouterStore(
+            keep=2,
+            directory=lambda: (
+                Path(settings.SUPERORCH_GUARDRAIL_CACHE_DIR)
+                if settings.SUPERORCH_GUARDRAIL_CACHE_DIR
+                else None
+            ),
+            secret=lambda: settings.SECRET_KEY.encode(),
+            build=guardrails.train,
+            kind=lambda: guardrails.InputClassifier,
+            suffix="guardrail",
+            version=f"g{guardrails.CLASSIFIER_FORMAT}",
+        )
 
     def reset(self) -> None:
         with self.lock:
             self.team = self.corpus = None
         self.routers.clear()
+        self.guardrails.clear()
 
 
 registry_cache = RegistryCache()
@@ -144,6 +159,15 @@ def router_for(team: Team, *, wait: bool = False) -> Router:
     background = not wait and settings.SUPERORCH_ROUTER_RETRAIN == "background"
     documents, fallback, key = router_corpus(team)
     return registry_cache.routers.get(documents, fallback, background=background, key=key)
+
+
+def input_classifier(*, wait: bool = False) -> guardrails.InputClassifier:
+    """The input guardrail, trained on the shipped dev rows and the messages staff marked
+    as false positives. After a new mark it retrains on a background thread while the
+    previous one answers (unless `wait`); only a cold process without a saved one waits.
+    CPU work: call this from a worker thread."""
+    corpus = guardrails.training_corpus()
+    return registry_cache.guardrails.get(corpus, [], background=not wait)
 
 
 def router_corpus(team: Team) -> tuple[dict[str, list[str]], list[str], str]:
@@ -429,3 +453,38 @@ def workflow_progress(*, run_id: int) -> dict[str, Any]:
         "total": run.total_steps,
         "steps": steps,
     }
+
+
+# --- Guardrails ----------------------------------------------------------------------
+
+
+def guardrail_check(*, text: str) -> Verdict:
+    """The input guardrail's verdict on a user's message (CPU work: a worker thread)."""
+    return input_classifier().check(text)
+
+
+_EMAIL_CACHE: dict[str, frozenset[str]] = {}
+
+
+def published_emails(team: Team) -> frozenset[str]:
+    """E-mail addresses the team already shows everyone: in the knowledge base and the
+    agents' instructions (cached per registry version)."""
+    cached = _EMAIL_CACHE.get(team.version)
+    if cached is not None and team.version:
+        return cached
+    texts = [a.instructions for a in team.agents.values()]
+    texts += KnowledgeArticle.objects.values_list("body", flat=True)
+    found = frozenset(e.lower() for text in texts for e in EMAIL.findall(text or ""))
+    _EMAIL_CACHE.clear()
+    _EMAIL_CACHE[team.version] = found
+    return found
+
+
+def guardrail_screen_rules(*, team: Team, shown: list[str], email: str = "") -> ScreenRules:
+    """What this turn's replies must not contain (orchestrator.guardrails.screen_rules):
+    `shown` are the texts the user already has (the conversation, the page)."""
+    return guardrails.screen_rules(
+        instructions=[a.instructions for a in team.agents.values() if a.instructions],
+        shown=shown,
+        emails=[*published_emails(team), email],
+    )

@@ -104,3 +104,14 @@ async def connect(communicator):
         # Already closed by the server, or its app ended (a timeout cancels it).
         with contextlib.suppress(Exception, asyncio.CancelledError):
             await comm.disconnect(timeout=1)
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _input_guardrail_ready():
+    """Every turn runs the input guardrail: train it (or load the saved one) once per test
+    process, before any test's own time limits count."""
+    from orchestrator import guardrails
+    from orchestrator.selectors import registry_cache
+
+    corpus = {key: list(texts) for key, texts in guardrails.dev_corpus()}
+    registry_cache.guardrails.get(corpus, [], background=False)

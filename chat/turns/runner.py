@@ -102,6 +102,7 @@ class TurnRunner:
             page_context=conversation.page_context or {},
             staff_note=conversation.handback_note,
             people=True,
+            user_email=conversation.user_email or conversation.contact_email,
         )
 
     async def _answer(self, request: runtime.TurnRequest) -> runtime.TurnOutcome:
@@ -140,6 +141,8 @@ class TurnRunner:
             usage=outcome.usage,
             error_code=outcome.error_code,
             error=outcome.error_detail,
+            guardrail=outcome.guardrail,
+            guardrail_ms=outcome.guardrail_ms,
         )
         if outcome.status == TurnStatus.ERROR:
             await self._send(_error_frame(outcome, self.key))

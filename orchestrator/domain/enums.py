@@ -72,6 +72,7 @@ class TurnResult(StrEnum):
     OK = "ok"
     ERROR = "error"
     CANCELLED = "cancelled"
+    BLOCKED = "blocked"  # a guardrail stopped it (docs/guardrails.md)
 
 
 class TurnErrorCode(StrEnum):
@@ -79,6 +80,14 @@ class TurnErrorCode(StrEnum):
 
     MODEL_UNAVAILABLE = "model_unavailable"
     INTERNAL = "internal"
+
+
+class GuardrailName(LabelledEnum):
+    """Which guardrail stopped a turn (recorded on the turn; docs/guardrails.md)."""
+
+    INPUT = "input", "Input: the offline classifier"
+    INPUT_LLM = "input_llm", "Input: the model's check"
+    OUTPUT = "output", "Output: a reply that would have leaked"
 
 
 class ChangeReason(StrEnum):

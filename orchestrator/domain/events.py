@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .enums import ChangeReason, ProgressStatus, TurnErrorCode, TurnResult
+from .guardrails import Verdict
 from .routing_policy import RoutingDecision
 
 # Plain words for the person chatting, by what went wrong.
@@ -115,6 +116,7 @@ class TurnRequest:
     # People can take the conversation: when the user asks for a person, no agent answers
     # (the caller hands the conversation to staff on RouteDecided).
     people: bool = False
+    user_email: str = ""  # the user's own address: replies may show it (output guardrail)
 
     @property
     def user_text(self) -> str:
@@ -130,6 +132,14 @@ class TurnOutcome:
     error_code: TurnErrorCode | str = ""
     error_message: str = ""  # plain words for the person chatting
     error_detail: str = ""  # for logs and staff
+    guardrail: Verdict | None = None  # the guardrail that stopped the turn (status blocked)
+    guardrail_ms: float | None = None  # time the input guardrail took, tripped or not
+
+    @classmethod
+    def blocked(cls, verdict: Verdict, usage: dict[str, int] | None = None) -> TurnOutcome:
+        return cls(
+            TurnResult.BLOCKED, None, usage or {}, guardrail=verdict, guardrail_ms=verdict.ms
+        )
 
     @classmethod
     def failed(cls, code: TurnErrorCode, message: str, detail: str) -> TurnOutcome:

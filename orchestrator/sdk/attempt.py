@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from agents import (
     AgentUpdatedStreamEvent,
+    InputGuardrailTripwireTriggered,
     ItemHelpers,
     MaxTurnsExceeded,
     RawResponsesStreamEvent,
@@ -30,7 +31,15 @@ from agents import (
 from agents.result import RunResultStreaming
 from django.conf import settings
 
-from ..domain.enums import AgentRole, ChangeReason, ErrorKind, RunStatus, TurnErrorCode, TurnResult
+from ..domain.enums import (
+    AgentRole,
+    ChangeReason,
+    ErrorKind,
+    GuardrailName,
+    RunStatus,
+    TurnErrorCode,
+    TurnResult,
+)
 from ..domain.events import (
     INTERNAL_ERROR,
     MODEL_UNAVAILABLE,
@@ -44,6 +53,7 @@ from ..domain.events import (
     ToolStarted,
     TurnRequest,
 )
+from ..domain.guardrails import WITHHELD_REPLY, ReplyScreen, ScreenRules, Verdict
 from ..domain.team import AgentSpec, Team
 from ..domain.tool_names import tool_label
 from .context import TurnContext
@@ -71,6 +81,7 @@ class TurnState:
         default_factory=lambda: {"requests": 0, "input_tokens": 0, "output_tokens": 0}
     )
     claimed: set[int] = field(default_factory=set)  # workflow answers the turn took
+    screen: ScreenRules | None = None  # what replies must not contain (None: not screened)
 
     def ref(self, slug: str) -> AgentRef:
         spec = self.team.agents[slug]
@@ -86,11 +97,20 @@ class AttemptResult:
     kind: ErrorKind | None = None  # a model failure's kind
     streamed: bool = False  # the user saw output: retrying would repeat it
     failed_slug: str = ""
+    guardrail: Verdict | None = None  # the guardrail that stopped it (status blocked)
 
     @property
     def recoverable(self) -> bool:
         """A model failure before anything reached the user: another try may answer."""
         return self.status == TurnResult.ERROR and self.kind is not None and not self.streamed
+
+
+class ReplyWithheld(Exception):
+    """A reply would have leaked (the output screen): it is replaced and the run ends."""
+
+    def __init__(self, message_id: uuid.UUID, kind: str) -> None:
+        super().__init__(f"a reply was withheld: {kind}")
+        self.message_id, self.kind = message_id, kind
 
 
 class AgentSilent(Exception):
@@ -111,6 +131,7 @@ class Attempt:
         self.current_slug: str | None = None
         self.message_ids: dict[str, uuid.UUID] = {}  # the model's item id -> our message id
         self.partial: dict[uuid.UUID, list[str]] = {}  # streamed text not yet done
+        self.screens: dict[uuid.UUID, ReplyScreen] = {}  # per message, when screened
         self.streamed = False
         self.tools_running: set[str] = set()
         self._events: Any = None  # the SDK's event stream, once consumed
@@ -193,6 +214,8 @@ class Attempt:
     def _failure(self, exc: Exception) -> AttemptResult:
         error = TurnResult.ERROR
         unavailable = TurnErrorCode.MODEL_UNAVAILABLE
+        if isinstance(exc, InputGuardrailTripwireTriggered | ReplyWithheld):
+            return self._blocked(exc)
         if isinstance(exc, TimeoutError):
             # The model is to blame only if it, not a tool, was being waited for.
             kind = None if self.tools_running else ErrorKind.TIMEOUT
@@ -212,6 +235,27 @@ class Attempt:
         logger.exception("turn %s failed", request.turn_id, exc_info=exc)
         return AttemptResult(error, TurnErrorCode.INTERNAL, INTERNAL_ERROR, detail)
 
+    def _blocked(self, exc: InputGuardrailTripwireTriggered | ReplyWithheld) -> AttemptResult:
+        """A guardrail stopped the run: the model's input check, or the output screen
+        (whose message is replaced by plain words when the attempt ends)."""
+        if isinstance(exc, ReplyWithheld):
+            self.partial[exc.message_id] = [WITHHELD_REPLY]
+            verdict = Verdict(True, GuardrailName.OUTPUT, exc.kind, 1.0)
+        else:
+            info = exc.guardrail_result.output.output_info or {}
+            verdict = Verdict(
+                True, GuardrailName.INPUT_LLM, info.get("kind", ""), 1.0,
+                detail=info.get("answer", ""),
+            )  # fmt: skip
+        logger.warning(
+            "turn %s: %s guardrail (%s)", self.turn.request.turn_id, verdict.guardrail, verdict.kind
+        )
+        return AttemptResult(
+            TurnResult.BLOCKED,
+            detail=f"blocked by the {verdict.guardrail} guardrail",
+            guardrail=verdict,
+        )
+
     async def _end(self, result: RunResultStreaming, outcome: AttemptResult) -> AttemptResult:
         """Stop what still runs, keep what the user saw, close the run record."""
         turn = self.turn
@@ -228,7 +272,9 @@ class Attempt:
         for message_id, chunks in self.partial.items():
             await turn.emit(MessageDone(message_id, speaker, "".join(chunks)))
         self.partial.clear()
-        await self.recorder.close(RunStatus(status), outcome.detail, outcome.kind)
+        # A run a guardrail stopped is recorded as cancelled (its detail says by which).
+        run_status = RunStatus.CANCELLED if status == TurnResult.BLOCKED else RunStatus(status)
+        await self.recorder.close(run_status, outcome.detail, outcome.kind)
         usage = result.context_wrapper.usage
         turn.usage["requests"] += usage.requests
         turn.usage["input_tokens"] += usage.input_tokens
@@ -237,7 +283,7 @@ class Attempt:
             turn.final_slug = self.current_slug
         return AttemptResult(
             status, outcome.code, outcome.message, outcome.detail, outcome.kind,
-            self.streamed, self.current_slug or self.start_slug,
+            self.streamed, self.current_slug or self.start_slug, outcome.guardrail,
         )  # fmt: skip
 
     # --- one method per SDK stream event ---------------------------------------------
@@ -266,10 +312,30 @@ class Attempt:
             return
         self.recorder.first_token()
         message_id = self.message_ids.setdefault(data.item_id or "-", uuid.uuid4())
-        self.partial.setdefault(message_id, []).append(data.delta)
+        text = self._screened(message_id, data.delta)
+        if not text:  # held back until it is clear it leaks nothing
+            return
+        self.partial.setdefault(message_id, []).append(text)
         self.streamed = True
         speaker = self.turn.ref(self.current_slug or self.start_slug)
-        await self.turn.emit(MessageDelta(message_id, speaker, data.delta))
+        await self.turn.emit(MessageDelta(message_id, speaker, text))
+
+    def _screen(self, message_id: uuid.UUID) -> ReplyScreen | None:
+        if self.turn.screen is None:
+            return None
+        if message_id not in self.screens:
+            self.screens[message_id] = ReplyScreen(self.turn.screen)
+        return self.screens[message_id]
+
+    def _screened(self, message_id: uuid.UUID, delta: str) -> str:
+        """What of a delta may reach the user now (the output guardrail)."""
+        screen = self._screen(message_id)
+        if screen is None:
+            return delta
+        text = screen.feed(delta)
+        if screen.leak:
+            raise ReplyWithheld(message_id, screen.leak)
+        return text
 
     async def on_run_item(self, event: RunItemStreamEvent) -> None:
         if event.name == "tool_called":
@@ -298,10 +364,16 @@ class Attempt:
         slug = self.turn.built.slug_by_name.get(item.agent.name, self.current_slug)
         speaker = self.turn.ref(slug or self.start_slug)
         message_id = self.message_ids.pop(getattr(item.raw_item, "id", None) or "-", None)
-        if message_id is None:
-            message_id = uuid.uuid4()
-            if text:
-                await self.turn.emit(MessageDelta(message_id, speaker, text))
+        message_id = message_id or uuid.uuid4()
+        screen = self._screen(message_id)
+        if screen is not None:
+            rest = screen.finish(text)
+        else:
+            rest = "" if message_id in self.partial else text
+        if screen is not None and screen.leak:
+            raise ReplyWithheld(message_id, screen.leak)
+        if rest:  # what was held back (or the whole reply, when it did not stream)
+            await self.turn.emit(MessageDelta(message_id, speaker, rest))
         self.partial.pop(message_id, None)
         if text:
             await self.turn.emit(MessageDone(message_id, speaker, text))

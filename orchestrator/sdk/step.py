@@ -86,5 +86,6 @@ async def _step_agent(spec: AgentSpec, choice: ModelChoice, team: Team, conversa
     if choice.provider == ModelProvider.LOCAL:
         router = await db_call_parallel(selectors.router_for, team=team)
     return sdk_agent(
-        spec, choice, team=team, router=router, block=context_block({}, shared), workflows=False
-    )
+        spec, choice, team=team, router=router, block=context_block({}, shared), workflows=False,
+        guarded=False,
+    )  # fmt: skip

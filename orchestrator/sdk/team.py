@@ -14,6 +14,7 @@ from ..domain.team import AgentSpec, Team
 from ..model_choice import ModelChoice, resolve
 from ..router import Router
 from .context import HANDBACK_INTRO, TurnContext
+from .guardrails import llm_input_guardrail, uses_llm_check
 from .providers import build_model
 from .tools import tool_cache
 
@@ -55,13 +56,18 @@ def sdk_agent(
     router: Router | None,
     block: str,
     workflows: bool = True,
+    guarded: bool = True,
 ) -> Agent[TurnContext]:
+    """`guarded`: with the model's input check (chat turns; workflow steps run without)."""
     local = choice.provider == ModelProvider.LOCAL
+    model = build_model(choice, agent=spec, team=team, router=router)
     return Agent[TurnContext](
         name=spec.name,
         instructions=instructions(spec, choice, block),
         handoff_description=spec.handoff_description,
-        model=build_model(choice, agent=spec, team=team, router=router),
+        model=model,
+        # The SDK runs these only on the agent that starts the run, before its first call.
+        input_guardrails=[llm_input_guardrail(model)] if guarded and uses_llm_check(choice) else [],
         # Ask OpenAI-compatible servers for token usage in streams too (the SDK only
         # does for api.openai.com); the local model always reports it.
         model_settings=ModelSettings() if local else ModelSettings(include_usage=True),

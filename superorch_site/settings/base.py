@@ -284,6 +284,17 @@ if SUPERORCH_ROUTER_RETRAIN not in ("background", "inline"):
 # Trained routers are saved here (signed with SECRET_KEY), so a starting process loads
 # the registry's router instead of training it again; empty: keep them in memory only.
 SUPERORCH_ROUTER_CACHE_DIR = env.str("SUPERORCH_ROUTER_CACHE_DIR", default=str(VAR_DIR / "routers"))
+# Guardrails (docs/guardrails.md): the offline input classifier in front of every turn,
+# the model's own check when the agent that starts the turn has a real model (never on
+# the local offline model), and the screen that
+# keeps secrets, instructions and other people's e-mail addresses out of replies.
+SUPERORCH_GUARDRAIL_INPUT = env.bool("SUPERORCH_GUARDRAIL_INPUT", default=True)
+SUPERORCH_GUARDRAIL_LLM = env.bool("SUPERORCH_GUARDRAIL_LLM", default=True)
+SUPERORCH_GUARDRAIL_OUTPUT = env.bool("SUPERORCH_GUARDRAIL_OUTPUT", default=True)
+# The trained input classifier is saved here (signed with SECRET_KEY), as routers are.
+SUPERORCH_GUARDRAIL_CACHE_DIR = env.str(
+    "SUPERORCH_GUARDRAIL_CACHE_DIR", default=str(VAR_DIR / "guardrails")
+)
 # Threads per process for numpy/scipy (the router); more only contend on small matrices.
 SUPERORCH_NUMERIC_THREADS = env.int("SUPERORCH_NUMERIC_THREADS", default=1)
 # Seconds a chat turn waits for a workflow it started; after that the answer is posted to

@@ -43,6 +43,12 @@ SUPERORCH_ROUTER_RETRAIN = "inline"
 # Words only, so no test waits seconds for embeddings; the answer tests turn them on.
 SUPERORCH_KNOWLEDGE_EMBEDDINGS = "off"
 SUPERORCH_ROUTER_CACHE_DIR = ""  # hermetic: every test process trains its own routers
+# The input guardrail trains on shipped rows only (9 s): saved once, signed with the tests'
+# key and named by a hash of its training rows, so every test process loads the same one.
+SUPERORCH_GUARDRAIL_CACHE_DIR = str(VAR_DIR / "test-guardrails")
+# Scripted models answer the calls a test scripts: the model's own input check would be
+# one more. Its tests turn it on (tests/orchestrator/test_guardrails_runtime.py).
+SUPERORCH_GUARDRAIL_LLM = False
 # Generous so protocol tests are not throttled unless they ask to be.
 SUPERORCH_RATE_LIMIT = "1000/minute"
 SUPERORCH_STAFF_API_RATE = "100000/minute"

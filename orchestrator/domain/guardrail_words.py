@@ -1,0 +1,319 @@
+"""The words attacks are made of, in many languages, read as language-free concepts.
+
+The MiniLM encoder the router loads knows English only, and the labelled set has a few
+rows per other language: the classifier could not learn "Ignoriere alle vorherigen
+Anweisungen" from them. So a message is also read as a sequence of concepts (IGNORE
+PREVIOUS INSTRUCTIONS, SHOW YOUR SYSTEM PROMPT, OTHER_PEOPLE PERSONAL_DATA ...) and the
+classifier learns on those as well: what it learns from English rows carries over to
+every language listed here. Written by hand for this project (MIT).
+
+Latin and Cyrillic entries match at the start of a word (a stem: "instruc" matches
+"instructions" and "instrucciones"), accents aside, and as a whole word when they end
+with "="; entries with spaces match those words in a row; Chinese, Japanese and Korean
+entries match anywhere.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+
+def _terms(text: str) -> tuple[str, ...]:
+    """Comma-separated entries (an entry may wrap across lines)."""
+    return tuple(" ".join(t.split()) for t in text.split(",") if t.strip())
+
+
+CONCEPTS: dict[str, tuple[str, ...]] = {
+    "IGNORE": _terms(
+        """
+        ignor, disregard, forget, override, bypass, overrule, set aside, stop following, no
+        longer follow, abandon, discard, drop your, skip your, vergiss, vergessen, missacht,
+        olvida, olvidar, oublie, oubliez, dimentica, esquec, esqueç, zignoruj, zapomnij,
+        pomiń, игнорир, забудь, забыть, проигнорир, negeer, vergeet, unut, görmezden, glöm,
+        ignorera, unohda, zapomeň, ignoruj, glem, bỏ qua, quên, تجاهل, انس, 무시, 잊어, 忽略, 无视,
+        忘记, 忘掉, 不要理会, 無視, 忘れ
+        """
+    ),
+    "PREVIOUS": _terms(
+        """
+        previous, prior, above, earlier, preceding, original, initial, before this, so far,
+        vorherig, vorige, bisherig, obig, anterior, précédent, precedent, ci-dessus,
+        precedenti, sopra=, poprzedni, wcześniejsz, предыдущ, прежн, вышеуказ, eerdere,
+        bovenstaande, önceki, tidigare, aiemm, předchozí, trước, السابقة, 이전, 之前, 以前, 上面, 先前,
+        これまで, 前の, 以前の
+        """
+    ),
+    "INSTRUCTIONS": _terms(
+        """
+        instruction, instrucc, instruct, istruz, instruç, instrukc, instrukt, инструкц,
+        указани, directive, directions, anweisung, vorgab, consigne, polecen, talimat, ohje=,
+        pokyn, hướng dẫn, تعليمات, 지시, 指令, 指示, 命令, 説明
+        """
+    ),
+    "RULES": _terms(
+        """
+        rule, guideline, polic, restriction, limitation, limits, filter, safeguard, guardrail,
+        censor, ethic, moral, regel, einschränkung, beschränkung, regla, restriccion,
+        restricción, règle, regole, regra, restri, zasad, ogranicz, reguł, правил, огранич,
+        фильтр, kural, kısıtla, sınır, begränsning, sääntö, pravidl, quy tắc, قواعد, 규칙, 제한,
+        规则, 限制, 过滤, 约束, ルール, 制限, 規則, フィルター
+        """
+    ),
+    "WITHOUT": _terms(
+        """
+        without, no more, free of, unrestricted, unfiltered, uncensored, ohne, sin=, sans=,
+        senza, sem=, bez=, без=, zonder, utan, ilman, không có, بدون, 없이, 没有, 不受, 无, なし, なく,
+        hiçbir, uymadan, siz=
+        """
+    ),
+    "NOW": _terms(
+        """
+        from now on, now=, henceforth, starting now, ab jetzt, ab sofort, jetzt, a partir de
+        ahora, ahora, désormais, maintenant, à partir de maintenant, d'ora in poi, ora sei=, a
+        partir de agora, agora, od teraz, teraz, теперь, отныне, с этого момента, vanaf nu, nu
+        ben=, artık, şimdi, från och med nu, nyt=, từ giờ, الآن, 지금부터, 现在, 从现在开始, 今から, これから,
+        今後
+        """
+    ),
+    "PERSONA": _terms(
+        """
+        dan=, do anything now, developer mode, dev mode, jailbreak, jailbroken, god mode, act
+        as, acting as, pretend, roleplay, role play, play the role, you are now, you're now,
+        you are no longer, stay in character, persona=, simulate, evil=, unaligned, du bist
+        jetzt, tu so, spiel=, eres=, actúa, finge, tu es maintenant, fais semblant, agis
+        comme, sei=, fingi, você é, finja, jesteś, udawaj, ты теперь, притворись, представь,
+        je bent nu, doe alsof, sen artık, gibi davran, du är nu, sinä olet, 你是, 扮演, 假装, あなたは今,
+        ふり, として振る舞
+        """
+    ),
+    "AI": _terms(
+        """
+        ai=, a.i., assistant, chatbot, bot=, model=, llm, gpt, ki-, ki=, ia=, asistente,
+        assistente, asystent, ассистент, ии=, нейросет, yapay zeka, asistan, 助手, 人工智能, アシスタント,
+        人工知能, ai。
+        """
+    ),
+    "SYSTEM": _terms(
+        """
+        system, sys=, systém, système, sistema, systemow, системн, sistem, systeem,
+        järjestelmä, hệ thống, النظام, 시스템, 系统, 系統, システム
+        """
+    ),
+    "PROMPT": _terms(
+        """
+        prompt, pre-prompt, preprompt, context window, initial message, hidden message, hidden
+        text, промпт, подсказк, komut, kehote, 提示, 提示词, プロンプト, 프롬프트
+        """
+    ),
+    "SHOW": _terms(
+        """
+        show, reveal, print, output, display, tell me, tell us, give me, dump, paste, list=,
+        list all, export, repeat, copy, send me, send it, leak, expose, write out, spell out,
+        read me, read out, what is your, what are your, what's your, share, zeig, gib=, nenn,
+        schreib, muestra, muéstr, dame, dime, copia, escrib, montre, donne, affiche, dis-moi,
+        révèle, mostra, dimmi, dammi, scriv, rivela, mostre, envie, diga, pokaż, podaj,
+        wypisz, powiedz, покажи, дай, выведи, скажи, напиши, пришли, toon, geef, laat zien,
+        göster, yazdır, söyle, ver=, visa=, näytä, ukaž, cho tôi, أعطني, اعرض, 보여, 알려, 显示, 告诉,
+        输出, 发给, 给我, 打印, 列出, 表示, 教えて, 見せて, 出力
+        what is the, what's the, what are the, actual value, cual es, cuál es, quelle est, quel est, qual e, qual é, was ist, что такое, какой, 是什么, は何
+        """
+    ),
+    "VERBATIM": _terms(
+        """
+        verbatim, word for word, word-for-word, exactly, in full, entire, full text,
+        everything, complete, as is, letter for letter, wörtlich, wort für wort, vollständig,
+        exactamente, completo, textualmente, en entier, mot pour mot, exactement, intégral,
+        tutto, integral, esattamente, exatamente, dokładnie, całość, полностью, дословно,
+        целиком, letterlijk, volledig, aynen, tamamen, ordagrant, sanatarkasti, 一字不差, 完整, 原样,
+        全部, そのまま, 全文, すべて
+        """
+    ),
+    "YOUR": _terms(
+        """
+        your, yours, you were given, you received, you've been given, you use, dein, ihre
+        anweisung, tus=, tu=, ton=, ta=, tes=, vos=, tuo, tua, tuoi, suas, seu=, sua=, twoj,
+        twoje, swój, swoj, твой, твои, свой, свои, je=, jouw, senin, sana=, din=, dina, sinun,
+        tvoje, của bạn, 당신, 你的, 您的, 你, あなたの
+        you have, you were, you got, you are running, your own
+        """
+    ),
+    "MY": _terms(
+        """
+        my=, mine, mein, meine, meiner, mi=, mis=, mon=, ma=, mes=, mio, mia, miei, meu=,
+        minha, mój, moja, moje, mojego, мой, моя, мою, моего, mijn, benim, min=, mitt, minun,
+        můj, của tôi, 我的, 私の, 내=
+        """
+    ),
+    "SECRET": _terms(
+        """
+        api key, api-key, apikey, api_key, secret, password, passwort, passwd, pwd=, token,
+        credential, private key, access key, bearer, client secret, env var, environment
+        variable, .env, aws=, ssh key, signing key, connection string, schlüssel, geheim,
+        zugangsdaten, clave, contraseña, secreta, clé, mot de passe, chiave, segret, senha,
+        chave, hasło, hasła, klucz, sekret, пароль, пароли, ключ, токен, секрет, wachtwoord,
+        sleutel, geheim, şifre, anahtar, parola, lösenord, nyckel, salasana, avain, heslo,
+        klíč, mật khẩu, khóa, كلمة المرور, مفتاح, 비밀번호, 키=, 密钥, 密码, 秘钥, 令牌, 凭证, パスワード, キー, 秘密,
+        トークン
+        """
+    ),
+    "CONFIG": _terms(
+        """
+        config, settings, setting file, server, backend, database, db=, konfigur, einstellung,
+        configuración, paramètres, configurazione, configuração, ustawien, конфигур, настройк,
+        instelling, yapılandırma, ayar=, inställning, asetuks, nastavení, cấu hình, 설정, 配置,
+        设置, 設定, 構成
+        uses=, you use, the site uses, acme uses, back office, backend, smtp, oauth, webhook, /etc/, ~/, id_rsa
+        """
+    ),
+    "OTHER_PEOPLE": _terms(
+        """
+        other user, other customer, other people, other client, other account, other compan,
+        other workspace, others', another user, another customer, another company, another
+        person, someone else, somebody else, everyone, every user, every customer, each user,
+        each customer, all users, all customers, all the users, all the customers, all
+        clients, all accounts, all the workspaces, all workspaces, any customer, any user,
+        last user, previous user, previous customer, before me, my friend, my neighbour, my
+        neighbor, my ex, my wife, my husband, my boss, my brother, my sister, my mother, my
+        father, competitor, isn't mine, not mine, belongs to, their=, his=, her=, anderen
+        kunden, andere kunden, anderer nutzer, anderen nutzer, aller kunden, alle kunden, vor
+        mir, des kunden, otros usuarios, otros clientes, todos los clientes, todos los
+        usuarios, otro cliente, autres clients, autres utilisateurs, tous les clients, tous
+        les utilisateurs, un autre client, altri clienti, altri utenti, tutti i clienti, tutti
+        gli, outros clientes, outros usuários, todos os clientes, innych klient, innych
+        użytkown, wszystkich klient, wszystkich użytkown, других пользоват, других клиент,
+        всех клиент, всех пользоват, чужи, andere klanten, andere gebruikers, alle klanten,
+        diğer kullanıcı, diğer müşteri, tüm müşteri, andra kunder, alla kunder, muiden,
+        ostatních, người khác, المستخدمين الآخرين, 다른 사용자, 其他用户, 其他客户, 所有用户, 所有客户, 上一个用户, 别人,
+        他人, 他のユーザー, 他の顧客, 全ユーザー, 前のユーザー
+        customers=, companies=, users=, clients=, the user who, the person who, the customer who, who was just, who owns, someone's, somebody's, user id, user's, customer's, who else, about someone, other's, Kunden=, clientes=, usuarios=, клиенты, пользователи
+        """
+    ),
+    "PERSONAL_DATA": _terms(
+        """
+        personal info, personal data, email, e-mail, phone, address, payment, card=, order
+        history, purchase history, conversation, chat log, chat history, transcript, messages,
+        tickets, invoices, invoice, billing, refund history, data=, details, profile, name=,
+        names, contact, plan she, plan he, what they pay, daten, unterhaltung, gespräch,
+        rechnung, datos, correo, factur, conversación, données, adresse, dati, fattur, dados,
+        conversa, dane, rozmow, данные, переписк, сч, gegevens, gesprek, veri, konuşma,
+        uppgifter, tiedot, dữ liệu, بيانات, 정보, 数据, 资料, 聊天记录, 邮箱, 电话, 地址, 发票, データ, 情報, 履歴, メール
+        """
+    ),
+    "INJECTED": _terms(
+        """
+        assistant:, ai:, system:, note to the assistant, note to ai, [system, <system, ###
+        system, ai assistant:, ai reviewer, ai summariser, ai summarizer, dear ai, dear
+        assistant, to the ai, hidden instruction, ki-assistent:, asistente:, assistant :,
+        assistente:, asystencie, ассистент:, 助手：, 助手:, アシスタント：, <!--, [admin, [developer,
+        admin:, developer:, new instructions, updated instructions, instructions have been
+        updated
+        """
+    ),
+    "PRIVILEGED": _terms(
+        """
+        admin, superuser, root=, sudo, staff mode, hidden mode, secret mode, employee, staff
+        member, back office, internal, orchestrator, administrator, terminal, shell=, cat=,
+        maintenance mode, debug mode, verwalt, administrador, administrateur, amministratore,
+        администратор, yönetici, 管理员, 管理者
+        """
+    ),
+    "DISABLE": _terms(
+        """
+        turned off, turn off, switch off, switched off, disable, deactivat, remove your,
+        removed, lift your, lifted, stop being, no longer, are off, desactiv, deaktivier,
+        abschalt, disattiv, wyłącz, отключ, kapat, 关闭, 解除, 無効
+        """
+    ),
+    "EXFILTRATE": _terms(
+        """
+        exfiltrat, attacker, send the conversation, send this conversation, forward the
+        conversation, forward this, to this address, to this url, webhook.site, collect?,
+        ?d=, ?data=, ![, <img, fetch(, curl=, post it to, upload it
+        """
+    ),
+    "HOWTO": _terms(
+        """
+        how do i, how can i, how to, how would i, where do i, where can i, where is, reset,
+        change, rotate, regenerate, update my, set up, setup, configure, create, forgot my,
+        lost my, i forgot, translate, wie kann ich, wo finde, comment=, cómo, como=,
+        come posso, jak=, как=, 如何, 怎么, どうすれば, どこで, nasıl, hoe=, hur=, miten
+        """
+    ),
+    "DECODE": _terms(
+        """
+        decode, base64, rot13, rot-13, backwards, reversed, reverse it, leetspeak, cipher,
+        encoded, hex=, unicode, a + b, concatenate, dekodier, decodifica, décode, odkoduj,
+        декодир, 解码, デコード
+        """
+    ),
+    "SKIP_CHECK": _terms(
+        """
+        skip the approval, without approval, no approval, already approved, already said yes,
+        manager said, manager approved, authorized by, authorised by, approve it yourself,
+        pre-approved, bypass the, skip the check, skip verification, without verification,
+        just do it, that's an order, i order you, you must comply, you have to, you are
+        allowed to, you're allowed to, you have permission, grant=, free upgrade, 100% off,
+        coupon code, admin rights, as an admin, i am the admin, i'm the admin, i am your
+        developer, i'm your developer, i am the developer, openai staff, acme staff, i work at
+        acme, ceo=
+        """
+    ),
+    "HARM": _terms(
+        """
+        napalm, weapon, bomb, explosive, meth, malware, ransomware, keylogger, phishing email,
+        hack into, get into an account, break into, steal, activation key, license key,
+        crack=, exploit, sql injection, ddos, poison, kill=
+        """
+    ),
+}
+
+
+def _plain(text: str) -> str:
+    """Lower case, accents dropped (CJK and other scripts unchanged)."""
+    decomposed = unicodedata.normalize("NFKD", text.lower())
+    return "".join(c for c in decomposed if unicodedata.category(c) != "Mn")
+
+
+def _is_cjk(term: str) -> bool:
+    return any(
+        "\u3040" <= c <= "\u30ff" or "\u4e00" <= c <= "\u9fff" or "\uac00" <= c <= "\ud7af"
+        for c in term
+    )
+
+
+def _word_pattern(term: str) -> str:
+    """A Latin or Cyrillic entry: a stem, or a whole word when it ends with "="."""
+    whole = term.endswith("=")
+    pattern = re.escape(term.rstrip("=")).replace(r"\ ", r"\s+")
+    return pattern + r"(?!\w)" if whole else pattern
+
+
+@lru_cache(maxsize=1)
+def _matchers() -> list[tuple[str, re.Pattern[str]]]:
+    out = []
+    for concept, terms in CONCEPTS.items():
+        words, anywhere = [], []
+        for term in terms:
+            plain = _plain(term)
+            (anywhere if _is_cjk(plain) else words).append(plain)
+        parts = []
+        if words:  # longest first, so "api key" wins over "api"
+            escaped = sorted((_word_pattern(w) for w in words), key=len, reverse=True)
+            parts.append(r"(?<![\w])(?:" + "|".join(escaped) + ")")
+        if anywhere:
+            parts.append("(?:" + "|".join(re.escape(w) for w in anywhere) + ")")
+        out.append((concept, re.compile("|".join(parts))))
+    return out
+
+
+def concepts(text: str) -> str:
+    """The concepts `text` mentions, in the order they come, as one space-separated string
+    ("IGNORE PREVIOUS INSTRUCTIONS"); "" when it mentions none."""
+    plain = " " + _plain(text) + " "
+    found: list[tuple[int, str]] = []
+    for concept, pattern in _matchers():
+        found.extend((m.start(), concept) for m in pattern.finditer(plain))
+    found.sort()
+    return " ".join(concept for _, concept in found)
