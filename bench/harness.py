@@ -52,6 +52,9 @@ def base_env(**extra: str) -> dict[str, str]:
         SUPERORCH_CLIENT_NEW_CONVERSATION_RATE="1000000/minute",
         SUPERORCH_CLIENT_MESSAGE_RATE="1000000/minute",
         SUPERORCH_LOCAL_MODEL_DELAY="0",
+        # The simulated model is no judge of attacks, and the SDK alone makes no such call:
+        # the model's own input check is off; the offline guardrail runs on every turn.
+        SUPERORCH_GUARDRAIL_LLM="false",
     )
     env.update(extra)
     return env
@@ -96,6 +99,13 @@ def _seeded_template() -> Path:
             old.unlink()
         os.replace(built, template)
     return template
+
+
+def sql_rows(env: dict[str, str], statement: str, *params: object) -> list[tuple]:
+    """Every row of one statement on a bench database (SQLite)."""
+    path = env["DATABASE_URL"].removeprefix("sqlite:///")
+    with sqlite3.connect(path, timeout=30) as conn:
+        return conn.execute(statement, params).fetchall()
 
 
 def sql(env: dict[str, str], statement: str, *params: object) -> tuple | None:

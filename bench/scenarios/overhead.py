@@ -9,6 +9,9 @@ socket (a follow-up would stay with Billing and skip the handoff). The limit is 
 SDK alone running the same agents in one process (bench/sdk_alone.py). Target: ours
 >= 0.6 of the SDK-alone rate.
 
+Every turn runs the input guardrail first (the offline classifier, on the embedding the
+router computed); the time it took is recorded on each turn and reported here.
+
 The two are measured in turns, ROUNDS times (SDK alone, then ours), on the same model
 server: the figures are the medians, the ratio the median of the rounds' ratios, so a
 burst of noise on this small machine moves one round, not the result.
@@ -31,6 +34,7 @@ from bench import harness
 from bench.scenarios.ttft import routing
 
 TARGET = 0.6
+GUARDRAIL_TARGET_MS = 15.0  # the input guardrail's added time per turn, median
 
 
 def sdk_alone(env: dict[str, str], turns: int, concurrency: int) -> dict[str, Any]:
@@ -78,6 +82,11 @@ def measure(
             )  # fmt: skip
             for name, one_round in rounds_of.items():
                 results[name].append(one_round())
+        # What the input guardrail took in each of these turns, as the server recorded it.
+        rows = harness.sql_rows(
+            env, "SELECT guardrail_ms FROM chat_turn WHERE guardrail_ms IS NOT NULL"
+        )
+        results["guardrail_ms"] = [{"ms": ms} for (ms,) in rows]
     return results
 
 
@@ -98,6 +107,27 @@ def failures(rows: list[dict[str, Any]]) -> tuple[int, int]:
     return sum(r["failed"] + r["errors"] for r in rows), sum(r["lost"] for r in rows)
 
 
+def guardrail_figures(rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """The input guardrail's time per turn (ms, as recorded on each turn of the run)."""
+    ms = sorted(row["ms"] for row in rows)
+    if not ms:
+        return {
+            "turns": 0,
+            "median_ms": None,
+            "p95_ms": None,
+            "target_ms": GUARDRAIL_TARGET_MS,
+            "meets": False,
+        }
+    median = round(statistics.median(ms), 2)
+    return {
+        "turns": len(ms),
+        "median_ms": median,
+        "p95_ms": round(ms[int(0.95 * (len(ms) - 1))], 2),
+        "target_ms": GUARDRAIL_TARGET_MS,
+        "meets": median <= GUARDRAIL_TARGET_MS,
+    }
+
+
 def summarize(
     r: dict[str, list[dict[str, Any]]], *, server: str, concurrency: int, rounds: int
 ) -> dict[str, Any]:
@@ -105,6 +135,7 @@ def summarize(
     ratio = median_ratio(r["ours"], r["sdk_alone"])
     errors, lost = failures(r["ours"])
     return {
+        "guardrail": guardrail_figures(r.get("guardrail_ms", [])),
         "scenario": "overhead",
         "server": server,
         "concurrency": concurrency,
@@ -137,6 +168,18 @@ def run(argv: list[str]) -> dict[str, Any]:
 
 
 def report(r: dict[str, Any]) -> str:
+    g = r.get("guardrail") or {}
+    guard = (
+        f"\n\nInput guardrail (offline classifier), as recorded on the {g['turns']} turns of the "
+        f"run: median **{g['median_ms']} ms** per turn, p95 {g['p95_ms']} ms (target <= "
+        f"{g['target_ms']:g} ms at the median: {'met' if g['meets'] else 'NOT met'})."
+        if g.get("turns")
+        else ""
+    )
+    return _table(r) + guard
+
+
+def _table(r: dict[str, Any]) -> str:
     return (
         f"| ours: full turns over WebSocket ({r['server']}) | the SDK alone | ratio (median of "
         f"{r['rounds']} rounds) | rounds | errors / lost | target |\n"

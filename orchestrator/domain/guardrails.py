@@ -337,13 +337,22 @@ class ReplyScreen:
         if self.leak:
             return ""
         self.text += delta
-        self.leak = self.rules.leak(self.text[max(0, self.checked - OVERLAP) :], complete=False)
+        self.leak = self.rules.leak(self.text[self._window_start() :], complete=False)
         self.checked = len(self.text)
         if self.leak:
             return ""
         safe = max(self.released, self.rules.hold_from(self.text))
         out, self.released = self.text[self.released : safe], safe
         return out
+
+    def _window_start(self) -> int:
+        """Where a check starts reading: OVERLAP characters before the new text, at the
+        start of a word (half an address read from its middle would be another address)."""
+        start = self.checked - OVERLAP
+        if start <= 0:
+            return 0
+        space = next((i for i in range(start, len(self.text)) if self.text[i].isspace()), start)
+        return space
 
     def finish(self, final: str | None = None) -> str:
         """The rest of the reply (`final`: its full text, when the model gave it)."""

@@ -128,3 +128,10 @@ def test_a_secret_in_base64_is_caught_when_the_reply_ends():
     encoded = base64.b64encode(SECRET.encode()).decode()
     _, screen = stream(f"Encoded for you: {encoded}")
     assert screen.leak == "secrets"
+
+
+def test_a_long_reply_with_an_allowed_address_far_back_is_not_a_leak():
+    text = "Write to me@example.com. " + "word " * 200 + "Done."
+    for chunk in (1, 5, 13):
+        shown, screen = stream(text, chunk)
+        assert shown == text and not screen.leak
