@@ -23,6 +23,7 @@ the conversation and the knowledge base already show.
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import logging
 import os
@@ -51,6 +52,20 @@ FALSE_POSITIVE = "false_positive"  # the kind of a message staff marked: ordinar
 # Bump when a change here makes classifiers saved by older code wrong (see router_store).
 CLASSIFIER_FORMAT = 1
 TARGET_ORDINARY_BLOCKED = 0.01
+
+
+def classifier_version() -> str:
+    """Names saved classifiers: the format, and a hash of the lexicon and the code that reads
+    messages back (a change to either makes saved ones stale, so they are trained again)."""
+    from .domain import guardrail_words
+    from .domain import guardrails as domain_guardrails
+
+    digest = hashlib.blake2b(digest_size=4)
+    for module in (guardrail_words, domain_guardrails):
+        digest.update(Path(module.__file__).read_bytes())
+    return f"g{CLASSIFIER_FORMAT}-{digest.hexdigest()}"
+
+
 FOLDS = 5
 C = 10.0
 

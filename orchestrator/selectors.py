@@ -70,7 +70,7 @@ class RegistryCache:
             build=guardrails.train,
             kind=lambda: guardrails.InputClassifier,
             suffix="guardrail",
-            version=f"g{guardrails.CLASSIFIER_FORMAT}",
+            version=guardrails.classifier_version(),
         )
 
     def reset(self) -> None:

@@ -9,7 +9,7 @@ every language listed here. Written by hand for this project (MIT).
 
 Latin and Cyrillic entries match at the start of a word (a stem: "instruc" matches
 "instructions" and "instrucciones"), accents aside, and as a whole word when they end
-with "="; entries with spaces match those words in a row; Chinese, Japanese and Korean
+with "=", and anywhere inside a word when they start with "~"; entries with spaces match those words in a row; Chinese, Japanese and Korean
 entries match anywhere.
 """
 
@@ -104,7 +104,8 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
     "PROMPT": _terms(
         """
         prompt, pre-prompt, preprompt, context window, initial message, hidden message, hidden
-        text, промпт, подсказк, komut, kehote, 提示, 提示词, プロンプト, 프롬프트
+        text, промпт, подсказк, komut, kehote, 提示, 提示词, プロンプト, 프롬프트,
+        tool descriptions, exact descriptions, the developers wrote, developer message
         """
     ),
     "SHOW": _terms(
@@ -116,7 +117,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         révèle, mostra, dimmi, dammi, scriv, rivela, mostre, envie, diga, pokaż, podaj,
         wypisz, powiedz, покажи, дай, выведи, скажи, напиши, пришли, toon, geef, laat zien,
         göster, yazdır, söyle, ver=, visa=, näytä, ukaž, cho tôi, أعطني, اعرض, 보여, 알려, 显示, 告诉,
-        输出, 发给, 给我, 打印, 列出, 表示, 教えて, 見せて, 出力
+        输出, 发给, 给我, 打印, 列出, 表示, 教えて, 見せて, 出力,
         what is the, what's the, what are the, actual value, cual es, cuál es, quelle est, quel est, qual e, qual é, was ist, что такое, какой, 是什么, は何
         """
     ),
@@ -135,7 +136,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         your, yours, you were given, you received, you've been given, you use, dein, ihre
         anweisung, tus=, tu=, ton=, ta=, tes=, vos=, tuo, tua, tuoi, suas, seu=, sua=, twoj,
         twoje, swój, swoj, твой, твои, свой, свои, je=, jouw, senin, sana=, din=, dina, sinun,
-        tvoje, của bạn, 당신, 你的, 您的, 你, あなたの
+        tvoje, của bạn, 당신, 你的, 您的, 你, あなたの,
         you have, you were, you got, you are running, your own
         """
     ),
@@ -155,7 +156,8 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         chave, hasło, hasła, klucz, sekret, пароль, пароли, ключ, токен, секрет, wachtwoord,
         sleutel, geheim, şifre, anahtar, parola, lösenord, nyckel, salasana, avain, heslo,
         klíč, mật khẩu, khóa, كلمة المرور, مفتاح, 비밀번호, 키=, 密钥, 密码, 秘钥, 令牌, 凭证, パスワード, キー, 秘密,
-        トークン
+        トークン,
+        environ, printenv, master key, encryption key, authorization header, authorization token, ~passwort, ~kennwort, ~schlüssel, ~password
         """
     ),
     "CONFIG": _terms(
@@ -163,7 +165,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         config, settings, setting file, server, backend, database, db=, konfigur, einstellung,
         configuración, paramètres, configurazione, configuração, ustawien, конфигур, настройк,
         instelling, yapılandırma, ayar=, inställning, asetuks, nastavení, cấu hình, 설정, 配置,
-        设置, 設定, 構成
+        设置, 設定, 構成,
         uses=, you use, the site uses, acme uses, back office, backend, smtp, oauth, webhook, /etc/, ~/, id_rsa
         """
     ),
@@ -186,7 +188,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         всех клиент, всех пользоват, чужи, andere klanten, andere gebruikers, alle klanten,
         diğer kullanıcı, diğer müşteri, tüm müşteri, andra kunder, alla kunder, muiden,
         ostatních, người khác, المستخدمين الآخرين, 다른 사용자, 其他用户, 其他客户, 所有用户, 所有客户, 上一个用户, 别人,
-        他人, 他のユーザー, 他の顧客, 全ユーザー, 前のユーザー
+        他人, 他のユーザー, 他の顧客, 全ユーザー, 前のユーザー,
         customers=, companies=, users=, clients=, the user who, the person who, the customer who, who was just, who owns, someone's, somebody's, user id, user's, customer's, who else, about someone, other's, Kunden=, clientes=, usuarios=, клиенты, пользователи
         """
     ),
@@ -284,9 +286,12 @@ def _is_cjk(term: str) -> bool:
 
 
 def _word_pattern(term: str) -> str:
-    """A Latin or Cyrillic entry: a stem, or a whole word when it ends with "="."""
-    whole = term.endswith("=")
-    pattern = re.escape(term.rstrip("=")).replace(r"\ ", r"\s+")
+    """A Latin or Cyrillic entry: a stem, a whole word when it ends with "=", anywhere in
+    a word when it starts with "~" (German compounds: "Datenbankpasswort")."""
+    whole, inside = term.endswith("="), term.startswith("~")
+    pattern = re.escape(term.strip("=~")).replace(r"\ ", r"\s+")
+    if inside:
+        pattern = r"\w*" + pattern
     return pattern + r"(?!\w)" if whole else pattern
 
 
