@@ -15,7 +15,7 @@ from django.conf import settings
 from django.db import DatabaseError, IntegrityError, transaction
 from django.utils import timezone
 
-from . import metrics, selectors
+from . import guardrails, metrics, selectors
 from .domain import health
 from .domain.enums import BreakerState, RunStatus
 from .domain.exceptions import ContextError
@@ -230,12 +230,18 @@ class _ProcessStart:
         except DatabaseError:
             logger.exception("Could not close abandoned agent runs")
         router_warm()
+        guardrail_warm()
 
     def reset(self) -> None:
         self.done = False
 
 
 process_start = _ProcessStart()
+
+
+def guardrail_warm() -> None:
+    """Start training (or loading) the input guardrail, if needed, and return at once."""
+    selectors.registry_cache.guardrails.warm(guardrails.training_corpus(), [])
 
 
 def router_warm() -> None:

@@ -1,5 +1,8 @@
+import time
+
 from django.core.management.base import BaseCommand
 
+from orchestrator import selectors
 from orchestrator.services import team_seed
 
 
@@ -18,3 +21,8 @@ class Command(BaseCommand):
                 "articles created (existing ones left as they were).".format(**created)
             )
         )
+        # Train (or load) the input guardrail now and save it, so that the server's first
+        # message does not wait for it (about 10 s on one core; then read from the cache).
+        started = time.monotonic()
+        selectors.input_classifier(wait=True)
+        self.stdout.write(f"Input guardrail ready ({time.monotonic() - started:.1f} s).")
