@@ -37,6 +37,7 @@ from .domain.events import (
     WorkflowProgress,
 )
 from .domain.exceptions import NoAgentAvailable, ProviderNotConfigured
+from .domain.permissions import visible_context
 from .domain.recovery import Action, Recovery
 from .sdk.attempt import Attempt, AttemptResult, TurnState
 from .sdk.team import build_team, context_block
@@ -86,7 +87,9 @@ async def run_turn(
         built = build_team(
             team,
             router=selectors.router_for(team),
-            block=context_block(request.page_context, shared, request.staff_note),
+            block=lambda spec: context_block(
+                request.page_context, visible_context(shared, spec), request.staff_note
+            ),
         )
     except ProviderNotConfigured as exc:
         logger.error("turn %s: %s", request.turn_id, exc)

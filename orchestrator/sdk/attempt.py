@@ -50,6 +50,7 @@ from .context import TurnContext
 from .errors import call_id, model_error_kind, tool_name, tool_ok
 from .recorder import RunRecorder
 from .team import BuiltTeam
+from .tools import tool_not_found
 
 logger = logging.getLogger(__name__)
 
@@ -138,7 +139,13 @@ class Attempt:
             ),  # fmt: skip
             max_turns=settings.SUPERORCH_MAX_MODEL_CALLS,
             hooks=self.recorder,
-            run_config=RunConfig(tracing_disabled=True, workflow_name="superorch turn"),
+            run_config=RunConfig(
+                tracing_disabled=True,
+                workflow_name="superorch turn",
+                # A tool the agent was not given is refused and recorded, not a crash.
+                tool_not_found_behavior="return_error_to_model",
+                tool_error_formatter=tool_not_found,
+            ),
         )
         watcher = asyncio.create_task(self._cancel_on_request(result))
         outcome = AttemptResult(TurnResult.OK)

@@ -128,7 +128,10 @@ async def test_bad_staff_frames_are_answered_in_plain_words(team, session_of, st
     await send(socket, {"type": "ping"})
     assert await recv_inbox(socket) == {"type": "pong"}
     await send(socket, {"type": "watch", "conversation": "nope"})
-    assert await recv_inbox(socket) == {"type": "error", "message": "That is not a conversation id."}
+    assert await recv_inbox(socket) == {
+        "type": "error",
+        "message": "That is not a conversation id.",
+    }
     await send(socket, {"type": "watch", "conversation": "00000000-0000-0000-0000-000000000000"})
     assert (await recv_inbox(socket))["message"] == "No such conversation."
     await socket.send_to(text_data="x" * 600)

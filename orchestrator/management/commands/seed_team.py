@@ -14,7 +14,7 @@ class Command(BaseCommand):
         created = team_seed()
         self.stdout.write(
             self.style.SUCCESS(
-                "Team ready: {agents} agents, {examples} routing examples and {articles} "
-                "articles created (existing ones left as they were).".format(**created)
+                "Team ready: {agents} agents, {examples} routing examples, {articles} articles "
+                "and {actions} actions created (existing ones left as they were).".format(**created)
             )
         )
