@@ -75,6 +75,15 @@ class ActionSpec:
         return tuple(n for n in (names or ()) if isinstance(n, str))
 
 
+def model_schema(schema: Any) -> Any:
+    """The schema as a model is given it: our own `x-` keywords (x-question) left out."""
+    if isinstance(schema, Mapping):
+        return {k: model_schema(v) for k, v in schema.items() if not str(k).startswith("x-")}
+    if isinstance(schema, list):
+        return [model_schema(v) for v in schema]
+    return schema
+
+
 def data_block(title: str, data: Any) -> str:
     """Data for a model, marked as such: how the page's context and every action's
     response reach an agent (never as instructions)."""

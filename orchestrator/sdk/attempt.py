@@ -292,7 +292,8 @@ class Attempt:
         self.tools_running.add(call)
         agent = self.turn.built.slug_by_name.get(item.agent.name, self.current_slug or "")
         name = tool_name(raw)
-        await self.turn.emit(ToolStarted(agent, name, call, tool_label(name)))
+        label = tool_label(name, action=name in self.turn.team.actions)
+        await self.turn.emit(ToolStarted(agent, name, call, label))
 
     async def _tool_output(self, item: Any) -> None:
         call = call_id(item.raw_item)

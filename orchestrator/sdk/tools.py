@@ -24,7 +24,7 @@ from agents import FunctionTool, RunContextWrapper, ToolErrorFormatterArgs, func
 
 from .. import actions, selectors, services, stats
 from ..aio import db_call, db_call_parallel
-from ..domain.actions import ActionSpec
+from ..domain.actions import ActionSpec, model_schema
 from ..domain.exceptions import ContextError
 from ..domain.permissions import context_refusal, knowledge_refusal, tool_refusal
 from ..domain.team import AgentSpec, Team
@@ -292,7 +292,7 @@ def action_tool(spec: AgentSpec, action: ActionSpec) -> FunctionTool:
         )
         return result.output
 
-    schema = dict(action.schema) or {"type": "object", "properties": {}}
+    schema = model_schema(action.schema) or {"type": "object", "properties": {}}
     return FunctionTool(
         name=name,
         description=action_description(action),
