@@ -52,11 +52,12 @@ lock:
 run: install-runtime
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_team
-	$(PY) manage.py demo_site --origin http://127.0.0.1:$(DEMO_PORT) --origin http://localhost:$(DEMO_PORT)
+	$(PY) manage.py demo_site --origin http://127.0.0.1:$(DEMO_PORT) --origin http://localhost:$(DEMO_PORT) --backend http://127.0.0.1:$(DEMO_PORT)
 	@echo "Super Orchestrator: http://$(HOST):$(PORT)/  (admin: http://$(HOST):$(PORT)/admin/, create a user with: $(PY) manage.py createsuperuser)"
 	@$(PY) manage.py demo_host --host $(HOST) --port $(DEMO_PORT) --app http://$(HOST):$(PORT) & demo=$$!; \
 	  trap 'kill $$demo 2>/dev/null' EXIT INT TERM; \
 	  SUPERORCH_APP_ORIGINS="$${SUPERORCH_APP_ORIGINS:-http://$(HOST):$(PORT),http://localhost:$(PORT),http://127.0.0.1:$(PORT)}" \
+	  SUPERORCH_ACTION_HOSTS="$${SUPERORCH_ACTION_HOSTS:-127.0.0.1:$(DEMO_PORT),localhost:$(DEMO_PORT)}" \
 	  $(PY) manage.py runserver $(HOST):$(PORT)
 
 # Lint and the import contracts, the unit, protocol and OpenAI-path tests (parallel), then the

@@ -11,7 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from orchestrator import workflow_engine
-from orchestrator.models import Workflow, WorkflowRun
+from orchestrator.models import ActionCall, Workflow, WorkflowRun
 
 from . import desk_views, guardrails, people
 from .models import (
@@ -322,6 +322,8 @@ class ConversationAdmin(admin.ModelAdmin):
             data, shown = json_from_db(event.raw)
             entry = {"event": event, "data": data if isinstance(data, dict) else {}, "raw": shown}
             entries.append((event.created_at, 1, event.id, entry))
+        for call in ActionCall.objects.filter(conversation_id=obj.uuid).order_by("id"):
+            entries.append((call.created_at, 2, call.id, {"call": call}))
         entries.sort(key=lambda e: (e[0], e[1], e[2]))
         html = render_to_string("admin/chat/transcript.html", {"entries": [e[3] for e in entries]})
         return mark_safe(html)  # the template escapes; message HTML is sanitised by nh3

@@ -3,7 +3,7 @@
 from django.dispatch import receiver
 
 from orchestrator.models import WorkflowRun
-from orchestrator.signals import human_requested, workflow_finished
+from orchestrator.signals import human_requested, verified_user_requested, workflow_finished
 
 from . import people, services, turns
 from .enums import EscalationSource
@@ -38,3 +38,14 @@ def escalate_for_agent(sender, conversation_id, reason: str = "", **kwargs) -> d
 def wake_the_agents(sender, conversation_id: int, conversation_uuid, **kwargs) -> None:
     """A hand-back: what the user wrote meanwhile is answered now."""
     turns.wake(conversation_id, conversation_uuid)
+
+
+@receiver(verified_user_requested)
+def verified_user(sender, conversation_id, **kwargs) -> str:
+    """An action's call: the user's id, only when the site verified it (identity HMAC)."""
+    row = (
+        Conversation.objects.filter(uuid=conversation_id, user_verified=True)
+        .values_list("user_id", flat=True)
+        .first()
+    )
+    return row or ""

@@ -1,9 +1,15 @@
-"""Writes for the demo: the widget site the example host page embeds."""
+"""Writes and reads for the demo: the widget site the example host page embeds, and the
+demo backend's signing secret and address."""
 
 from __future__ import annotations
 
+from django.db import close_old_connections
+
 from chat.models import Site
 from chat.services import DEFAULT_SUGGESTIONS
+from orchestrator.models import Action, ActionSecret
+
+from .backend import DEMO_SECRET_NAME
 
 DEMO_WIDGET_SITE_KEY = "acme"
 
@@ -25,3 +31,27 @@ def site_ensure_demo_widget(*, origins: list[str]) -> Site:
         site.full_clean()
         site.save(update_fields=["allowed_origins"])
     return site
+
+
+def demo_backend_secret() -> str:
+    """The signing secret the demo backend checks requests with: the seeded actions' own
+    (a real system has it in its configuration; this demo reads it from the database)."""
+    close_old_connections()
+    row = ActionSecret.objects.filter(name=DEMO_SECRET_NAME).first()
+    return (row.reveal() if row else None) or ""
+
+
+def demo_actions_point_at(*, backend: str) -> int:
+    """Point the actions signed with the demo secret at the demo backend's address
+    (make run serves it on PORT+1); returns how many changed."""
+    backend = backend.rstrip("/")
+    changed = 0
+    for action in Action.objects.filter(signing_secret__name=DEMO_SECRET_NAME):
+        _, _, rest = action.url_template.partition("://")
+        path = rest.partition("/")[2]
+        url = f"{backend}/{path}"
+        if rest and url != action.url_template:
+            action.url_template = url
+            action.save(update_fields=["url_template", "updated_at"])
+            changed += 1
+    return changed

@@ -1,11 +1,16 @@
-from django.contrib import admin
+import secrets
+
+from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
 from . import dashboard, selectors, services
-from .forms import AgentProfileForm, WorkflowForm
+from .forms import ActionForm, ActionSecretForm, AgentProfileForm, WorkflowForm
 from .models import (
+    Action,
+    ActionCall,
+    ActionSecret,
     AgentHealth,
     AgentProfile,
     AgentRun,
@@ -49,11 +54,15 @@ class AgentProfileAdmin(admin.ModelAdmin):
     list_filter = ("role", "enabled", "model_provider")
     list_editable = ("enabled",)
     search_fields = ("name", "slug", "handoff_description", "instructions")
-    filter_horizontal = ("handoffs",)
+    filter_horizontal = ("handoffs", "actions", "knowledge_bases")
     inlines = [RoutingExampleInline, KnowledgeArticleInline]
     fieldsets = (
         (None, {"fields": ("name", "slug", "role", "enabled")}),
         ("Behaviour", {"fields": ("instructions", "handoff_description", "tools", "handoffs")}),
+        (
+            "Permissions (checked at every call)",
+            {"fields": ("actions", "knowledge_bases", "context_keys")},
+        ),
         ("Model", {"fields": ("model_provider", "model_name")}),
         ("Load and health", {"fields": ("degraded", "max_concurrency", "alternative")}),
     )
@@ -315,4 +324,93 @@ class AlertAdmin(admin.ModelAdmin):
     readonly_fields = ("rule", "raised_at", "cleared_at", "value", "last_value", "notified")
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(ActionSecret)
+class ActionSecretAdmin(admin.ModelAdmin):
+    """Secrets actions send. The value is never shown: only whether it is set."""
+
+    form = ActionSecretForm
+    list_display = ("name", "masked", "note", "updated_at")
+    search_fields = ("name", "note")
+
+    @admin.display(description="value")
+    def masked(self, obj: ActionSecret) -> str:
+        return "•••••••• (set)" if obj.is_set else "not set"
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("masked",) if obj else ()
+
+    def save_model(self, request, obj: ActionSecret, form, change) -> None:
+        value = form.cleaned_data.get("value") or ""
+        if value:
+            obj.set_value(value)
+        elif not change or not obj.is_set:
+            value = secrets.token_urlsafe(32)
+            obj.set_value(value)
+            self.message_user(
+                request,
+                f"Generated the value of {obj.name}; copy it now into your system's "
+                f"configuration, it is not shown again: {value}",
+                messages.WARNING,
+            )
+        super().save_model(request, obj, form, change)
+
+
+@admin.register(Action)
+class ActionAdmin(admin.ModelAdmin):
+    """Actions on the site's systems: edits apply on the next call (no deploy)."""
+
+    form = ActionForm
+    list_display = ("name", "method", "url_template", "approval", "enabled", "agent_names")
+    list_filter = ("enabled", "method", "approval")
+    list_editable = ("enabled",)
+    search_fields = ("name", "description", "url_template")
+    fieldsets = (
+        (None, {"fields": ("name", "description", "examples", "enabled")}),
+        (
+            "Request",
+            {"fields": ("method", "url_template", "arguments_schema", "signing_secret", "headers")},
+        ),
+        (
+            "Limits and answer",
+            {"fields": ("timeout_seconds", "max_response_bytes", "response_fields")},
+        ),
+        ("Approval", {"fields": ("approval", "approval_amount_path", "approval_threshold")}),
+    )
+
+    @admin.display(description="agents")
+    def agent_names(self, obj: Action) -> str:
+        return ", ".join(a.name for a in obj.agents.all()) or "none"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("agents")
+
+
+@admin.register(ActionCall)
+class ActionCallAdmin(admin.ModelAdmin):
+    """Every call of an action or a tool outside an agent's permissions: a record."""
+
+    list_display = (
+        "created_at",
+        "tool",
+        "agent_slug",
+        "status",
+        "http_status",
+        "duration_ms",
+        "approval",
+        "conversation_id",
+    )
+    list_filter = ("status", "tool", "agent_slug", "created_at")
+    search_fields = ("tool", "conversation_id", "turn_id", "error")
+    date_hierarchy = "created_at"
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False

@@ -4,7 +4,7 @@ from django import forms
 
 from .domain.enums import AgentRole
 from .domain.tool_names import TOOL_CHOICES
-from .models import AgentProfile, Workflow
+from .models import Action, ActionSecret, AgentProfile, Workflow
 
 
 class AgentProfileForm(forms.ModelForm):
@@ -23,6 +23,9 @@ class AgentProfileForm(forms.ModelForm):
             "handoff_description",
             "tools",
             "handoffs",
+            "actions",
+            "knowledge_bases",
+            "context_keys",
             "model_provider",
             "model_name",
         ]
@@ -75,3 +78,64 @@ class WorkflowForm(forms.ModelForm):
         except DefinitionError as exc:
             raise forms.ValidationError(str(exc)) from None
         return definition
+
+
+class ActionForm(forms.ModelForm):
+    arguments_schema = IndentedJSONField(
+        widget=forms.Textarea(attrs={"rows": 14, "cols": 90, "class": "vLargeTextField"}),
+        help_text="JSON Schema of the arguments (an object); a `pattern` per argument lets the "
+        "offline model find it in the user's words. See docs/actions.md.",
+    )
+    headers = IndentedJSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 90}),
+        help_text='{"Header-Name": "secret name"}: the header carries that stored secret.',
+    )
+    response_fields = IndentedJSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 90}),
+        help_text='The answer\'s fields the model may see, e.g. ["status", "amount"]. Empty: none.',
+    )
+
+    class Meta:
+        model = Action
+        fields = [
+            "name",
+            "description",
+            "examples",
+            "enabled",
+            "method",
+            "url_template",
+            "arguments_schema",
+            "signing_secret",
+            "headers",
+            "timeout_seconds",
+            "max_response_bytes",
+            "response_fields",
+            "approval",
+            "approval_amount_path",
+            "approval_threshold",
+        ]
+
+    def clean_headers(self):
+        return self.cleaned_data.get("headers") or {}
+
+    def clean_response_fields(self):
+        return self.cleaned_data.get("response_fields") or []
+
+
+class ActionSecretForm(forms.ModelForm):
+    """The value is write-only: typed in, never shown again (blank keeps the stored one;
+    blank on a new secret generates one, shown once)."""
+
+    value = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Never shown again. Leave blank to keep the stored value (or, for a new "
+        "secret, to generate one, shown once after saving).",
+    )
+
+    class Meta:
+        model = ActionSecret
+        fields = ["name", "note"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import uuid
 
 from django.core.exceptions import ValidationError
@@ -10,11 +11,15 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from .domain import actions as action_rules
 from .domain.enums import (
+    ActionCallStatus,
     AgentRole,
     AlertMetric,
+    ApprovalPolicy,
     BreakerState,
     ErrorKind,
+    HttpMethod,
     ModelProvider,
     RunStatus,
     StepKind,
@@ -23,12 +28,16 @@ from .domain.enums import (
     WorkflowStatus,
 )
 from .domain.tool_names import TOOL_LABELS
+from .secret_box import seal, unseal
 
 __all__ = [
+    "ActionCallStatus",
     "AgentRole",
+    "ApprovalPolicy",
     "AlertMetric",
     "BreakerState",
     "ErrorKind",
+    "HttpMethod",
     "ModelProvider",
     "RunStatus",
     "StepKind",
@@ -46,6 +55,17 @@ def validate_tool_names(value: object) -> None:
         raise ValidationError(
             "Unknown tool(s): %(names)s. Available: %(available)s.",
             params={"names": ", ".join(unknown), "available": ", ".join(TOOL_LABELS)},
+        )
+
+
+def default_context_keys() -> list[str]:
+    return ["*"]
+
+
+def validate_context_keys(value: object) -> None:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v.strip() for v in value):
+        raise ValidationError(
+            'Context keys must be a list of key patterns, e.g. ["plan", "invoice_*"].'
         )
 
 
@@ -80,6 +100,27 @@ class AgentProfile(models.Model):
     )
     enabled = models.BooleanField(default=True)
     tools = models.JSONField(default=list, blank=True, validators=[validate_tool_names])
+    # Permissions, checked when a tool is called (orchestrator.domain.permissions).
+    actions = models.ManyToManyField(
+        "Action",
+        blank=True,
+        related_name="agents",
+        help_text="The actions on the site's systems this agent may call.",
+    )
+    knowledge_bases = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="+",
+        help_text="Other agents whose articles this agent may search (its own always).",
+    )
+    context_keys = models.JSONField(
+        default=default_context_keys,
+        blank=True,
+        validators=[validate_context_keys],
+        help_text='Context keys it may read and write, as patterns ("invoice_*"); "*": all; '
+        "empty: none.",
+    )
     handoffs = models.ManyToManyField(
         "self", symmetrical=False, blank=True, related_name="handoff_sources"
     )
@@ -497,3 +538,201 @@ class Alert(models.Model):
 
     def __str__(self) -> str:
         return f"{self.rule.name} at {self.raised_at:%Y-%m-%d %H:%M}"
+
+
+class ActionSecret(models.Model):
+    """A value an action sends (an API token, the signing secret), encrypted at rest.
+
+    Never shown: not to a model, not in a transcript, not in a log, not in the admin
+    (which only says whether it is set). `reveal()` is called at the moment of a call.
+    """
+
+    name = models.SlugField(
+        max_length=50, unique=True, help_text="How actions refer to it, e.g. acme_backend."
+    )
+    ciphertext = models.TextField(editable=False)
+    note = models.CharField(max_length=200, blank=True, help_text="What it is, for staff.")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "action secret"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def __repr__(self) -> str:
+        return f"<ActionSecret {self.name}>"
+
+    def set_value(self, value: str) -> None:
+        self.ciphertext = seal(value)
+
+    def reveal(self) -> str | None:
+        """The value, or None when no key opens it (SECRET_KEY changed)."""
+        return unseal(self.ciphertext)
+
+    @property
+    def is_set(self) -> bool:
+        return bool(self.ciphertext)
+
+
+def validate_action_name(value: str) -> None:
+    if not action_rules.NAME.match(value or ""):
+        raise ValidationError(
+            "Use lowercase letters, digits and underscores, starting with a letter "
+            "(the model calls the action by this name)."
+        )
+    if value in TOOL_LABELS:
+        raise ValidationError("%(name)s is a built-in tool's name.", params={"name": value})
+
+
+class Action(models.Model):
+    """An HTTP call on the site's own systems that agents may make (docs/actions.md)."""
+
+    name = models.CharField(
+        max_length=64,
+        unique=True,
+        validators=[validate_action_name],
+        help_text="The tool name the model calls, e.g. lookup_invoice.",
+    )
+    description = models.TextField(
+        max_length=1000, help_text="What it does and when to use it: models read this."
+    )
+    examples = models.TextField(
+        blank=True,
+        help_text="One per line: what a user says when they need it. The offline model picks "
+        "actions from these and the description.",
+    )
+    arguments_schema = models.JSONField(
+        default=dict, help_text="JSON Schema of the arguments (an object); see docs/actions.md."
+    )
+    method = models.CharField(max_length=10, choices=HttpMethod.choices(), default="GET")
+    url_template = models.CharField(
+        max_length=500,
+        help_text="e.g. https://api.example.com/invoices/{number}: {name} is an argument, "
+        "percent-encoded. The host must be in SUPERORCH_ACTION_HOSTS.",
+    )
+    headers = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Extra headers from stored secrets: {"Authorization": "acme_token"} sends '
+        "the secret acme_token's value.",
+    )
+    signing_secret = models.ForeignKey(
+        ActionSecret,
+        on_delete=models.PROTECT,
+        related_name="+",
+        help_text="Signs every request (X-Superorch-Signature) so the system can check it.",
+    )
+    timeout_seconds = models.FloatField(default=5.0, help_text="0.1 to 60 seconds.")
+    max_response_bytes = models.PositiveIntegerField(
+        default=65536, help_text="A longer answer is refused (at most 1 MB)."
+    )
+    response_fields = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Fields of the answer the model may see, e.g. ["status", "amount"] '
+        '("customer.country" for a nested one). Empty: none.',
+    )
+    approval = models.CharField(
+        max_length=20, choices=ApprovalPolicy.choices(), default=ApprovalPolicy.NONE.value
+    )
+    approval_amount_path = models.CharField(
+        max_length=100,
+        blank=True,
+        help_text='For "staff above": the amount\'s argument, e.g. amount.',
+    )
+    approval_threshold = models.DecimalField(
+        max_digits=12,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text='For "staff above": amounts above this need a member of staff.',
+    )
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def example_list(self) -> list[str]:
+        return [line.strip() for line in self.examples.splitlines() if line.strip()]
+
+    def clean(self) -> None:
+        from django.conf import settings
+
+        errors: dict[str, list[str]] = {}
+        schema = self.arguments_schema
+        if problems := action_rules.schema_problems(schema):
+            errors["arguments_schema"] = problems
+        if problems := action_rules.url_problems(
+            self.url_template, schema if isinstance(schema, dict) else {},
+            settings.SUPERORCH_ACTION_HOSTS,
+        ):  # fmt: skip
+            errors["url_template"] = problems
+        names = ActionSecret.objects.values_list("name", flat=True)
+        if problems := action_rules.header_problems(self.headers, names):
+            errors["headers"] = problems
+        if not 0.1 <= (self.timeout_seconds or 0) <= 60:
+            errors["timeout_seconds"] = ["Between 0.1 and 60 seconds."]
+        if not 1 <= (self.max_response_bytes or 0) <= 1_000_000:
+            errors["max_response_bytes"] = ["Between 1 byte and 1 MB (1000000)."]
+        fields = self.response_fields
+        if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
+            errors["response_fields"] = ['A list of field names, e.g. ["status", "amount"].']
+        if self.approval == ApprovalPolicy.STAFF_ABOVE and (
+            not self.approval_amount_path or self.approval_threshold is None
+        ):
+            errors["approval_threshold"] = [
+                '"Staff above" needs the amount argument and a threshold.'
+            ]
+        if errors:
+            raise ValidationError(errors)
+
+
+class ActionCall(models.Model):
+    """One call of an action or a tool: made, refused, invalid or waiting for approval.
+
+    Arguments are what the model asked for (never a secret: those are added to the
+    request only); `output` is what the model was shown.
+    """
+
+    Status = ActionCallStatus
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    action = models.ForeignKey(
+        Action, null=True, blank=True, on_delete=models.SET_NULL, related_name="calls"
+    )
+    tool = models.CharField(max_length=100, help_text="What the model called.")
+    agent_slug = models.CharField(max_length=50, blank=True)
+    conversation_id = models.UUIDField(null=True, blank=True, db_index=True)
+    turn_id = models.UUIDField(null=True, blank=True, help_text="Or the workflow run's id.")
+    arguments = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices())
+    http_status = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True, help_text="What went wrong, in the words the model got.")
+    output = models.TextField(blank=True, help_text="What the model was shown.")
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    approval = models.CharField(
+        max_length=10, blank=True, help_text="Who had to approve it: user or staff."
+    )
+    approved_by = models.CharField(
+        max_length=200, blank=True, help_text="Who approved it (approvals come next)."
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "action call"
+
+    def __str__(self) -> str:
+        return f"{self.tool} {self.status} {self.created_at:%Y-%m-%d %H:%M:%S}"
+
+    @property
+    def arguments_text(self) -> str:
+        return json.dumps(self.arguments, ensure_ascii=False, default=str)

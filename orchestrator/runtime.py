@@ -40,6 +40,7 @@ from .domain.events import (
 )
 from .domain.exceptions import NoAgentAvailable, ProviderNotConfigured
 from .domain.guardrails import BLOCKED_REPLY, ScreenRules, Verdict
+from .domain.permissions import visible_context
 from .domain.recovery import Action, Recovery
 from .sdk.attempt import Attempt, AttemptResult, TurnState
 from .sdk.team import build_team, context_block
@@ -94,7 +95,9 @@ async def run_turn(
         built = build_team(
             team,
             router=selectors.router_for(team),
-            block=context_block(request.page_context, shared, request.staff_note),
+            block=lambda spec: context_block(
+                request.page_context, visible_context(shared, spec), request.staff_note
+            ),
         )
     except ProviderNotConfigured as exc:
         logger.error("turn %s: %s", request.turn_id, exc)

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from . import guardrails, knowledge
 from .domain import health
+from .domain.actions import ActionSpec
 from .domain.conversation import Conversation, conversation_from_history
 from .domain.enums import AgentRole, BreakerState, RunStatus
 from .domain.guardrails import EMAIL, ScreenRules, Verdict
@@ -25,6 +26,7 @@ from .domain.team import AgentSpec, Team, WorkflowSpec
 from .encoder import load_encoder
 from .model_choice import uses_llm
 from .models import (
+    Action,
     AgentHealth,
     AgentProfile,
     AgentRun,
@@ -84,10 +86,12 @@ registry_cache = RegistryCache()
 
 
 def registry_version() -> str:
-    """Changes whenever an agent, its examples, handoffs or articles, or a workflow change."""
+    """Changes whenever an agent, its examples, handoffs, articles or permissions, a
+    workflow or an action change."""
     agg = AgentProfile.objects.aggregate(latest=Max("updated_at"), n=Count("id"))
     flows = Workflow.objects.aggregate(latest=Max("updated_at"), n=Count("id"))
-    parts = [agg["n"], agg["latest"], flows["n"], flows["latest"]]
+    acts = Action.objects.aggregate(latest=Max("updated_at"), n=Count("id"))
+    parts = [agg["n"], agg["latest"], flows["n"], flows["latest"], acts["n"], acts["latest"]]
     return ":".join(p.isoformat() if hasattr(p, "isoformat") else str(p) for p in parts)
 
 
@@ -99,7 +103,7 @@ def team_snapshot() -> Team:
         if cached is not None and cached.version == version:
             return cached
     profiles = list(
-        AgentProfile.objects.prefetch_related("handoffs")
+        AgentProfile.objects.prefetch_related("handoffs", "actions", "knowledge_bases")
         .select_related("alternative")
         .order_by("id")
     )
@@ -128,6 +132,9 @@ def team_snapshot() -> Team:
             max_concurrency=p.max_concurrency,
             alternative=p.alternative.slug if p.alternative else None,
             timeout=float(p.timeout_seconds),
+            actions=tuple(a.name for a in p.actions.all()),
+            knowledge=tuple(k.slug for k in p.knowledge_bases.all()),
+            context_keys=tuple(p.context_keys or ()),
         )
         for p in profiles
     }
@@ -140,10 +147,28 @@ def team_snapshot() -> Team:
         )
         for w in Workflow.objects.filter(enabled=True).order_by("name")
     )
-    team = Team(agents=agents, version=version, workflows=flows)
+    actions = {a.name: action_spec(a) for a in Action.objects.order_by("name")}
+    team = Team(agents=agents, version=version, workflows=flows, actions=actions)
     with registry_cache.lock:
         registry_cache.team = team
     return team
+
+
+def action_spec(action: Action) -> ActionSpec:
+    return ActionSpec(
+        id=action.pk,
+        name=action.name,
+        description=action.description,
+        method=action.method,
+        url_template=action.url_template,
+        examples=tuple(action.example_list),
+        schema=action.arguments_schema if isinstance(action.arguments_schema, dict) else {},
+        approval=action.approval,
+        approval_amount_path=action.approval_amount_path,
+        approval_threshold=action.approval_threshold,
+        enabled=action.enabled,
+        version=action.updated_at.isoformat() if action.updated_at else "",
+    )
 
 
 def router_for(team: Team, *, wait: bool = False) -> Router:

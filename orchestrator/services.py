@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import secrets
 import threading
 import uuid
 from datetime import datetime, timedelta
@@ -23,6 +24,8 @@ from .domain.routing_policy import RoutingDecision, decide
 from .domain.team import Team
 from .model_choice import LOCAL_MODEL_NAME
 from .models import (
+    Action,
+    ActionSecret,
     AgentHealth,
     AgentProfile,
     AgentRun,
@@ -342,6 +345,7 @@ def team_seed(
         AlertRule.objects.create(
             name="Error rate above 25 %", metric="error_rate", threshold=0.25, window_minutes=15
         )
+    created["actions"] = _seed_actions(data, profiles)
     flows = json.loads(workflows_path.read_text(encoding="utf-8"))["workflows"]
     for spec in flows:
         _, was_created = Workflow.objects.get_or_create(
@@ -355,6 +359,35 @@ def team_seed(
         )
         created["workflows"] += int(was_created)
     return created
+
+
+def _seed_actions(data: dict[str, Any], profiles: dict[str, AgentProfile]) -> int:
+    """The seed's action secrets (a random value each, made here: the demo backend reads it
+    from the database, a real system gets it from staff) and actions, granted to the agents
+    that list them when the action is created (staff's later edits are kept)."""
+    for spec in data.get("secrets", []):
+        if not ActionSecret.objects.filter(name=spec["name"]).exists():
+            secret = ActionSecret(name=spec["name"], note=spec.get("note", ""))
+            secret.set_value(secrets.token_urlsafe(32))
+            secret.save()
+    made = 0
+    for spec in data.get("actions", []):
+        fields = {k: v for k, v in spec.items() if k not in ("name", "examples", "signing_secret")}
+        action, was_created = Action.objects.get_or_create(
+            name=spec["name"],
+            defaults={
+                **fields,
+                "examples": "\n".join(spec.get("examples", [])),
+                "signing_secret": ActionSecret.objects.get(name=spec["signing_secret"]),
+            },
+        )
+        if not was_created:
+            continue
+        made += 1
+        users = [s["slug"] for s in data["agents"] if spec["name"] in s.get("actions", [])]
+        for slug in users:
+            profiles[slug].actions.add(action)
+    return made
 
 
 def human_request(*, conversation_id: uuid.UUID, reason: str) -> dict[str, Any]:

@@ -16,6 +16,10 @@ workflow_finished = Signal()
 # Sent when an agent calls escalate_to_human (kwargs: conversation_id, a UUID; reason).
 # The chat app's receiver asks for a person and returns what happens next, as a dict.
 human_requested = Signal()
+# Sent when an action is called for a conversation (kwargs: conversation_id, a UUID). The
+# chat app's receiver returns the user's id when the site verified it (identity HMAC),
+# else "": an action carries the user's id only when it was verified.
+verified_user_requested = Signal()
 
 
 def _touch(agent_id: int | None) -> None:
@@ -32,6 +36,15 @@ def routing_example_changed(sender, instance, **kwargs) -> None:
 
 
 @receiver(m2m_changed, sender=AgentProfile.handoffs.through)
-def handoffs_changed(sender, instance: AgentProfile, action: str, **kwargs) -> None:
-    if action in {"post_add", "post_remove", "post_clear"}:
-        _touch(instance.pk)
+@receiver(m2m_changed, sender=AgentProfile.actions.through)
+@receiver(m2m_changed, sender=AgentProfile.knowledge_bases.through)
+def handoffs_changed(sender, instance, action: str, **kwargs) -> None:
+    if isinstance(instance, AgentProfile):
+        if action in {"post_add", "post_remove", "post_clear"}:
+            _touch(instance.pk)
+    elif action == "pre_clear":  # from the action's side: its agents, before they go
+        instance.agents.update(updated_at=timezone.now())
+    elif action in {"post_add", "post_remove"}:  # action.agents.add(...)
+        AgentProfile.objects.filter(pk__in=kwargs.get("pk_set") or ()).update(
+            updated_at=timezone.now()
+        )

@@ -159,3 +159,31 @@ class ProgressStatus(StrEnum):
 class AlertMetric(LabelledEnum):
     ERROR_RATE = "error_rate", "Error rate (share of runs that failed)"
     P95_MS = "p95_ms", "p95 response time (ms)"
+
+
+class HttpMethod(LabelledEnum):
+    GET = "GET", "GET (a read)"
+    POST = "POST", "POST"
+    PUT = "PUT", "PUT"
+    PATCH = "PATCH", "PATCH"
+    DELETE = "DELETE", "DELETE"
+
+
+class ApprovalPolicy(LabelledEnum):
+    """Who must say yes before an action runs (approvals are stored now, enforced by
+    refusing: the approval flow itself comes next, docs/actions.md)."""
+
+    NONE = "none", "No approval"
+    USER = "user", "The user approves"
+    STAFF = "staff", "A member of staff approves"
+    STAFF_ABOVE = "staff_above", "The user approves; staff above an amount"
+
+
+class ActionCallStatus(LabelledEnum):
+    """How one call of a tool or an action ended (ActionCall.status)."""
+
+    OK = "ok", "OK"
+    FAILED = "failed", "Failed"  # the system answered with an error, timed out, too large...
+    INVALID = "invalid", "Invalid arguments"
+    REFUSED = "refused", "Refused (not permitted)"
+    NEEDS_APPROVAL = "needs_approval", "Needs approval"

@@ -8,6 +8,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from .actions import ActionSpec
 from .enums import AgentRole
 
 
@@ -30,6 +31,11 @@ class AgentSpec:
     max_concurrency: int = 0  # 0: no limit
     alternative: str | None = None
     timeout: float = 30.0  # seconds of model silence before an attempt fails (0: none)
+    # What it may use beyond its tools (domain.permissions): actions by name, other agents'
+    # knowledge bases by slug (its own always), context keys (fnmatch patterns; "*": all).
+    actions: tuple[str, ...] = ()
+    knowledge: tuple[str, ...] = ()
+    context_keys: tuple[str, ...] = ("*",)
 
 
 @dataclass(frozen=True)
@@ -49,6 +55,7 @@ class Team:
     agents: dict[str, AgentSpec]
     version: str = ""
     workflows: tuple[WorkflowSpec, ...] = ()  # the enabled ones
+    actions: dict[str, ActionSpec] = field(default_factory=dict)  # every action, by name
     _by_name: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +80,11 @@ class Team:
 
     def specialists(self) -> list[AgentSpec]:
         return [a for a in self.enabled() if a.role == AgentRole.SPECIALIST]
+
+    def actions_of(self, spec: AgentSpec) -> list[ActionSpec]:
+        """The enabled actions this agent may use, in its order."""
+        found = (self.actions.get(name) for name in spec.actions)
+        return [a for a in found if a is not None and a.enabled]
 
     def workflow(self, slug: str) -> WorkflowSpec | None:
         return next((w for w in self.workflows if w.slug == slug), None)

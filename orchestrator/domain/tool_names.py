@@ -15,5 +15,8 @@ TOOL_LABELS: dict[str, str] = {
 TOOL_CHOICES = [(name, f"{name}: {label}") for name, label in TOOL_LABELS.items()]
 
 
-def tool_label(name: str) -> str:
-    return TOOL_LABELS.get(name, "Working on it")
+ACTION_LABEL = "Checking with our systems"  # any action on the site's systems (docs/actions.md)
+
+
+def tool_label(name: str, *, action: bool = False) -> str:
+    return TOOL_LABELS.get(name) or (ACTION_LABEL if action else "Working on it")

@@ -60,6 +60,7 @@ from .context import TurnContext
 from .errors import call_id, model_error_kind, tool_name, tool_ok
 from .recorder import RunRecorder
 from .team import BuiltTeam
+from .tools import tool_not_found
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +160,13 @@ class Attempt:
             ),  # fmt: skip
             max_turns=settings.SUPERORCH_MAX_MODEL_CALLS,
             hooks=self.recorder,
-            run_config=RunConfig(tracing_disabled=True, workflow_name="superorch turn"),
+            run_config=RunConfig(
+                tracing_disabled=True,
+                workflow_name="superorch turn",
+                # A tool the agent was not given is refused and recorded, not a crash.
+                tool_not_found_behavior="return_error_to_model",
+                tool_error_formatter=tool_not_found,
+            ),
         )
         watcher = asyncio.create_task(self._cancel_on_request(result))
         outcome = AttemptResult(TurnResult.OK)
@@ -351,7 +358,8 @@ class Attempt:
         self.tools_running.add(call)
         agent = self.turn.built.slug_by_name.get(item.agent.name, self.current_slug or "")
         name = tool_name(raw)
-        await self.turn.emit(ToolStarted(agent, name, call, tool_label(name)))
+        label = tool_label(name, action=name in self.turn.team.actions)
+        await self.turn.emit(ToolStarted(agent, name, call, label))
 
     async def _tool_output(self, item: Any) -> None:
         call = call_id(item.raw_item)

@@ -17,6 +17,7 @@ class TurnContext:
     team: Team
     emit: Emit | None = None  # the turn's event callback (None in workflow steps)
     claimed_workflows: set[int] = field(default_factory=set)  # answers this turn took
+    agent_slug: str = ""  # the agent running now (the run recorder keeps it current)
 
 
 # How an agent's instructions introduce the support team's hand-back note (team.context_block);

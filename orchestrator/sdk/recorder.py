@@ -55,6 +55,9 @@ class RunRecorder(RunHooks[TurnContext]):
 
     async def on_agent_start(self, context, agent) -> None:
         self.started.setdefault(agent.name, time.monotonic())
+        spec = self.team.by_name(agent.name)
+        if spec is not None and isinstance(context.context, TurnContext):
+            context.context.agent_slug = spec.slug  # who a made-up tool call is charged to
 
     async def on_llm_end(self, context, agent, response) -> None:
         usage = self.usage.setdefault(agent.name, [0, 0, 0])

@@ -17,11 +17,13 @@ from .. import selectors
 from ..aio import db_call, db_call_parallel
 from ..domain.enums import ModelProvider, RunStatus
 from ..domain.exceptions import ProviderNotConfigured, StepFailed
+from ..domain.permissions import visible_context
 from ..domain.team import AgentSpec, Team
 from ..model_choice import ModelChoice, resolve
 from .context import TurnContext
 from .recorder import RunRecorder
 from .team import context_block, sdk_agent
+from .tools import tool_not_found
 
 
 async def run_step(
@@ -48,7 +50,7 @@ async def run_step(
         turn_id=run_id,
         breaker=False,  # steps have their own retries and fallbacks
     )
-    context = TurnContext(conversation_id, run_id, team)
+    context = TurnContext(conversation_id, run_id, team, agent_slug=spec.slug)
     agent = await _step_agent(spec, choice, team, conversation_id)
     await recorder.open(spec.slug)
     status, error = RunStatus.ERROR, ""
@@ -60,7 +62,12 @@ async def run_step(
                 context=context,
                 max_turns=settings.SUPERORCH_MAX_MODEL_CALLS,
                 hooks=recorder,
-                run_config=RunConfig(tracing_disabled=True, workflow_name="superorch step"),
+                run_config=RunConfig(
+                    tracing_disabled=True,
+                    workflow_name="superorch step",
+                    tool_not_found_behavior="return_error_to_model",
+                    tool_error_formatter=tool_not_found,
+                ),
             )
         text = ItemHelpers.text_message_outputs(result.new_items).strip()
         if not text:
@@ -86,6 +93,11 @@ async def _step_agent(spec: AgentSpec, choice: ModelChoice, team: Team, conversa
     if choice.provider == ModelProvider.LOCAL:
         router = await db_call_parallel(selectors.router_for, team=team)
     return sdk_agent(
-        spec, choice, team=team, router=router, block=context_block({}, shared), workflows=False,
+        spec,
+        choice,
+        team=team,
+        router=router,
+        workflows=False,
+        block=context_block({}, visible_context(shared, spec)),
         guarded=False,
-    )  # fmt: skip
+    )

@@ -1,9 +1,16 @@
-"""The agents' function tools (the design document's tools, made real).
+"""The agents' function tools (the design document's tools, made real), and their actions.
 
-Each agent gets the tools its registry row lists. Building a function tool makes its
-JSON schema with pydantic, which showed in every turn's profile: tools are built once
-per (agent, tools) and kept in `tool_cache` (reset when the registry changes shape, or
-by tests).
+Each agent gets the tools its registry row lists and the actions it may call (each an
+SDK function tool whose schema is the action's own; orchestrator/actions.py does the
+call). Permissions are checked again when a tool is called, against the registry as
+it is then (domain.permissions): a tool or action withdrawn since the tools were built,
+another agent's knowledge base, a context key outside the agent's list, or a tool the
+model made up (`tool_not_found`, through the run config) is refused in plain words and
+recorded as an ActionCall, whatever the model asks.
+
+Building a function tool makes its JSON schema with pydantic, which showed in every
+turn's profile: tools are built once per (agent, tools, actions) and kept in
+`tool_cache` (reset when the registry changes shape, or by tests).
 """
 
 from __future__ import annotations
@@ -13,12 +20,14 @@ import threading
 from collections.abc import Callable
 from typing import Any, Literal
 
-from agents import FunctionTool, RunContextWrapper, function_tool
+from agents import FunctionTool, RunContextWrapper, ToolErrorFormatterArgs, function_tool
 
-from .. import selectors, services, stats
+from .. import actions, selectors, services, stats
 from ..aio import db_call, db_call_parallel
+from ..domain.actions import ActionSpec, model_schema
 from ..domain.exceptions import ContextError
-from ..domain.team import AgentSpec
+from ..domain.permissions import context_refusal, knowledge_refusal, tool_refusal
+from ..domain.team import AgentSpec, Team
 from ..workflow_wait import workflow_run_and_wait
 from .context import TurnContext
 
@@ -27,19 +36,49 @@ def _json(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, default=str)
 
 
+def _call_context(ctx: RunContextWrapper[TurnContext], slug: str) -> actions.CallContext:
+    context = ctx.context
+    return actions.CallContext(slug, context.conversation_id, context.turn_id)
+
+
+async def _current(slug: str) -> AgentSpec | None:
+    """The agent as the registry has it now (not as the turn started)."""
+    return (await db_call(selectors.team_snapshot)).get(slug)
+
+
+async def _refuse(ctx, slug: str, tool: str, reason: str, arguments: Any) -> str:
+    return await db_call(
+        actions.tool_refusal_record,
+        tool=tool,
+        context=_call_context(ctx, slug),
+        reason=reason,
+        arguments=arguments,
+    )
+
+
 def _search_knowledge(spec: AgentSpec) -> FunctionTool:
     slug = spec.slug
 
     @function_tool
-    async def search_knowledge(query: str) -> str:
+    async def search_knowledge(
+        ctx: RunContextWrapper[TurnContext], query: str, knowledge_base: str | None = None
+    ) -> str:
         """Search this agent's knowledge base: the article sections that best answer the
         query, best first, each with its article's title and a help centre link.
 
         Args:
             query: What the user asked, in their words or as keywords.
+            knowledge_base: Another agent's knowledge base (its slug), if this agent may
+                search it; leave empty for its own.
         """
+        base = knowledge_base or slug
+        current = await _current(slug)
+        reason = knowledge_refusal(current, base) if current else "This agent is not available."
+        if reason:
+            args = {"query": query, "knowledge_base": base}
+            return await _refuse(ctx, slug, "search_knowledge", reason, args)
         # Ranking is CPU work (BM25, an embedding): its own thread, not the shared one.
-        passages = await db_call_parallel(selectors.knowledge_search, agent_slug=slug, query=query)
+        passages = await db_call_parallel(selectors.knowledge_search, agent_slug=base, query=query)
         return _json({"passages": passages})
 
     return search_knowledge
@@ -132,6 +171,11 @@ def _manage_context_operation(spec: AgentSpec) -> FunctionTool:
             key: The context key.
             value: For set and update: JSON text or a plain string.
         """
+        current = await _current(spec.slug)
+        reason = context_refusal(current, key) if current else "This agent is not available."
+        if reason:
+            args = {"operation": operation, "key": key}
+            return await _refuse(ctx, spec.slug, "manage_context_operation", reason, args)
         apply = _CONTEXT_OPERATIONS[operation]
         try:
             result = await db_call(
@@ -213,23 +257,93 @@ BUILDERS: dict[str, Callable[[AgentSpec], FunctionTool]] = {
 STEP_EXCLUDED = frozenset({"execute_workflow", "escalate_to_human"})
 
 
+def _gated(spec: AgentSpec, tool: FunctionTool) -> FunctionTool:
+    """The tool, refusing (and recording) a call once the agent may no longer use it."""
+    invoke = tool.on_invoke_tool
+
+    async def gated(ctx: Any, raw: str) -> Any:
+        team = await db_call(selectors.team_snapshot)
+        reason = tool_refusal(team, spec.slug, tool.name)
+        if reason:
+            return await _refuse(ctx, spec.slug, tool.name, reason, raw)
+        return await invoke(ctx, raw)
+
+    tool.on_invoke_tool = gated
+    return tool
+
+
+def action_description(action: ActionSpec) -> str:
+    text = action.description.strip()
+    if action.examples:
+        text += "\n\nUsers who need it say things like: " + "; ".join(
+            f"“{e}”" for e in action.examples[:5]
+        )
+    return text[:1024]
+
+
+def action_tool(spec: AgentSpec, action: ActionSpec) -> FunctionTool:
+    """An action as an SDK function tool: the action's schema, the call done by
+    orchestrator.actions (permission, arguments, approval, the request, the record)."""
+    name, slug = action.name, spec.slug
+
+    async def invoke(ctx: Any, raw: str) -> str:
+        result = await actions.action_call(
+            name=name, raw_arguments=raw, context=_call_context(ctx, slug)
+        )
+        return result.output
+
+    schema = model_schema(action.schema) or {"type": "object", "properties": {}}
+    return FunctionTool(
+        name=name,
+        description=action_description(action),
+        params_json_schema=schema,
+        on_invoke_tool=invoke,
+        strict_json_schema=False,
+    )
+
+
+async def tool_not_found(args: ToolErrorFormatterArgs[TurnContext]) -> str | None:
+    """A call of a tool the agent was not given (the run config's tool_error_formatter):
+    refused, recorded, and the model told so in words."""
+    if args.kind != "tool_not_found":
+        return None
+    context = args.run_context.context
+    slug = getattr(context, "agent_slug", "") or ""
+    reason = f"This agent is not allowed to use {args.tool_name}."
+    output = await db_call(
+        actions.tool_refusal_record,
+        tool=args.tool_name,
+        context=actions.CallContext(
+            slug, getattr(context, "conversation_id", None), getattr(context, "turn_id", None)
+        ),
+        reason=reason,
+        arguments=None,
+    )
+    return output
+
+
 class ToolCache:
-    """Built tools per (agent, its tools, whether workflows are allowed)."""
+    """Built tools per (agent, its tools, its actions' versions, whether workflows are
+    allowed)."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._tools: dict[tuple[str, tuple[str, ...], bool], list[FunctionTool]] = {}
+        self._tools: dict[tuple[Any, ...], list[FunctionTool]] = {}
 
-    def tools_for(self, spec: AgentSpec, *, workflows: bool = True) -> list[FunctionTool]:
-        key = (spec.slug, spec.tools, workflows)
+    def tools_for(
+        self, spec: AgentSpec, *, team: Team | None = None, workflows: bool = True
+    ) -> list[FunctionTool]:
+        granted = team.actions_of(spec) if team is not None else []
+        key = (spec.slug, spec.tools, tuple((a.name, a.version) for a in granted), workflows)
         with self._lock:
             tools = self._tools.get(key)
         if tools is None:
             tools = [
-                build(spec)
+                _gated(spec, build(spec))
                 for name, build in BUILDERS.items()
                 if name in spec.tools and (workflows or name not in STEP_EXCLUDED)
             ]
+            tools += [action_tool(spec, action) for action in granted]
             with self._lock:
                 self._tools[key] = tools
         return list(tools)

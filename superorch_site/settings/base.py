@@ -328,6 +328,9 @@ LOOPBACK_NETWORKS = [ipaddress.ip_network("127.0.0.1/32"), ipaddress.ip_network(
 # Several server processes on a host share their metrics through files in this directory
 # (empty, wiped at start; prometheus-client itself reads the same variable): docs/monitoring.md.
 PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
+# Actions (docs/actions.md) may only call these hosts: "host" (the scheme's usual port) or
+# "host:port"; https:// unless the host is this machine. Empty: no action can be called.
+SUPERORCH_ACTION_HOSTS = env.list("SUPERORCH_ACTION_HOSTS", default=[])
 # Model calls per turn before the turn is stopped (SDK max_turns).
 SUPERORCH_MAX_MODEL_CALLS = env.int("SUPERORCH_MAX_MODEL_CALLS", default=10)
 # A turn that runs longer than this (seconds) is stopped and reported as failed.

@@ -11,6 +11,7 @@ from .base import (
     INSTALLED_APPS,
     LOOPBACK_HOSTS,
     LOOPBACK_NETWORKS,
+    SUPERORCH_ACTION_HOSTS,
     SUPERORCH_APP_ORIGINS,
     VAR_DIR,
 )
@@ -23,6 +24,8 @@ SUPERORCH_METRICS_ALLOW = SUPERORCH_METRICS_ALLOW or LOOPBACK_NETWORKS  # noqa: 
 # The chat socket accepts the app's pages on make run's default port (make run sets it for
 # another PORT; the browser tests for theirs).
 SUPERORCH_APP_ORIGINS = SUPERORCH_APP_ORIGINS or ["http://127.0.0.1:8000", "http://localhost:8000"]
+# The demo backend's actions (make run serves it on PORT+1 and sets this for another PORT).
+SUPERORCH_ACTION_HOSTS = SUPERORCH_ACTION_HOSTS or ["127.0.0.1:8001", "localhost:8001"]
 # The example customer site of `make run` (demo_site, demo_host): not in production.
 INSTALLED_APPS = [*INSTALLED_APPS, "demo"]
 

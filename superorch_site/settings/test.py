@@ -57,4 +57,6 @@ SUPERORCH_CLIENT_NEW_CONVERSATION_RATE = "100000/minute"
 SUPERORCH_CLIENT_MESSAGE_RATE = "100000/minute"
 # No background sweep in the web process: a test sweeps when it means to (chat.turns.sweep_once).
 SUPERORCH_PENDING_SWEEP_INTERVAL = 0.0
+# The seeded demo actions' host, and the hosts the action tests mock (httpx MockTransport).
+SUPERORCH_ACTION_HOSTS = ["127.0.0.1:8001", "backend.test", "other.test:8443"]
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405

@@ -36,7 +36,7 @@ def _reply(body) -> Step:
     wait = re.search(r"\[wait (\d+(?:\.\d+)?)\]", text)
     answer = f"Checked: {text[:60]}"
     if "invoice" in text.lower():
-        answer += " This is a duplicate charge."
+        answer += "\nStatus: paid"  # what the seeded refund workflow's condition looks for
     return Step(text=answer, first_token_delay=float(wait.group(1)) if wait else 0.0)
 
 
@@ -103,9 +103,9 @@ def test_the_example_refund_workflow_runs_on_real_workers(workers, conversation)
         "invoice": "ok",
         "account": "ok",
         "decide": "ok",
-        "approve": "ok",
+        "refund": "ok",
     }
-    assert run.decisions == {"decide": "then"}  # the invoice check found a duplicate
+    assert run.decisions == {"decide": "then"}  # the invoice check found it paid
     assert all(s.worker for s in steps.values() if s.kind == "agent")
     # One AgentRun per agent step, on the OpenAI-compatible path, under the run's id.
     runs = AgentRun.objects.filter(turn_id=run.uuid)

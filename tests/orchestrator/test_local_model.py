@@ -180,7 +180,7 @@ def test_seed_is_idempotent_and_keeps_staff_edits(db):
     assert first["agents"] == 8 and first["articles"] >= 20 and first["workflows"] == 2
     AgentProfile.objects.filter(slug="billing").update(instructions="Edited by staff.")
     again = team_seed()
-    assert again == {"agents": 0, "examples": 0, "articles": 0, "workflows": 0}
+    assert again == {"agents": 0, "examples": 0, "articles": 0, "workflows": 0, "actions": 0}
     assert AgentProfile.objects.get(slug="billing").instructions == "Edited by staff."
     assert set(AgentProfile.objects.values_list("slug", flat=True)) == {
         "orchestrator",

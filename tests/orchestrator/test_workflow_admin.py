@@ -65,7 +65,7 @@ def test_staff_start_a_workflow_for_a_conversation_and_see_every_step(admin_clie
     assert page["Location"] == reverse("admin:orchestrator_workflowrun_change", args=[run.pk])
     assert run.status == "ok" and run.started_by == "staff"
     detail = admin_client.get(page["Location"]).content.decode()
-    for step_id in ("invoice", "account", "decide", "approve"):
+    for step_id in ("invoice", "account", "decide", "explain"):
         assert step_id in detail
     assert Message.objects.filter(conversation=conversation, role="assistant").count() == 1
     assert "refund_request" in admin_client.get(change).content.decode()  # listed there

@@ -101,14 +101,19 @@ def test_plan_dispatches_a_parallel_group_together_then_waits_for_it():
 
 
 def test_plan_decides_the_condition_from_an_earlier_output():
-    done = {"invoice": StepState("ok", "a Duplicate charge"), "account": StepState("ok", "ok")}
+    done = {"invoice": StepState("ok", "- Status: paid"), "account": StepState("ok", "ok")}
     then = plan(done)
     assert then.decisions == (("decide", "then"),)
-    assert [s.id for s in then.steps] == ["approve"]
-    other = plan({**done, "invoice": StepState("ok", "nothing odd")})
-    assert other.decisions == (("decide", "else"),) and [s.id for s in other.steps] == ["escalate"]
+    assert [s.id for s in then.steps] == ["refund"]
+    # A nested condition: no invoice number (the lookup asked for it), or anything else.
+    unnamed = plan({**done, "invoice": StepState("ok", "Which invoice? Please tell me")})
+    assert unnamed.decisions == (("decide", "else"), ("unnamed", "then"))
+    assert [s.id for s in unnamed.steps] == ["explain"]
+    other = plan({**done, "invoice": StepState("ok", "- Status: open")})
+    assert other.decisions == (("decide", "else"), ("unnamed", "else"))
+    assert [s.id for s in other.steps] == ["escalate"]
     finished = plan(
-        {**done, "approve": StepState("fallback", "Refund on its way")}, {"decide": "then"}
+        {**done, "refund": StepState("fallback", "Refund on its way")}, {"decide": "then"}
     )
     assert finished.action == "finish" and finished.output == "Refund on its way"
     assert finished.decisions == () and finished.done == 3 and finished.total == 3
@@ -294,8 +299,10 @@ def test_the_seeded_refund_workflow_runs_on_the_offline_model(conversation):
     )
     run.refresh_from_db()
     assert run.status == "ok", run.error
-    assert set(states(run)) == {"invoice", "account", "decide", "approve"}
-    assert "charged twice" in run.steps.get(step_id="invoice").output.lower()
+    # No invoice number: the lookup asks for it, and Billing explains how refunds work.
+    assert set(states(run)) == {"invoice", "account", "decide", "unnamed", "explain"}
+    assert run.steps.get(step_id="invoice").output.startswith("Which invoice?")
+    assert "refund" in run.steps.get(step_id="explain").output.lower()
     assert AgentRun.objects.filter(turn_id=run.uuid, status="ok").count() == 3
     entry = ContextEntry.objects.get(conversation_id=conversation.uuid, key="refund_request")
     assert set(entry.value) == {"invoice", "account"}

@@ -17,8 +17,8 @@ class Command(BaseCommand):
         created = team_seed()
         self.stdout.write(
             self.style.SUCCESS(
-                "Team ready: {agents} agents, {examples} routing examples and {articles} "
-                "articles created (existing ones left as they were).".format(**created)
+                "Team ready: {agents} agents, {examples} routing examples, {articles} articles "
+                "and {actions} actions created (existing ones left as they were).".format(**created)
             )
         )
         # Train (or load) the input guardrail now and save it, so that the server's first

@@ -47,7 +47,7 @@ from openai.types.responses import (
 )
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
-from ... import answers
+from ... import action_picking, answers
 from ...domain.enums import AgentRole
 from ...domain.team import AgentSpec, Team
 from ...model_choice import LOCAL_MODEL_NAME
@@ -152,12 +152,20 @@ class LocalModel(Model):
         workflow_calls = [c for c in calls if _get(c, "name") == "execute_workflow"]
         if workflow_calls:
             return self._answer_from_workflow(outputs.get(_get(workflow_calls[-1], "call_id")))
+        history = _turns(items[: max(last_user, 0)])
+        actions = [a for a in self.team.actions_of(self.agent) if a.name in tool_names]
+        made = self._action_step(actions, calls, outputs, user_text, history)
+        if made is not None:
+            return made
         if "execute_workflow" in tool_names and user_text.strip() and not acknowledgement:
             workflow = self.team.workflow_for(user_text)
             if workflow is not None:
                 return _function_call(
                     "execute_workflow", {"workflow": workflow.slug, "request": user_text[:2000]}
                 )
+        chosen = action_picking.pick(actions, text=user_text, history=history) if actions else None
+        if chosen is not None:
+            return _call_or_ask(chosen)
         searches = [c for c in calls if _get(c, "name") == "search_knowledge"]
         if (
             "search_knowledge" in tool_names
@@ -176,6 +184,26 @@ class LocalModel(Model):
         if self.agent.role == AgentRole.FALLBACK and any(t.role == "assistant" for t in earlier):
             return ASIDE_REPLY  # an aside mid-conversation: no list of the team again
         return self._team_overview(user_text)
+
+    def _action_step(
+        self, actions, calls, outputs, user_text: str, history: list[answers.Turn]
+    ) -> Any:
+        """After an action's call, the answer from its output; an answer to this model's
+        own question about a call completes the call (before workflow triggers count)."""
+        by_name = {a.name: a for a in actions}
+        made = [c for c in calls if _get(c, "name") in by_name]
+        if made:
+            call = made[-1]
+            try:
+                arguments = json.loads(_get(call, "arguments") or "{}")
+            except ValueError:
+                arguments = {}
+            spec = by_name[_get(call, "name")]
+            return action_picking.reply(spec, arguments, outputs.get(_get(call, "call_id")))
+        if not actions:
+            return None
+        answered = action_picking.answer_to_question(actions, text=user_text, history=history)
+        return None if answered is None else _call_or_ask(answered)
 
     def _pick_handoff(self, text: str, handoffs: list[Handoff]) -> Handoff | None:
         """As the orchestrator: the best-fitting handoff target, or the fallback.
@@ -379,6 +407,13 @@ class LocalModel(Model):
             sequence_number=seq(),
             **where,
         )
+
+
+def _call_or_ask(chosen: action_picking.Pick) -> Any:
+    """The action's call, or the question for what it still needs."""
+    if chosen.missing:
+        return action_picking.ask(chosen)
+    return _function_call(chosen.action.name, chosen.arguments)
 
 
 def _stream_call(item: ResponseFunctionToolCall, seq: _Seq) -> list[Any]:

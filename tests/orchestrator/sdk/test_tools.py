@@ -30,3 +30,28 @@ def test_tools_are_built_once_and_in_a_stable_order():
 
 def test_a_workflow_step_cannot_start_workflows():
     assert [t.name for t in ToolCache().tools_for(SPEC, workflows=False)] == ["search_knowledge"]
+
+
+def test_an_action_tool_has_the_actions_schema_without_our_own_keywords():
+    from orchestrator.domain.actions import ActionSpec
+    from orchestrator.domain.team import Team
+    from orchestrator.sdk.tools import action_description
+
+    schema = {
+        "type": "object",
+        "properties": {"amount": {"type": "string", "x-question": "How much?"}},
+        "required": ["amount"],
+    }
+    action = ActionSpec(
+        name="refund", description="Refund it.", examples=("refund 5.00",), schema=schema
+    )
+    spec = SPEC.__class__(**{**SPEC.__dict__, "actions": ("refund", "gone")})
+    team = Team(agents={"billing": spec}, actions={"refund": action})
+    tools = ToolCache().tools_for(spec, team=team)
+    (tool,) = [t for t in tools if t.name == "refund"]
+    assert tool.params_json_schema == {
+        "type": "object",
+        "properties": {"amount": {"type": "string"}},
+        "required": ["amount"],
+    }
+    assert tool.description == action_description(action) and "“refund 5.00”" in tool.description
