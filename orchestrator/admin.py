@@ -4,7 +4,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from . import dashboard, selectors, services
-from .forms import AgentProfileForm, WorkflowForm
+from .forms import AgentProfileForm, KnowledgeArticleForm, WorkflowForm
 from .models import (
     AgentHealth,
     AgentProfile,
@@ -29,6 +29,7 @@ class RoutingExampleInline(admin.TabularInline):
 
 class KnowledgeArticleInline(admin.StackedInline):
     model = KnowledgeArticle
+    form = KnowledgeArticleForm
     extra = 0
     fields = ("title", "tags", "body")
     show_change_link = True
@@ -100,6 +101,7 @@ class AgentProfileAdmin(admin.ModelAdmin):
 
 @admin.register(KnowledgeArticle)
 class KnowledgeArticleAdmin(admin.ModelAdmin):
+    form = KnowledgeArticleForm
     list_display = ("title", "agent", "published", "slug", "updated_at")
     list_filter = ("agent", "published")
     search_fields = ("title", "body", "tags")
