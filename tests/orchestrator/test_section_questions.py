@@ -1,6 +1,7 @@
 """The questions an article section lists under its heading (`Questions:`): parsed, kept
 out of what readers see, checked when staff save, and matched as a ranking signal."""
 
+import json
 import time
 
 import numpy as np
@@ -8,6 +9,7 @@ import pytest
 from django.urls import reverse
 
 from orchestrator import answers, knowledge, selectors
+from orchestrator.answers_eval import SEED_FILE
 from orchestrator.encoder import load_encoder
 from orchestrator.knowledge import (
     Article,
@@ -89,6 +91,16 @@ def test_questions_blocks_that_would_show_or_mislead_are_refused_in_plain_words(
     assert len(problems) == 1 and problem in problems[0]
 
 
+def test_every_seed_article_section_lists_valid_questions():
+    data = json.loads(SEED_FILE.read_text(encoding="utf-8"))
+    articles = [a for agent in data["agents"] for a in agent.get("articles", [])]
+    assert articles
+    for spec in articles:
+        assert questions_problems(spec["body"]) == [], spec["title"]
+        _, sections = split_sections(Article(slug="s", title=spec["title"], body=spec["body"]))
+        assert all(s.questions for s in sections), spec["title"]
+
+
 # --- The ranking signal ----------------------------------------------------------------
 
 _WORDS = ("money", "back", "guarantee", "request", "refund", "ask", "days", "card")
@@ -147,6 +159,17 @@ def test_answers_quote_the_section_without_its_questions():
     assert passages[0]["section"] == "How to request a refund"
     reply = answers.answer(passages, user_text="request", history=[], agent_name="Billing")
     assert "Contact Billing" in reply and "Questions" not in reply and "|" not in reply
+
+
+@pytest.mark.django_db
+def test_the_help_centre_hides_the_questions_but_search_finds_them(client, team):
+    html = client.get("/help/refund-policy/").content.decode()
+    assert '<h2 id="how-to-request-a-refund">How to request a refund</h2>' in html
+    assert "Questions:" not in html and "How do I ask for my money back?" not in html
+    assert "<strong>Settings → Billing → Plan</strong>" in html  # the text still renders
+    results = client.get("/help/", {"q": "what do I need to send for a refund"}).content.decode()
+    assert 'href="/help/refund-policy/#how-to-request-a-refund"' in results
+    assert "Questions:" not in results and "How do I ask for my money back?" not in results
 
 
 # --- Staff write them in the admin -----------------------------------------------------
