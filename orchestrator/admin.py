@@ -6,7 +6,13 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from . import dashboard, selectors, services
-from .forms import ActionForm, ActionSecretForm, AgentProfileForm, WorkflowForm
+from .forms import (
+    ActionForm,
+    ActionSecretForm,
+    AgentProfileForm,
+    KnowledgeArticleForm,
+    WorkflowForm,
+)
 from .models import (
     Action,
     ActionCall,
@@ -34,6 +40,7 @@ class RoutingExampleInline(admin.TabularInline):
 
 class KnowledgeArticleInline(admin.StackedInline):
     model = KnowledgeArticle
+    form = KnowledgeArticleForm
     extra = 0
     fields = ("title", "tags", "body")
     show_change_link = True
@@ -109,6 +116,7 @@ class AgentProfileAdmin(admin.ModelAdmin):
 
 @admin.register(KnowledgeArticle)
 class KnowledgeArticleAdmin(admin.ModelAdmin):
+    form = KnowledgeArticleForm
     list_display = ("title", "agent", "published", "slug", "updated_at")
     list_filter = ("agent", "published")
     search_fields = ("title", "body", "tags")

@@ -4,7 +4,8 @@ from django import forms
 
 from .domain.enums import AgentRole
 from .domain.tool_names import TOOL_CHOICES
-from .models import Action, ActionSecret, AgentProfile, Workflow
+from .knowledge import MAX_QUESTIONS, questions_problems
+from .models import Action, ActionSecret, AgentProfile, KnowledgeArticle, Workflow
 
 
 class AgentProfileForm(forms.ModelForm):
@@ -47,6 +48,32 @@ class AgentProfileForm(forms.ModelForm):
         if handoffs is not None and self.instance.pk and self.instance in handoffs:
             raise forms.ValidationError("An agent cannot hand off to itself.")
         return cleaned
+
+
+ARTICLE_BODY_HELP = (
+    "Markdown. Each ## heading starts a section; answers quote one section and link to it. "
+    "Right under a heading you may list the questions that section answers, in your "
+    "customers' words, so answers find it however it is asked: a line “Questions:” "
+    f"followed by one “- question” per line (at most {MAX_QUESTIONS}), then a blank line. "
+    "They are never shown on the help centre or in answers."
+)
+
+
+class KnowledgeArticleForm(forms.ModelForm):
+    """An article as staff edit it: its `Questions:` blocks are checked when saved
+    (docs/offline-model.md: "Questions a section answers")."""
+
+    class Meta:
+        model = KnowledgeArticle
+        fields = ["agent", "title", "slug", "published", "tags", "body"]
+        help_texts = {"body": ARTICLE_BODY_HELP}
+
+    def clean_body(self):
+        body = self.cleaned_data.get("body") or ""
+        problems = questions_problems(body)
+        if problems:
+            raise forms.ValidationError(problems)
+        return body
 
 
 class IndentedJSONField(forms.JSONField):
