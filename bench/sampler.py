@@ -8,6 +8,7 @@
     BENCH_CPROFILE=FILE   cProfile on the event loop's thread (deterministic, slower) for
                           the first BENCH_CPROFILE_SECONDS (default 10) of the loaded
                           window; pstats written to FILE.
+    BENCH_WINDOW=FILE     neither: only the loaded window's figures, to FILE.window.json.
     BENCH_SAMPLE_MIN_STREAMS=N
                           only while N replies or more stream in the process (the loaded
                           window); its wall time and the process's CPU time (every
@@ -89,8 +90,11 @@ class Window:
 
 
 class Sampler:
-    def __init__(self, out: Path | None, profile: Path | None, interval: float) -> None:
+    def __init__(
+        self, out: Path | None, profile: Path | None, interval: float, window: Path | None = None
+    ) -> None:
         self.out, self.profile_out, self.interval = out, profile, interval
+        self.window_out = window
         self.stacks: Counter[str] = Counter()
         self.me: int | None = None  # the sampler's own thread
         self.min_streams = int(os.environ.get("BENCH_SAMPLE_MIN_STREAMS", "0"))
@@ -145,7 +149,7 @@ class Sampler:
                 last_flush = time.monotonic()
 
     def flush(self) -> None:
-        target = self.out or self.profile_out
+        target = self.out or self.profile_out or self.window_out
         if self.out:
             lines = [f"{stack} {n}" for stack, n in self.stacks.items()]
             tmp = self.out.with_suffix(".tmp")
@@ -163,10 +167,16 @@ class Sampler:
 
 def start_from_env() -> Sampler | None:
     out, profile = os.environ.get("BENCH_SAMPLE"), os.environ.get("BENCH_CPROFILE")
-    if not (out or profile):
+    window = os.environ.get("BENCH_WINDOW")
+    if not (out or profile or window):
         return None
     interval = float(os.environ.get("BENCH_SAMPLE_MS", "5")) / 1000
-    sampler = Sampler(Path(out) if out else None, Path(profile) if profile else None, interval)
+    sampler = Sampler(
+        Path(out) if out else None,
+        Path(profile) if profile else None,
+        interval,
+        Path(window) if window else None,
+    )
     if profile:
         # daphne has installed twisted's asyncio reactor before it imports the
         # application: its loop is the one the turns and sockets run on.
