@@ -265,7 +265,10 @@ class Attempt:
         if getattr(data, "type", "") != "response.output_text.delta" or not data.delta:
             return
         self.recorder.first_token()
-        message_id = self.message_ids.setdefault(data.item_id or "-", uuid.uuid4())
+        key = data.item_id or "-"
+        message_id = self.message_ids.get(key)
+        if message_id is None:  # not setdefault: a uuid4 per delta costs a getrandom call
+            message_id = self.message_ids[key] = uuid.uuid4()
         self.partial.setdefault(message_id, []).append(data.delta)
         self.streamed = True
         speaker = self.turn.ref(self.current_slug or self.start_slug)
