@@ -3,7 +3,11 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+from bench import sampler
+
+sampler.start_from_env()  # BENCH_SAMPLE=FILE: the server's stacks, sampled (bench/sampler.py)
+
+from django.core.asgi import get_asgi_application  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "superorch_site.settings.local")
 django_asgi_app = get_asgi_application()

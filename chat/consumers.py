@@ -15,11 +15,12 @@ from orchestrator import metrics
 from orchestrator import services as orchestrator_services
 
 from . import clients, people, protocol, selectors, services, turns
-from .broadcast import AGENT_OUTPUT, STATUS, broadcast, conversation_group
+from .broadcast import AGENT_OUTPUT, FRAME_EVENT, STATUS, broadcast, conversation_group
 from .enums import ConversationStatus, EscalationSource
 from .models import Conversation, Site
 from .protocol import CloseCode, ErrorCode
 from .ratelimit import allow_client_message, allow_message, allow_new_conversation
+from .relay import RelayDispatch
 
 logger = logging.getLogger(__name__)
 db = database_sync_to_async
@@ -33,7 +34,8 @@ TOO_MANY_CONVERSATIONS = (
 )
 
 
-class ChatConsumer(AsyncWebsocketConsumer):
+class ChatConsumer(RelayDispatch, AsyncWebsocketConsumer):
+    relay_events = frozenset({FRAME_EVENT})  # chat_frame: no database (chat.relay)
     conversation: Conversation | None = None
     group: str | None = None
     refusals = 0

@@ -25,9 +25,10 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from . import inbox, people
-from .broadcast import STAFF_GROUP, conversation_group
+from .broadcast import FRAME_EVENT, PRESENCE_EVENT, STAFF_EVENT, STAFF_GROUP, conversation_group
 from .handshake import scope_origin
 from .origins import origin_allowed
+from .relay import RelayDispatch
 
 logger = logging.getLogger(__name__)
 db = database_sync_to_async
@@ -42,7 +43,9 @@ def _is_staff(user: Any) -> bool:
     return bool(user and user.is_authenticated and user.is_active and user.is_staff)
 
 
-class StaffConsumer(AsyncWebsocketConsumer):
+class StaffConsumer(RelayDispatch, AsyncWebsocketConsumer):
+    # The group events only relay to the socket: no database (chat.relay).
+    relay_events = frozenset({FRAME_EVENT, STAFF_EVENT, PRESENCE_EVENT})
     watching: str | None = None  # the conversation group this socket follows
 
     async def connect(self) -> None:

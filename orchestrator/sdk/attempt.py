@@ -318,7 +318,10 @@ class Attempt:
         if getattr(data, "type", "") != "response.output_text.delta" or not data.delta:
             return
         self.recorder.first_token()
-        message_id = self.message_ids.setdefault(data.item_id or "-", uuid.uuid4())
+        key = data.item_id or "-"
+        message_id = self.message_ids.get(key)
+        if message_id is None:  # not setdefault: a uuid4 per delta costs a getrandom call
+            message_id = self.message_ids[key] = uuid.uuid4()
         text = self._screened(message_id, data.delta)
         if not text:  # held back until it is clear it leaks nothing
             return

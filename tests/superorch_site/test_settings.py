@@ -87,7 +87,7 @@ def manage(*args: str, **exported: str) -> subprocess.CompletedProcess:
 def test_test_settings_ignore_what_the_shell_exports():
     seen = settings_of("superorch_site.settings.test", **EXPORTED)
     assert seen["CELERY_TASK_ALWAYS_EAGER"] is True and seen["CELERY_BROKER_URL"] == ""
-    assert seen["layer"] == "channels.layers.InMemoryChannelLayer" and seen["REDIS_URL"] == ""
+    assert seen["layer"] == "chat.layers.InMemoryChannelLayer" and seen["REDIS_URL"] == ""
     assert seen["SUPERORCH_RATE_LIMIT_STORAGE"] == "async+memory://"
     assert seen["OPENAI_API_KEY"] == "" and seen["OPENAI_BASE_URL"] == ""
     assert seen["SUPERORCH_TURN_RUNNER"] == "inline"
@@ -129,14 +129,14 @@ def test_base_is_safe_and_creates_nothing_on_import():
     assert done.returncode == 0, done.stderr
     debug, secret, hosts, eager, layer = json.loads(done.stdout)
     assert debug is False and secret == "" and hosts == []
-    assert eager is True and layer == "channels.layers.InMemoryChannelLayer"
+    assert eager is True and layer == "chat.layers.InMemoryChannelLayer"
 
 
 def test_local_settings_serve_the_embedded_defaults():
     seen = settings_of("superorch_site.settings.local")
     assert seen["DEBUG"] is True and seen["SECRET_KEY"].startswith("django-insecure-local-only")
     assert seen["CELERY_TASK_ALWAYS_EAGER"] is True
-    assert seen["layer"] == "channels.layers.InMemoryChannelLayer"
+    assert seen["layer"] == "chat.layers.InMemoryChannelLayer"
     assert seen["engine"] == "django.db.backends.sqlite3"
     assert seen["name"].endswith("var/db.sqlite3")
 
