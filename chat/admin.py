@@ -91,6 +91,7 @@ class SiteAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        ("Off-topic messages", {"fields": ("off_topic", "off_topic_reply")}),
         ("Business hours", {"fields": ("time_zone",)}),
     )
 

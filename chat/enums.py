@@ -72,3 +72,10 @@ class EscalationSource(LabelledEnum):
 class ConversationEventKind(LabelledEnum):
     STATUS = "status", "Status changed"
     ASSIGN = "assign", "Owner changed"
+
+
+class OffTopic(LabelledEnum):
+    """What a site does with messages that fit none of its agents (docs/guardrails.md)."""
+
+    ANSWER = "answer", "The fallback agent answers them (small talk, trivia, anything)"
+    DECLINE = "decline", "Decline them politely (greetings and thanks are still answered)"

@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from orchestrator import dashboard
 from orchestrator import guardrails as orchestrator_guardrails
+from orchestrator.domain.enums import GuardrailName
 from orchestrator.domain.guardrails import Verdict
 
 from .models import Message, Site, Turn, TurnEvent
@@ -51,8 +52,11 @@ def turn_mark_false_positive(*, turn_id: int, user) -> bool:
 
 def false_positive_texts() -> list[str]:
     """The messages of the turns staff marked as false positives (ordinary, to train on).
-    Output blocks are about replies, not messages: they are not trained on."""
-    ids = Turn.objects.filter(false_positive=True).exclude(guardrail="output")
+    Output blocks are about replies and off-topic declines about the site's topics, not
+    attacks: neither is trained on."""
+    ids = Turn.objects.filter(false_positive=True).exclude(
+        guardrail__in=[GuardrailName.OUTPUT, GuardrailName.OFF_TOPIC]
+    )
     return list(
         Message.objects.filter(pk__in=ids.values("reply_to_id"))
         .order_by("id")

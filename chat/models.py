@@ -18,6 +18,7 @@ from .enums import (
     ConversationStatus,
     EscalationSource,
     MessageStatus,
+    OffTopic,
     Position,
     Role,
     Theme,
@@ -84,6 +85,20 @@ class Site(models.Model):
         default="UTC",
         validators=[validate_time_zone],
         help_text="The team's time zone for business hours, e.g. Europe/Berlin.",
+    )
+    # Off-topic use (docs/guardrails.md): a message no agent's topic fits, other than
+    # greetings, thanks and questions about the assistant, is declined before any model runs.
+    off_topic = models.CharField(
+        max_length=8,
+        choices=OffTopic.choices(),
+        default=OffTopic.ANSWER.value,
+        verbose_name="off-topic messages",
+        help_text="Declining saves model calls and keeps the assistant to your topics.",
+    )
+    off_topic_reply = models.CharField(
+        max_length=300,
+        blank=True,
+        help_text="What a declined message is answered with. Empty: a sentence naming the site.",
     )
 
     def __str__(self) -> str:

@@ -64,7 +64,7 @@ def conversation_messages(*, conversation: Conversation, since: str | None) -> l
 
 
 def conversation_get(*, conversation_id: int) -> Conversation:
-    return Conversation.objects.get(pk=conversation_id)
+    return Conversation.objects.select_related("site").get(pk=conversation_id)
 
 
 def conversation_uuid_get(*, conversation_id: int) -> uuid.UUID | None:

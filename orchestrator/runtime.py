@@ -40,6 +40,7 @@ from .domain.events import (
 )
 from .domain.exceptions import NoAgentAvailable, ProviderNotConfigured
 from .domain.guardrails import BLOCKED_REPLY, ScreenRules, Verdict
+from .domain.off_topic import OffTopicRule, off_topic_verdict
 from .domain.permissions import visible_context
 from .domain.recovery import Action, Recovery
 from .sdk.attempt import Attempt, AttemptResult, TurnState
@@ -49,6 +50,7 @@ __all__ = [
     "INTERNAL_ERROR",
     "AgentChanged",
     "AgentRef",
+    "OffTopicRule",
     "Emit",
     "MessageDelta",
     "MessageDone",
@@ -90,6 +92,20 @@ async def run_turn(
     if checked is not None and checked.blocked:
         await emit(MessageDone(uuid.uuid4(), _speaker(team, request), BLOCKED_REPLY))
         return TurnOutcome.blocked(checked)
+    if request.off_topic is not None:  # the site declines what fits no agent
+        fallback = team.fallback
+        verdict = off_topic_verdict(
+            text=request.user_text,
+            agent=decision.agent,
+            fallback=fallback.slug if fallback else None,
+            wants_person=decision.wants_person,
+        )
+        if verdict.blocked:
+            speaker = AgentRef(fallback.slug, fallback.name)
+            await emit(MessageDone(uuid.uuid4(), speaker, request.off_topic.reply))
+            outcome = TurnOutcome.blocked(verdict)
+            outcome.guardrail_ms = checked.ms if checked is not None else None
+            return outcome
     shared = await db_call(selectors.context_visible, conversation_id=request.conversation_id)
     try:
         built = build_team(

@@ -24,7 +24,7 @@ from orchestrator import alerts, metrics, runtime
 
 from .. import people, protocol, selectors, services
 from ..broadcast import DeltaStream, TurnCancelListener, broadcast
-from ..enums import EscalationSource
+from ..enums import EscalationSource, OffTopic
 from ..models import Turn, TurnEvent, TurnStatus
 
 logger = logging.getLogger(__name__)
@@ -103,6 +103,11 @@ class TurnRunner:
             staff_note=conversation.handback_note,
             people=True,
             user_email=conversation.user_email or conversation.contact_email,
+            off_topic=runtime.OffTopicRule.for_site(
+                decline=conversation.site.off_topic == OffTopic.DECLINE,
+                reply=conversation.site.off_topic_reply,
+                site_name=conversation.site.name,
+            ),
         )
 
     async def _answer(self, request: runtime.TurnRequest) -> runtime.TurnOutcome:

@@ -88,6 +88,7 @@ class GuardrailName(LabelledEnum):
     INPUT = "input", "Input: the offline classifier"
     INPUT_LLM = "input_llm", "Input: the model's check"
     OUTPUT = "output", "Output: a reply that would have leaked"
+    OFF_TOPIC = "off_topic", "Off-topic: the site declines messages no agent fits"
 
 
 class ChangeReason(StrEnum):

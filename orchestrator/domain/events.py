@@ -14,6 +14,7 @@ from typing import Any
 
 from .enums import ChangeReason, ProgressStatus, TurnErrorCode, TurnResult
 from .guardrails import Verdict
+from .off_topic import OffTopicRule
 from .routing_policy import RoutingDecision
 
 # Plain words for the person chatting, by what went wrong.
@@ -117,6 +118,8 @@ class TurnRequest:
     # (the caller hands the conversation to staff on RouteDecided).
     people: bool = False
     user_email: str = ""  # the user's own address: replies may show it (output guardrail)
+    # The site declines messages that fit no agent (None: the fallback agent answers them).
+    off_topic: OffTopicRule | None = None
 
     @property
     def user_text(self) -> str:

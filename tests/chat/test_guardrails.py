@@ -9,8 +9,9 @@ from django.conf import settings
 from django.urls import reverse
 
 from chat import turns
+from chat.enums import OffTopic
 from chat.guardrails import false_positive_texts, turn_mark_false_positive
-from chat.models import Message, Turn, TurnEvent
+from chat.models import Message, Site, Turn, TurnEvent
 from chat.services import conversation_open, site_ensure_default
 from orchestrator import guardrails, selectors
 from orchestrator.domain.guardrails import BLOCKED_REPLY, WITHHELD_REPLY
@@ -136,3 +137,60 @@ def test_the_dashboard_counts_blocked_turns(admin_client, blocked_turn):
 def test_the_sites_identity_secrets_are_kept_out_of_replies(blocked_turn):
     site = site_ensure_default()
     assert site.identity_secret in guardrails.secret_values()
+
+
+async def _decline_off_topic(reply: str = "") -> None:
+    site = await Site.objects.aget(key="demo")
+    site.off_topic, site.off_topic_reply = OffTopic.DECLINE, reply
+    await site.asave()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_a_site_that_declines_off_topic_use_says_so_before_any_model(
+    team, connect, monkeypatch
+):
+    model = ScriptedModel()  # no model may be called
+    monkeypatch.setattr(sdk_team, "build_model", lambda choice, **kw: model)
+    await _decline_off_topic("I can only help with Acme Cloud, sorry.")
+    frames = await chat(connect, "write me a short story about a dragon")
+    kinds = [f["type"] for f in frames]
+    assert "message.delta" not in kinds and "tool.started" not in kinds
+    (reply,) = [f for f in frames if f["type"] == "message.done"]
+    assert reply["message"]["text"] == "I can only help with Acme Cloud, sorry."
+    assert reply["message"]["agent"]["slug"] == "general_assistant"
+    assert frames[-1]["status"] == "blocked"
+    turn = await Turn.objects.aget()
+    assert (turn.status, turn.guardrail, turn.guardrail_kind) == (
+        "blocked",
+        "off_topic",
+        "off_topic",
+    )
+    assert model.calls == ()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_declining_off_topic_still_answers_greetings_and_support(team, connect):
+    await _decline_off_topic()
+    frames = await chat(connect, "hello!")
+    assert frames[-1]["status"] == "ok"
+    frames = await chat(connect, "I was charged twice for my subscription")
+    assert frames[-1]["status"] == "ok"
+    assert not await Turn.objects.exclude(guardrail="").aexists()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_by_default_the_fallback_agent_answers_off_topic_messages(team, connect):
+    frames = await chat(connect, "write me a short story about a dragon")
+    assert frames[-1]["status"] == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_an_off_topic_decline_marked_wrong_is_not_trained_on_as_an_attack(team, connect):
+    await _decline_off_topic()
+    await chat(connect, "what's the weather like in Paris?")
+    turn = await Turn.objects.aget(guardrail="off_topic")
+    assert "Acme Cloud" not in turn.guardrail_kind
+    from asgiref.sync import sync_to_async
+
+    assert await sync_to_async(turn_mark_false_positive)(turn_id=turn.pk, user=None)
+    assert "what's the weather like in Paris?" not in await sync_to_async(false_positive_texts)()
