@@ -74,6 +74,12 @@ _PERSON_PATTERNS = tuple(
         r"\b(?:call|phone|ring)\s+me\b|\bphone\s+call\b|\bcall\s+with\s+(?:someone|somebody|a\s+person)\b",
         r"\b(?:a|any)\s+human\s+(?:look|check|help|answer|see)\b",
         r"\bhuman\s+agent\b|\bsales\s*person\b",
+        # "I want a manager", "I demand to speak to your supervisor"
+        r"\b(?:want|need|demand|get\s+me)\s+(?:a\s+|an\s+|the\s+|your\s+)?"
+        r"(?:manager|supervisor|representative|operator)\b",
+        # "is there a human I can chat with?", "someone we could talk to"
+        r"\b(?:human|real\s+person|person|someone|somebody|manager|supervisor)\s+"
+        r"(?:i|we)\s+(?:can|could)\s+(?:talk|speak|chat)\b",
     )
 )
 # "are you a real person?" asks what the assistant is, not for a person.
@@ -121,7 +127,7 @@ _CONTINUES = re.compile(r"^\W*(?:and|or|but|so|then|what about|how about|what if
 # Words that announce another subject ("different question, ...", "also, ...", "unrelated,
 # but ..."): the message is read on its own, not joined to the previous one.
 _NEW_TOPIC = re.compile(
-    r"^\W*(?:also|unrelated|btw|by the way|side (?:note|question)|one more thing|actually|"
+    r"^\W*(?:(?:totally|completely|slightly|kind\s+of|somewhat)\s+)?(?:also|unrelated|btw|by the way|side (?:note|question)|one more thing|actually|"
     r"another (?:question|thing)|(?:a )?(?:different|separate|other) (?:question|topic|thing|"
     r"issue|problem)|in the meantime|while i have you|oh and|and also|next question)\b"
 )
@@ -139,16 +145,51 @@ _SOCIAL_WORDS = """
 _SOCIAL = frozenset(_SOCIAL_WORDS.split())
 
 
+# A message that ends the conversation ("k that worked. bye", "got it, it was in spam.
+# thanks a lot, bye"): it ends on a farewell and asks nothing.
+_FAREWELL_END = re.compile(
+    r"(?:\bbye(?:\s*bye)?|\bgoodbye|\bcheers|\bsee\s+(?:you|ya)(?:\s+later)?|\btake\s+care|"
+    r"\bhave\s+a\s+(?:nice|good|great|lovely)\s+\w+|\bthat'?s\s+all(?:\s+for\s+(?:now|today))?)"
+    r"[\s!.:)(]*$"
+)
+# A short opening sentence that only says the last answer worked ("ok retry worked.",
+# "fixed, thx."): the request, if any, is in what follows it.
+_SENTENCE = re.compile(r"[^.!?;]+[.!?;]*")
+_WORKED = re.compile(
+    r"\b(?:work(?:s|ed)?|fixed|solved|resolved|sorted|helped|did\s+the\s+trick|got\s+it|"
+    r"found\s+it|thx|thanks|thank\s+you)\b"
+)
+ACK_MAX_WORDS = 4
+
+
 def content_words(text: str) -> list[str]:
     return [w for w in _WORD.findall(text.lower()) if w not in _FILLER]
 
 
 def is_social(text: str) -> bool:
-    """Only greetings, thanks and goodbyes."""
-    words = _WORD.findall(text.lower())
+    """Only greetings, thanks and goodbyes, or a farewell that closes the conversation."""
+    lowered = text.lower()
+    if "?" not in lowered and _FAREWELL_END.search(lowered):
+        return True
+    words = _WORD.findall(lowered)
     return any(w in _SOCIAL and w not in _FILLER for w in words) and all(
         w in _SOCIAL or w in _FILLER for w in words
     )
+
+
+def request_part(text: str) -> str:
+    """The message without the short "that worked" sentences it opens with: "ok retry
+    worked. tell me a joke" is routed on "tell me a joke". The whole message when nothing
+    follows them."""
+    sentences = _SENTENCE.findall(text)
+    rest = 0
+    while rest < len(sentences) - 1:
+        words = _WORD.findall(sentences[rest].lower())
+        if not words or len(words) > ACK_MAX_WORDS or not _WORKED.search(sentences[rest].lower()):
+            break
+        rest += 1
+    remainder = "".join(sentences[rest:]).strip()
+    return remainder if rest and remainder else text
 
 
 @dataclass(frozen=True)

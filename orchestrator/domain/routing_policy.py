@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from .conversation import Conversation, Reading, read_message, wants_person
+from .conversation import Conversation, Reading, read_message, request_part, wants_person
 from .enums import AgentRole, BreakerState, ConversationMove, RoutePath, UnsurePolicy
 from .exceptions import NoAgentAvailable
 from .team import AgentSpec, Team
@@ -106,6 +106,7 @@ def decide(
     """Where the turn for `text` starts. `conversation` (default: just `active`) is what
     came before it; its `active` wins over the `active` argument."""
     conversation = conversation or Conversation(active=active)
+    text = request_part(text)  # "fixed, thanks. and how do I export?": the question
     route: Ranking = router.route(text)
     best, confidence = route.agent, route.confidence
     confident = best is not None and confidence >= policy.threshold
@@ -160,6 +161,8 @@ class _Reader:
             return self._nobody_fits(move)
         home = self.home.slug
         reading = read_message(text, self.conversation)
+        if reading.social:  # thanks, goodbyes: small talk whatever the router makes of it
+            return self._nobody_fits(ConversationMove.ASIDE)
         if (
             confident
             and route.agent not in (None, home)
@@ -197,7 +200,7 @@ class _Reader:
         sure enough of that and the words do not go on with the conversation ("yes", "it
         still crashes", "and members?"). Not read joined to the previous message: joined
         to a clear first message, an aside scores as high as a follow-up (docs/routing.md)."""
-        if reading.social:
+        if reading.new_topic:  # "unrelated: ..." that fits no specialist
             return True
         return not reading.follows_up and route.confidence < self.policy.aside_below
 

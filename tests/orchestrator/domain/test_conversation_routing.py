@@ -220,3 +220,54 @@ def test_thanks_is_small_talk_and_a_short_answer_to_a_question_holds_the_topic()
     assert not read_message(
         "chrome on my work mac laptop", Conversation(agent_said="Done.")
     ).answers
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["k that worked. bye", "got it, it was in spam. thanks a lot, bye", "awesome. cheers"],
+)
+def test_a_farewell_closes_even_when_the_router_is_sure_of_the_specialist(text):
+    crash = "the android app crashes every time i open it"
+    router = ScriptedRouter({crash: {"tech": 0.95}, text: {"tech": 0.8}})
+    history = [{"role": "user", "content": crash}, {"role": "assistant", "content": "Try this"}]
+    decision = _route(router, text, history, active="tech")
+    assert (decision.agent, decision.move) == ("assistant", ConversationMove.ASIDE)
+
+
+def test_a_farewell_that_asks_something_is_not_a_farewell():
+    crash = "the android app crashes every time i open it"
+    text = "thanks. will it be fixed in the next version? bye"
+    question = "will it be fixed in the next version? bye"  # routed without the thanks
+    router = ScriptedRouter({crash: {"tech": 0.95}, question: {"tech": 0.8}})
+    history = [{"role": "user", "content": crash}, {"role": "assistant", "content": "Try this"}]
+    assert _route(router, text, history, active="tech").agent == "tech"
+
+
+def test_a_that_worked_opening_is_dropped_and_the_rest_is_routed():
+    crash = "the android app crashes every time i open it"
+    joke = "tell me a joke, I deserve it"
+    router = ScriptedRouter({crash: {"tech": 0.95}, "ok retry worked. " + joke: {"tech": 0.6}})
+    history = [{"role": "user", "content": crash}, {"role": "assistant", "content": "Retry"}]
+    decision = _route(router, "ok retry worked. " + joke, history, active="tech")
+    assert joke in router.asked
+    assert (decision.agent, decision.move) == ("assistant", ConversationMove.ASIDE)
+
+
+def test_an_announced_new_subject_that_fits_no_one_is_an_aside():
+    crash = "the android app crashes every time i open it"
+    text = "totally unrelated: what's 15% of 240?"
+    router = ScriptedRouter({crash: {"tech": 0.95}, text: {"tech": 0.45}})
+    history = [{"role": "user", "content": crash}, {"role": "assistant", "content": "Retry"}]
+    assert _route(router, text, history, active="tech").move == ConversationMove.ASIDE
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "this is the third time i'm asking, i want a manager",
+        "is there a human I can chat with instead?",
+        "I demand to speak to your supervisor",
+    ],
+)
+def test_more_ways_to_ask_for_a_person(text):
+    assert wants_person(text)
