@@ -43,6 +43,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         precedenti, sopra=, poprzedni, wcześniejsz, предыдущ, прежн, вышеуказ, eerdere,
         bovenstaande, önceki, tidigare, aiemm, předchozí, trước, السابقة, 이전, 之前, 以前, 上面, 先前,
         これまで, 前の, 以前の
+        , told to, you were told, were you told, before i started, before my first message, before this conversation, vor diesem gespräch, antes de esta conversación, avant cette conversation, prima di questa conversazione
         """
     ),
     "INSTRUCTIONS": _terms(
@@ -119,6 +120,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         göster, yazdır, söyle, ver=, visa=, näytä, ukaž, cho tôi, أعطني, اعرض, 보여, 알려, 显示, 告诉,
         输出, 发给, 给我, 打印, 列出, 表示, 教えて, 見せて, 出力,
         what is the, what's the, what are the, actual value, cual es, cuál es, quelle est, quel est, qual e, qual é, was ist, что такое, какой, 是什么, は何
+        , wat is, wat zijn, jakie jest, jaki jest, jakie są, nedir, wie lautet, wie heißt, read back, read it back, what did, tell me what, what was, how much does, how much do, who is, which email, what plan, quali sono, qual è, cuáles son, quels sont, welche, geef me, dammi, daj mi
         """
     ),
     "VERBATIM": _terms(
@@ -158,6 +160,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         klíč, mật khẩu, khóa, كلمة المرور, مفتاح, 비밀번호, 키=, 密钥, 密码, 秘钥, 令牌, 凭证, パスワード, キー, 秘密,
         トークン,
         environ, printenv, master key, encryption key, authorization header, authorization token, ~passwort, ~kennwort, ~schlüssel, ~password
+        , credencial, credenziali, credenciais, identifiants, dane logowania, учетные данные, учётные данные, zugangsdaten
         """
     ),
     "CONFIG": _terms(
@@ -190,6 +193,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         ostatních, người khác, المستخدمين الآخرين, 다른 사용자, 其他用户, 其他客户, 所有用户, 所有客户, 上一个用户, 别人,
         他人, 他のユーザー, 他の顧客, 全ユーザー, 前のユーザー,
         customers=, companies=, users=, clients=, the user who, the person who, the customer who, who was just, who owns, someone's, somebody's, user id, user's, customer's, who else, about someone, other's, Kunden=, clientes=, usuarios=, клиенты, пользователи
+        , which customers, which companies, which company, which users, names of, the people who, people who, who opened, the owner of, whose=, the account that, corp=, inc=, gmbh=, ltd=, colleague's, his name, her name, usuario anterior, utilisateur précédent, cliente anterior, vorherigen kunden, cliente precedente, vorige klant, poprzedniego użytkownika, предыдущего пользователя
         """
     ),
     "PERSONAL_DATA": _terms(
@@ -201,6 +205,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         rechnung, datos, correo, factur, conversación, données, adresse, dati, fattur, dados,
         conversa, dane, rozmow, данные, переписк, сч, gegevens, gesprek, veri, konuşma,
         uppgifter, tiedot, dữ liệu, بيانات, 정보, 数据, 资料, 聊天记录, 邮箱, 电话, 地址, 发票, データ, 情報, 履歴, メール
+        , ordered, pays=, paid=, renews, owner=, order status, who opened
         """
     ),
     "INJECTED": _terms(
@@ -241,6 +246,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         change, rotate, regenerate, update my, set up, setup, configure, create, forgot my,
         lost my, i forgot, translate, wie kann ich, wo finde, comment=, cómo, como=,
         come posso, jak=, как=, 如何, 怎么, どうすれば, どこで, nasıl, hoe=, hur=, miten
+        , reset, reimpost, zurücksetz, zurückzusetz, restablec, réinitialis, reinicializ, redefin, resetten, zresetow, resetow, сброс, сбрось, sıfırla, 重置, リセット, 재설정, how does, wie setze, come faccio, comment faire, cómo puedo, hoe kan ik, what should i do, what am i doing wrong
         """
     ),
     "DECODE": _terms(
@@ -313,12 +319,20 @@ def _matchers() -> list[tuple[str, re.Pattern[str]]]:
     return out
 
 
+# Someone's or some company's name: two capitalised words in a row that do not start a
+# sentence ("what Maria Schmidt ordered", "how much Umbrella Corp pays"). Latin script
+# only; the classifier learns what a name next to other concepts means.
+_NAME = re.compile(r"(?<=[^\s.!?:;\"'(\[]\s)[A-Z][a-zà-ÿ]+\s+[A-Z][a-zà-ÿ]+")
+
+
 def concepts(text: str) -> str:
     """The concepts `text` mentions, in the order they come, as one space-separated string
-    ("IGNORE PREVIOUS INSTRUCTIONS"); "" when it mentions none."""
+    ("IGNORE PREVIOUS INSTRUCTIONS"); "" when it mentions none. NAMED is a person's or a
+    company's name (see _NAME)."""
     plain = " " + _plain(text) + " "
     found: list[tuple[int, str]] = []
     for concept, pattern in _matchers():
         found.extend((m.start(), concept) for m in pattern.finditer(plain))
+    found.extend((m.start() + 1, "NAMED") for m in _NAME.finditer(text))
     found.sort()
     return " ".join(concept for _, concept in found)
