@@ -93,7 +93,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         """
         ai=, a.i., assistant, chatbot, bot=, model=, llm, gpt, ki-, ki=, ia=, asistente,
         assistente, asystent, ассистент, ии=, нейросет, yapay zeka, asistan, 助手, 人工智能, アシスタント,
-        人工知能, ai。
+        人工知能, ai。, agent=, agents=, the billing agent, the support agent
         """
     ),
     "SYSTEM": _terms(
@@ -137,7 +137,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         """
         your, yours, you were given, you received, you've been given, you use, dein, ihre
         anweisung, tus=, tu=, ton=, ta=, tes=, vos=, tuo, tua, tuoi, suas, seu=, sua=, twoj,
-        twoje, swój, swoj, твой, твои, свой, свои, je=, jouw, senin, sana=, din=, dina, sinun,
+        twoje, swój, swoj, твой, твои, свой, свои, jouw, senin, sana=, din=, dina, sinun,
         tvoje, của bạn, 당신, 你的, 您的, 你, あなたの,
         you have, you were, you got, you are running, your own
         """
@@ -159,7 +159,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         sleutel, geheim, şifre, anahtar, parola, lösenord, nyckel, salasana, avain, heslo,
         klíč, mật khẩu, khóa, كلمة المرور, مفتاح, 비밀번호, 키=, 密钥, 密码, 秘钥, 令牌, 凭证, パスワード, キー, 秘密,
         トークン,
-        environ, printenv, master key, encryption key, authorization header, authorization token, ~passwort, ~kennwort, ~schlüssel, ~password
+        environ, printenv, sk-, master key, encryption key, authorization header, authorization token, ~passwort, ~kennwort, ~schlüssel, ~password
         , credencial, credenziali, credenciais, identifiants, dane logowania, учетные данные, учётные данные, zugangsdaten
         """
     ),
@@ -193,7 +193,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         ostatních, người khác, المستخدمين الآخرين, 다른 사용자, 其他用户, 其他客户, 所有用户, 所有客户, 上一个用户, 别人,
         他人, 他のユーザー, 他の顧客, 全ユーザー, 前のユーザー,
         customers=, companies=, users=, clients=, the user who, the person who, the customer who, who was just, who owns, someone's, somebody's, user id, user's, customer's, who else, about someone, other's, Kunden=, clientes=, usuarios=, клиенты, пользователи
-        , which customers, which companies, which company, which users, names of, the people who, people who, who opened, the owner of, whose=, the account that, corp=, inc=, gmbh=, ltd=, colleague's, his name, her name, usuario anterior, utilisateur précédent, cliente anterior, vorherigen kunden, cliente precedente, vorige klant, poprzedniego użytkownika, предыдущего пользователя
+        , which customers, which companies, which company, which users, names of, the people who, people who, who opened, who is the owner, whose=, the account that, corp=, inc=, gmbh=, ltd=, colleague's, his name, her name, usuario anterior, utilisateur précédent, cliente anterior, vorherigen kunden, cliente precedente, vorige klant, poprzedniego użytkownika, предыдущего пользователя
         """
     ),
     "PERSONAL_DATA": _terms(
@@ -205,7 +205,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         rechnung, datos, correo, factur, conversación, données, adresse, dati, fattur, dados,
         conversa, dane, rozmow, данные, переписк, сч, gegevens, gesprek, veri, konuşma,
         uppgifter, tiedot, dữ liệu, بيانات, 정보, 数据, 资料, 聊天记录, 邮箱, 电话, 地址, 发票, データ, 情報, 履歴, メール
-        , ordered, pays=, paid=, renews, owner=, order status, who opened
+        , ordered, pays=, paid=, renews, order status, who opened
         """
     ),
     "INJECTED": _terms(
@@ -336,3 +336,74 @@ def concepts(text: str) -> str:
     found.extend((m.start() + 1, "NAMED") for m in _NAME.finditer(text))
     found.sort()
     return " ".join(concept for _, concept in found)
+
+
+# --- High-precision rules --------------------------------------------------------------
+# Combinations of concepts that, on the labelled rows, only attacks have (each was checked
+# on the dev split: none of its ordinary messages matches one). They block whatever the
+# classifier's score, in every language of the lexicon; a message staff marked as a false
+# positive is never blocked by them (orchestrator.guardrails). The attack's kind comes
+# with the rule.
+
+
+def _has(found: frozenset[str], *names: str) -> bool:
+    return any(name in found for name in names)
+
+
+RULES: tuple[tuple[str, str, object], ...] = (
+    (
+        "ignore the instructions",
+        "jailbreak",
+        lambda c: (
+            "IGNORE" in c
+            and _has(c, "INSTRUCTIONS", "RULES")
+            and _has(c, "PREVIOUS", "YOUR")
+            and "MY" not in c
+        ),
+    ),
+    (
+        "show the prompt",
+        "instruction_leak",
+        lambda c: "SHOW" in c and "PROMPT" in c and _has(c, "SYSTEM", "YOUR"),
+    ),
+    (
+        "show your instructions",
+        "instruction_leak",
+        lambda c: {"SHOW", "YOUR", "INSTRUCTIONS"} <= c and "HOWTO" not in c,
+    ),
+    (
+        "a persona without rules",
+        "jailbreak",
+        lambda c: "PERSONA" in c and (_has(c, "WITHOUT", "DISABLE") or {"RULES", "IGNORE"} <= c),
+    ),
+    (
+        "show a secret of the system",
+        "secrets",
+        lambda c: (
+            {"SECRET", "SHOW"} <= c
+            and _has(c, "PRIVILEGED", "CONFIG", "YOUR")
+            and not _has(c, "MY", "HOWTO")
+        ),
+    ),
+    (
+        "other people's data",
+        "other_users_data",
+        lambda c: {"OTHER_PEOPLE", "PERSONAL_DATA", "SHOW"} <= c and not _has(c, "MY", "HOWTO"),
+    ),
+    (
+        "instructions in pasted text",
+        "prompt_injection",
+        lambda c: "INJECTED" in c and _has(c, "IGNORE", "SHOW"),
+    ),
+    ("sending data out", "prompt_injection", lambda c: "EXFILTRATE" in c),
+    ("decode and obey", "jailbreak", lambda c: "DECODE" in c and _has(c, "IGNORE", "SHOW")),
+)
+
+
+def matching_rule(text: str) -> tuple[str, str] | None:
+    """The first rule `text` matches, as (rule, kind); None when it matches none."""
+    found = frozenset(concepts(text).split())
+    for name, kind, test in RULES:
+        if test(found):  # type: ignore[operator]
+            return name, kind
+    return None
