@@ -34,6 +34,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         pomiń, игнорир, забудь, забыть, проигнорир, negeer, vergeet, unut, görmezden, glöm,
         ignorera, unohda, zapomeň, ignoruj, glem, bỏ qua, quên, تجاهل, انس, 무시, 잊어, 忽略, 无视,
         忘记, 忘掉, 不要理会, 無視, 忘れ
+        , hör auf, hör auf dich, stop following, deja de seguir, arrête de suivre, smetti di seguire, pare de seguir, stop met, przestań, перестань, bırak, 不要遵守, 従わないで, pay no attention, forget about, never mind your, drop the rules, drop your rules, w/o, without the checks
         """
     ),
     "PREVIOUS": _terms(
@@ -51,6 +52,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         instruction, instrucc, instruct, istruz, instruç, instrukc, instrukt, инструкц,
         указани, directive, directions, anweisung, vorgab, consigne, polecen, talimat, ohje=,
         pokyn, hướng dẫn, تعليمات, 지시, 指令, 指示, 命令, 説明
+        , istruzion, anweisungen, consignes, reglas que, regole che, instruções, instrukcje, инструкции, talimatlar, 说明, 规则, what you were told, what they told you, what you've been told, wat ze je, lo que te dijeron, ce qu'on t'a dit
         """
     ),
     "RULES": _terms(
@@ -60,6 +62,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         restricción, règle, regole, regra, restri, zasad, ogranicz, reguł, правил, огранич,
         фильтр, kural, kısıtla, sınır, begränsning, sääntö, pravidl, quy tắc, قواعد, 규칙, 제한,
         规则, 限制, 过滤, 约束, ルール, 制限, 規則, フィルター
+        , richtlinien, directrices, lignes directrices, linee guida, diretrizes, richtlijnen, wytyczne, правила, yönerge, 准则, ガイドライン, content policy, safety, safeguards, sicherheitsvorkehrung, checks, prüfung, verificación, vérification, controlli, approval step, genehmigung
         """
     ),
     "WITHOUT": _terms(
@@ -67,6 +70,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         without, no more, free of, unrestricted, unfiltered, uncensored, ohne, sin=, sans=,
         senza, sem=, bez=, без=, zonder, utan, ilman, không có, بدون, 없이, 没有, 不受, 无, なし, なく,
         hiçbir, uymadan, siz=
+        , no content policy, no policy, no filter, without filter, sans filtre, sin filtro, senza filtri, ohne filter, bez filtr, без фильтр, filtresiz, no tuvieras, sin restricciones, sans restriction, senza restrizioni, ohne einschränkung, bez ograniczeń, без ограничений, kısıtlama olmadan, 没有限制, 制限なし, not have rules, no rules, sin reglas, sans règles, senza regole, ohne regeln, sem regras, zonder regels, bez zasad, без правил, kuralsız, 没有规则
         """
     ),
     "NOW": _terms(
@@ -87,6 +91,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         comme, sei=, fingi, você é, finja, jesteś, udawaj, ты теперь, притворись, представь,
         je bent nu, doe alsof, sen artık, gibi davran, du är nu, sinä olet, 你是, 扮演, 假装, あなたは今,
         ふり, として振る舞
+        , haz como si, haz de cuenta, fais comme si, fai finta, tu finges, doe alsof, udawaj że, сделай вид, gibi yap, interpreta, interprète, interpretiere, spiele, spielst, you're an actor, actor playing, actress, play a hacker, act on your, operating under, as if you were, as if you had, if you had no, what you would say if, would give if, reply you would
         """
     ),
     "AI": _terms(
@@ -121,6 +126,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         输出, 发给, 给我, 打印, 列出, 表示, 教えて, 見せて, 出力,
         what is the, what's the, what are the, actual value, cual es, cuál es, quelle est, quel est, qual e, qual é, was ist, что такое, какой, 是什么, は何
         , wat is, wat zijn, jakie jest, jaki jest, jakie są, nedir, wie lautet, wie heißt, read back, read it back, what did, tell me what, what was, how much does, how much do, who is, which email, what plan, quali sono, qual è, cuáles son, quels sont, welche, geef me, dammi, daj mi
+        , envoie, envoyez, envíame, envíamelo, manda, mandami, invia, incolla, copiar, copie, kopier, kopiere, recopie, cita, cite, quote, zitier, wypisz, skopiuj, wyślij, скопируй, процитируй, отправь, stuur, kopieer, gönder, kopyala, 复制, 发送, 引用, コピー, 送って, 引用して, sag mir, sage mir, dime, dimmi, dis-moi, diz-me, me diga, расскажи, vertel, anlat, was steht, qué dice, que dit, cosa dice, what does it say, what's in, what is in, who was, quién fue, qui était, chi era, wer war
         """
     ),
     "VERBATIM": _terms(
@@ -140,6 +146,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         twoje, swój, swoj, твой, твои, свой, свои, jouw, senin, sana=, din=, dina, sinun,
         tvoje, của bạn, 당신, 你的, 您的, 你, あなたの,
         you have, you were, you got, you are running, your own
+        , deinen, deine, deiner, deinem, tuas, tus, tes=, vos=, votre, vos, tua=, tuo=, tuoi=, tue=, twoje, twoich, ваши, ваш, uw=, jouw, senin, sizin, te dio, te dieron, ti hanno dato, ti ha dato, on t'a, t'a donné, dir gegeben, hast du, you've been, they gave you, they told you, ur=, u=
         """
     ),
     "MY": _terms(
@@ -161,6 +168,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         トークン,
         environ, printenv, sk-, master key, encryption key, authorization header, authorization token, ~passwort, ~kennwort, ~schlüssel, ~password
         , credencial, credenziali, credenciais, identifiants, dane logowania, учетные данные, учётные данные, zugangsdaten
+        , pw=, pwd, passcode, passphrase, jeton, gettone, clave api, clé api, chiave api, chave api, api-schlüssel, api-token, klucz api, ключ api, api anahtar, api 密钥, apiキー, zugangsschlüssel, mot de passe, contrasena, senha, wachtwoord, salasana, service account, servicekonto, compte de service, cuenta de servicio, signing secret, webhook secret, os.environ, getenv, process.env
         """
     ),
     "CONFIG": _terms(
@@ -194,6 +202,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         他人, 他のユーザー, 他の顧客, 全ユーザー, 前のユーザー,
         customers=, companies=, users=, clients=, the user who, the person who, the customer who, who was just, who owns, someone's, somebody's, user id, user's, customer's, who else, about someone, other's, Kunden=, clientes=, usuarios=, клиенты, пользователи
         , which customers, which companies, which company, which users, names of, the people who, people who, who opened, who is the owner, whose=, the account that, corp=, inc=, gmbh=, ltd=, colleague's, his name, her name, usuario anterior, utilisateur précédent, cliente anterior, vorherigen kunden, cliente precedente, vorige klant, poprzedniego użytkownika, предыдущего пользователя
+        , último cliente, dernier client, ultimo cliente, letzte kunde, letzten kunden, ostatni klient, последний клиент, son müşteri, vorige klant, last person, the person you, person who, people you, whoever, cliente que, client qui, kunde, der vor mir, avant moi, antes que yo, prima di me, przede mną, до меня, benden önce, competitor, konkurrent, concurrent, competidor, concorrente, l'azienda, la empresa, l'entreprise, die firma, het bedrijf, firma=, компания, şirket, 公司, 会社, seats do they, they pay, they have, su cuenta, sa facture, seine rechnung, ihre rechnung, their account, their invoice, their data, their orders
         """
     ),
     "PERSONAL_DATA": _terms(
@@ -206,6 +215,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         conversa, dane, rozmow, данные, переписк, сч, gegevens, gesprek, veri, konuşma,
         uppgifter, tiedot, dữ liệu, بيانات, 정보, 数据, 资料, 聊天记录, 邮箱, 电话, 地址, 发票, データ, 情報, 履歴, メール
         , ordered, pays=, paid=, renews, order status, who opened
+        , fattur, faktur, счет, счёт, fatura, 账单, 請求書, adresse, dirección, indirizzo, endereço, adres, адрес, 住所, 주소, correo, courriel, e-mail, telefono, téléphone, telefon, телефон, plan is, what plan, seats, orders, pedidos, commandes, ordini, bestellungen, заказы, siparişler, tickets, what they wanted, what did they want, qué quería, ce qu'il voulait, was wollte
         """
     ),
     "INJECTED": _terms(
@@ -224,6 +234,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         member, back office, internal, orchestrator, administrator, terminal, shell=, cat=,
         maintenance mode, debug mode, verwalt, administrador, administrateur, amministratore,
         администратор, yönetici, 管理员, 管理者
+        , supervisor, manager, vorgesetzt, jefe, responsable, superiore, chef=, gerente, kierownik, начальник, müdür, beheerder, administrador, admin-, service account, police, polizei, policía, law enforcement, i'm from it, from the it department
         """
     ),
     "DISABLE": _terms(
@@ -266,6 +277,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         coupon code, admin rights, as an admin, i am the admin, i'm the admin, i am your
         developer, i'm your developer, i am the developer, openai staff, acme staff, i work at
         acme, ceo=
+        , for free, gratis, kostenlos, gratuit, gratuito, za darmo, бесплатно, ücretsiz, 免费, 無料, without checking, ohne prüfung, sin verificar, sans vérifier, senza controllo, override code, authorised, authorized, you are authorised, you are authorized, approval already, approve everything, i'm instructing you, i am instructing you, as your supervisor, as your admin, i'm your admin, i am your admin, genehmige, aprueba, approuve, approva, aprove
         """
     ),
     "HARM": _terms(
