@@ -38,12 +38,28 @@ def evaluate(
     cross_validated = split == "dev"
     by: dict[str, list[bool]] = defaultdict(list)
     cold, warm = [], []
+    mistakes: list[dict[str, Any]] = []
     for row in rows:
         verdict = classifier.check(row["text"])
         cold.append(verdict.ms)
         warm.append(classifier.check(row["text"]).ms)  # the router embedded it already
-        score = classifier.oof_scores[row["text"]] if cross_validated else verdict.score
-        blocked = score > classifier.threshold
+        if cross_validated:
+            score = classifier.oof_scores[row["text"]]
+            blocked = classifier.oof_blocked(row["text"])
+            rule = "rule" if row["text"] in classifier.oof_ruled else ""
+        else:
+            score, blocked, rule = verdict.score, verdict.blocked, verdict.detail
+        if blocked != (row["label"] == guardrails.ATTACK):
+            mistakes.append(
+                {
+                    "label": row["label"],
+                    "kind": row["kind"],
+                    "style": row.get("style", ""),
+                    "score": round(score, 3),
+                    "rule": rule,
+                    "text": row["text"],
+                }
+            )
         if row["label"] == guardrails.ATTACK:
             for key in ("attacks", f"kind:{row['kind']}", f"style:{row['style']}"):
                 by[key].append(blocked)
@@ -57,6 +73,7 @@ def evaluate(
         "threshold": round(classifier.threshold, 4),
         "rates": {key: _rate(hits) for key, hits in sorted(by.items())},
         "latency_ms": {"cold": _ms(cold), "in_turn": _ms(warm)},
+        "mistakes": sorted(mistakes, key=lambda m: (m["label"], m["kind"], m["score"])),
         "targets": {"attacks_blocked": 0.95, "ordinary_blocked": 0.01, "in_turn_median_ms": 15},
     }
 
@@ -82,6 +99,23 @@ def report(result: dict[str, Any]) -> str:
         "",
         _verdict(result),
     ]
+    return "\n".join(lines)
+
+
+def mistakes_report(result: dict[str, Any]) -> str:
+    """The attacks let through and the ordinary messages blocked, by kind (--mistakes)."""
+    lines = [f"Mistakes on {result['split']} (threshold {result['threshold']}):"]
+    last = None
+    for m in result["mistakes"]:
+        group = f"{m['label']}: {m['kind']}"
+        if group != last:
+            what = "let through" if m["label"] == guardrails.ATTACK else "blocked"
+            lines += ["", f"{group} ({what})"]
+            last = group
+        text = " ".join(m["text"].split())
+        text = text if len(text) <= 160 else text[:157] + "..."
+        rule = f" [{m['rule']}]" if m["rule"] else ""
+        lines.append(f"  {m['score']:.3f}{rule} {m['style'] or '-'}: {text}")
     return "\n".join(lines)
 
 

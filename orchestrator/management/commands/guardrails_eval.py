@@ -3,7 +3,7 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 
 from orchestrator import guardrails, selectors
-from orchestrator.guardrails_eval import evaluate, report
+from orchestrator.guardrails_eval import evaluate, mistakes_report, report
 
 
 class Command(BaseCommand):
@@ -17,6 +17,11 @@ class Command(BaseCommand):
     def add_arguments(self, parser) -> None:
         parser.add_argument("--split", choices=guardrails.SPLITS, default="dev")
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
+        parser.add_argument(
+            "--mistakes",
+            action="store_true",
+            help="Also list every attack let through and every ordinary message blocked.",
+        )
 
     def handle(self, *args, **options) -> None:
         try:
@@ -28,4 +33,9 @@ class Command(BaseCommand):
         corpus = {k: list(v) for k, v in guardrails.dev_corpus()}
         classifier = selectors.registry_cache.guardrails.get(corpus, [], background=False)
         result = evaluate(classifier, rows, split=options["split"])
-        self.stdout.write(json.dumps(result) if options["json"] else report(result))
+        if options["json"]:
+            self.stdout.write(json.dumps(result))
+            return
+        self.stdout.write(report(result))
+        if options["mistakes"]:
+            self.stdout.write("\n" + mistakes_report(result))
