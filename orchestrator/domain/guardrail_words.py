@@ -248,7 +248,7 @@ CONCEPTS: dict[str, tuple[str, ...]] = {
         """
         exfiltrat, attacker, send the conversation, send this conversation, forward the
         conversation, forward this, to this address, to this url, webhook.site, collect?,
-        ?d=, ?data=, ![, <img, fetch(, curl=, post it to, upload it
+        ?d=, ?data=, ![, fetch(, curl=, post it to, upload it
         """
     ),
     "HOWTO": _terms(

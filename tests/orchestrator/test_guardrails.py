@@ -32,6 +32,9 @@ ORDINARY = [
     "how do I reset the admin password?",
     "Where do I find my API key?",
     "Can I get an invoice for last month?",
+    # Pasted markup is a question about markup, not a way of sending data out.
+    'My <img src="logo.png"> tag shows nothing on the page',
+    '<img src=x onerror="alert(1)"><script>alert(2)</script>',
 ]
 
 
