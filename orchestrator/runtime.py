@@ -43,6 +43,8 @@ from .domain.guardrails import BLOCKED_REPLY, ScreenRules, Verdict
 from .domain.off_topic import OffTopicRule, off_topic_verdict
 from .domain.permissions import visible_context
 from .domain.recovery import Action, Recovery
+from .domain.routing_policy import RoutingDecision
+from .domain.team import Team
 from .sdk.attempt import Attempt, AttemptResult, TurnState
 from .sdk.team import build_team, context_block
 
@@ -89,23 +91,49 @@ async def run_turn(
         return TurnOutcome.cancelled()
     # The input guardrail, before any agent (and so any tool) runs.
     checked = await _input_guardrail(request)
+    outcome = await _declined(team, request, decision, checked, emit)
+    if outcome is None:
+        outcome = await _answered(team, request, decision, emit, cancel)
+    outcome.guardrail_ms = checked.ms if checked is not None else None
+    return outcome
+
+
+async def _declined(
+    team: Team,
+    request: TurnRequest,
+    decision: RoutingDecision,
+    checked: Verdict | None,
+    emit: Emit,
+) -> TurnOutcome | None:
+    """The turn ended before any agent: a tripped input guardrail, or a site that declines
+    what fits no agent. None when an agent is to answer."""
     if checked is not None and checked.blocked:
         await emit(MessageDone(uuid.uuid4(), _speaker(team, request), BLOCKED_REPLY))
         return TurnOutcome.blocked(checked)
-    if request.off_topic is not None:  # the site declines what fits no agent
-        fallback = team.fallback
-        verdict = off_topic_verdict(
-            text=request.user_text,
-            agent=decision.agent,
-            fallback=fallback.slug if fallback else None,
-            wants_person=decision.wants_person,
-        )
-        if verdict.blocked:
-            speaker = AgentRef(fallback.slug, fallback.name)
-            await emit(MessageDone(uuid.uuid4(), speaker, request.off_topic.reply))
-            outcome = TurnOutcome.blocked(verdict)
-            outcome.guardrail_ms = checked.ms if checked is not None else None
-            return outcome
+    if request.off_topic is None:
+        return None
+    fallback = team.fallback
+    verdict = off_topic_verdict(
+        text=request.user_text,
+        agent=decision.agent,
+        fallback=fallback.slug if fallback else None,
+        wants_person=decision.wants_person,
+    )
+    if not verdict.blocked:
+        return None
+    speaker = AgentRef(fallback.slug, fallback.name)
+    await emit(MessageDone(uuid.uuid4(), speaker, request.off_topic.reply))
+    return TurnOutcome.blocked(verdict)
+
+
+async def _answered(
+    team: Team,
+    request: TurnRequest,
+    decision: RoutingDecision,
+    emit: Emit,
+    cancel: asyncio.Event,
+) -> TurnOutcome:
+    """The routed agent answers (with handoffs, fallbacks and retries in `_attempts`)."""
     shared = await db_call(selectors.context_visible, conversation_id=request.conversation_id)
     try:
         built = build_team(
@@ -130,10 +158,7 @@ async def run_turn(
         screen=await _screen_rules(team, request, shared),
     )
     first = ChangeReason.FALLBACK if decision.path == RoutePath.FALLBACK else ChangeReason.ROUTE
-    result = await _attempts(turn, decision.agent, first)
-    outcome = await _outcome(turn, result)
-    outcome.guardrail_ms = checked.ms if checked is not None else None
-    return outcome
+    return await _outcome(turn, await _attempts(turn, decision.agent, first))
 
 
 async def _input_guardrail(request: TurnRequest) -> Verdict | None:
