@@ -14,7 +14,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from orchestrator import metrics
 from orchestrator import services as orchestrator_services
 
-from . import clients, people, protocol, selectors, services, turns
+from . import approvals, clients, people, protocol, selectors, services, turns
 from .broadcast import AGENT_OUTPUT, FRAME_EVENT, STATUS, broadcast, conversation_group
 from .enums import ConversationStatus, EscalationSource
 from .models import Conversation, Site
@@ -175,6 +175,9 @@ class ChatConsumer(RelayDispatch, AsyncWebsocketConsumer):
         ready = await db(_session_ready)(conversation, site, token, frame.since)
         self.agents_silenced = ready.status.status == ConversationStatus.HUMAN
         await self.send_frame(ready)
+        # Actions still waiting for a yes or no: their cards again.
+        for waiting in await db(approvals.pending_frames)(conversation=conversation):
+            await self.send_frame(waiting)
         # Anything acknowledged but not yet answered (a server died mid-turn, or no model
         # could answer it) is answered now.
         await db(services.conversation_wake_queued)(conversation_id=conversation.pk)
@@ -255,6 +258,24 @@ class ChatConsumer(RelayDispatch, AsyncWebsocketConsumer):
         except people.PeopleError as exc:
             await self.refuse(ErrorCode.BAD_FRAME, str(exc))
 
+    async def on_approval_respond(self, frame: protocol.ApprovalRespond) -> None:
+        """Idempotent: an approval already decided is answered with how it ended, to this
+        socket only (the others heard it when it was decided)."""
+        assert self.conversation is not None
+        decision = await db(approvals.approval_respond)(
+            conversation=self.conversation, approval_id=frame.approval, approve=frame.approve
+        )
+        if decision.refusal:
+            code = ErrorCode.NOT_FOUND if decision.approval is None else ErrorCode.FORBIDDEN
+            await self.refuse(code, decision.refusal, ref=frame.approval)
+            return
+        if decision.changed:
+            turns.schedule(self.conversation, client=self.client)
+            return
+        already = approvals.resolved_frame(decision.approval) if decision.approval else None
+        if already is not None:
+            await self.send_frame(already)
+
     _HANDLERS: ClassVar[dict[type, Callable[[Any, Any], Awaitable[None]]]] = {
         protocol.SessionStart: on_session_start,
         protocol.MessageSend: on_message_send,
@@ -265,6 +286,7 @@ class ChatConsumer(RelayDispatch, AsyncWebsocketConsumer):
         protocol.HumanRequest: on_human_request,
         protocol.Csat: on_csat,
         protocol.ContactEmail: on_contact_email,
+        protocol.ApprovalRespond: on_approval_respond,
     }
 
     # --- group events ------------------------------------------------------------------

@@ -26,6 +26,7 @@ class Role(LabelledEnum):
 
 class MessageStatus(LabelledEnum):
     PENDING = "pending", "Waiting for a reply"
+    WAITING = "waiting", "Waiting for an approval"
     ANSWERED = "answered", "Answered"
     FAILED = "failed", "Reply failed"
     DONE = "done", "Done"
@@ -37,6 +38,7 @@ class TurnStatus(LabelledEnum):
     ERROR = "error", "Error"
     CANCELLED = "cancelled", "Cancelled"
     BLOCKED = "blocked", "Blocked by a guardrail"
+    PAUSED = "paused", "Paused for an approval"
 
 
 class TurnEventKind(LabelledEnum):
@@ -45,6 +47,7 @@ class TurnEventKind(LabelledEnum):
     TOOL = "tool", "Tool call"
     ERROR = "error", "Error"
     GUARDRAIL = "guardrail", "Guardrail"
+    APPROVAL = "approval", "Approval"
 
 
 class ConversationStatus(LabelledEnum):

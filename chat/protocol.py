@@ -318,6 +318,15 @@ class ContactEmail(ClientFrame):
     email: str = Field(max_length=Limits.USER_EMAIL_CHARS, title="email address")
 
 
+class ApprovalRespond(ClientFrame):
+    """The user's yes or no to an action (`approval.request`). Answering twice changes
+    nothing."""
+
+    type: Literal["approval.respond"] = "approval.respond"
+    approval: str = Field(min_length=1, max_length=64, title="approval id")
+    approve: bool = Field(title="approve", strict=True)
+
+
 def _frame_type(model: type[BaseModel]) -> str:
     return model.model_fields["type"].default
 
@@ -334,6 +343,7 @@ CLIENT_FRAMES: dict[str, type[ClientFrame]] = {
         HumanRequest,
         Csat,
         ContactEmail,
+        ApprovalRespond,
     )
 }
 
@@ -631,8 +641,9 @@ class WorkflowProgress(TurnFrame):
 class TurnDone(TurnFrame):
     type: Literal["turn.done"] = "turn.done"
     turn: str
-    # "blocked": a guardrail stopped the turn, after a plain-words message.done.
-    status: Literal["ok", "error", "cancelled", "blocked"]
+    # "blocked": a guardrail stopped the turn, after a plain-words message.done;
+    # "paused": it waits for an approval and resumes as a new turn once answered.
+    status: Literal["ok", "error", "cancelled", "blocked", "paused"]
     usage: UsagePayload = UsagePayload()
 
 
@@ -643,6 +654,26 @@ class TurnProgress(TurnFrame):
     turn: str
     message: str
     elapsed: float  # seconds since the turn started
+
+
+class ApprovalRequest(TurnFrame):
+    """An action waits for a yes or no: from the user when `by` is "user", from staff
+    when it is "staff". Nothing has been done yet."""
+
+    type: Literal["approval.request"] = "approval.request"
+    turn: str
+    approval: str
+    agent: str
+    action: str
+    summary: str
+    by: Literal["user", "staff"]
+    expires: str
+
+
+class ApprovalResolved(ServerFrame):
+    type: Literal["approval.resolved"] = "approval.resolved"
+    approval: str
+    outcome: Literal["approved", "declined", "expired"]
 
 
 class FeedbackAck(ServerFrame):
@@ -707,6 +738,8 @@ SERVER_FRAMES: dict[str, type[ServerFrame]] = {
         WorkflowProgress,
         TurnProgress,
         TurnDone,
+        ApprovalRequest,
+        ApprovalResolved,
         FeedbackAck,
         StatusChanged,
         Pong,

@@ -380,6 +380,9 @@ def turn_finish(
             conversation_id=turn.conversation_id
         ):
             pass  # staff took over mid-turn: the message waits for them (or a hand-back)
+        elif status == TurnStatus.PAUSED:
+            # It waits for an approval: the answer makes it pending again (chat.approvals).
+            waiting.update(status=MessageStatus.WAITING, retry_at=None)
         elif status == TurnStatus.ERROR and error_code == protocol.ErrorCode.MODEL_UNAVAILABLE:
             # No model could answer: the message stays queued and is tried again later.
             failures = Turn.objects.filter(

@@ -14,7 +14,11 @@ actions the offline model can use.
   action named in the text (a workflow step's "with lookup_invoice") is picked first.
 - Filling: each argument from the message's words (a `pattern`, an `enum`, a number),
   each word used once; a required free-text argument gets the message itself.
-- Asking: a required argument not in the message is asked for ("Which invoice?"), with
+- Looking up first: a required argument the message lacks but a read can tell (another
+  action, a GET needing no approval, whose arguments the message holds and whose answer
+  has a field of that name: "refund invoice X" needs the amount, which looking up
+  invoice X tells) is filled from that read's answer, then the call is made.
+- Asking: a required argument not in the message (nor in a read) is asked for ("Which invoice?"), with
   the value seen earlier in the conversation as a suggestion ("It looks like
   ACME-2024-000123."); the answer ("yes", or the value) completes the same call. What was
   asked is never stored: the question is worked out again from the conversation, and
@@ -30,7 +34,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .answers import Turn
-from .domain.actions import ActionSpec, data_of_block, label
+from .domain.actions import (
+    APPROVAL_DECLINED,
+    APPROVAL_EXPIRED,
+    ActionSpec,
+    data_of_block,
+    label,
+)
 from .text import tokenize
 
 FITS = 0.75  # share of an example's words the message must have
@@ -46,6 +56,15 @@ _YES = re.compile(
     r"that'?s (it|right|correct|the one)|that one)\b",
     re.IGNORECASE,
 )
+
+
+# A call that was not approved: what the user is told (nothing was done).
+NOT_APPROVED = {
+    APPROVAL_DECLINED["user"]: "All right: I haven't done it, and nothing was changed.",
+    APPROVAL_DECLINED["staff"]: "Our support team declined this request, so nothing was done.",
+    APPROVAL_EXPIRED: "Nobody approved this request in time, so nothing was done. "
+    "Ask again if you still want it.",
+}
 
 
 @dataclass(frozen=True)
@@ -243,6 +262,42 @@ def _answer_to_question(
     return Pick(pending.action, arguments, missing, rest)
 
 
+# --- looking up first -------------------------------------------------------------------
+
+
+def lookup_for(actions: Sequence[ActionSpec], chosen: Pick, *, text: str) -> Pick | None:
+    """A read whose answer has what the chosen call still needs (None if none does)."""
+    if not chosen.missing:
+        return None
+    for spec in actions:
+        if spec.name == chosen.action.name or spec.method != "GET" or spec.approval != "none":
+            continue
+        if not set(chosen.missing) <= set(spec.response_fields):
+            continue
+        values = find_values(spec, text)
+        if spec.required and all(n in values for n in spec.required):
+            return Pick(spec, values)
+    return None
+
+
+def completed_by(chosen: Pick, output: Any) -> Pick | None:
+    """The chosen call with what it lacked taken from a read's answer (None when the
+    answer does not have all of it, or has values the arguments' patterns refuse)."""
+    data = data_of_block(output) if isinstance(output, str) else None
+    if not isinstance(data, Mapping) or not chosen.missing:
+        return None
+    arguments = dict(chosen.arguments)
+    for name in chosen.missing:
+        value = data.get(name)
+        if value is None or isinstance(value, Mapping | list):
+            return None
+        value = _value(chosen.action.properties.get(name, {}), str(value))
+        if value is None:
+            return None
+        arguments[name] = value
+    return Pick(chosen.action, arguments)
+
+
 # --- the words --------------------------------------------------------------------------
 
 
@@ -282,7 +337,10 @@ def reply(spec: ActionSpec, arguments: Mapping[str, Any], output: Any) -> str:
     text = output if isinstance(output, str) else ""
     data = data_of_block(text)
     if data is None:
-        return f"I'm sorry, I couldn't do that. {_error_of(text)}"
+        error = _error_of(text)
+        if error in NOT_APPROVED:  # nothing was done, and that is the answer
+            return f"{NOT_APPROVED[error]} Is there anything else I can help you with?"
+        return f"I'm sorry, I couldn't do that. {error}"
     opening = (
         f"Here's what I found{_subject(spec, arguments)}:"
         if spec.method == "GET"

@@ -2,10 +2,12 @@
 
 `action_call` is what an agent's tool runs (orchestrator/sdk/tools.py only adapts it):
 the agent's permission is checked against the registry as it is now, the arguments
-against the action's JSON Schema, then who must approve. An action that needs approval
-is not run yet: it is refused in plain words and recorded (`needs_approval`); the
-approval flow will call `action_execute` with the prepared request once someone said
-yes. Every call, whatever happened, leaves one ActionCall row.
+against the action's JSON Schema, then who must approve. A call that needs approval
+is stopped by the SDK before it gets here (`needs_approval`; orchestrator.approvals
+keeps the paused run); once approved, the resumed run calls it with its `Grant`: the
+call keeps the id it had from the start (its ActionCall row, the X-Superorch-Call
+header), and a call already made is answered from its record, never sent twice.
+Every call, whatever happened, leaves one ActionCall row.
 
 Secrets (the signing secret, header values) are read from the database at the moment
 of the call, held by `_Prepared` (whose repr hides them), sent in headers and nowhere
@@ -48,6 +50,14 @@ class CallContext:
     agent_slug: str
     conversation_id: uuid.UUID | None = None
     turn_id: uuid.UUID | None = None
+
+
+@dataclass(frozen=True)
+class Grant:
+    """An approved call, as the resumed run's tool sees it (orchestrator.approvals)."""
+
+    call_id: uuid.UUID
+    approved_by: str
 
 
 @dataclass(frozen=True)
@@ -120,23 +130,27 @@ def action_call_record(
     approval: str = "",
     call_id: uuid.UUID | None = None,
 ) -> uuid.UUID:
-    """One row per call: made, refused, invalid, or waiting for approval."""
+    """One row per call: made, refused, invalid, or waiting for approval. An approved
+    call's row (made when it began to wait) is brought up to date."""
     if not isinstance(arguments, dict):
         arguments = {"_raw": str(arguments)[:2000]} if arguments else {}
-    row = ActionCall.objects.create(
+    fields = {
+        "action_id": action_id,
+        "tool": tool[:100],
+        "agent_slug": context.agent_slug,
+        "conversation_id": context.conversation_id,
+        "arguments": arguments,
+        "status": status,
+        "http_status": http_status,
+        "error": error[:2000],
+        "output": output[:4000],
+        "duration_ms": duration_ms,
+        "approval": approval,
+    }
+    row, _ = ActionCall.objects.update_or_create(
         uuid=call_id or uuid.uuid4(),
-        action_id=action_id,
-        tool=tool[:100],
-        agent_slug=context.agent_slug,
-        conversation_id=context.conversation_id,
-        turn_id=context.turn_id,
-        arguments=arguments,
-        status=status,
-        http_status=http_status,
-        error=error[:2000],
-        output=output[:4000],
-        duration_ms=duration_ms,
-        approval=approval,
+        defaults=fields,
+        create_defaults={**fields, "turn_id": context.turn_id},
     )
     logger.info(
         "tool call %s by %s: %s%s",
@@ -254,17 +268,29 @@ def _secrets(action: Action) -> tuple[str, dict[str, str]] | None:
 
 
 async def action_call(
-    *, name: str, raw_arguments: str | dict[str, Any] | None, context: CallContext
+    *,
+    name: str,
+    raw_arguments: str | dict[str, Any] | None,
+    context: CallContext,
+    grant: Grant | None = None,
 ) -> CallResult:
-    """What an agent's action tool does: check, then call, or refuse; always recorded."""
+    """What an agent's action tool does: check, then call, or refuse; always recorded.
+    `grant`: the approval of this very call (a resumed run)."""
+    if grant is not None:
+        done = await db_call(_already_made, call_id=grant.call_id)
+        if done is not None:  # a resume tried again: the call was made, it is not resent
+            return done
     prepared = await db_call(
         action_prepare, name=name, raw_arguments=raw_arguments, context=context
     )
     if isinstance(prepared, CallResult):
         return prepared
+    if prepared.approval and grant is not None:
+        prepared.call_id = grant.call_id
+        return await action_execute(prepared, approved_by=grant.approved_by)
     if prepared.approval:
-        # Approvals come next (docs/actions.md): until then nothing that needs one runs.
-        error = rules.APPROVAL_NOT_AVAILABLE
+        # Only a run that can pause asks (a chat turn); a workflow step cannot.
+        error = rules.IN_WORKFLOW
         call_id = await db_call(
             action_call_record,
             tool=name,
@@ -308,6 +334,22 @@ async def action_execute(prepared: _Prepared, *, approved_by: str = "") -> CallR
 
 def _set_approved_by(*, call_id: uuid.UUID, approved_by: str) -> None:
     ActionCall.objects.filter(uuid=call_id).update(approved_by=approved_by[:200])
+
+
+def _already_made(*, call_id: uuid.UUID) -> CallResult | None:
+    """An approved call that was already made (OK or failed), as the model saw it."""
+    row = (
+        ActionCall.objects.filter(
+            uuid=call_id, status__in=(ActionCallStatus.OK, ActionCallStatus.FAILED)
+        )
+        .only("status", "output", "error")
+        .first()
+    )
+    if row is None:
+        return None
+    status = ActionCallStatus(row.status)
+    output = row.output if status == ActionCallStatus.OK else refusal_output(row.error)
+    return CallResult(status, output, call_id)
 
 
 def signed_headers(prepared: _Prepared, timestamp: str) -> dict[str, str]:

@@ -385,7 +385,14 @@ class ActionAdmin(admin.ModelAdmin):
             "Limits and answer",
             {"fields": ("timeout_seconds", "max_response_bytes", "response_fields")},
         ),
-        ("Approval", {"fields": ("approval", "approval_amount_path", "approval_threshold")}),
+        (
+            "Approval",
+            {
+                "fields": (
+                    "approval", "approval_amount_path", "approval_threshold", "approval_summary"
+                )
+            },
+        ),
     )
 
     @admin.display(description="agents")

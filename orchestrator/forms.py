@@ -142,6 +142,7 @@ class ActionForm(forms.ModelForm):
             "approval",
             "approval_amount_path",
             "approval_threshold",
+            "approval_summary",
         ]
 
     def clean_headers(self):

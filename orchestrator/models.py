@@ -17,6 +17,7 @@ from .domain.enums import (
     AgentRole,
     AlertMetric,
     ApprovalPolicy,
+    ApprovalStatus,
     BreakerState,
     ErrorKind,
     HttpMethod,
@@ -34,6 +35,7 @@ __all__ = [
     "ActionCallStatus",
     "AgentRole",
     "ApprovalPolicy",
+    "ApprovalStatus",
     "AlertMetric",
     "BreakerState",
     "ErrorKind",
@@ -649,6 +651,12 @@ class Action(models.Model):
         blank=True,
         help_text='For "staff above": amounts above this need a member of staff.',
     )
+    approval_summary = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="What the person approving reads, with {argument} placeholders, e.g. "
+        '"Refund EUR {amount} for invoice {invoice}". Empty: the description and arguments.',
+    )
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -685,6 +693,10 @@ class Action(models.Model):
         fields = self.response_fields
         if not isinstance(fields, list) or not all(isinstance(f, str) for f in fields):
             errors["response_fields"] = ['A list of field names, e.g. ["status", "amount"].']
+        if problems := action_rules.summary_problems(
+            self.approval_summary, schema if isinstance(schema, dict) else {}
+        ):
+            errors["approval_summary"] = problems
         if self.approval == ApprovalPolicy.STAFF_ABOVE and (
             not self.approval_amount_path or self.approval_threshold is None
         ):
@@ -722,7 +734,7 @@ class ActionCall(models.Model):
         max_length=10, blank=True, help_text="Who had to approve it: user or staff."
     )
     approved_by = models.CharField(
-        max_length=200, blank=True, help_text="Who approved it (approvals come next)."
+        max_length=200, blank=True, help_text="Who approved it: the user, or a member of staff."
     )
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
@@ -736,3 +748,47 @@ class ActionCall(models.Model):
     @property
     def arguments_text(self) -> str:
         return json.dumps(self.arguments, ensure_ascii=False, default=str)
+
+
+class Approval(models.Model):
+    """An action call waiting for a yes or no (docs/actions.md, "Approvals").
+
+    The paused run is kept as the Agents SDK's serialised RunState; the answer resumes it
+    as a new turn of the conversation. `call_id` is the call's id from the start (its
+    ActionCall row and the X-Superorch-Call header): however often the resume is tried
+    (a server or worker killed between the yes and the call), the site sees one call.
+    """
+
+    Status = ApprovalStatus
+
+    call_id = models.UUIDField(
+        unique=True, default=uuid.uuid4, editable=False, help_text="The call's id (its record)."
+    )
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    conversation_id = models.UUIDField(db_index=True)
+    turn_id = models.UUIDField(db_index=True, help_text="The turn that paused for it.")
+    action = models.ForeignKey(
+        Action, null=True, blank=True, on_delete=models.SET_NULL, related_name="approvals"
+    )
+    tool = models.CharField(max_length=100)
+    agent_slug = models.CharField(max_length=50)
+    start_agent = models.CharField(max_length=50, help_text="Where the paused run started.")
+    tool_call_id = models.CharField(max_length=200, help_text="The model's id of the call.")
+    arguments = models.JSONField(default=dict, blank=True)
+    summary = models.CharField(max_length=300)
+    by = models.CharField(max_length=10, help_text="Who decides: user or staff.")
+    status = models.CharField(
+        max_length=10, choices=Status.choices(), default=Status.PENDING.value, db_index=True
+    )
+    run_state = models.TextField(help_text="The paused run (the SDK's RunState, as JSON).")
+    expires_at = models.DateTimeField()
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "expires_at"])]
+
+    def __str__(self) -> str:
+        return f"{self.summary} ({self.get_status_display()})"

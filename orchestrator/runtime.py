@@ -27,6 +27,7 @@ from .domain.events import (
     QUEUED_FOR_LATER,
     AgentChanged,
     AgentRef,
+    ApprovalRequested,
     Emit,
     MessageDelta,
     MessageDone,
@@ -45,13 +46,14 @@ from .domain.permissions import visible_context
 from .domain.recovery import Action, Recovery
 from .domain.routing_policy import RoutingDecision
 from .domain.team import Team
-from .sdk.attempt import Attempt, AttemptResult, TurnState
+from .sdk.attempt import CANNOT_RESUME, Attempt, AttemptResult, TurnState
 from .sdk.team import build_team, context_block
 
 __all__ = [
     "INTERNAL_ERROR",
     "AgentChanged",
     "AgentRef",
+    "ApprovalRequested",
     "OffTopicRule",
     "Emit",
     "MessageDelta",
@@ -73,6 +75,8 @@ async def run_turn(
 ) -> TurnOutcome:
     cancel = cancel or asyncio.Event()
     team = await db_call(selectors.team_snapshot)
+    if request.resume is not None:  # an approval was answered: the paused run goes on
+        return await _answered(team, request, None, emit, cancel)
     try:
         # Routing is CPU work (and may train the router): never on the event loop.
         decision = await db_call_parallel(
@@ -129,11 +133,13 @@ async def _declined(
 async def _answered(
     team: Team,
     request: TurnRequest,
-    decision: RoutingDecision,
+    decision: RoutingDecision | None,
     emit: Emit,
     cancel: asyncio.Event,
 ) -> TurnOutcome:
-    """The routed agent answers (with handoffs, fallbacks and retries in `_attempts`)."""
+    """The routed agent answers (with handoffs, fallbacks and retries in `_attempts`), or
+    the run paused for an approval goes on (`decision` None: one attempt, and a failure
+    leaves the message to be tried again, still as that run)."""
     shared = await db_call(selectors.context_visible, conversation_id=request.conversation_id)
     try:
         built = build_team(
@@ -157,6 +163,12 @@ async def _answered(
         silence_left=settings.SUPERORCH_TURN_SILENCE_BUDGET or float("inf"),
         screen=await _screen_rules(team, request, shared),
     )
+    resume = request.resume
+    if decision is None:
+        if resume.start_agent not in team.agents:
+            return TurnOutcome.failed(TurnErrorCode.INTERNAL, CANNOT_RESUME, "agent removed")
+        attempt = Attempt(turn, resume.start_agent, ChangeReason.ROUTE, resume=resume)
+        return await _outcome(turn, await attempt.run())
     first = ChangeReason.FALLBACK if decision.path == RoutePath.FALLBACK else ChangeReason.ROUTE
     return await _outcome(turn, await _attempts(turn, decision.agent, first))
 
@@ -227,6 +239,8 @@ async def _outcome(turn: TurnState, result: AttemptResult) -> TurnOutcome:
         # A workflow answer this turn took but could not pass on goes to the conversation.
         for run_id in turn.claimed:
             await db_call(workflow_engine.workflow_release_delivery, run_id=run_id)
+    if result.status == TurnResult.PAUSED:
+        return TurnOutcome.paused(turn.ref(turn.final_slug) if turn.final_slug else None, turn.usage)
     if result.status == TurnResult.BLOCKED and result.guardrail is not None:
         if result.guardrail.guardrail == GuardrailName.INPUT_LLM:  # nothing was said yet
             speaker = _speaker(turn.team, turn.request)

@@ -166,6 +166,8 @@ def action_spec(action: Action) -> ActionSpec:
         approval=action.approval,
         approval_amount_path=action.approval_amount_path,
         approval_threshold=action.approval_threshold,
+        approval_summary=action.approval_summary,
+        response_fields=tuple(f for f in action.response_fields or () if isinstance(f, str)),
         enabled=action.enabled,
         version=action.updated_at.isoformat() if action.updated_at else "",
     )

@@ -115,3 +115,15 @@ def _input_guardrail_ready():
 
     corpus = {key: list(texts) for key, texts in guardrails.dev_corpus()}
     registry_cache.guardrails.get(corpus, [], background=False)
+
+
+@pytest.fixture
+def demo_backend(team, settings, monkeypatch):
+    """The demo's backend on a free port, the seeded actions pointing at it: its address."""
+    from tests.support.demo import DemoBackend, fresh_ledger
+
+    fresh_ledger(monkeypatch)
+    server = DemoBackend()
+    settings.SUPERORCH_ACTION_HOSTS = [server.address.removeprefix("http://")]
+    yield server.start()
+    server.stop()

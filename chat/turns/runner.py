@@ -22,7 +22,7 @@ from django.conf import settings
 
 from orchestrator import alerts, metrics, runtime
 
-from .. import people, protocol, selectors, services
+from .. import approvals, people, protocol, selectors, services
 from ..broadcast import DeltaStream, TurnCancelListener, broadcast
 from ..enums import EscalationSource, OffTopic
 from ..models import Turn, TurnEvent, TurnStatus
@@ -40,6 +40,7 @@ AGENT_OUTPUT = (
     protocol.ToolFinished,
     protocol.WorkflowProgress,
     protocol.TurnProgress,
+    protocol.ApprovalRequest,
 )
 STILL_WORKING = "Still working on it. This is taking a little longer than usual."
 
@@ -52,6 +53,7 @@ RuntimeEvent = (
     | runtime.MessageDelta
     | runtime.MessageDone
     | runtime.WorkflowProgress
+    | runtime.ApprovalRequested
 )
 
 
@@ -93,6 +95,7 @@ class TurnRunner:
         history = await db(selectors.turn_history)(turn=turn)
         reply_to = await db(selectors.turn_reply_ref)(turn=turn)
         self.takes_over = await db(selectors.turn_partial_replies)(turn=turn)
+        resume = await db(approvals.turn_resume)(turn=turn)  # an approval was answered
         await self._send(protocol.TurnStarted(turn=self.key, reply_to=reply_to))
         return runtime.TurnRequest(
             conversation_id=self.conversation_uuid,
@@ -108,6 +111,7 @@ class TurnRunner:
                 reply=conversation.site.off_topic_reply,
                 site_name=conversation.site.name,
             ),
+            resume=resume,
         )
 
     async def _answer(self, request: runtime.TurnRequest) -> runtime.TurnOutcome:
@@ -294,7 +298,24 @@ class TurnRunner:
             )
         )
 
+    async def _on_approval(self, event: runtime.ApprovalRequested) -> None:
+        """An action waits for a yes or no: the card on every page (and, for staff's, the
+        inbox). The turn then ends paused."""
+        await db(approvals.approval_asked)(turn_id=self.turn.pk, approval_id=event.approval_id)
+        await self._send(
+            protocol.ApprovalRequest(
+                turn=self.key,
+                approval=str(event.approval_id),
+                agent=event.agent,
+                action=event.action,
+                summary=event.summary,
+                by=event.by,
+                expires=event.expires,
+            )
+        )
+
     _HANDLERS: ClassVar[dict[type, Callable[[Any, Any], Awaitable[None]]]] = {
+        runtime.ApprovalRequested: _on_approval,
         runtime.MessageDelta: _on_delta,
         runtime.RouteDecided: _on_route,
         runtime.MessageDone: _on_message_done,

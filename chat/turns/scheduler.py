@@ -35,7 +35,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
-from .. import selectors, services
+from .. import approvals, selectors, services
 from ..broadcast import turn_cancel_request
 from ..models import Conversation
 from .runner import TurnRunner
@@ -106,7 +106,9 @@ def claim_retry_delay(attempt: int) -> float:
 async def sweep_once() -> int:
     """Answer the conversations that wait for nobody: a due pending message (queued for a
     later try, or left by a turn whose process died) and no live lease. Returns how many
-    were scheduled (here, or on Celery)."""
+    were scheduled (here, or on Celery). Approvals nobody answered in time expire first:
+    their messages are then due (resumed as not approved)."""
+    await db(approvals.approvals_expire_sweep)()
     due = await db(selectors.conversations_to_resume)()
     for pk, conversation_uuid in due:
         if on_celery():

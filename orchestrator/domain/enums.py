@@ -73,6 +73,7 @@ class TurnResult(StrEnum):
     ERROR = "error"
     CANCELLED = "cancelled"
     BLOCKED = "blocked"  # a guardrail stopped it (docs/guardrails.md)
+    PAUSED = "paused"  # it waits for an approval, and resumes as a new turn once answered
 
 
 class TurnErrorCode(StrEnum):
@@ -171,8 +172,7 @@ class HttpMethod(LabelledEnum):
 
 
 class ApprovalPolicy(LabelledEnum):
-    """Who must say yes before an action runs (approvals are stored now, enforced by
-    refusing: the approval flow itself comes next, docs/actions.md)."""
+    """Who must say yes before an action runs (docs/actions.md, "Approvals")."""
 
     NONE = "none", "No approval"
     USER = "user", "The user approves"
@@ -188,3 +188,14 @@ class ActionCallStatus(LabelledEnum):
     INVALID = "invalid", "Invalid arguments"
     REFUSED = "refused", "Refused (not permitted)"
     NEEDS_APPROVAL = "needs_approval", "Needs approval"
+    DECLINED = "declined", "Declined (not approved)"
+    EXPIRED = "expired", "Approval expired"
+
+
+class ApprovalStatus(LabelledEnum):
+    """Where an approval stands (protocol `approval.resolved` outcomes, and pending)."""
+
+    PENDING = "pending", "Waiting for an answer"
+    APPROVED = "approved", "Approved"
+    DECLINED = "declined", "Declined"
+    EXPIRED = "expired", "Expired"

@@ -92,6 +92,19 @@ class WorkflowProgress:
     total: int
 
 
+@dataclass(frozen=True)
+class ApprovalRequested:
+    """An action waits for a yes or no; the turn ends paused (protocol approval.request)."""
+
+    approval_id: uuid.UUID
+    agent: str  # slug
+    action: str
+    summary: str
+    by: str  # user | staff
+    expires: str  # ISO time
+    arguments: dict[str, Any] = field(default_factory=dict)  # for staff (never the user's page)
+
+
 TurnUpdate = (
     RouteDecided
     | AgentChanged
@@ -100,6 +113,7 @@ TurnUpdate = (
     | MessageDelta
     | MessageDone
     | WorkflowProgress
+    | ApprovalRequested
 )
 Emit = Callable[[TurnUpdate], Awaitable[None]]
 
@@ -120,6 +134,8 @@ class TurnRequest:
     user_email: str = ""  # the user's own address: replies may show it (output guardrail)
     # The site declines messages that fit no agent (None: the fallback agent answers them).
     off_topic: OffTopicRule | None = None
+    # This turn resumes a run paused for an approval (orchestrator.approvals.Resume).
+    resume: Any = None
 
     @property
     def user_text(self) -> str:
@@ -152,6 +168,11 @@ class TurnOutcome:
     def cancelled(cls) -> TurnOutcome:
         """Stopped before any agent ran (a person took the conversation as it started)."""
         return cls(TurnResult.CANCELLED, None, {})
+
+    @classmethod
+    def paused(cls, agent: AgentRef | None, usage: dict[str, int]) -> TurnOutcome:
+        """The turn waits for an approval (it resumes as a new turn once answered)."""
+        return cls(TurnResult.PAUSED, agent, usage)
 
     @classmethod
     def for_people(cls) -> TurnOutcome:

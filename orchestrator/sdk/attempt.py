@@ -28,6 +28,7 @@ from agents import (
     RunItemStreamEvent,
     Runner,
 )
+from agents import RunState
 from agents.result import RunResultStreaming
 from django.conf import settings
 
@@ -40,12 +41,16 @@ from ..domain.enums import (
     TurnErrorCode,
     TurnResult,
 )
+from ..actions import parse_arguments, refusal_output
+from ..aio import db_call
+from ..approvals import PausedCall, Resume, approval_open
 from ..domain.events import (
     INTERNAL_ERROR,
     MODEL_UNAVAILABLE,
     TOO_SLOW,
     AgentChanged,
     AgentRef,
+    ApprovalRequested,
     Emit,
     MessageDelta,
     MessageDone,
@@ -63,6 +68,10 @@ from .team import BuiltTeam
 from .tools import tool_not_found
 
 logger = logging.getLogger(__name__)
+CANNOT_RESUME = (
+    "Sorry, this request can no longer be completed (our setup changed meanwhile). "
+    "Nothing was done; please ask again."
+)
 
 
 @dataclass
@@ -120,8 +129,15 @@ class AgentSilent(Exception):
 
 
 class Attempt:
-    def __init__(self, turn: TurnState, start_slug: str, reason: ChangeReason) -> None:
+    def __init__(
+        self,
+        turn: TurnState,
+        start_slug: str,
+        reason: ChangeReason,
+        resume: Resume | None = None,
+    ) -> None:
         self.turn, self.start_slug, self.first_reason = turn, start_slug, reason
+        self.resume = resume  # a run paused for an approval, continued
         request = turn.request
         self.recorder = RunRecorder(
             team=turn.team,
@@ -148,16 +164,25 @@ class Attempt:
 
     async def run(self) -> AttemptResult:
         turn = self.turn
+        start = turn.built.agents[self.start_slug]
+        context = TurnContext(
+            turn.request.conversation_id, turn.request.turn_id, turn.team, turn.emit, turn.claimed
+        )
+        run_input: Any = [
+            {"role": m["role"], "content": m["content"]} for m in turn.request.history
+        ]
+        if self.resume is not None:
+            try:
+                run_input = await paused_run(start, self.resume, context)
+            except Exception as exc:  # the registry changed shape, or the state is unreadable
+                logger.warning("turn %s: cannot resume: %s", turn.request.turn_id, exc)
+                return AttemptResult(
+                    TurnResult.ERROR, TurnErrorCode.INTERNAL, CANNOT_RESUME, f"resume: {exc}"
+                )
         result = Runner.run_streamed(
-            turn.built.agents[self.start_slug],
-            input=[{"role": m["role"], "content": m["content"]} for m in turn.request.history],
-            context=TurnContext(
-                turn.request.conversation_id,
-                turn.request.turn_id,
-                turn.team,
-                turn.emit,
-                turn.claimed,
-            ),  # fmt: skip
+            start,
+            input=run_input,
+            context=None if self.resume is not None else context,
             max_turns=settings.SUPERORCH_MAX_MODEL_CALLS,
             hooks=self.recorder,
             run_config=RunConfig(
@@ -172,12 +197,53 @@ class Attempt:
         outcome = AttemptResult(TurnResult.OK)
         try:
             await self._consume(result)
+            if result.interruptions and not turn.cancel.is_set():
+                outcome = await self._pause(result)
         except Exception as exc:  # model, network and tool failures end the attempt cleanly
             outcome = self._failure(exc)
         finally:
             watcher.cancel()
             outcome = await self._end(result, outcome)
         return outcome
+
+    async def _pause(self, result: RunResultStreaming) -> AttemptResult:
+        """The run stopped before a call that needs approval: keep it, ask, end paused.
+        (Several at once are asked one by one: the resumed run stops at the next.)"""
+        turn, item = self.turn, result.interruptions[0]
+        raw = item.raw_item
+        for running in sorted(self.tools_running):  # waiting now, not working: no spinner
+            await turn.emit(ToolFinished(running, True))
+        self.tools_running.clear()
+        text = raw.get("arguments") if isinstance(raw, dict) else getattr(raw, "arguments", "")
+        arguments, _ = parse_arguments(text or "{}")
+        state = result.to_state().to_string(context_serializer=_context_for_state)
+        slug = turn.built.slug_by_name.get(item.agent.name, self.current_slug or self.start_slug)
+        request = turn.request
+        approval = await db_call(
+            approval_open,
+            paused=PausedCall(
+                conversation_id=request.conversation_id,
+                turn_id=request.turn_id,
+                tool=item.tool_name or tool_name(raw),
+                agent_slug=slug,
+                start_agent=self.start_slug,
+                tool_call_id=call_id(raw),
+                arguments=arguments or {},
+                run_state=state,
+            ),
+        )
+        await turn.emit(
+            ApprovalRequested(
+                approval_id=approval.uuid,
+                agent=slug,
+                action=approval.tool,
+                summary=approval.summary,
+                by=approval.by,
+                expires=approval.expires_at.isoformat(),
+                arguments=approval.arguments,
+            )
+        )
+        return AttemptResult(TurnResult.PAUSED, detail=f"waiting for approval {approval.uuid}")
 
     async def _cancel_on_request(self, result: RunResultStreaming) -> None:
         await self.turn.cancel.wait()
@@ -266,7 +332,7 @@ class Attempt:
     async def _end(self, result: RunResultStreaming, outcome: AttemptResult) -> AttemptResult:
         """Stop what still runs, keep what the user saw, close the run record."""
         turn = self.turn
-        if outcome.status != TurnResult.OK:  # stop the SDK's run: no more model or tool calls
+        if outcome.status not in (TurnResult.OK, TurnResult.PAUSED):  # no more model or tool calls
             result.cancel()
             if self._events is not None:
                 with contextlib.suppress(Exception):
@@ -279,8 +345,11 @@ class Attempt:
         for message_id, chunks in self.partial.items():
             await turn.emit(MessageDone(message_id, speaker, "".join(chunks)))
         self.partial.clear()
-        # A run a guardrail stopped is recorded as cancelled (its detail says by which).
-        run_status = RunStatus.CANCELLED if status == TurnResult.BLOCKED else RunStatus(status)
+        # A run a guardrail stopped is recorded as cancelled (its detail says by which); a
+        # paused one as ok (it did its part: the resumed turn records the rest).
+        run_status = {
+            TurnResult.BLOCKED: RunStatus.CANCELLED, TurnResult.PAUSED: RunStatus.OK
+        }.get(status) or RunStatus(status)
         await self.recorder.close(run_status, outcome.detail, outcome.kind)
         usage = result.context_wrapper.usage
         turn.usage["requests"] += usage.requests
@@ -366,6 +435,8 @@ class Attempt:
 
     async def _tool_output(self, item: Any) -> None:
         call = call_id(item.raw_item)
+        if call not in self.tools_running:
+            return  # an approved call of the paused turn (its card said what it does)
         self.tools_running.discard(call)
         await self.turn.emit(ToolFinished(call, tool_ok(item.output)))
 
@@ -388,3 +459,27 @@ class Attempt:
         self.partial.pop(message_id, None)
         if text:
             await self.turn.emit(MessageDone(message_id, speaker, text))
+
+
+def _context_for_state(context: Any) -> dict[str, Any]:
+    """What of the turn's context the stored run keeps: its ids (the resumed turn brings
+    the rest: the team as it is then, its own event callback)."""
+    return {
+        "conversation_id": str(getattr(context, "conversation_id", "")),
+        "turn_id": str(getattr(context, "turn_id", "")),
+    }
+
+
+async def paused_run(start: Any, resume: Resume, context: TurnContext) -> RunState[Any]:
+    """The stored run, rebuilt on the team as it is now, with the answer applied."""
+    if resume.grant is not None:
+        context.grants[resume.tool_call_id] = resume.grant
+    state = await RunState.from_string(start, resume.run_state, context_override=context)
+    for item in state.get_interruptions():
+        if call_id(item.raw_item) != resume.tool_call_id:
+            continue
+        if resume.grant is not None:
+            state.approve(item)
+        else:
+            state.reject(item, rejection_message=refusal_output(resume.refusal))
+    return state

@@ -6,6 +6,7 @@ import json
 import uuid
 from dataclasses import dataclass, field
 
+from ..actions import Grant
 from ..domain.events import Emit
 from ..domain.team import Team
 
@@ -18,6 +19,13 @@ class TurnContext:
     emit: Emit | None = None  # the turn's event callback (None in workflow steps)
     claimed_workflows: set[int] = field(default_factory=set)  # answers this turn took
     agent_slug: str = ""  # the agent running now (the run recorder keeps it current)
+    # A resumed run's approved calls, by the model's call id (orchestrator.approvals).
+    grants: dict[str, Grant] = field(default_factory=dict)
+
+    @property
+    def can_pause(self) -> bool:
+        """A chat turn can wait for an approval; a workflow step (no emit) cannot."""
+        return self.emit is not None
 
 
 # How an agent's instructions introduce the support team's hand-back note (team.context_block);

@@ -24,7 +24,7 @@ from agents import FunctionTool, RunContextWrapper, ToolErrorFormatterArgs, func
 
 from .. import actions, selectors, services, stats
 from ..aio import db_call, db_call_parallel
-from ..domain.actions import ActionSpec, model_schema
+from ..domain.actions import ActionSpec, approval_needed, argument_errors, model_schema
 from ..domain.exceptions import ContextError
 from ..domain.permissions import context_refusal, knowledge_refusal, tool_refusal
 from ..domain.team import AgentSpec, Team
@@ -283,14 +283,33 @@ def action_description(action: ActionSpec) -> str:
 
 def action_tool(spec: AgentSpec, action: ActionSpec) -> FunctionTool:
     """An action as an SDK function tool: the action's schema, the call done by
-    orchestrator.actions (permission, arguments, approval, the request, the record)."""
+    orchestrator.actions (permission, arguments, the request, the record). A call that
+    needs approval stops the run first (the SDK's `needs_approval`): the attempt keeps
+    the paused run (orchestrator.approvals), and the resumed run calls it with its grant."""
     name, slug = action.name, spec.slug
 
     async def invoke(ctx: Any, raw: str) -> str:
+        context = ctx.context
+        grants = getattr(context, "grants", None) or {}
         result = await actions.action_call(
-            name=name, raw_arguments=raw, context=_call_context(ctx, slug)
+            name=name,
+            raw_arguments=raw,
+            context=_call_context(ctx, slug),
+            grant=grants.get(getattr(ctx, "tool_call_id", "")),
         )
         return result.output
+
+    async def needs_approval(ctx: Any, arguments: dict[str, Any], call_id: str) -> bool:
+        context = ctx.context
+        if not getattr(context, "can_pause", False) or call_id in context.grants:
+            return False  # a workflow step refuses in the call; a granted call runs
+        team = await db_call(selectors.team_snapshot)
+        current = team.actions.get(name)
+        if tool_refusal(team, slug, name) or current is None or not current.enabled:
+            return False  # refused (and recorded) in the call itself
+        if not isinstance(arguments, dict) or argument_errors(current, arguments):
+            return False  # invalid: the call says what is wrong
+        return bool(approval_needed(current, arguments))
 
     schema = model_schema(action.schema) or {"type": "object", "properties": {}}
     return FunctionTool(
@@ -299,6 +318,7 @@ def action_tool(spec: AgentSpec, action: ActionSpec) -> FunctionTool:
         params_json_schema=schema,
         on_invoke_tool=invoke,
         strict_json_schema=False,
+        needs_approval=needs_approval,
     )
 
 

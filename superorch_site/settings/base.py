@@ -332,6 +332,10 @@ PROMETHEUS_MULTIPROC_DIR = env.str("PROMETHEUS_MULTIPROC_DIR", default="")
 # Actions (docs/actions.md) may only call these hosts: "host" (the scheme's usual port) or
 # "host:port"; https:// unless the host is this machine. Empty: no action can be called.
 SUPERORCH_ACTION_HOSTS = env.list("SUPERORCH_ACTION_HOSTS", default=[])
+# How long an action waits for its approval (seconds): the user's yes or no, and staff's.
+# Past it the approval expires and nothing is done (docs/actions.md, "Approvals").
+SUPERORCH_APPROVAL_TTL_USER = env.int("SUPERORCH_APPROVAL_TTL_USER", default=3600)
+SUPERORCH_APPROVAL_TTL_STAFF = env.int("SUPERORCH_APPROVAL_TTL_STAFF", default=86400)
 # Model calls per turn before the turn is stopped (SDK max_turns).
 SUPERORCH_MAX_MODEL_CALLS = env.int("SUPERORCH_MAX_MODEL_CALLS", default=10)
 # A turn that runs longer than this (seconds) is stopped and reported as failed.

@@ -98,6 +98,7 @@ def test_every_client_frame_type_has_a_model():
         "human.request",
         "csat",
         "contact.email",  # Addition (people in the loop)
+        "approval.respond",
     }
 
 
@@ -355,6 +356,16 @@ def _examples() -> list[protocol.ServerFrame]:
         protocol.Pong(),
         protocol.Error(code=ErrorCode.NOT_FOUND, ref="m"),
         protocol.StatusChanged.of(STATUS),
+        protocol.ApprovalRequest(
+            turn="t",
+            approval="a",
+            agent="billing",
+            action="request_refund",
+            summary="Refund EUR 49.00 for invoice ACME-2024-000123",
+            by="user",
+            expires="2026-12-04T18:00:00+00:00",
+        ),
+        protocol.ApprovalResolved(approval="a", outcome="approved"),
     ]
 
 
@@ -382,6 +393,10 @@ KEYS = {
     "turn.done": ["type", "turn", "status", "usage"],
     "turn.progress": ["type", "turn", "message", "elapsed", "seq"],
     "feedback.ack": ["type", "message"],
+    "approval.request": [
+        "type", "turn", "approval", "agent", "action", "summary", "by", "expires"
+    ],  # fmt: skip
+    "approval.resolved": ["type", "approval", "outcome"],
     "pong": ["type"],
     "error": ["type", "code", "message", "retryable", "ref"],
     "conversation.status": [

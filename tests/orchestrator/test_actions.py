@@ -17,7 +17,8 @@ from django.urls import reverse
 from chat.models import Conversation, Site
 from demo.backend import signature_valid
 from orchestrator import actions, runtime
-from orchestrator.actions import CallContext, action_call
+from orchestrator.actions import CallContext, Grant, action_call
+from orchestrator.domain.actions import IN_WORKFLOW
 from orchestrator.domain.enums import ModelProvider
 from orchestrator.models import Action, ActionCall, ActionSecret, AgentProfile
 
@@ -348,12 +349,33 @@ async def test_an_unreachable_system_is_said_in_plain_words(backend):
 @pytest.mark.parametrize(
     ("amount", "who"), [("20.00", "user"), ("150.00", "staff"), ("lots", "staff")]
 )
-async def test_an_action_needing_approval_does_not_run_and_says_so(backend, amount, who):
+async def test_an_action_needing_approval_never_runs_without_one(backend, amount, who):
+    """Outside a chat turn (a workflow step) there is nobody to ask: refused, recorded."""
     result = await call("refund_invoice", {"invoice": "ACME-2024-000123", "amount": amount})
     assert result.status == "needs_approval" and backend.requests == []
-    assert json.loads(result.output)["error"] == "This needs approval, which is not available yet."
+    assert json.loads(result.output)["error"] == IN_WORKFLOW
     row = await ActionCall.objects.aget()
     assert (row.approval, row.approved_by) == (who, "")
+
+
+async def test_an_approved_call_is_sent_once_however_often_it_is_resumed(backend):
+    backend.answer = lambda request: httpx2.Response(201, json={"id": "rf_1"})
+    grant = Grant(uuid.uuid4(), "user")
+    context = CallContext("billing", None, uuid.uuid4())
+    arguments = {"invoice": "ACME-2024-000123", "amount": "20.00"}
+    first = await action_call(
+        name="refund_invoice", raw_arguments=arguments, context=context, grant=grant
+    )
+    again = await action_call(
+        name="refund_invoice", raw_arguments=arguments, context=context, grant=grant
+    )
+    assert first.ok and again.ok and first.output == again.output
+    assert len(backend.requests) == 1
+    assert backend.requests[0].headers["X-Superorch-Call"] == str(grant.call_id)
+    row = await ActionCall.objects.aget()
+    assert (row.uuid, row.status, row.approval, row.approved_by) == (
+        grant.call_id, "ok", "user", "user"
+    )
 
 
 async def test_an_agent_not_given_an_action_is_refused_and_recorded(backend):

@@ -157,13 +157,19 @@ class LocalModel(Model):
         made = self._action_step(actions, calls, outputs, user_text, history)
         if made is not None:
             return made
+        chosen = action_picking.pick(actions, text=user_text, history=history) if actions else None
+        # A call the message makes complete (or a read completes) is more exact than a
+        # workflow's trigger word: "refund invoice X" refunds X, "I want a refund" runs
+        # the refund workflow.
+        lookup = action_picking.lookup_for(actions, chosen, text=user_text) if chosen else None
+        if chosen is not None and (not chosen.missing or lookup is not None):
+            return _call_or_ask(lookup or chosen)
         if "execute_workflow" in tool_names and user_text.strip() and not acknowledgement:
             workflow = self.team.workflow_for(user_text)
             if workflow is not None:
                 return _function_call(
                     "execute_workflow", {"workflow": workflow.slug, "request": user_text[:2000]}
                 )
-        chosen = action_picking.pick(actions, text=user_text, history=history) if actions else None
         if chosen is not None:
             return _call_or_ask(chosen)
         searches = [c for c in calls if _get(c, "name") == "search_knowledge"]
@@ -199,7 +205,14 @@ class LocalModel(Model):
             except ValueError:
                 arguments = {}
             spec = by_name[_get(call, "name")]
-            return action_picking.reply(spec, arguments, outputs.get(_get(call, "call_id")))
+            output = outputs.get(_get(call, "call_id"))
+            # A read made first for what the call the user asked for still needs.
+            wanted = action_picking.pick(actions, text=user_text, history=history)
+            if wanted is not None and len(made) == 1 and wanted.action.name != spec.name:
+                completed = action_picking.completed_by(wanted, output)
+                if completed is not None:
+                    return _function_call(completed.action.name, completed.arguments)
+            return action_picking.reply(spec, arguments, output)
         if not actions:
             return None
         answered = action_picking.answer_to_question(actions, text=user_text, history=history)
