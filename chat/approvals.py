@@ -22,8 +22,8 @@ from orchestrator.models import Approval
 
 from . import protocol
 from .broadcast import MESSAGE_CHANGE, broadcast_on_commit, staff_changed_on_commit
-from .inbox import waiting_count
 from .enums import MessageStatus, TurnEventKind, TurnStatus
+from .inbox import waiting_count
 from .models import Conversation, Message, Turn, TurnEvent
 
 logger = logging.getLogger(__name__)

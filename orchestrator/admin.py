@@ -5,12 +5,13 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from . import dashboard, selectors, services
+from . import dashboard, mcp, selectors, services
 from .forms import (
     ActionForm,
     ActionSecretForm,
     AgentProfileForm,
     KnowledgeArticleForm,
+    McpServerForm,
     WorkflowForm,
 )
 from .models import (
@@ -24,6 +25,7 @@ from .models import (
     AlertRule,
     ContextEntry,
     KnowledgeArticle,
+    McpServer,
     ModelPrice,
     RoutingExample,
     RoutingSettings,
@@ -61,14 +63,14 @@ class AgentProfileAdmin(admin.ModelAdmin):
     list_filter = ("role", "enabled", "model_provider")
     list_editable = ("enabled",)
     search_fields = ("name", "slug", "handoff_description", "instructions")
-    filter_horizontal = ("handoffs", "actions", "knowledge_bases")
+    filter_horizontal = ("handoffs", "actions", "knowledge_bases", "mcp_servers")
     inlines = [RoutingExampleInline, KnowledgeArticleInline]
     fieldsets = (
         (None, {"fields": ("name", "slug", "role", "enabled")}),
         ("Behaviour", {"fields": ("instructions", "handoff_description", "tools", "handoffs")}),
         (
             "Permissions (checked at every call)",
-            {"fields": ("actions", "knowledge_bases", "context_keys")},
+            {"fields": ("actions", "mcp_servers", "knowledge_bases", "context_keys")},
         ),
         ("Model", {"fields": ("model_provider", "model_name")}),
         ("Load and health", {"fields": ("degraded", "max_concurrency", "alternative")}),
@@ -389,7 +391,10 @@ class ActionAdmin(admin.ModelAdmin):
             "Approval",
             {
                 "fields": (
-                    "approval", "approval_amount_path", "approval_threshold", "approval_summary"
+                    "approval",
+                    "approval_amount_path",
+                    "approval_threshold",
+                    "approval_summary",
                 )
             },
         ),
@@ -401,6 +406,51 @@ class ActionAdmin(admin.ModelAdmin):
 
     def get_queryset(self, request):
         return super().get_queryset(request).prefetch_related("agents")
+
+
+@admin.register(McpServer)
+class McpServerAdmin(admin.ModelAdmin):
+    """MCP servers (streamable HTTP): agents call the tools on each one's allow-list."""
+
+    form = McpServerForm
+    list_display = ("name", "url", "enabled", "allowed", "checked_at", "last_error", "agent_names")
+    list_filter = ("enabled",)
+    search_fields = ("name", "url")
+    actions = ("check_servers",)
+    readonly_fields = ("listing", "checked_at", "last_error")
+    fieldsets = (
+        (None, {"fields": ("name", "url", "enabled")}),
+        ("Connection", {"fields": ("headers", "timeout_seconds")}),
+        ("Tools", {"fields": ("allowed_tools", "listing", "checked_at", "last_error")}),
+    )
+
+    @admin.display(description="allowed tools")
+    def allowed(self, obj: McpServer) -> str:
+        return ", ".join(map(str, obj.allowed_tools or [])) or "none"
+
+    @admin.display(description="the server's tools (last check)")
+    def listing(self, obj: McpServer) -> str:
+        lines = [
+            f"{t.get('name')}: {t.get('description') or '(no description)'}"
+            for t in obj.tools or []
+            if isinstance(t, dict)
+        ]
+        return "\n".join(lines) or "Not checked yet."
+
+    @admin.display(description="agents")
+    def agent_names(self, obj: McpServer) -> str:
+        return ", ".join(a.name for a in obj.agents.all()) or "none"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("agents")
+
+    @admin.action(description="Check the server and refresh its tool list")
+    def check_servers(self, request, queryset) -> None:
+        for server in queryset:
+            result = mcp.mcp_server_check(server=server)
+            self.message_user(
+                request, result.message, messages.SUCCESS if result.ok else messages.ERROR
+            )
 
 
 @admin.register(ActionCall)

@@ -5,7 +5,7 @@ from django import forms
 from .domain.enums import AgentRole
 from .domain.tool_names import TOOL_CHOICES
 from .knowledge import MAX_QUESTIONS, questions_problems
-from .models import Action, ActionSecret, AgentProfile, KnowledgeArticle, Workflow
+from .models import Action, ActionSecret, AgentProfile, KnowledgeArticle, McpServer, Workflow
 
 
 class AgentProfileForm(forms.ModelForm):
@@ -27,6 +27,7 @@ class AgentProfileForm(forms.ModelForm):
             "actions",
             "knowledge_bases",
             "context_keys",
+            "mcp_servers",
             "model_provider",
             "model_name",
         ]
@@ -167,3 +168,41 @@ class ActionSecretForm(forms.ModelForm):
     class Meta:
         model = ActionSecret
         fields = ["name", "note"]
+
+
+class McpServerForm(forms.ModelForm):
+    headers = IndentedJSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 90}),
+        help_text='{"Header-Name": "secret name"}: the header carries that stored secret '
+        '(Action secrets), e.g. {"Authorization": "shop_token"}.',
+    )
+    allowed_tools = IndentedJSONField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 4, "cols": 90}),
+        help_text='The tools agents may call, e.g. ["order_status"]. Empty: none.',
+    )
+
+    class Meta:
+        model = McpServer
+        fields = ["name", "url", "enabled", "headers", "timeout_seconds", "allowed_tools"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        listed = [t.get("name") for t in self.instance.tools or [] if isinstance(t, dict)]
+        if listed:
+            self.fields["allowed_tools"].help_text += " The server lists: " + ", ".join(
+                str(n) for n in listed
+            )
+        else:
+            self.fields[
+                "allowed_tools"
+            ].help_text += (
+                " Save, then use “Check the server and refresh its tool list” to see its tools."
+            )
+
+    def clean_headers(self):
+        return self.cleaned_data.get("headers") or {}
+
+    def clean_allowed_tools(self):
+        return self.cleaned_data.get("allowed_tools") or []

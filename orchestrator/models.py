@@ -12,6 +12,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 
 from .domain import actions as action_rules
+from .domain import mcp as mcp_rules
 from .domain.enums import (
     ActionCallStatus,
     AgentRole,
@@ -108,6 +109,12 @@ class AgentProfile(models.Model):
         blank=True,
         related_name="agents",
         help_text="The actions on the site's systems this agent may call.",
+    )
+    mcp_servers = models.ManyToManyField(
+        "McpServer",
+        blank=True,
+        related_name="agents",
+        help_text="MCP servers whose allowed tools this agent may call.",
     )
     knowledge_bases = models.ManyToManyField(
         "self",
@@ -792,3 +799,69 @@ class Approval(models.Model):
 
     def __str__(self) -> str:
         return f"{self.summary} ({self.get_status_display()})"
+
+
+class McpServer(models.Model):
+    """A Model Context Protocol server (streamable HTTP) whose allowed tools agents may call
+    (docs/actions.md, MCP servers). Its tool listing is stored by the admin's check."""
+
+    name = models.CharField(
+        max_length=40,
+        unique=True,
+        help_text="Lowercase letters, digits and underscores; its tools are called "
+        "<name>__<tool>, e.g. shop__order_status.",
+    )
+    url = models.CharField(
+        max_length=500,
+        help_text="The streamable HTTP endpoint, e.g. https://mcp.example.com/mcp. The host "
+        "must be in SUPERORCH_ACTION_HOSTS.",
+    )
+    headers = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text='Headers from stored secrets: {"Authorization": "shop_token"} sends the '
+        "secret shop_token's value (Action secrets).",
+    )
+    timeout_seconds = models.FloatField(default=10.0, help_text="0.1 to 120 seconds.")
+    allowed_tools = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='The tools agents may call, e.g. ["order_status"]. Empty: none.',
+    )
+    tools = models.JSONField(
+        default=list,
+        blank=True,
+        editable=False,
+        help_text="The server's tools as its last check listed them.",
+    )
+    checked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_error = models.TextField(blank=True, editable=False)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "MCP server"
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        from django.conf import settings
+
+        errors: dict[str, list[str]] = {}
+        if problems := mcp_rules.name_problems(self.name, TOOL_LABELS):
+            errors["name"] = problems
+        if refusal := action_rules.host_refusal(self.url, settings.SUPERORCH_ACTION_HOSTS):
+            errors["url"] = [refusal.replace("The action's address", "The address")]
+        names = ActionSecret.objects.values_list("name", flat=True)
+        if problems := action_rules.header_problems(self.headers, names):
+            errors["headers"] = problems
+        if not 0.1 <= (self.timeout_seconds or 0) <= 120:
+            errors["timeout_seconds"] = ["Between 0.1 and 120 seconds."]
+        listing = mcp_rules.listing_from(self.tools if isinstance(self.tools, list) else [])
+        if problems := mcp_rules.allowed_tools_problems(self.allowed_tools, listing):
+            errors["allowed_tools"] = problems
+        if errors:
+            raise ValidationError(errors)

@@ -240,7 +240,9 @@ async def _outcome(turn: TurnState, result: AttemptResult) -> TurnOutcome:
         for run_id in turn.claimed:
             await db_call(workflow_engine.workflow_release_delivery, run_id=run_id)
     if result.status == TurnResult.PAUSED:
-        return TurnOutcome.paused(turn.ref(turn.final_slug) if turn.final_slug else None, turn.usage)
+        return TurnOutcome.paused(
+            turn.ref(turn.final_slug) if turn.final_slug else None, turn.usage
+        )
     if result.status == TurnResult.BLOCKED and result.guardrail is not None:
         if result.guardrail.guardrail == GuardrailName.INPUT_LLM:  # nothing was said yet
             speaker = _speaker(turn.team, turn.request)

@@ -21,6 +21,7 @@ from .domain.actions import ActionSpec
 from .domain.conversation import Conversation, conversation_from_history
 from .domain.enums import AgentRole, BreakerState, RunStatus
 from .domain.guardrails import EMAIL, ScreenRules, Verdict
+from .domain.mcp import McpServerSpec, listing_from
 from .domain.routing_policy import Policy
 from .domain.team import AgentSpec, Team, WorkflowSpec
 from .encoder import load_encoder
@@ -32,6 +33,7 @@ from .models import (
     AgentRun,
     ContextEntry,
     KnowledgeArticle,
+    McpServer,
     RoutingExample,
     RoutingSettings,
     StepRun,
@@ -91,7 +93,9 @@ def registry_version() -> str:
     agg = AgentProfile.objects.aggregate(latest=Max("updated_at"), n=Count("id"))
     flows = Workflow.objects.aggregate(latest=Max("updated_at"), n=Count("id"))
     acts = Action.objects.aggregate(latest=Max("updated_at"), n=Count("id"))
+    mcps = McpServer.objects.aggregate(latest=Max("updated_at"), n=Count("id"))
     parts = [agg["n"], agg["latest"], flows["n"], flows["latest"], acts["n"], acts["latest"]]
+    parts += [mcps["n"], mcps["latest"]]
     return ":".join(p.isoformat() if hasattr(p, "isoformat") else str(p) for p in parts)
 
 
@@ -103,7 +107,9 @@ def team_snapshot() -> Team:
         if cached is not None and cached.version == version:
             return cached
     profiles = list(
-        AgentProfile.objects.prefetch_related("handoffs", "actions", "knowledge_bases")
+        AgentProfile.objects.prefetch_related(
+            "handoffs", "actions", "knowledge_bases", "mcp_servers"
+        )
         .select_related("alternative")
         .order_by("id")
     )
@@ -135,6 +141,7 @@ def team_snapshot() -> Team:
             actions=tuple(a.name for a in p.actions.all()),
             knowledge=tuple(k.slug for k in p.knowledge_bases.all()),
             context_keys=tuple(p.context_keys or ()),
+            mcp_servers=tuple(m.name for m in p.mcp_servers.all()),
         )
         for p in profiles
     }
@@ -148,7 +155,10 @@ def team_snapshot() -> Team:
         for w in Workflow.objects.filter(enabled=True).order_by("name")
     )
     actions = {a.name: action_spec(a) for a in Action.objects.order_by("name")}
-    team = Team(agents=agents, version=version, workflows=flows, actions=actions)
+    mcp_servers = {m.name: mcp_server_spec(m) for m in McpServer.objects.order_by("name")}
+    team = Team(
+        agents=agents, version=version, workflows=flows, actions=actions, mcp_servers=mcp_servers
+    )
     with registry_cache.lock:
         registry_cache.team = team
     return team
@@ -170,6 +180,20 @@ def action_spec(action: Action) -> ActionSpec:
         response_fields=tuple(f for f in action.response_fields or () if isinstance(f, str)),
         enabled=action.enabled,
         version=action.updated_at.isoformat() if action.updated_at else "",
+    )
+
+
+def mcp_server_spec(server: McpServer) -> McpServerSpec:
+    allowed = server.allowed_tools if isinstance(server.allowed_tools, list) else []
+    return McpServerSpec(
+        id=server.pk,
+        name=server.name,
+        url=server.url,
+        enabled=server.enabled,
+        timeout=float(server.timeout_seconds),
+        allowed_tools=tuple(a for a in allowed if isinstance(a, str)),
+        tools=listing_from(server.tools if isinstance(server.tools, list) else []),
+        version=server.updated_at.isoformat() if server.updated_at else "",
     )
 
 

@@ -38,6 +38,7 @@ def routing_example_changed(sender, instance, **kwargs) -> None:
 @receiver(m2m_changed, sender=AgentProfile.handoffs.through)
 @receiver(m2m_changed, sender=AgentProfile.actions.through)
 @receiver(m2m_changed, sender=AgentProfile.knowledge_bases.through)
+@receiver(m2m_changed, sender=AgentProfile.mcp_servers.through)
 def handoffs_changed(sender, instance, action: str, **kwargs) -> None:
     if isinstance(instance, AgentProfile):
         if action in {"post_add", "post_remove", "post_clear"}:

@@ -4,25 +4,55 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('chat', '0008_off_topic'),
+        ("chat", "0008_off_topic"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='message',
-            name='status',
-            field=models.CharField(choices=[('pending', 'Waiting for a reply'), ('waiting', 'Waiting for an approval'), ('answered', 'Answered'), ('failed', 'Reply failed'), ('done', 'Done')], default='done', max_length=10),
+            model_name="message",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("pending", "Waiting for a reply"),
+                    ("waiting", "Waiting for an approval"),
+                    ("answered", "Answered"),
+                    ("failed", "Reply failed"),
+                    ("done", "Done"),
+                ],
+                default="done",
+                max_length=10,
+            ),
         ),
         migrations.AlterField(
-            model_name='turn',
-            name='status',
-            field=models.CharField(choices=[('running', 'Running'), ('ok', 'OK'), ('error', 'Error'), ('cancelled', 'Cancelled'), ('blocked', 'Blocked by a guardrail'), ('paused', 'Paused for an approval')], default='running', max_length=10),
+            model_name="turn",
+            name="status",
+            field=models.CharField(
+                choices=[
+                    ("running", "Running"),
+                    ("ok", "OK"),
+                    ("error", "Error"),
+                    ("cancelled", "Cancelled"),
+                    ("blocked", "Blocked by a guardrail"),
+                    ("paused", "Paused for an approval"),
+                ],
+                default="running",
+                max_length=10,
+            ),
         ),
         migrations.AlterField(
-            model_name='turnevent',
-            name='kind',
-            field=models.CharField(choices=[('route', 'Routing decision'), ('agent', 'Agent changed'), ('tool', 'Tool call'), ('error', 'Error'), ('guardrail', 'Guardrail'), ('approval', 'Approval')], max_length=10),
+            model_name="turnevent",
+            name="kind",
+            field=models.CharField(
+                choices=[
+                    ("route", "Routing decision"),
+                    ("agent", "Agent changed"),
+                    ("tool", "Tool call"),
+                    ("error", "Error"),
+                    ("guardrail", "Guardrail"),
+                    ("approval", "Approval"),
+                ],
+                max_length=10,
+            ),
         ),
     ]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from .actions import ActionSpec
 from .enums import AgentRole
+from .mcp import McpServerSpec, McpToolSpec
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,7 @@ class AgentSpec:
     actions: tuple[str, ...] = ()
     knowledge: tuple[str, ...] = ()
     context_keys: tuple[str, ...] = ("*",)
+    mcp_servers: tuple[str, ...] = ()  # MCP servers by name (their allowed tools)
 
 
 @dataclass(frozen=True)
@@ -56,6 +58,7 @@ class Team:
     version: str = ""
     workflows: tuple[WorkflowSpec, ...] = ()  # the enabled ones
     actions: dict[str, ActionSpec] = field(default_factory=dict)  # every action, by name
+    mcp_servers: dict[str, McpServerSpec] = field(default_factory=dict)  # every one, by name
     _by_name: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
@@ -85,6 +88,11 @@ class Team:
         """The enabled actions this agent may use, in its order."""
         found = (self.actions.get(name) for name in spec.actions)
         return [a for a in found if a is not None and a.enabled]
+
+    def mcp_tools_of(self, spec: AgentSpec) -> list[tuple[McpServerSpec, McpToolSpec]]:
+        """The allowed tools of this agent's enabled MCP servers, in its order."""
+        found = (self.mcp_servers.get(name) for name in spec.mcp_servers)
+        return [(s, t) for s in found if s is not None and s.enabled for t in s.allowed()]
 
     def workflow(self, slug: str) -> WorkflowSpec | None:
         return next((w for w in self.workflows if w.slug == slug), None)

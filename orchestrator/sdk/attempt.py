@@ -27,11 +27,14 @@ from agents import (
     RunConfig,
     RunItemStreamEvent,
     Runner,
+    RunState,
 )
-from agents import RunState
 from agents.result import RunResultStreaming
 from django.conf import settings
 
+from ..actions import parse_arguments, refusal_output
+from ..aio import db_call
+from ..approvals import PausedCall, Resume, approval_open
 from ..domain.enums import (
     AgentRole,
     ChangeReason,
@@ -41,9 +44,6 @@ from ..domain.enums import (
     TurnErrorCode,
     TurnResult,
 )
-from ..actions import parse_arguments, refusal_output
-from ..aio import db_call
-from ..approvals import PausedCall, Resume, approval_open
 from ..domain.events import (
     INTERNAL_ERROR,
     MODEL_UNAVAILABLE,
@@ -59,6 +59,7 @@ from ..domain.events import (
     TurnRequest,
 )
 from ..domain.guardrails import WITHHELD_REPLY, ReplyScreen, ScreenRules, Verdict
+from ..domain.mcp import SEPARATOR
 from ..domain.team import AgentSpec, Team
 from ..domain.tool_names import tool_label
 from .context import TurnContext
@@ -347,9 +348,9 @@ class Attempt:
         self.partial.clear()
         # A run a guardrail stopped is recorded as cancelled (its detail says by which); a
         # paused one as ok (it did its part: the resumed turn records the rest).
-        run_status = {
-            TurnResult.BLOCKED: RunStatus.CANCELLED, TurnResult.PAUSED: RunStatus.OK
-        }.get(status) or RunStatus(status)
+        run_status = {TurnResult.BLOCKED: RunStatus.CANCELLED, TurnResult.PAUSED: RunStatus.OK}.get(
+            status
+        ) or RunStatus(status)
         await self.recorder.close(run_status, outcome.detail, outcome.kind)
         usage = result.context_wrapper.usage
         turn.usage["requests"] += usage.requests
@@ -430,7 +431,8 @@ class Attempt:
         self.tools_running.add(call)
         agent = self.turn.built.slug_by_name.get(item.agent.name, self.current_slug or "")
         name = tool_name(raw)
-        label = tool_label(name, action=name in self.turn.team.actions)
+        mcp = SEPARATOR in name  # an MCP server's tool (<server>__<tool>)
+        label = tool_label(name, action=name in self.turn.team.actions or mcp)
         await self.turn.emit(ToolStarted(agent, name, call, label))
 
     async def _tool_output(self, item: Any) -> None:

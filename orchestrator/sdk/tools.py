@@ -30,6 +30,8 @@ from ..domain.permissions import context_refusal, knowledge_refusal, tool_refusa
 from ..domain.team import AgentSpec, Team
 from ..workflow_wait import workflow_run_and_wait
 from .context import TurnContext
+from .mcp_tools import cache_key as mcp_cache_key
+from .mcp_tools import mcp_tools_for
 
 
 def _json(data: Any) -> str:
@@ -355,6 +357,7 @@ class ToolCache:
     ) -> list[FunctionTool]:
         granted = team.actions_of(spec) if team is not None else []
         key = (spec.slug, spec.tools, tuple((a.name, a.version) for a in granted), workflows)
+        key += (mcp_cache_key(spec, team),)
         with self._lock:
             tools = self._tools.get(key)
         if tools is None:
@@ -364,6 +367,8 @@ class ToolCache:
                 if name in spec.tools and (workflows or name not in STEP_EXCLUDED)
             ]
             tools += [action_tool(spec, action) for action in granted]
+            if team is not None:
+                tools += mcp_tools_for(spec, team, {t.name for t in tools})
             with self._lock:
                 self._tools[key] = tools
         return list(tools)

@@ -130,7 +130,9 @@ async def test_staff_decide_a_refund_above_100_and_the_user_cannot(connect, demo
     )
     error = await comm.receive_json_from(timeout=TIMEOUT)
     assert error["type"] == "error" and error["code"] == "forbidden"
-    assert error["message"] == "Our support team decides on this one; you will see their answer here."
+    assert (
+        error["message"] == "Our support team decides on this one; you will see their answer here."
+    )
     assert (await Approval.objects.aget()).status == "pending"
     assert refunds(demo_backend) == []
     await comm.disconnect()

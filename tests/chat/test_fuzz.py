@@ -117,6 +117,11 @@ def valid_frame(rng: random.Random) -> dict[str, Any]:
         "human.request": {"type": kind, **rng.choice([{}, {"reason": word()}])},
         "csat": {"type": kind, "score": rng.randint(1, 5), **rng.choice([{}, {"comment": word()}])},
         "contact.email": {"type": kind, "email": rng.choice(["a@example.com", word()])},
+        "approval.respond": {
+            "type": kind,
+            "approval": rng.choice([word(), "6f1c1a1e-3c59-4a57-9d1b-4b7d0c1a2b3c"]),
+            "approve": rng.choice([True, False]),
+        },
     }
     return frames[kind]
 
@@ -245,7 +250,7 @@ async def answer(comm, frame: protocol.ClientFrame, acked: set[str]) -> None:
     elif isinstance(frame, protocol.SessionStart):  # a second one on this socket
         reply = await recv(comm)
         assert (reply["type"], reply["code"]) == ("error", "bad_frame")
-    elif isinstance(frame, protocol.Feedback):  # no assistant message has such an id
+    elif isinstance(frame, protocol.Feedback | protocol.ApprovalRespond):  # no such id here
         reply = await recv(comm)
         assert (reply["type"], reply["code"]) == ("error", "not_found"), reply
     elif isinstance(frame, protocol.HumanRequest):  # asked for, or already (idempotent)

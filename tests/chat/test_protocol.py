@@ -394,7 +394,14 @@ KEYS = {
     "turn.progress": ["type", "turn", "message", "elapsed", "seq"],
     "feedback.ack": ["type", "message"],
     "approval.request": [
-        "type", "turn", "approval", "agent", "action", "summary", "by", "expires"
+        "type",
+        "turn",
+        "approval",
+        "agent",
+        "action",
+        "summary",
+        "by",
+        "expires",
     ],  # fmt: skip
     "approval.resolved": ["type", "approval", "outcome"],
     "pong": ["type"],

@@ -374,7 +374,10 @@ async def test_an_approved_call_is_sent_once_however_often_it_is_resumed(backend
     assert backend.requests[0].headers["X-Superorch-Call"] == str(grant.call_id)
     row = await ActionCall.objects.aget()
     assert (row.uuid, row.status, row.approval, row.approved_by) == (
-        grant.call_id, "ok", "user", "user"
+        grant.call_id,
+        "ok",
+        "user",
+        "user",
     )
 
 

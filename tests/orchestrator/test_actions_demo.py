@@ -10,8 +10,8 @@ import pytest
 
 from chat.models import Conversation, Site
 from orchestrator import runtime, workflow_engine
-from orchestrator.models import ActionCall, Workflow
 from orchestrator.domain.actions import IN_WORKFLOW
+from orchestrator.models import ActionCall, Workflow
 from tests.support.demo import refunds
 
 pytestmark = pytest.mark.django_db(transaction=True)

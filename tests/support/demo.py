@@ -14,7 +14,9 @@ from demo.services import demo_actions_point_at
 
 class DemoBackend:
     def __init__(self) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), make_handler("http://testserver", "acme"))
+        self.server = ThreadingHTTPServer(
+            ("127.0.0.1", 0), make_handler("http://testserver", "acme")
+        )
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.address = f"http://127.0.0.1:{self.server.server_address[1]}"
 

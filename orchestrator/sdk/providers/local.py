@@ -154,24 +154,9 @@ class LocalModel(Model):
             return self._answer_from_workflow(outputs.get(_get(workflow_calls[-1], "call_id")))
         history = _turns(items[: max(last_user, 0)])
         actions = [a for a in self.team.actions_of(self.agent) if a.name in tool_names]
-        made = self._action_step(actions, calls, outputs, user_text, history)
-        if made is not None:
-            return made
-        chosen = action_picking.pick(actions, text=user_text, history=history) if actions else None
-        # A call the message makes complete (or a read completes) is more exact than a
-        # workflow's trigger word: "refund invoice X" refunds X, "I want a refund" runs
-        # the refund workflow.
-        lookup = action_picking.lookup_for(actions, chosen, text=user_text) if chosen else None
-        if chosen is not None and (not chosen.missing or lookup is not None):
-            return _call_or_ask(lookup or chosen)
-        if "execute_workflow" in tool_names and user_text.strip() and not acknowledgement:
-            workflow = self.team.workflow_for(user_text)
-            if workflow is not None:
-                return _function_call(
-                    "execute_workflow", {"workflow": workflow.slug, "request": user_text[:2000]}
-                )
-        if chosen is not None:
-            return _call_or_ask(chosen)
+        acted = self._act_or_workflow(actions, calls, outputs, user_text, history, tool_names)
+        if acted is not None:
+            return acted
         searches = [c for c in calls if _get(c, "name") == "search_knowledge"]
         if (
             "search_knowledge" in tool_names
@@ -190,6 +175,30 @@ class LocalModel(Model):
         if self.agent.role == AgentRole.FALLBACK and any(t.role == "assistant" for t in earlier):
             return ASIDE_REPLY  # an aside mid-conversation: no list of the team again
         return self._team_overview(user_text)
+
+    def _act_or_workflow(
+        self, actions, calls, outputs, user_text: str, history, tool_names: set[str]
+    ) -> Any:
+        """An action's call (or its answer, or a question for what it lacks), or a
+        workflow; None when neither fits."""
+        made = self._action_step(actions, calls, outputs, user_text, history)
+        if made is not None:
+            return made
+        chosen = action_picking.pick(actions, text=user_text, history=history) if actions else None
+        # A call the message makes complete (or a read completes) is more exact than a
+        # workflow's trigger word: "refund invoice X" refunds X, "I want a refund" runs
+        # the refund workflow.
+        lookup = action_picking.lookup_for(actions, chosen, text=user_text) if chosen else None
+        if chosen is not None and (not chosen.missing or lookup is not None):
+            return _call_or_ask(lookup or chosen)
+        acknowledgement = bool(_THANKS.match(user_text)) and len(user_text.split()) <= 4
+        if "execute_workflow" in tool_names and user_text.strip() and not acknowledgement:
+            workflow = self.team.workflow_for(user_text)
+            if workflow is not None:
+                return _function_call(
+                    "execute_workflow", {"workflow": workflow.slug, "request": user_text[:2000]}
+                )
+        return _call_or_ask(chosen) if chosen is not None else None
 
     def _action_step(
         self, actions, calls, outputs, user_text: str, history: list[answers.Turn]
