@@ -132,8 +132,11 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
     port = _free_port()
     url = f"http://127.0.0.1:{port}"
     env["SUPERORCH_APP_ORIGINS"] = f"{url},http://localhost:{port}"  # the socket's origin check
+    backend_port = _free_port()  # the demo backend's, once a test starts it (demo_backend)
+    env["SUPERORCH_ACTION_HOSTS"] = f"127.0.0.1:{backend_port}"
     log_path = tmp / "server.log"
     server = LiveServer(url, log_path, env)
+    server.backend_port = backend_port
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
             manage + ["runserver", f"127.0.0.1:{port}", "--noreload"],
@@ -164,6 +167,34 @@ def chat_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveServer
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def demo_backend(chat_server: LiveServer) -> Iterator[str]:
+    """The demo's backend (`manage.py demo_host`, the one `make run` serves), the seeded
+    actions pointing at it: its address."""
+    port = chat_server.backend_port
+    address = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "manage.py"), "demo_host", "--port", str(port),
+         "--app", chat_server.url],
+        cwd=ROOT, env=chat_server.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while not _healthy(address + "/api/refunds"):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail("The demo backend (manage.py demo_host) did not start.", pytrace=False)
+            time.sleep(0.2)
+        chat_server.django(
+            "from demo.services import demo_actions_point_at\n"
+            f"demo_actions_point_at(backend={address!r})"
+        )
+        yield address
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")

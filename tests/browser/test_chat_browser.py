@@ -468,3 +468,50 @@ def test_answers_link_to_the_help_centre_which_is_searchable(page: Page):
     page.get_by_role("button", name="Search").click()
     expect(page.get_by_role("heading", level=1)).to_contain_text("Results for")
     expect(page.get_by_role("link", name="Refund policy", exact=True)).to_be_visible()
+
+
+def test_a_refund_asks_for_approval_and_a_yes_refunds_once(
+    page: Page, demo_backend, screenshots_dir
+):
+    """The demo end to end: the card, Approve, the refund made once (the backend's own
+    list), and a declined one that does nothing."""
+    open_chat(page)
+    send_with_enter(page, "I'd like a refund for invoice ACME-2024-000123")
+    card = page.get_by_test_id("approval").last
+    expect(card.get_by_test_id("approval-summary")).to_have_text(
+        "Refund EUR 49.00 for invoice ACME-2024-000123"
+    )
+    expect(card).to_contain_text("Your approval is needed")
+    page.screenshot(path=str(screenshots_dir / "approval-card.png"))
+    before = refunds_of(demo_backend)
+    card.get_by_test_id("approve").click()
+    expect(card.get_by_test_id("approval-outcome")).to_have_text("Approved")
+    expect(card.get_by_test_id("approve")).to_be_hidden()
+    expect(page.locator(ASSISTANT).last).to_contain_text("Done. Here's what the system recorded")
+    wait_idle(page)
+    kinds = page.locator('[data-testid="messages"] > *').evaluate_all(
+        "nodes => nodes.map(n => n.dataset.testid)"
+    )
+    assert kinds[-2:] == ["approval", "message"]  # the answer comes below its card
+    after = refunds_of(demo_backend)
+    assert len(after) == len(before) + 1 and after[-1]["invoice"] == "ACME-2024-000123"
+    page.screenshot(path=str(screenshots_dir / "approval-approved.png"))
+
+
+def test_declining_a_refund_does_nothing(page: Page, demo_backend):
+    open_chat(page)
+    before = refunds_of(demo_backend)
+    send_with_enter(page, "please refund invoice ACME-2024-000123")
+    card = page.get_by_test_id("approval").last
+    card.get_by_test_id("decline").click()
+    expect(card.get_by_test_id("approval-outcome")).to_have_text("Declined: nothing was done")
+    expect(page.locator(ASSISTANT).last).to_contain_text("I haven't done it")
+    wait_idle(page)
+    assert refunds_of(demo_backend) == before
+
+
+def refunds_of(address: str) -> list[dict]:
+    import urllib.request
+
+    with urllib.request.urlopen(f"{address}/api/refunds", timeout=5) as response:  # noqa: S310
+        return json.loads(response.read())

@@ -680,3 +680,49 @@ describe('people in the loop', () => {
     assert.equal(s.people.status, 'bot');
   });
 });
+
+describe('approvals', () => {
+  const request = (by = 'user', extra = {}) => ({
+    type: 'approval.request', turn: 't-1', approval: 'a-1', agent: 'billing', action: 'request_refund',
+    summary: 'Refund EUR 49.00 for invoice ACME-2024-000123', by, expires: '2026-12-04T19:00:00+00:00', seq: 3, ...extra,
+  });
+  const cards = (s) => s.log.filter((it) => it.kind === 'approval');
+  const started = { type: 'turn.started', turn: 't-1', reply_to: 'c-1', seq: 1 };
+  const paused = { type: 'turn.done', turn: 't-1', status: 'paused', seq: 4 };
+
+  test('a request is a card after its turn, once, and the paused turn stops the typing line', () => {
+    const s = run(online(), started, request(), paused, { ...request(), seq: undefined });
+    assert.equal(cards(s).length, 1);
+    assert.deepEqual(
+      { ...cards(s)[0], key: undefined },
+      { kind: 'approval', key: undefined, id: 'a-1', summary: 'Refund EUR 49.00 for invoice ACME-2024-000123', action: 'request_refund', agent: 'billing', by: 'user', expires: '2026-12-04T19:00:00+00:00', outcome: null, sending: false, replyTo: 'c-1' },
+    );
+    assert.equal(S.indicators(s).running, false);
+    assert.equal(notices(s).length, 0);   // paused is neither an error nor "stopped"
+  });
+
+  test('answering marks the card busy; approval.resolved shows the outcome', () => {
+    let s = run(online(), started, request(), paused, (x) => S.approvalSent(x, 'a-1'));
+    assert.equal(cards(s)[0].sending, true);
+    s = run(s, { type: 'approval.resolved', approval: 'a-1', outcome: 'declined' });
+    assert.equal(cards(s)[0].outcome, 'declined');
+    assert.equal(cards(s)[0].sending, false);
+  });
+
+  test('the resumed turn answers below the card', () => {
+    const ack = { type: 'message.ack', id: 'c-1', message: user('u-1', 'c-1', 'refund please') };
+    const resumed = { type: 'turn.started', turn: 't-2', reply_to: 'c-1', seq: 1 };
+    const done = { type: 'message.done', turn: 't-2', message: reply('m-2', 'Done.'), seq: 2 };
+    const s = run(online(), ack, started, request(), paused, { type: 'approval.resolved', approval: 'a-1', outcome: 'approved' }, resumed, done);
+    assert.deepEqual(s.log.map((it) => it.kind), ['message', 'approval', 'message']);
+  });
+
+  test('a refused answer frees the card; odd outcomes and unknown ids change nothing', () => {
+    let s = run(online(), started, request('staff'), paused, (x) => S.approvalSent(x, 'a-1'));
+    s = run(s, { type: 'error', code: 'forbidden', message: 'Our support team decides on this one.', retryable: false, ref: 'a-1' });
+    assert.equal(cards(s)[0].sending, false);
+    assert.equal(cards(s)[0].by, 'staff');
+    s = run(s, { type: 'approval.resolved', approval: 'a-1', outcome: 'maybe' }, { type: 'approval.resolved', approval: 'zz', outcome: 'approved' });
+    assert.equal(cards(s)[0].outcome, null);
+  });
+});

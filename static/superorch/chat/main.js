@@ -178,6 +178,14 @@ function main(root) {
     onAskPerson: () => sendOrWarn({ type: 'human.request' }),
     onContactEmail: (email) => sendOrWarn({ type: 'contact.email', email }),
     onCsat: (score, comment) => sendOrWarn({ type: 'csat', score, ...(comment ? { comment } : {}) }),
+    // Answered by approval.resolved to every page of the conversation (or an error in words).
+    onApproval(approval, approve) {
+      if (!connection.send({ type: 'approval.respond', approval, approve })) {
+        update(S.raiseAlert(state, 'You are offline right now. Please try again when the chat reconnects.'));
+        return;
+      }
+      update(S.approvalSent(state, approval));
+    },
   });
 
   function sendOrWarn(frame) {

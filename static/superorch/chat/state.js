@@ -19,6 +19,8 @@
  *   message {kind: 'message', key, id, clientId, role, agent, text, created,
  *            streaming, pending, failed, turn}
  *   notice  {kind: 'notice', key, notice, testid, text, reason, agent, retryText}
+ *   approval {kind: 'approval', key, id, summary, action, agent, by, expires, outcome, sending}
+ *            (approval.request: Approve / Decline when `by` is 'user'; outcome once resolved)
  *
  * state.people is who answers (conversation.status, session.ready's `status`):
  *   {status: 'bot' | 'waiting' | 'human' | 'resolved', staff, eta, openNow, opensAt,
@@ -353,6 +355,8 @@ const HANDLERS = {
   'turn.progress': onTurnProgress,
   'feedback.ack': onFeedbackAck,
   'conversation.status': onStatus,
+  'approval.request': onApprovalRequest,
+  'approval.resolved': onApprovalResolved,
   error: onError,
   pong: () => {},
 };
@@ -469,7 +473,9 @@ function onTurnStarted(d, f) {
   if (!ensureTurn(d, turnId)) return;
   const replyTo = str(f.reply_to) || null;
   const user = replyItem(d, replyTo);
-  patchTurn(d, turnId, user ? { replyTo, anchor: user.key } : { replyTo });
+  // A run resumed after an approval answers below its card.
+  const card = replyTo ? d.log.filter((it) => it.kind === 'approval' && it.replyTo === replyTo).pop() : null;
+  patchTurn(d, turnId, user ? { replyTo, anchor: (card || user).key } : { replyTo });
   // The server answers it again by itself (an interrupted turn): no Retry to press.
   if (user) d.log = d.log.filter((it) => !(it.kind === 'notice' && it.notice === 'error' && it.replyKey === user.key));
 }
@@ -612,6 +618,38 @@ function addRetryNotice(d, turn) {
   if (user) patchItem(d, indexOfKey(d, notice.key), { replyKey: user.key });
 }
 
+const APPROVAL_OUTCOMES = ['approved', 'declined', 'expired'];
+const approvalKey = (id) => 'a:' + id;
+
+/** An action waits for a yes or no: a card, with its turn (once, however often it is sent). */
+function onApprovalRequest(d, f) {
+  const id = str(f.approval);
+  if (!id || indexOfKey(d, approvalKey(id)) >= 0) return;
+  const turn = d.turns[str(f.turn)] || null;
+  const item = {
+    kind: 'approval', key: approvalKey(id), id, summary: str(f.summary) || 'An action waits for your approval.',
+    action: str(f.action), agent: str(f.agent), by: f.by === 'staff' ? 'staff' : 'user', expires: str(f.expires) || null,
+    outcome: null, sending: false, replyTo: (turn && turn.replyTo) || null,
+  };
+  insertAfter(d, turn && turn.anchor, item);
+  if (turn) patchTurn(d, turn.id, { anchor: item.key });
+  scroll(d);
+}
+
+function onApprovalResolved(d, f) {
+  const at = indexOfKey(d, approvalKey(str(f.approval)));
+  if (at < 0 || !APPROVAL_OUTCOMES.includes(f.outcome)) return;
+  patchItem(d, at, { outcome: f.outcome, sending: false });
+}
+
+/** The person pressed Approve or Decline: the card is busy until approval.resolved (or an error). */
+export function approvalSent(state, approvalId) {
+  const d = draft(state);
+  const at = indexOfKey(d, approvalKey(approvalId));
+  if (at >= 0) patchItem(d, at, { sending: true });
+  return d;
+}
+
 function onFeedbackAck(d, f) {
   const id = str(f.message);
   const value = d.feedbackPending[id] || str(f.value);
@@ -645,6 +683,8 @@ function onError(d, f) {
     }
   } else if (ref && Object.prototype.hasOwnProperty.call(d.feedbackPending, ref)) {
     delete d.feedbackPending[ref];
+  } else if (ref && indexOfKey(d, approvalKey(ref)) >= 0) {
+    patchItem(d, indexOfKey(d, approvalKey(ref)), { sending: false });   // refused: the words say why
   } else if (f.retryable && !(ref && d.turns[ref])) {
     // A turn error gets its own Retry next to the exchange (turn.done "error").
     retry = { kind: 'flush' };

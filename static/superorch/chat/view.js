@@ -76,7 +76,7 @@ function setData(node, key, value) {
 /**
  * handlers: onFeedback(messageId, value), onRetry(noticeKey, text),
  *           onAlertRetry(retry), onAlertDismiss(), onAskPerson(),
- *           onContactEmail(email), onCsat(score, comment)
+ *           onContactEmail(email), onCsat(score, comment), onApproval(approvalId, approve)
  */
 export function createView(root, el, handlers) {
   const entries = new Map();          // item key -> {item, node, bubble, ...}
@@ -276,7 +276,51 @@ export function createView(root, el, handlers) {
     return entry;
   }
 
+  // -------------------------------------------------------------------------
+  // Approval cards (approval.request): Approve / Decline, or "our team decides"
+  // -------------------------------------------------------------------------
+
+  const OUTCOME_WORDS = {
+    approved: 'Approved',
+    declined: 'Declined: nothing was done',
+    expired: 'Expired: nothing was done',
+  };
+
+  function buildApproval(item) {
+    const title = item.by === 'staff' ? 'Waiting for our team to approve' : 'Your approval is needed';
+    const approve = h('button', { type: 'button', class: 'so-btn so-btn--small so-btn--primary', 'data-testid': 'approve', 'data-approve': 'true', text: 'Approve' });
+    const decline = h('button', { type: 'button', class: 'so-btn so-btn--small', 'data-testid': 'decline', 'data-approve': 'false', text: 'Decline' });
+    const actions = h('div', { class: 'so-approval__actions' }, item.by === 'user' ? [approve, decline] : []);
+    const outcome = h('div', { class: 'so-approval__outcome', 'data-testid': 'approval-outcome', role: 'status' });
+    const node = h('div', {
+      class: 'so-approval', 'data-testid': 'approval', 'data-by': item.by, role: 'group', 'aria-label': title,
+    }, [
+      h('div', { class: 'so-approval__title', text: title }),
+      h('div', { class: 'so-approval__summary', 'data-testid': 'approval-summary', text: item.summary }),
+      actions,
+      outcome,
+    ]);
+    const entry = { item, node, actions, outcome, buttons: [approve, decline] };
+    byNode.set(node, entry);
+    return entry;
+  }
+
+  function updateApproval(entry, item) {
+    entry.item = item;
+    const decided = !!item.outcome;
+    setHidden(entry.actions, decided || item.by !== 'user');
+    for (const btn of entry.buttons) btn.disabled = item.sending || decided;
+    setText(entry.outcome, decided ? OUTCOME_WORDS[item.outcome] : (item.sending ? 'Sending your answer…' : ''));
+    setData(entry.node, 'outcome', item.outcome || '');
+  }
+
   el.log.addEventListener('click', (e) => {
+    const answer = e.target.closest('.so-approval button[data-approve]');
+    if (answer) {
+      const entry = byNode.get(answer.closest('.so-approval'));
+      if (entry && !entry.item.outcome && !entry.item.sending) handlers.onApproval(entry.item.id, answer.dataset.approve === 'true');
+      return;
+    }
     const fb = e.target.closest('button.so-fb');
     if (fb) {
       const entry = byNode.get(fb.closest('.so-msg'));
@@ -300,10 +344,13 @@ export function createView(root, el, handlers) {
       keys.add(item.key);
       let entry = entries.get(item.key);
       if (!entry) {
-        entry = item.kind === 'message' ? buildMessage(state, item) : buildNotice(item);
+        if (item.kind === 'message') entry = buildMessage(state, item);
+        else if (item.kind === 'approval') entry = buildApproval(item);
+        else entry = buildNotice(item);
         entries.set(item.key, entry);
       }
       if (item.kind === 'message') updateMessage(state, entry, item);
+      else if (item.kind === 'approval') updateApproval(entry, item);
     }
     for (const [key, entry] of entries) {
       if (!keys.has(key)) {
