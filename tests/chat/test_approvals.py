@@ -178,3 +178,20 @@ async def test_a_page_that_comes_back_sees_the_pending_card(connect, demo_backen
     assert card["type"] == "approval.request" and card["approval"] == request["approval"]
     assert "seq" not in card
     await again.disconnect()
+
+
+async def test_the_command_expires_what_nobody_answered(connect, demo_backend):
+    from io import StringIO
+
+    from asgiref.sync import sync_to_async
+    from django.core.management import call_command
+
+    comm, _, _, _ = await ask_refund(connect)
+    await Approval.objects.aupdate(expires_at=timezone.now() - timedelta(seconds=1))
+    out = StringIO()
+    # Its own thread, as from a shell: it runs the turns it schedules itself.
+    await sync_to_async(call_command, thread_sensitive=False)("expire_approvals", stdout=out)
+    assert out.getvalue().startswith("Expired 1 approval(s)")
+    assert (await comm.receive_json_from(timeout=TIMEOUT))["outcome"] == "expired"
+    assert (await Approval.objects.aget()).status == "expired"
+    await comm.disconnect()
