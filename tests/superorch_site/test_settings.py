@@ -174,3 +174,29 @@ def test_production_reads_what_base_read():
     assert seen["CELERY_BROKER_URL"] == PRODUCTION["REDIS_URL"]
     assert seen["layer"] == "channels_redis.core.RedisChannelLayer"
     assert seen["SUPERORCH_RATE_LIMIT_STORAGE"] == "async+" + PRODUCTION["REDIS_URL"]
+
+
+def test_serve_settings_are_production_over_plain_http_on_this_machine():
+    """`make serve`: the production layout (PostgreSQL, Redis, turns on the workers, DEBUG
+    off) with loopback defaults, the app's own http:// origins and WhiteNoise."""
+    probe = PROBE.replace(
+        '"library_env"',
+        '"origins": s.SUPERORCH_APP_ORIGINS, "whitenoise": "whitenoise.middleware.WhiteNoiseMiddleware"'
+        ' in s.MIDDLEWARE, "secure_cookie": s.SESSION_COOKIE_SECURE, "ssl_redirect": s.SECURE_SSL_REDIRECT,'
+        ' "demo": "demo" in s.INSTALLED_APPS, "library_env"',
+    )
+    env = clean_env(
+        DJANGO_SETTINGS_MODULE="superorch_site.settings.serve",
+        DJANGO_SECRET_KEY=PRODUCTION["DJANGO_SECRET_KEY"],
+        SERVE_PORT="8300",
+    )
+    done = run(["-c", probe], env)
+    assert done.returncode == 0, done.stderr
+    seen = json.loads(done.stdout)
+    assert seen["DEBUG"] is False and seen["CELERY_TASK_ALWAYS_EAGER"] is False
+    assert seen["engine"] == "django.db.backends.postgresql" and seen["name"] == "superorch"
+    assert seen["layer"] == "channels_redis.core.RedisChannelLayer"
+    assert seen["SUPERORCH_TURN_RUNNER"] == "celery"
+    assert seen["origins"] == ["http://127.0.0.1:8300", "http://localhost:8300"]
+    assert seen["whitenoise"] and seen["demo"]
+    assert seen["secure_cookie"] is False and seen["ssl_redirect"] is False
