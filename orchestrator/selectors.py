@@ -120,30 +120,7 @@ def team_snapshot() -> Team:
     for agent_id, title, tags in KnowledgeArticle.objects.values_list("agent_id", "title", "tags"):
         topics.setdefault(agent_id, []).append(f"{title} {tags.replace(',', ' ')}")
     agents = {
-        p.slug: AgentSpec(
-            id=p.pk,
-            slug=p.slug,
-            name=p.name,
-            role=p.role,
-            instructions=p.instructions,
-            handoff_description=p.handoff_description,
-            provider=p.model_provider,
-            model_name=p.model_name,
-            enabled=p.enabled,
-            tools=tuple(p.tools or ()),
-            handoffs=tuple(h.slug for h in p.handoffs.all()),
-            examples=tuple(examples.get(p.pk, ())),
-            topics=tuple(topics.get(p.pk, ())),
-            degraded=p.degraded,
-            max_concurrency=p.max_concurrency,
-            alternative=p.alternative.slug if p.alternative else None,
-            timeout=float(p.timeout_seconds),
-            actions=tuple(a.name for a in p.actions.all()),
-            knowledge=tuple(k.slug for k in p.knowledge_bases.all()),
-            context_keys=tuple(p.context_keys or ()),
-            mcp_servers=tuple(m.name for m in p.mcp_servers.all()),
-        )
-        for p in profiles
+        p.slug: _agent_spec(p, examples.get(p.pk, ()), topics.get(p.pk, ())) for p in profiles
     }
     flows = tuple(
         WorkflowSpec(
@@ -162,6 +139,33 @@ def team_snapshot() -> Team:
     with registry_cache.lock:
         registry_cache.team = team
     return team
+
+
+def _agent_spec(p: AgentProfile, examples, topics) -> AgentSpec:
+    """One agent of the registry as plain data (its relations prefetched)."""
+    return AgentSpec(
+        id=p.pk,
+        slug=p.slug,
+        name=p.name,
+        role=p.role,
+        instructions=p.instructions,
+        handoff_description=p.handoff_description,
+        provider=p.model_provider,
+        model_name=p.model_name,
+        enabled=p.enabled,
+        tools=tuple(p.tools or ()),
+        handoffs=tuple(h.slug for h in p.handoffs.all()),
+        examples=tuple(examples),
+        topics=tuple(topics),
+        degraded=p.degraded,
+        max_concurrency=p.max_concurrency,
+        alternative=p.alternative.slug if p.alternative else None,
+        timeout=float(p.timeout_seconds),
+        actions=tuple(a.name for a in p.actions.all()),
+        knowledge=tuple(k.slug for k in p.knowledge_bases.all()),
+        context_keys=tuple(p.context_keys or ()),
+        mcp_servers=tuple(m.name for m in p.mcp_servers.all()),
+    )
 
 
 def action_spec(action: Action) -> ActionSpec:
