@@ -2,7 +2,8 @@
 JSON, for scripts, bars and other tools of the support team.
 
 Thin, like the inbox views: every read is a chat.inbox selector, every action one
-chat.people service (the same the inbox page calls), and every refusal a plain sentence.
+chat.people service (an approval's decision: chat.staff_approvals; the same the inbox page
+calls), and every refusal a plain sentence.
 Auth: a personal token (`Authorization: Bearer sost_...`, chat.staff_tokens) or the staff
 session of the inbox (CSRF-checked for unsafe methods). Every authenticated request counts
 the member of staff as seen (people.staff_seen), as the inbox socket's frames do.

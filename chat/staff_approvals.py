@@ -19,6 +19,7 @@ from orchestrator.domain.enums import ApprovalStatus
 from orchestrator.models import Approval
 
 from . import approvals, inbox, people
+from .enums import ConversationStatus
 from .models import Conversation
 
 ALREADY = {
@@ -29,6 +30,13 @@ ALREADY = {
 DONE = {
     ApprovalStatus.APPROVED: "Approved: the agent carries on and tells the user.",
     ApprovalStatus.DECLINED: "Declined: nothing was done, and the agent tells the user.",
+}
+
+DONE_AFTER_HAND_BACK = {  # a person has the conversation: no agent answers meanwhile
+    ApprovalStatus.APPROVED: "Approved: the agents carry on once the conversation is handed "
+    "back to them.",
+    ApprovalStatus.DECLINED: "Declined: nothing was done; the agents tell the user once the "
+    "conversation is handed back to them.",
 }
 
 
@@ -73,6 +81,7 @@ def staff_approval_decide(
         people.agents_wake(conversation=conversation)
     wanted = ApprovalStatus.APPROVED if approve else ApprovalStatus.DECLINED
     if decision.changed and approval.status == wanted:
-        return StaffDecision(approval, True, DONE[wanted])
+        agents = conversation.status == ConversationStatus.BOT
+        return StaffDecision(approval, True, (DONE if agents else DONE_AFTER_HAND_BACK)[wanted])
     status = ApprovalStatus(approval.status)
     return StaffDecision(approval, False, ALREADY.get(status, decision.refusal or NOT_FOUND))

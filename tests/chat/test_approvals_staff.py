@@ -8,13 +8,15 @@ refused in plain words; the admin lists approvals and the transcript shows them.
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.contrib.auth import get_user_model
 from django.test import Client
+from django.utils import timezone
 
-from chat import turns
+from chat import people, turns
 from chat.models import Conversation, Message, Turn
 from orchestrator.models import ActionCall, Approval
 from tests.chat.test_approvals import BIG_REFUND, REFUND, ask_refund, replies, until_turn_done
@@ -291,4 +293,41 @@ async def test_the_admin_lists_approvals_read_only_and_the_transcript_shows_them
     shown = transcript.content.decode()
     assert "asked for approval (staff decide)" in shown
     assert "approval <strong>declined</strong> by sam" in shown
+    await comm.disconnect()
+
+
+async def test_approved_while_staff_have_the_conversation_it_carries_on_after_the_hand_back(
+    connect, demo_backend, sam
+):
+    comm, conversation, approval = await staff_refund(connect)
+    row = await run(Conversation.objects.select_related("site").get)(uuid=conversation)
+    await run(people.staff_take_over)(conversation=row, staff=sam)
+    assert (await comm.receive_json_from(timeout=TIMEOUT))["type"] == "conversation.status"
+    _, html = await run(decide_in_inbox)(sam, conversation, approval, "approve")
+    assert "Approved: the agents carry on once the conversation is handed back to them." in html
+    assert (await comm.receive_json_from(timeout=TIMEOUT))["outcome"] == "approved"
+    await turns.wait_idle(timeout=10)
+    assert refunds(demo_backend) == []  # nobody answers while staff have it
+    await run(people.staff_hand_back)(conversation=row, staff=sam)
+    frames = await until_turn_done(comm)
+    assert frames[-1]["status"] == "ok"
+    assert len(refunds(demo_backend)) == 1
+    await comm.disconnect()
+
+
+async def test_an_expired_approval_is_409_and_the_run_resumes_as_not_approved(
+    connect, demo_backend, sam
+):
+    comm, conversation, approval = await staff_refund(connect)
+    await Approval.objects.aupdate(expires_at=timezone.now() - timedelta(seconds=1))
+    status, body = await run(api_post)(sam, f"/approvals/{approval}/", {"approve": True})
+    assert status == 409 and body["outcome"] == "expired"
+    assert body["error"] == (
+        "This was already expired: nobody decided in time, so nothing was done."
+    )
+    assert (await comm.receive_json_from(timeout=TIMEOUT))["outcome"] == "expired"
+    frames = await until_turn_done(comm)
+    (reply,) = replies(frames)
+    assert reply.startswith("Nobody approved this request in time, so nothing was done.")
+    assert refunds(demo_backend) == []
     await comm.disconnect()
