@@ -57,13 +57,7 @@ class HandBackForm(forms.Form):
 
 
 class DecisionForm(forms.Form):
-    decision = forms.ChoiceField(
-        choices=[("approve", "Approve"), ("decline", "Decline")],
-        error_messages={
-            "required": "Choose Approve or Decline.",
-            "invalid_choice": "Choose Approve or Decline.",
-        },
-    )
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("decline", "Decline")])
 
 
 class AssignForm(forms.Form):
@@ -143,7 +137,7 @@ def _approvals(conversation: Conversation) -> list[dict]:
         {
             "approval": a,
             "arguments": [
-                (name, value if isinstance(value, str) else json.dumps(value))
+                (name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
                 for name, value in (a.arguments or {}).items()
             ],
             "for_user": a.by != ApprovalPolicy.STAFF,
