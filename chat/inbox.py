@@ -10,6 +10,7 @@ from django.contrib.auth import get_user_model
 from django.db.models import (
     Case,
     Count,
+    Exists,
     F,
     IntegerField,
     OuterRef,
@@ -19,7 +20,11 @@ from django.db.models import (
     Value,
     When,
 )
+from django.utils import timezone
 
+from orchestrator import approvals as orchestrator_approvals
+from orchestrator.domain.enums import ApprovalPolicy, ApprovalStatus
+from orchestrator.models import Approval
 from orchestrator.text import plain_text
 
 from .enums import ConversationStatus, Role
@@ -27,6 +32,7 @@ from .models import CannedReply, Conversation, Message, StaffNote
 
 QUERY_MAX_CHARS = 200
 LIST_LIMIT = 200  # rows on the page; the search finds older ones
+APPROVALS_RECENT = 20  # a conversation's approvals the staff API lists (pending and decided)
 STATUS_ORDER = (
     ConversationStatus.WAITING,
     ConversationStatus.HUMAN,
@@ -73,14 +79,26 @@ def _matching(*, query: str = "", status: str = "") -> QuerySet[Conversation]:
     return rows
 
 
+def _staff_approvals_pending(conversation_field: str = "uuid") -> QuerySet[Approval]:
+    """The approvals staff must decide, still open (an expired one the sweep ends)."""
+    return Approval.objects.filter(
+        conversation_id=OuterRef(conversation_field),
+        status=ApprovalStatus.PENDING,
+        by=ApprovalPolicy.STAFF,
+        expires_at__gt=timezone.now(),
+    )
+
+
 def inbox_rows(*, query: str = "", status: str = "") -> QuerySet[Conversation]:
-    """Waiting first (longest waiting first), then with a person, with the agents,
-    resolved (each most recently active first). `unread`: the user's messages since the
-    last reply (an agent's or staff's), from the stored messages. `query`: conversations
-    with a message containing these words (case-insensitive), already checked by
-    search_query; `status`: only those with this status. Not sliced: the page takes the
-    first LIST_LIMIT (inbox_conversations), the staff API pages through it."""
+    """Needing attention first: waiting for a person, or with an approval staff must
+    decide (`approval_needed`; longest waiting first), then with a person, with the
+    agents, resolved (each most recently active first). `unread`: the user's messages
+    since the last reply (an agent's or staff's), from the stored messages. `query`:
+    conversations with a message containing these words (case-insensitive), already
+    checked by search_query; `status`: only those with this status. Not sliced: the page
+    takes the first LIST_LIMIT (inbox_conversations), the staff API pages through it."""
     rank = Case(
+        When(approval_needed=True, then=Value(0)),
         *(When(status=s, then=Value(i)) for i, s in enumerate(STATUS_ORDER)),
         default=Value(len(STATUS_ORDER)),
         output_field=IntegerField(),
@@ -88,6 +106,7 @@ def inbox_rows(*, query: str = "", status: str = "") -> QuerySet[Conversation]:
     rows = (
         _matching(query=query, status=status)
         .select_related("site", "owner")
+        .annotate(approval_needed=Exists(_staff_approvals_pending()))
         .annotate(
             rank=rank,
             wait_since=Case(When(status=ConversationStatus.WAITING, then=F("status_changed_at"))),
@@ -127,6 +146,43 @@ def with_previews(rows: QuerySet[Conversation]) -> list[Conversation]:
 
 def waiting_count() -> int:
     return Conversation.objects.filter(status=ConversationStatus.WAITING).count()
+
+
+def approvals_needed_count() -> int:
+    """How many conversations have an approval staff must decide (the list's count)."""
+    return (
+        Approval.objects.filter(
+            status=ApprovalStatus.PENDING, by=ApprovalPolicy.STAFF, expires_at__gt=timezone.now()
+        )
+        .values("conversation_id")
+        .distinct()
+        .count()
+    )
+
+
+def conversation_approvals_pending(*, conversation: Conversation) -> list[Approval]:
+    """The approvals of the conversation still waiting for a yes or no, oldest first."""
+    return orchestrator_approvals.approvals_pending(conversation_id=conversation.uuid)
+
+
+def conversation_approvals(
+    *, conversation: Conversation, limit: int = APPROVALS_RECENT
+) -> list[Approval]:
+    """The conversation's approvals, pending and decided, newest first."""
+    return list(
+        Approval.objects.filter(conversation_id=conversation.uuid)
+        .defer("run_state")
+        .order_by("-created_at", "-id")[:limit]
+    )
+
+
+def approval_get(*, key: uuid.UUID | str) -> Approval | None:
+    """One approval by its id (None when there is none, or the id is not a UUID)."""
+    try:
+        key = uuid.UUID(str(key))
+    except ValueError:
+        return None
+    return Approval.objects.defer("run_state").filter(uuid=key).first()
 
 
 def inbox_conversation(*, key: uuid.UUID) -> Conversation | None:

@@ -13,4 +13,5 @@ urlpatterns = [
     path("c/<uuid:key>/resolve/", views.resolve, name="resolve"),
     path("c/<uuid:key>/assign/", views.assign, name="assign"),
     path("c/<uuid:key>/notes/", views.note_add, name="notes"),
+    path("c/<uuid:key>/approvals/<uuid:approval>/", views.approval_decide, name="approval"),
 ]

@@ -6,6 +6,7 @@ outcome in words (django.contrib.messages)."""
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable
 from functools import wraps
@@ -20,7 +21,9 @@ from django.urls import reverse
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_POST, require_safe
 
-from . import inbox, people
+from orchestrator.domain.enums import ApprovalPolicy
+
+from . import inbox, people, staff_approvals
 from .enums import ConversationStatus, Role
 from .models import Conversation
 from .rendering import render_message
@@ -51,6 +54,10 @@ class NoteForm(forms.Form):
 
 class HandBackForm(forms.Form):
     note = forms.CharField(max_length=people.NOTE_CHARS, strip=True, required=False)
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("decline", "Decline")])
 
 
 class AssignForm(forms.Form):
@@ -85,6 +92,7 @@ def _list_context(request: HttpRequest, current: Conversation | None = None) -> 
         inbox.inbox_conversations(query=context["query"], status=context["status"])
     )
     context["waiting"] = inbox.waiting_count()
+    context["approvals_needed"] = inbox.approvals_needed_count()
     return context, 200
 
 
@@ -123,6 +131,21 @@ def _transcript(conversation: Conversation) -> list[dict]:
     ]
 
 
+def _approvals(conversation: Conversation) -> list[dict]:
+    """The approvals waiting, each with its arguments as (name, value) pairs."""
+    return [
+        {
+            "approval": a,
+            "arguments": [
+                (name, value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+                for name, value in (a.arguments or {}).items()
+            ],
+            "for_user": a.by != ApprovalPolicy.STAFF,
+        }
+        for a in inbox.conversation_approvals_pending(conversation=conversation)
+    ]
+
+
 @require_safe
 @staff_required
 def conversation_page(request: HttpRequest, key: uuid.UUID) -> HttpResponse:
@@ -130,13 +153,14 @@ def conversation_page(request: HttpRequest, key: uuid.UUID) -> HttpResponse:
     part = request.GET.get("part", "")
     context = {
         "conversation": conversation,
+        "approvals": _approvals(conversation),
         "transcript": _transcript(conversation),
         "notes": inbox.conversation_notes(conversation=conversation),
         "colleagues": inbox.staff_colleagues().exclude(pk=conversation.owner_id or 0),
         "reply_chars": REPLY_CHARS,
         "note_chars": people.NOTE_CHARS,
     }
-    if part in ("transcript", "actions") and request.htmx:
+    if part in ("transcript", "actions", "approvals") and request.htmx:
         return render(request, f"staff/_{part}.html", context)
     list_context, _ = _list_context(request, current=conversation)
     page = {"canned": inbox.canned_replies(), **_page_context(request)}
@@ -196,3 +220,23 @@ def assign(request: HttpRequest, key: uuid.UUID) -> HttpResponse:
 @staff_required
 def note_add(request: HttpRequest, key: uuid.UUID) -> HttpResponse:
     return _act(request, key, NoteForm, people.staff_note_add, "The note was added.")
+
+
+@require_POST
+@staff_required
+def approval_decide(request: HttpRequest, key: uuid.UUID, approval: uuid.UUID) -> HttpResponse:
+    """Approve or Decline (also for the user, "Decide for the user"); the outcome, or why
+    nothing changed, in words."""
+    conversation = _conversation(key)
+    form = DecisionForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Choose Approve or Decline.")
+    else:
+        decision = staff_approvals.staff_approval_decide(
+            staff=request.user,
+            approval_id=approval,
+            approve=form.cleaned_data["decision"] == "approve",
+            conversation=conversation,
+        )
+        (messages.success if decision.decided else messages.error)(request, decision.words)
+    return redirect("staff:conversation", key=conversation.uuid)

@@ -302,6 +302,12 @@ def _wake(conversation: Conversation) -> None:
     )
 
 
+def agents_wake(*, conversation: Conversation) -> None:
+    """Have the agents answer what the conversation has pending, once committed (a
+    staff decision on an approval: the paused run resumes), as a hand-back does."""
+    _wake(conversation)
+
+
 # --- The user's side ---------------------------------------------------------------------
 
 

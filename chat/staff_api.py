@@ -2,7 +2,8 @@
 JSON, for scripts, bars and other tools of the support team.
 
 Thin, like the inbox views: every read is a chat.inbox selector, every action one
-chat.people service (the same the inbox page calls), and every refusal a plain sentence.
+chat.people service (an approval's decision: chat.staff_approvals; the same the inbox page
+calls), and every refusal a plain sentence.
 Auth: a personal token (`Authorization: Bearer sost_...`, chat.staff_tokens) or the staff
 session of the inbox (CSRF-checked for unsafe methods). Every authenticated request counts
 the member of staff as seen (people.staff_seen), as the inbox socket's frames do.
@@ -11,6 +12,7 @@ the member of staff as seen (people.staff_seen), as the inbox socket's frames do
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import uuid
 from collections.abc import Callable
@@ -31,7 +33,10 @@ from ninja.security import APIKeyCookie, HttpBearer
 from ninja.utils import check_csrf
 from pydantic import StringConstraints, field_validator
 
-from . import inbox, people, ratelimit, staff_tokens
+from orchestrator.domain.enums import ApprovalStatus
+from orchestrator.models import Approval
+
+from . import inbox, people, ratelimit, staff_approvals, staff_tokens
 from .enums import ConversationStatus, MessageStatus, Role
 from .models import Conversation, Message, StaffNote
 
@@ -55,6 +60,8 @@ BAD_CSRF = (
     "the X-CSRFToken header (or use a token instead of the session)."
 )
 NO_CONVERSATION = "There is no conversation with this id."
+BAD_APPROVE = 'Send {"approve": true} to approve or {"approve": false} to decline.'
+APPROVE_BOOLEAN = "This must be true or false (a JSON boolean)."
 TOO_MANY = "Too many requests from your account (at most {rate}); wait a minute and try again."
 
 
@@ -143,6 +150,11 @@ def _too_large() -> HttpResponse:
     return _error(413, f"The request body is too large (at most {BODY_MAX_BYTES} bytes).")
 
 
+@api.exception_handler(BodyTooLarge)
+def _body_too_large(request: HttpRequest, exc: BodyTooLarge) -> HttpResponse:
+    return _too_large()
+
+
 @api.exception_handler(HttpError)
 def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if isinstance(exc.__cause__, BodyTooLarge):
@@ -158,6 +170,19 @@ def _http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     if exc.status_code == 429:
         response["Retry-After"] = "60"
     return response
+
+
+class BadBody(Exception):
+    """A body the endpoint cannot take (400), with per-field words."""
+
+    def __init__(self, words: str, fields: dict[str, str] | None = None) -> None:
+        super().__init__(words)
+        self.words, self.fields = words, fields
+
+
+@api.exception_handler(BadBody)
+def _bad_body(request: HttpRequest, exc: BadBody) -> HttpResponse:
+    return _error(400, exc.words, exc.fields)
 
 
 @api.exception_handler(people.PeopleError)
@@ -399,6 +424,31 @@ class AssignIn(Schema):
         return value.strip() if isinstance(value, str) else value
 
 
+class ApprovalOut(Schema):
+    uuid: uuid.UUID
+    conversation: uuid.UUID
+    action: str = Field(description="The action's tool name, e.g. request_refund.")
+    agent: str = Field(description="The agent whose call it is.")
+    summary: str
+    arguments: dict[str, Any]
+    by: str = Field(description="Who decides: 'user' or 'staff' (staff may decide for the user).")
+    status: ApprovalStatus
+    expires_at: datetime
+    decided_at: datetime | None
+    decided_by: str = Field(description="The username of staff, or 'user'; empty until decided.")
+    created_at: datetime
+
+
+class ApprovalList(Schema):
+    items: list[ApprovalOut] = Field(description="Pending and recent approvals, newest first.")
+
+
+class ApprovalConflict(Schema):
+    error: str = Field(description="Why nothing changed, in plain words.")
+    outcome: ApprovalStatus = Field(description="How the approval had already ended.")
+    approval: ApprovalOut
+
+
 # --- Serialising ----------------------------------------------------------------------
 
 
@@ -488,6 +538,38 @@ def _detail(conversation: Conversation) -> dict:
         "messages": [_message(m, conversation.user_name) for m in messages],
         "notes": [_note(n) for n in inbox.conversation_notes(conversation=conversation)],
     }
+
+
+def _approval(approval: Approval) -> dict:
+    return {
+        "uuid": approval.uuid,
+        "conversation": approval.conversation_id,
+        "action": approval.tool,
+        "agent": approval.agent_slug,
+        "summary": approval.summary,
+        "arguments": approval.arguments or {},
+        "by": approval.by,
+        "status": approval.status,
+        "expires_at": approval.expires_at,
+        "decided_at": approval.decided_at,
+        "decided_by": approval.decided_by,
+        "created_at": approval.created_at,
+    }
+
+
+def _approve_of(request: HttpRequest) -> bool:
+    """`approve` from the body: a JSON boolean, nothing else (not "yes", not 1)."""
+    if len(request.body) > BODY_MAX_BYTES:
+        raise BodyTooLarge
+    try:
+        body = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise BadBody(
+            "The request body is not valid JSON (send a JSON object, in UTF-8)."
+        ) from None
+    if not isinstance(body, dict) or not isinstance(body.get("approve"), bool):
+        raise BadBody(BAD_APPROVE, {"approve": APPROVE_BOOLEAN})
+    return body["approve"]
 
 
 def _conversation(key: uuid.UUID) -> Conversation:
@@ -616,3 +698,57 @@ def note_add(request: HttpRequest, key: uuid.UUID, payload: NoteIn) -> Status:
         conversation=_conversation(key), staff=request.auth, text=payload.text
     )
     return Status(201, _note(note))
+
+
+APPROVE_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["approve"],
+                    "properties": {"approve": {"type": "boolean"}},
+                }
+            }
+        },
+    }
+}
+
+
+@api.get(
+    "/conversations/{key}/approvals/",
+    response={200: ApprovalList, 404: ErrorOut, **ERRORS},
+    summary="A conversation's approvals",
+)
+def approval_list(request: HttpRequest, key: uuid.UUID) -> dict:
+    """Its pending and recent approvals (at most 20), newest first: what the agent wants
+    to do, with which arguments, who decides, until when, and how it ended."""
+    conversation = _conversation(key)
+    return {
+        "items": [_approval(a) for a in inbox.conversation_approvals(conversation=conversation)]
+    }
+
+
+@api.post(
+    "/approvals/{approval}/",
+    response={200: ApprovalOut, **ACTION_ERRORS, 409: ApprovalConflict},
+    summary="Approve or decline",
+    openapi_extra=APPROVE_BODY,
+)
+def approval_decide(request: HttpRequest, approval: str) -> Status | dict:
+    """`{"approve": true}` or `{"approve": false}`: staff decide (also an approval the
+    user decides, for them); the paused run resumes and the user hears the outcome. 409
+    with the outcome when it was already decided or expired."""
+    approve = _approve_of(request)
+    decision = staff_approvals.staff_approval_decide(
+        staff=request.auth, approval_id=approval, approve=approve
+    )
+    if decision.approval is None:
+        raise HttpError(404, decision.words)
+    body = _approval(decision.approval)
+    if not decision.decided:
+        return Status(
+            409, {"error": decision.words, "outcome": decision.approval.status, "approval": body}
+        )
+    return body

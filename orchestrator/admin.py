@@ -2,6 +2,7 @@ import secrets
 
 from django.contrib import admin, messages
 from django.http import HttpRequest, HttpResponse
+from django.template.defaultfilters import truncatechars
 from django.template.response import TemplateResponse
 from django.urls import path
 
@@ -23,6 +24,7 @@ from .models import (
     AgentRun,
     Alert,
     AlertRule,
+    Approval,
     ContextEntry,
     KnowledgeArticle,
     McpServer,
@@ -473,6 +475,75 @@ class ActionCallAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(self, request, obj=None):
         return [f.name for f in self.model._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Approval)
+class ApprovalAdmin(admin.ModelAdmin):
+    """Every approval asked for: a record (staff decide in the inbox or the staff API)."""
+
+    RUN_STATE_CHARS = 500
+
+    list_display = (
+        "summary",
+        "tool",
+        "by",
+        "status",
+        "created_at",
+        "expires_at",
+        "decided_by",
+    )
+    list_filter = ("status", "by")
+    search_fields = ("summary", "tool", "conversation_id", "turn_id", "decided_by")
+    date_hierarchy = "created_at"
+    fieldsets = (
+        (
+            None,
+            {
+                "fields": (
+                    "summary",
+                    "tool",
+                    "action",
+                    "agent_slug",
+                    "arguments",
+                    "by",
+                    "status",
+                    "created_at",
+                    "expires_at",
+                    "decided_at",
+                    "decided_by",
+                    "conversation_id",
+                    "turn_id",
+                    "call_id",
+                    "uuid",
+                )
+            },
+        ),
+        (
+            "The paused run",
+            {
+                "classes": ("collapse",),
+                "fields": ("start_agent", "tool_call_id", "run_state_start"),
+            },
+        ),
+    )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).select_related("action")
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f.name for f in self.model._meta.fields if f.name != "run_state"] + [
+            "run_state_start"
+        ]
+
+    @admin.display(description="run state (its start)")
+    def run_state_start(self, obj: Approval) -> str:
+        return truncatechars(obj.run_state, self.RUN_STATE_CHARS)
 
     def has_add_permission(self, request) -> bool:
         return False

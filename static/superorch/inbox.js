@@ -137,6 +137,10 @@
         fire("status-changed");
         fire("transcript-changed");
         break;
+      case "approval.request":
+      case "approval.resolved":
+        fire("approvals-changed"); // the pane's "Waiting for approval" is re-read
+        break;
       default:
         break;
     }
