@@ -23,7 +23,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from orchestrator.domain.enums import ApprovalPolicy
 
-from . import inbox, people, staff_approvals
+from . import inbox, people, roles, staff_approvals
 from .enums import ConversationStatus, Role
 from .models import Conversation
 from .rendering import render_message
@@ -179,7 +179,7 @@ def _act(request: HttpRequest, key: uuid.UUID, form_class, action, done: str) ->
         data = form.cleaned_data if form is not None else {}
         try:
             action(conversation=conversation, staff=request.user, **data)
-        except people.PeopleError as exc:
+        except (people.PeopleError, roles.RoleError) as exc:
             messages.error(request, str(exc))
         else:
             messages.success(request, done)
@@ -232,11 +232,15 @@ def approval_decide(request: HttpRequest, key: uuid.UUID, approval: uuid.UUID) -
     if not form.is_valid():
         messages.error(request, "Choose Approve or Decline.")
     else:
-        decision = staff_approvals.staff_approval_decide(
-            staff=request.user,
-            approval_id=approval,
-            approve=form.cleaned_data["decision"] == "approve",
-            conversation=conversation,
-        )
-        (messages.success if decision.decided else messages.error)(request, decision.words)
+        try:
+            decision = staff_approvals.staff_approval_decide(
+                staff=request.user,
+                approval_id=approval,
+                approve=form.cleaned_data["decision"] == "approve",
+                conversation=conversation,
+            )
+        except roles.RoleError as exc:
+            messages.error(request, str(exc))
+        else:
+            (messages.success if decision.decided else messages.error)(request, decision.words)
     return redirect("staff:conversation", key=conversation.uuid)

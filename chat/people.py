@@ -30,7 +30,7 @@ from django.db.models import OuterRef, Subquery
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import protocol, staff_notify
+from . import protocol, roles, staff_notify
 from .broadcast import (
     MESSAGE_CHANGE,
     broadcast_on_commit,
@@ -54,6 +54,7 @@ from .models import (
     Turn,
     TurnStatus,
 )
+from .roles import Can
 
 logger = logging.getLogger(__name__)
 
@@ -460,6 +461,7 @@ def _refusal(conversation: Conversation, doing: str) -> PeopleError:
 def staff_take_over(*, conversation: Conversation, staff: AbstractBaseUser) -> Conversation:
     """`staff` owns the conversation: no agent answers, a running turn is cancelled.
     Raises PeopleError when a colleague owns it already (one of two at once wins)."""
+    roles.require(staff, Can.TAKE_OVER)
     staff_seen(user=staff)
     moved = _move(
         conversation.pk,
@@ -484,6 +486,7 @@ def staff_reply(*, conversation: Conversation, staff: AbstractBaseUser, text: st
     """A staff message (role `staff`), live on every socket. A conversation nobody owns
     becomes the author's (a reply to a resolved one reopens it), so no agent answers
     after a person did."""
+    roles.require(staff, Can.REPLY)
     text = text.strip()
     if not text:
         raise PeopleError("The reply is empty.")
@@ -516,6 +519,7 @@ def staff_hand_back(
 ) -> Conversation:
     """Back to the agents; they read `note` as context, and answer what the user wrote
     since the last reply."""
+    roles.require(staff, Can.HAND_BACK)
     note = note.strip()[:NOTE_CHARS]
     moved = _move(
         conversation.pk,
@@ -535,6 +539,7 @@ def staff_hand_back(
 
 
 def staff_resolve(*, conversation: Conversation, staff: AbstractBaseUser) -> Conversation:
+    roles.require(staff, Can.RESOLVE)
     moved = _move(
         conversation.pk,
         to=RESOLVED,
@@ -552,6 +557,7 @@ def staff_assign(
     *, conversation: Conversation, staff: AbstractBaseUser, to: AbstractBaseUser
 ) -> Conversation:
     """Give the conversation to a colleague (it becomes theirs, status `human`)."""
+    roles.require(staff, Can.ASSIGN)
     if not (to.is_active and to.is_staff):
         raise PeopleError(f"{to.get_username()} is not an active member of staff.")
     moved = _move(
@@ -571,6 +577,7 @@ def staff_assign(
 
 def staff_note_add(*, conversation: Conversation, staff: AbstractBaseUser, text: str) -> StaffNote:
     """A private note: never sent to the user, never given to a model."""
+    roles.require(staff, Can.NOTE)
     text = text.strip()
     if not text:
         raise PeopleError("The note is empty.")

@@ -36,7 +36,7 @@ from pydantic import StringConstraints, field_validator
 from orchestrator.domain.enums import ApprovalStatus
 from orchestrator.models import Approval
 
-from . import inbox, people, ratelimit, staff_approvals, staff_tokens
+from . import inbox, people, ratelimit, roles, staff_approvals, staff_tokens
 from .enums import ConversationStatus, MessageStatus, Role
 from .models import Conversation, Message, StaffNote
 
@@ -183,6 +183,11 @@ class BadBody(Exception):
 @api.exception_handler(BadBody)
 def _bad_body(request: HttpRequest, exc: BadBody) -> HttpResponse:
     return _error(400, exc.words, exc.fields)
+
+
+@api.exception_handler(roles.RoleError)
+def _not_your_role(request: HttpRequest, exc: roles.RoleError) -> HttpResponse:
+    return _error(403, str(exc))
 
 
 @api.exception_handler(people.PeopleError)

@@ -11,14 +11,16 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from decimal import Decimal
 
 from django.contrib.auth.base_user import AbstractBaseUser
 
 from orchestrator.approvals import NOT_FOUND
+from orchestrator.domain.actions import amount_at
 from orchestrator.domain.enums import ApprovalStatus
 from orchestrator.models import Approval
 
-from . import approvals, inbox, people
+from . import approvals, inbox, people, roles
 from .enums import ConversationStatus
 from .models import Conversation
 
@@ -47,6 +49,12 @@ class StaffDecision:
     words: str  # the outcome in plain words, for the member of staff
 
 
+def approval_amount(approval: Approval) -> Decimal | None:
+    """The amount an approval is about (its action's amount path), None if it has none."""
+    path = approval.action.approval_amount_path if approval.action else ""
+    return amount_at(approval.arguments or {}, path) if path else None
+
+
 def decided_by(staff: AbstractBaseUser) -> str:
     """Who decided, as the approval and the action's record keep it: the username."""
     return staff.get_username()
@@ -61,11 +69,13 @@ def staff_approval_decide(
 ) -> StaffDecision:
     """Approve or decline as staff. `conversation`: the approval must be one of its own
     (the inbox's page); without it the approval's own conversation (the staff API)."""
+    found = inbox.approval_get(key=approval_id)
     if conversation is None:
-        found = inbox.approval_get(key=approval_id)
         conversation = inbox.inbox_conversation(key=found.conversation_id) if found else None
         if conversation is None:
             return StaffDecision(None, False, NOT_FOUND)
+    if found is not None and found.conversation_id == conversation.uuid:
+        roles.require_approval(staff, approval_amount(found))  # RoleError: not theirs to decide
     decision = approvals.approval_respond(
         conversation=conversation,
         approval_id=str(approval_id),

@@ -336,6 +336,11 @@ SUPERORCH_ACTION_HOSTS = env.list("SUPERORCH_ACTION_HOSTS", default=[])
 # Past it the approval expires and nothing is done (docs/actions.md, "Approvals").
 SUPERORCH_APPROVAL_TTL_USER = env.int("SUPERORCH_APPROVAL_TTL_USER", default=3600)
 SUPERORCH_APPROVAL_TTL_STAFF = env.int("SUPERORCH_APPROVAL_TTL_STAFF", default=86400)
+# Staff roles (chat/roles.py, docs/security.md): the role of a member of staff in none of
+# the role groups (viewer, support, supervisor or admin), and the largest amount a Support
+# member may approve (Supervisors and Admins approve any).
+SUPERORCH_DEFAULT_STAFF_ROLE = env.str("SUPERORCH_DEFAULT_STAFF_ROLE", default="support")
+SUPERORCH_SUPPORT_APPROVAL_LIMIT = env.str("SUPERORCH_SUPPORT_APPROVAL_LIMIT", default="500")
 # Model calls per turn before the turn is stopped (SDK max_turns).
 SUPERORCH_MAX_MODEL_CALLS = env.int("SUPERORCH_MAX_MODEL_CALLS", default=10)
 # A turn that runs longer than this (seconds) is stopped and reported as failed.

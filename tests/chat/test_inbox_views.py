@@ -29,6 +29,14 @@ from chat.models import (
 )
 from orchestrator.alerts import webhook_signature
 
+
+def supervisor(user):
+    from django.contrib.auth.models import Group
+
+    user.groups.add(Group.objects.get(name="Supervisor"))
+    return user
+
+
 pytestmark = pytest.mark.django_db
 
 
@@ -312,6 +320,7 @@ def test_refusals_of_empty_or_impossible_actions(site, sam, client_of):
 
 
 def test_assign_to_a_colleague_and_refuse_someone_who_is_not_staff(site, sam, ana, client_of):
+    supervisor(sam)  # assigning is a Supervisor's (chat/roles.py)
     conversation = open_conversation(site, "help")
     outsider = get_user_model().objects.create_user("joe", password="x")
     client = client_of(sam)

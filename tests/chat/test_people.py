@@ -25,6 +25,14 @@ from chat.models import (
     Turn,
 )
 
+
+def supervisor(user):
+    from django.contrib.auth.models import Group
+
+    user.groups.add(Group.objects.get(name="Supervisor"))
+    return user
+
+
 pytestmark = pytest.mark.django_db
 
 
@@ -165,6 +173,7 @@ def test_hand_back_needs_a_person_or_a_wait(conversation, sam):
 
 
 def test_assign_to_a_colleague(conversation, sent, sam, kim):
+    supervisor(sam)  # assigning is a Supervisor's (chat/roles.py)
     people.staff_take_over(conversation=conversation, staff=sam)
     assigned = people.staff_assign(conversation=conversation, staff=sam, to=kim)
     assert (assigned.status, assigned.owner) == ("human", kim)

@@ -26,6 +26,14 @@ from chat.models import (
     StaffToken,
 )
 
+
+def supervisor(user):
+    from django.contrib.auth.models import Group
+
+    user.groups.add(Group.objects.get(name="Supervisor"))
+    return user
+
+
 pytestmark = pytest.mark.django_db
 
 BASE = "/api/staff"
@@ -513,6 +521,7 @@ def test_resolve(sam, ana, site, api_of):
 
 
 def test_assign_by_username_or_id(sam, ana, site, api_of):
+    supervisor(sam)  # assigning is a Supervisor's (chat/roles.py)
     conversation = open_conversation(site, "help")
     client = api_of(sam)
     response = post(client, c_path(conversation, "assign"), {"user": "ana"})
@@ -523,6 +532,7 @@ def test_assign_by_username_or_id(sam, ana, site, api_of):
 
 
 def test_assign_refusals_in_plain_words(sam, bob, site, api_of):
+    supervisor(sam)  # assigning is a Supervisor's (chat/roles.py)
     conversation = open_conversation(site, "help")
     client = api_of(sam)
     response = post(client, c_path(conversation, "assign"), {"user": "bob"})
