@@ -1,7 +1,7 @@
 from django.apps import AppConfig
 from django.core import checks
 
-from .checks import turn_runner_check
+from .checks import roles_check, turn_runner_check
 
 
 class ChatConfig(AppConfig):
@@ -14,4 +14,5 @@ class ChatConfig(AppConfig):
         from . import guardrails, receivers, tasks  # noqa: F401
 
         checks.register(turn_runner_check)
+        checks.register(roles_check)
         guardrails.register()  # marked false positives and the sites' secrets

@@ -1,5 +1,7 @@
 """System checks of the chat's settings (`manage.py check`)."""
 
+from decimal import Decimal, InvalidOperation
+
 from django.conf import settings
 from django.core.checks import Error
 
@@ -39,6 +41,33 @@ def turn_runner_check(app_configs, **kwargs) -> list[Error]:
                 "sockets.",
                 hint="Set REDIS_URL so the web servers and the workers share the Redis layer.",
                 id="chat.E002",
+            )
+        )
+    return errors
+
+
+def roles_check(app_configs, **kwargs) -> list[Error]:
+    """The staff roles' settings (chat/roles.py)."""
+    errors = []
+    default = str(settings.SUPERORCH_DEFAULT_STAFF_ROLE).strip().lower()
+    if default not in ("viewer", "support", "supervisor", "admin"):
+        errors.append(
+            Error(
+                f"SUPERORCH_DEFAULT_STAFF_ROLE is {default!r}; it must be viewer, support, "
+                "supervisor or admin.",
+                id="chat.E005",
+            )
+        )
+    try:
+        limit = Decimal(str(settings.SUPERORCH_SUPPORT_APPROVAL_LIMIT))
+    except InvalidOperation:
+        limit = Decimal(-1)
+    if not limit.is_finite() or limit < 0:
+        errors.append(
+            Error(
+                f"SUPERORCH_SUPPORT_APPROVAL_LIMIT is {settings.SUPERORCH_SUPPORT_APPROVAL_LIMIT!r}; "
+                "it must be an amount of 0 or more, like 500 or 99.50.",
+                id="chat.E006",
             )
         )
     return errors

@@ -123,6 +123,5 @@ def require_approval(user: AbstractBaseUser, amount: Decimal | None) -> None:
         return
     if amount is None or amount > approval_limit():
         raise RoleError(
-            f"Support decides approvals up to {approval_limit():.2f}; this one needs a "
-            "Supervisor."
+            f"Support decides approvals up to {approval_limit():.2f}; this one needs a Supervisor."
         )

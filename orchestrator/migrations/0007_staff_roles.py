@@ -43,8 +43,9 @@ def roles(apps, schema_editor):
         group, _ = Group.objects.get_or_create(name=name)
         perms = [
             p
-            for p in Permission.objects.filter(content_type__app_label__in=ROLE_APPS)
-            .select_related("content_type")
+            for p in Permission.objects.filter(
+                content_type__app_label__in=ROLE_APPS
+            ).select_related("content_type")
             if (p.content_type.app_label, p.codename) in wanted
         ]
         group.permissions.set(perms)

@@ -25,3 +25,15 @@ def test_turns_on_celery_need_a_shared_channel_layer(settings):
     assert ids(settings) == ["chat.E002"]
     settings.CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer"}}
     assert ids(settings) == []
+
+
+def test_the_roles_settings_are_checked(settings):
+    from chat.checks import roles_check
+
+    assert roles_check(None) == []
+    settings.SUPERORCH_DEFAULT_STAFF_ROLE = "boss"
+    settings.SUPERORCH_SUPPORT_APPROVAL_LIMIT = "lots"
+    assert sorted(e.id for e in roles_check(None)) == ["chat.E005", "chat.E006"]
+    settings.SUPERORCH_DEFAULT_STAFF_ROLE = "Viewer"
+    settings.SUPERORCH_SUPPORT_APPROVAL_LIMIT = "99.50"
+    assert roles_check(None) == []
