@@ -36,3 +36,9 @@ CELERY_BROKER_URL = "" if CELERY_TASK_ALWAYS_EAGER else INTEGRATION_CELERY_BROKE
 SUPERORCH_TURN_RUNNER = integration_env.str("INTEGRATION_TURN_RUNNER", default="inline")
 # The loopback model server the test runs, for the workers.
 OPENAI_BASE_URL = integration_env.str("INTEGRATION_OPENAI_BASE_URL", default="")
+# The hosts actions may call, for those workers: a test's demo backend on a free port
+# (the test settings allow only the fixed ones; SUPERORCH_* is not read here).
+SUPERORCH_ACTION_HOSTS = integration_env.list(
+    "INTEGRATION_ACTION_HOSTS",
+    default=SUPERORCH_ACTION_HOSTS,  # noqa: F405
+)

@@ -19,17 +19,9 @@ class Workers:
     """Celery worker processes for the test database; restartable by name."""
 
     def __init__(self, model_url: str, **extra: str) -> None:
-        self.env = {
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "superorch_site.settings.integration",
-            "INTEGRATION_DATABASE_URL": _database_url(),
-            # Not eager: the worker takes its tasks from INTEGRATION_CELERY_BROKER_URL and
-            # queues the next ones there too (superorch_site/settings/integration.py).
-            "INTEGRATION_CELERY_EAGER": "false",
-            "INTEGRATION_OPENAI_BASE_URL": model_url,
-            "PYTHONUNBUFFERED": "1",
-            **extra,
-        }
+        # Not eager: the worker takes its tasks from INTEGRATION_CELERY_BROKER_URL and
+        # queues the next ones there too (superorch_site/settings/integration.py).
+        self.env = integration_env(model_url, INTEGRATION_CELERY_EAGER="false", **extra)
         self.procs: dict[str, subprocess.Popen] = {}
 
     def start(self, name: str) -> None:
@@ -62,8 +54,8 @@ class Workers:
             up = {host.split("@")[0] for reply in replies for host in reply}
             if set(names) <= up:
                 return
-            for name, proc in self.procs.items():
-                if proc.poll() is not None:
+            for name in names:  # not the others: a test may have killed one
+                if self.procs[name].poll() is not None:
                     log = (ROOT / "var" / f"celery-{name}.log").read_text()[-3000:]
                     raise RuntimeError(f"worker {name} exited:\n{log}")
         raise TimeoutError(f"workers {names} did not come up")
@@ -88,6 +80,19 @@ class Workers:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
+
+
+def integration_env(model_url: str, **extra: str) -> dict[str, str]:
+    """The environment of a process the test starts on the test database (a worker, a
+    web server), with the loopback model at `model_url`."""
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "superorch_site.settings.integration",
+        "INTEGRATION_DATABASE_URL": _database_url(),
+        "INTEGRATION_OPENAI_BASE_URL": model_url,
+        "PYTHONUNBUFFERED": "1",
+        **extra,
+    }
 
 
 def _database_url() -> str:
