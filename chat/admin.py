@@ -18,6 +18,7 @@ from .models import (
     CannedReply,
     Conversation,
     ConversationEvent,
+    ErasureRecord,
     Feedback,
     Holiday,
     Message,
@@ -93,6 +94,7 @@ class SiteAdmin(admin.ModelAdmin):
         ),
         ("Off-topic messages", {"fields": ("off_topic", "off_topic_reply")}),
         ("Business hours", {"fields": ("time_zone",)}),
+        ("Privacy", {"fields": ("retention_days",)}),
     )
 
     @admin.display(description="allowed origins")
@@ -482,4 +484,23 @@ class StaffTokenAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(ErasureRecord)
+class ErasureRecordAdmin(admin.ModelAdmin):
+    """What each erasure of a user's data removed (docs/privacy.md): read only, no content."""
+
+    list_display = ("created_at", "site_key", "by", "user_id_sha256")
+    list_filter = ("site_key",)
+    search_fields = ("user_id_sha256",)
+    readonly_fields = ("site", "site_key", "user_id_sha256", "counts", "by", "staff", "created_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False

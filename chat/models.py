@@ -100,6 +100,15 @@ class Site(models.Model):
         blank=True,
         help_text="What a declined message is answered with. Empty: a sentence naming the site.",
     )
+    # Privacy (docs/privacy.md): conversations idle longer than this are deleted daily.
+    retention_days = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1), MaxValueValidator(3650)],
+        verbose_name="keep conversations for (days)",
+        help_text="Conversations with no activity for this many days (1 to 3650) are deleted, "
+        "with everything stored about them, by the daily purge. Empty: kept forever.",
+    )
 
     def __str__(self) -> str:
         return self.name
@@ -466,3 +475,30 @@ class CannedReply(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+class ErasureRecord(models.Model):
+    """What an erasure of a user's data removed (docs/privacy.md): no content, no user id,
+    only the id's SHA-256 (to answer "was this user erased?"), the counts, who and when."""
+
+    site = models.ForeignKey(
+        Site, null=True, blank=True, on_delete=models.SET_NULL, related_name="erasures"
+    )
+    site_key = models.CharField(max_length=64, help_text="The site's key at the time.")
+    user_id_sha256 = models.CharField(
+        max_length=64, db_index=True, help_text="SHA-256 of the user id, in hex."
+    )
+    counts = models.JSONField(default=dict, help_text="Rows deleted, per kind.")
+    by = models.CharField(
+        max_length=150, help_text='"command" (manage.py user_data) or the staff username.'
+    )
+    staff = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"Erasure on {self.site_key} at {self.created_at:%Y-%m-%d %H:%M}"

@@ -4,7 +4,7 @@ it imports the scheduler, which queues the task by its name and never imports it
 from celery import shared_task
 from celery.signals import worker_ready
 
-from . import staff_notify
+from . import privacy, staff_notify
 from .turns import scheduler
 
 
@@ -32,6 +32,15 @@ def staff_notify_waiting_task(event_id: int) -> None:
     """Email and webhook for a conversation that started waiting for a person (not
     retried: a failure is logged, and a second POST would tell the team twice)."""
     staff_notify.staff_notify_waiting(event_id=event_id)
+
+
+PURGE_TASK = "chat.purge_expired"
+
+
+@shared_task(name=PURGE_TASK, ignore_result=True)
+def purge_expired_task() -> None:
+    """For Celery beat, daily: delete conversations past their site's retention."""
+    privacy.purge_expired()
 
 
 @worker_ready.connect

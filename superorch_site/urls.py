@@ -1,12 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
 
-from chat import staff_api
+from chat import privacy_api, staff_api
 from orchestrator.monitoring_views import metrics_view
 
 admin.site.site_header = "Super Orchestrator"
 admin.site.site_title = "Super Orchestrator admin"
 admin.site.index_title = "Agents, conversations and runs"
+
+privacy_api.mount(staff_api.api)  # /api/staff/privacy/ (docs/privacy.md)
 
 urlpatterns = [
     path("admin/", admin.site.urls),

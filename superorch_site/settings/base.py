@@ -461,4 +461,6 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": SUPERORCH_PENDING_SWEEP_INTERVAL or 10.0,
     },
     "check-alerts": {"task": "orchestrator.check_alerts", "schedule": 60.0},
+    # Retention (docs/privacy.md): conversations past their site's retention, once a day.
+    "purge-expired": {"task": "chat.purge_expired", "schedule": 24 * 60 * 60.0},
 }

@@ -622,6 +622,7 @@ def test_the_openapi_schema_lists_every_endpoint():
         **{f"{key}/{action}/": {"post"} for action in staff_api_actions()},
         f"{key}/approvals/": {"get"},
         f"{BASE}/approvals/{{approval}}/": {"post"},
+        f"{BASE}/privacy/users/{{site}}/{{user_id}}/": {"get", "delete"},  # chat.privacy_api
     }
     schemes = schema["components"]["securitySchemes"]
     assert schemes["StaffToken"] == {"type": "http", "scheme": "bearer"}
