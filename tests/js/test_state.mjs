@@ -577,6 +577,13 @@ describe('recovery (seq, running turn, progress, one reply)', () => {
     assert.equal(S.indicators(s).running, false);
   });
 
+  test('a reply its server never stored (it died mid-reply) is dropped on session.ready', () => {
+    let s = run(online(), ...acked, started, { type: 'message.delta', turn: 't1', message: 'r1', agent: 'billing', text: 'Hel', seq: 2 });
+    s = run(s, (x) => S.connectionClosed(x, { code: 1006 }), ready({ messages: [], turn: null }));
+    assert.equal(item(s, 'r1'), undefined);
+    assert.deepEqual(messages(s).map((m) => m.id), ['m1']);
+  });
+
   test('turn.progress shows a status line until the next output', () => {
     let s = run(online(), ...acked, started, { type: 'turn.progress', turn: 't1', message: 'Still working on it.', elapsed: 5, seq: 2 });
     assert.deepEqual(S.indicators(s), { running: true, typing: true, label: 'Still working on it.', tool: false });

@@ -408,9 +408,15 @@ function onTurnProgress(d, f) {
   patchTurn(d, turnId, { progress: str(f.message) || 'Still working on it…' });
 }
 
-/** session.ready names the turn still running (or none): the page follows it from here. */
-function followRunningTurn(d, running) {
+/**
+ * session.ready names the turn still running (or none): the page follows it from here.
+ * `stored`: the ids of session.ready's messages. A reply still streaming that it lacks
+ * was never stored (its server died mid-reply): the bubble goes, the message is answered
+ * again.
+ */
+function followRunningTurn(d, running, stored) {
   const live = isObject(running) && str(running.id) ? running.id : null;
+  d.log = d.log.filter((it) => !(isMessage(it) && it.streaming && it.id && !stored.has(it.id) && it.turn !== live));
   for (const id of Object.keys(d.turns)) {
     if (id === live) continue;
     // It ended while we were away: its reply (if any) is in session.ready's messages.
@@ -441,7 +447,8 @@ function onSessionReady(d, f) {
   if (isObject(f.status)) setPeople(d, f.status);
   const firstLoad = !hasAcked(d);
   if (Array.isArray(f.messages)) for (const m of f.messages) upsertMessage(d, m);
-  followRunningTurn(d, f.turn);
+  const stored = new Set(Array.isArray(f.messages) ? f.messages.map((m) => isObject(m) && str(m.id)) : []);
+  followRunningTurn(d, f.turn, stored);
 
   d.status = 'online';
   d.closeText = '';
