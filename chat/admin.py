@@ -13,7 +13,7 @@ from django.utils.safestring import mark_safe
 from orchestrator import workflow_engine
 from orchestrator.models import ActionCall, Workflow, WorkflowRun
 
-from . import desk_views, guardrails, people
+from . import audit, desk_views, guardrails, people
 from .models import (
     CannedReply,
     Conversation,
@@ -24,6 +24,7 @@ from .models import (
     Message,
     OpeningHours,
     Site,
+    StaffAuditEntry,
     StaffNote,
     StaffToken,
     Turn,
@@ -331,6 +332,16 @@ class ConversationAdmin(admin.ModelAdmin):
         html = render_to_string("admin/chat/transcript.html", {"entries": [e[3] for e in entries]})
         return mark_safe(html)  # the template escapes; message HTML is sanitised by nh3
 
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        response = super().change_view(request, object_id, form_url, extra_context)
+        conversation = self.get_object(request, object_id)
+        if request.method == "GET" and conversation is not None and response.status_code == 200:
+            audit.staff_did(
+                staff=request.user, action=audit.Action.READ, conversation_id=conversation.uuid,
+                where="admin",
+            )  # fmt: skip
+        return response
+
     def has_add_permission(self, request) -> bool:
         return False
 
@@ -495,6 +506,26 @@ class ErasureRecordAdmin(admin.ModelAdmin):
     list_filter = ("site_key",)
     search_fields = ("user_id_sha256",)
     readonly_fields = ("site", "site_key", "user_id_sha256", "counts", "by", "staff", "created_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(StaffAuditEntry)
+class StaffAuditEntryAdmin(admin.ModelAdmin):
+    """The staff audit log (chat/audit.py): append-only, read by Supervisors and Admins."""
+
+    list_display = ("at", "actor_name", "action", "conversation_id")
+    list_filter = ("action",)
+    search_fields = ("actor_name", "=conversation_id")
+    date_hierarchy = "at"
+    readonly_fields = ("at", "actor", "actor_name", "action", "conversation_id", "detail")
 
     def has_add_permission(self, request) -> bool:
         return False

@@ -23,7 +23,7 @@ from django.views.decorators.http import require_POST, require_safe
 
 from orchestrator.domain.enums import ApprovalPolicy
 
-from . import inbox, people, roles, staff_approvals
+from . import audit, inbox, people, roles, staff_approvals
 from .enums import ConversationStatus, Role
 from .models import Conversation
 from .rendering import render_message
@@ -162,6 +162,8 @@ def conversation_page(request: HttpRequest, key: uuid.UUID) -> HttpResponse:
     }
     if part in ("transcript", "actions", "approvals") and request.htmx:
         return render(request, f"staff/_{part}.html", context)
+    # The page itself, not its live refreshes: one entry per time it is opened.
+    audit.staff_did(staff=request.user, action=audit.Action.READ, conversation_id=conversation.uuid)
     list_context, _ = _list_context(request, current=conversation)
     page = {"canned": inbox.canned_replies(), **_page_context(request)}
     return render(request, "staff/conversation.html", {**context, **list_context, **page})

@@ -502,3 +502,47 @@ class ErasureRecord(models.Model):
 
     def __str__(self) -> str:
         return f"Erasure on {self.site_key} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class StaffAuditEntry(models.Model):
+    """One thing a member of staff did, append-only (chat/audit.py, docs/security.md):
+    who, what, on which conversation, when, and details without any message's text.
+    Changes to the registry, actions, sites and the like are django-auditlog's entries
+    (Admin → Auditlog), with their before and after."""
+
+    class Action(models.TextChoices):
+        READ = "read", "Read a transcript"
+        TAKE_OVER = "take_over", "Took a conversation over"
+        REPLY = "reply", "Replied"
+        HAND_BACK = "hand_back", "Handed back to the agents"
+        RESOLVE = "resolve", "Resolved"
+        ASSIGN = "assign", "Assigned"
+        NOTE = "note", "Added a note"
+        APPROVAL = "approval", "Decided an approval"
+        EXPORT = "export", "Exported a user's data"
+        ERASE = "erase", "Erased a user's data"
+
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    actor_name = models.CharField(max_length=150, help_text="Kept if the account goes.")
+    action = models.CharField(max_length=20, choices=Action.choices, db_index=True)
+    conversation_id = models.UUIDField(null=True, blank=True, db_index=True)
+    detail = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "staff audit entry"
+        verbose_name_plural = "staff audit log"
+
+    def __str__(self) -> str:
+        return f"{self.actor_name} {self.get_action_display().lower()} {self.at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args, **kwargs) -> None:
+        if self.pk is not None:
+            raise ValueError("The audit log is append-only: an entry is never changed.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise ValueError("The audit log is append-only: an entry is never deleted.")

@@ -30,7 +30,7 @@ from django.db.models import OuterRef, Subquery
 from django.dispatch import Signal
 from django.utils import timezone
 
-from . import protocol, roles, staff_notify
+from . import audit, protocol, roles, staff_notify
 from .broadcast import (
     MESSAGE_CHANGE,
     broadcast_on_commit,
@@ -479,6 +479,7 @@ def staff_take_over(*, conversation: Conversation, staff: AbstractBaseUser) -> C
     # The running turn (if any) stops; the consumers drop its output from now on.
     key = current.uuid
     transaction.on_commit(lambda: async_to_sync(turn_cancel_request)(key))
+    audit.staff_did(staff=staff, action=audit.Action.TAKE_OVER, conversation_id=key)
     return current
 
 
@@ -511,6 +512,10 @@ def staff_reply(*, conversation: Conversation, staff: AbstractBaseUser, text: st
             turn=None, message=protocol.MessagePayload.from_message(message)
         )
         broadcast_on_commit(current.uuid, frame)
+        audit.staff_did(
+            staff=staff, action=audit.Action.REPLY, conversation_id=current.uuid,
+            message=str(message.uuid),
+        )  # fmt: skip
     return message
 
 
@@ -535,6 +540,9 @@ def staff_hand_back(
         raise _refusal(moved.conversation, "handing it back")
     staff_seen(user=staff)
     _wake(moved.conversation)
+    audit.staff_did(
+        staff=staff, action=audit.Action.HAND_BACK, conversation_id=moved.conversation.uuid
+    )
     return moved.conversation
 
 
@@ -550,6 +558,10 @@ def staff_resolve(*, conversation: Conversation, staff: AbstractBaseUser) -> Con
     if not moved.changed and moved.conversation.status != RESOLVED:
         raise _refusal(moved.conversation, "resolving it")
     staff_seen(user=staff)
+    if moved.changed:
+        audit.staff_did(
+            staff=staff, action=audit.Action.RESOLVE, conversation_id=moved.conversation.uuid
+        )
     return moved.conversation
 
 
@@ -572,6 +584,10 @@ def staff_assign(
     if moved.changed and moved.conversation.status == HUMAN:
         key = moved.conversation.uuid
         transaction.on_commit(lambda: async_to_sync(turn_cancel_request)(key))
+    audit.staff_did(
+        staff=staff, action=audit.Action.ASSIGN, conversation_id=moved.conversation.uuid,
+        to=to.get_username(),
+    )  # fmt: skip
     return moved.conversation
 
 
@@ -584,4 +600,8 @@ def staff_note_add(*, conversation: Conversation, staff: AbstractBaseUser, text:
     if len(text) > NOTE_CHARS:
         raise PeopleError(f"The note is too long (at most {NOTE_CHARS} characters).")
     staff_seen(user=staff)
-    return StaffNote.objects.create(conversation=conversation, author=staff, text=text)
+    note = StaffNote.objects.create(conversation=conversation, author=staff, text=text)
+    audit.staff_did(
+        staff=staff, action=audit.Action.NOTE, conversation_id=conversation.uuid, note=note.pk
+    )
+    return note

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from orchestrator import privacy as orchestrator_privacy
 
+from . import audit
 from .models import Conversation, ErasureRecord, Message, Site
 
 logger = logging.getLogger(__name__)
@@ -226,13 +227,19 @@ def _conversation(conversation: Conversation) -> dict[str, Any]:
     }
 
 
-def user_data_export(*, site_key: str, user_id: str) -> dict[str, Any]:
+def user_data_export(
+    *, site_key: str, user_id: str, staff: AbstractBaseUser | None = None
+) -> dict[str, Any]:
     """Everything stored about the site's user, as JSON-ready data. NotFound for an
-    unknown site or a user with no conversation."""
+    unknown site or a user with no conversation. Audited (the id's digest only)."""
     site = _site(site_key)
     conversations = list(user_conversations(site=site, user_id=user_id))
     if not conversations:
         raise NotFound(NO_DATA.format(user=user_id, key=site_key))
+    audit.staff_did(
+        staff=staff, action=audit.Action.EXPORT, site=site.key,
+        user_id_sha256=user_id_digest(user_id), conversations=len(conversations),
+    )  # fmt: skip
     return {
         "site": {"key": site.key, "name": site.name},
         "user_id": user_id,
@@ -256,6 +263,10 @@ def user_data_erase(
         raise Busy(BUSY)
     with transaction.atomic():
         counts = conversations_delete(pks=pks)
+        audit.staff_did(
+            staff=staff, action=audit.Action.ERASE, site=site.key,
+            user_id_sha256=user_id_digest(user_id), conversations=len(pks),
+        )  # fmt: skip
         record = ErasureRecord.objects.create(
             site=site,
             site_key=site.key,

@@ -52,9 +52,9 @@ def user_export(request: HttpRequest, site: str, user_id: str) -> dict[str, Any]
     with messages, feedback, rating, contact email, page context, staff notes, shared
     context, action calls and their arguments, approvals and workflow runs. 404 when nothing
     is stored."""
-    _superuser(request)
+    staff = _superuser(request)
     try:
-        return privacy.user_data_export(site_key=site, user_id=user_id)
+        return privacy.user_data_export(site_key=site, user_id=user_id, staff=staff)
     except privacy.PrivacyError as exc:
         raise _refused(exc) from None
 

@@ -36,7 +36,7 @@ from pydantic import StringConstraints, field_validator
 from orchestrator.domain.enums import ApprovalStatus
 from orchestrator.models import Approval
 
-from . import inbox, people, ratelimit, roles, staff_approvals, staff_tokens
+from . import audit, inbox, people, ratelimit, roles, staff_approvals, staff_tokens
 from .enums import ConversationStatus, MessageStatus, Role
 from .models import Conversation, Message, StaffNote
 
@@ -623,7 +623,9 @@ def conversation_list(request: HttpRequest, filters: Query[ListQuery]) -> dict:
 def conversation_detail(request: HttpRequest, key: uuid.UUID) -> dict:
     """The transcript (user, agent and staff messages, oldest first), status, owner,
     private notes, the user's rating and contact email."""
-    return _detail(_conversation(key))
+    conversation = _conversation(key)
+    audit.staff_did(staff=request.auth, action=audit.Action.READ, conversation_id=conversation.uuid)
+    return _detail(conversation)
 
 
 @api.post(

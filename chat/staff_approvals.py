@@ -20,7 +20,7 @@ from orchestrator.domain.actions import amount_at
 from orchestrator.domain.enums import ApprovalStatus
 from orchestrator.models import Approval
 
-from . import approvals, inbox, people, roles
+from . import approvals, audit, inbox, people, roles
 from .enums import ConversationStatus
 from .models import Conversation
 
@@ -89,6 +89,10 @@ def staff_approval_decide(
         return StaffDecision(None, False, decision.refusal or NOT_FOUND)
     if decision.changed:  # decided now, or found expired: the paused run resumes
         people.agents_wake(conversation=conversation)
+        audit.staff_did(
+            staff=staff, action=audit.Action.APPROVAL, conversation_id=conversation.uuid,
+            approval=str(approval.uuid), action_name=approval.tool, outcome=approval.status,
+        )  # fmt: skip
     wanted = ApprovalStatus.APPROVED if approve else ApprovalStatus.DECLINED
     if decision.changed and approval.status == wanted:
         agents = conversation.status == ConversationStatus.BOT

@@ -13,7 +13,8 @@ READ = {
                      "agenthealth"],
 }  # fmt: skip
 SUPERVISE = {"chat": ["cannedreply", "openinghours", "holiday"]}
-ROLE_APPS = ("chat", "orchestrator")
+AUDIT = {"chat": ["staffauditentry"], "auditlog": ["logentry"]}  # Supervisors read the logs
+ROLE_APPS = ("chat", "orchestrator", "auditlog")
 
 
 def _codenames(models: dict[str, list[str]], actions: tuple[str, ...]) -> set[tuple[str, str]]:
@@ -28,11 +29,13 @@ def roles(apps, schema_editor):
     Permission = apps.get_model("auth", "Permission")
     viewer = _codenames(READ, ("view",))
     support = viewer | {("chat", "add_staffnote")}
-    supervisor = support | _codenames(SUPERVISE, ("add", "change", "delete"))
-    everything = set(
-        Permission.objects.filter(content_type__app_label__in=ROLE_APPS).values_list(
-            "content_type__app_label", "codename"
-        )
+    supervisor = (
+        support | _codenames(SUPERVISE, ("add", "change", "delete")) | _codenames(AUDIT, ("view",))
+    )
+    everything = supervisor | set(
+        Permission.objects.filter(content_type__app_label__in=("chat", "orchestrator"))
+        .exclude(codename__in=("change_staffauditentry", "delete_staffauditentry"))
+        .values_list("content_type__app_label", "codename")
     )
     for name, wanted in (
         ("Viewer", viewer),
@@ -54,7 +57,8 @@ def roles(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("orchestrator", "0006_approvals_and_mcp_servers"),
-        ("chat", "0009_approvals"),
+        ("chat", "0011_staff_audit"),
+        ("auditlog", "0017_add_actor_email"),
         ("auth", "0012_alter_user_first_name_max_length"),
         ("contenttypes", "0002_remove_content_type_name"),
     ]

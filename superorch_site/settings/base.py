@@ -44,6 +44,7 @@ INSTALLED_APPS = [
     "django.contrib.postgres",
     "channels",
     "django_htmx",
+    "auditlog",  # changes to the registry, actions, sites... with before/after (docs/security.md)
     "orchestrator",
     "chat",
 ]
@@ -55,11 +56,16 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "auditlog.middleware.AuditlogMiddleware",  # who made a change (the request's user)
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "superorch_site.middleware.ContentSecurityPolicyMiddleware",
 ]
+
+# django-auditlog: no client address (it would trust any X-Forwarded-For: chat/clients.py is
+# where addresses are read), and no log entries of its own about its own admin.
+AUDITLOG_DISABLE_REMOTE_ADDR = True
 
 ROOT_URLCONF = "superorch_site.urls"
 ASGI_APPLICATION = "superorch_site.asgi.application"
