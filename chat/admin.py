@@ -11,6 +11,7 @@ from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
 from orchestrator import workflow_engine
+from orchestrator.admin_records import RecordAdmin
 from orchestrator.models import ActionCall, Workflow, WorkflowRun
 
 from . import audit, desk_views, guardrails, people
@@ -499,39 +500,25 @@ class StaffTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(ErasureRecord)
-class ErasureRecordAdmin(admin.ModelAdmin):
+class ErasureRecordAdmin(RecordAdmin):
     """What each erasure of a user's data removed (docs/privacy.md): read only, no content."""
+
+    deletable = False
 
     list_display = ("created_at", "site_key", "by", "user_id_sha256")
     list_filter = ("site_key",)
     search_fields = ("user_id_sha256",)
     readonly_fields = ("site", "site_key", "user_id_sha256", "counts", "by", "staff", "created_at")
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(StaffAuditEntry)
-class StaffAuditEntryAdmin(admin.ModelAdmin):
+class StaffAuditEntryAdmin(RecordAdmin):
     """The staff audit log (chat/audit.py): append-only, read by Supervisors and Admins."""
+
+    deletable = False
 
     list_display = ("at", "actor_name", "action", "conversation_id")
     list_filter = ("action",)
     search_fields = ("actor_name", "=conversation_id")
     date_hierarchy = "at"
     readonly_fields = ("at", "actor", "actor_name", "action", "conversation_id", "detail")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False

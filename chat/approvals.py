@@ -18,6 +18,7 @@ from django.db import transaction
 
 from orchestrator import approvals as orchestrator_approvals
 from orchestrator.approvals import Decision, Resume
+from orchestrator.domain.events import ApprovalRequested
 from orchestrator.models import Approval
 
 from . import protocol
@@ -49,22 +50,21 @@ def pending_frames(*, conversation: Conversation) -> list[protocol.ApprovalReque
     ]
 
 
-def approval_asked(*, turn_id: int, approval_id: uuid.UUID) -> None:
+def approval_asked(*, turn_id: int, conversation_id: uuid.UUID, asked: ApprovalRequested) -> None:
     """Record the request on the turn (the transcript); staff's ones reach the inbox."""
-    approval = Approval.objects.get(uuid=approval_id)
     TurnEvent.objects.create(
         turn_id=turn_id,
         kind=TurnEventKind.APPROVAL,
         data={
-            "approval": str(approval.uuid),
-            "action": approval.tool,
-            "summary": approval.summary,
-            "by": approval.by,
-            "arguments": approval.arguments,
+            "approval": str(asked.approval_id),
+            "action": asked.action,
+            "summary": asked.summary,
+            "by": asked.by,
+            "arguments": asked.arguments,
         },
     )
-    if approval.by == "staff":
-        _tell_staff(approval)
+    if asked.by == "staff":
+        _tell_staff(conversation_id)
 
 
 def approval_respond(
@@ -129,15 +129,13 @@ def _after_decision(approval: Approval, conversation: Conversation) -> None:
         status=MessageStatus.PENDING, retry_at=None
     )
     if approval.by == "staff":
-        _tell_staff(approval)
+        _tell_staff(approval.conversation_id)
 
 
-def _tell_staff(approval: Approval) -> None:
-    status = Conversation.objects.filter(uuid=approval.conversation_id).values_list(
-        "status", flat=True
-    )
+def _tell_staff(conversation_id: uuid.UUID) -> None:
+    status = Conversation.objects.filter(uuid=conversation_id).values_list("status", flat=True)
     staff_changed_on_commit(
-        approval.conversation_id,
+        conversation_id,
         status.first() or "bot",
         change=MESSAGE_CHANGE,
         waiting=waiting_count,

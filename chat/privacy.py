@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from orchestrator import privacy as orchestrator_privacy
 
-from . import audit
+from . import audit, selectors
 from .models import Conversation, ErasureRecord, Message, Site
 
 logger = logging.getLogger(__name__)
@@ -197,12 +197,7 @@ def _conversation(conversation: Conversation) -> dict[str, Any]:
         "created_at": _when(conversation.created_at),
         "updated_at": _when(conversation.updated_at),
         "status": conversation.status,
-        "user": {
-            "id": conversation.user_id,
-            "name": conversation.user_name,
-            "email": conversation.user_email,
-            "verified": conversation.user_verified,
-        },
+        "user": selectors.conversation_user(conversation),
         "contact_email": conversation.contact_email,
         "page_context": conversation.page_context,
         "csat": csat,

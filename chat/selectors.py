@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.db.models import Q
@@ -188,3 +188,13 @@ def conversation_running_turn(*, conversation: Conversation) -> Turn | None:
 
 def conversations_with_pending() -> list[int]:
     return list(Message.objects.filter(_due()).values_list("conversation_id", flat=True).distinct())
+
+
+def conversation_user(conversation: Conversation) -> dict[str, Any]:
+    """Who the conversation's user says they are (the staff API, a user's data export)."""
+    return {
+        "id": conversation.user_id,
+        "name": conversation.user_name,
+        "email": conversation.user_email,
+        "verified": conversation.user_verified,
+    }

@@ -36,7 +36,7 @@ from pydantic import StringConstraints, field_validator
 from orchestrator.domain.enums import ApprovalStatus
 from orchestrator.models import Approval
 
-from . import audit, inbox, people, ratelimit, roles, staff_approvals, staff_tokens
+from . import audit, inbox, people, ratelimit, roles, selectors, staff_approvals, staff_tokens
 from .enums import ConversationStatus, MessageStatus, Role
 from .models import Conversation, Message, StaffNote
 
@@ -530,12 +530,7 @@ def _detail(conversation: Conversation) -> dict:
     return {
         **_state(conversation),
         "site": _site(conversation),
-        "user": {
-            "id": conversation.user_id,
-            "name": conversation.user_name,
-            "email": conversation.user_email,
-            "verified": conversation.user_verified,
-        },
+        "user": selectors.conversation_user(conversation),
         "contact_email": conversation.contact_email,
         "csat": csat,
         "created_at": conversation.created_at,

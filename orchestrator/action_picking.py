@@ -41,6 +41,7 @@ from .domain.actions import (
     data_of_block,
     label,
 )
+from .domain.enums import ApprovalPolicy
 from .text import tokenize
 
 FITS = 0.75  # share of an example's words the message must have
@@ -270,7 +271,11 @@ def lookup_for(actions: Sequence[ActionSpec], chosen: Pick, *, text: str) -> Pic
     if not chosen.missing:
         return None
     for spec in actions:
-        if spec.name == chosen.action.name or spec.method != "GET" or spec.approval != "none":
+        if (
+            spec.name == chosen.action.name
+            or spec.method != "GET"
+            or spec.approval != ApprovalPolicy.NONE
+        ):
             continue
         if not set(chosen.missing) <= set(spec.response_fields):
             continue

@@ -7,6 +7,7 @@ from django.template.response import TemplateResponse
 from django.urls import path
 
 from . import dashboard, mcp, selectors, services
+from .admin_records import RecordAdmin
 from .forms import (
     ActionForm,
     ActionSecretForm,
@@ -484,7 +485,7 @@ class ActionCallAdmin(admin.ModelAdmin):
 
 
 @admin.register(Approval)
-class ApprovalAdmin(admin.ModelAdmin):
+class ApprovalAdmin(RecordAdmin):
     """Every approval asked for: a record (staff decide in the inbox or the staff API)."""
 
     RUN_STATE_CHARS = 500
@@ -544,9 +545,3 @@ class ApprovalAdmin(admin.ModelAdmin):
     @admin.display(description="run state (its start)")
     def run_state_start(self, obj: Approval) -> str:
         return truncatechars(obj.run_state, self.RUN_STATE_CHARS)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False

@@ -301,7 +301,9 @@ class TurnRunner:
     async def _on_approval(self, event: runtime.ApprovalRequested) -> None:
         """An action waits for a yes or no: the card on every page (and, for staff's, the
         inbox). The turn then ends paused."""
-        await db(approvals.approval_asked)(turn_id=self.turn.pk, approval_id=event.approval_id)
+        await db(approvals.approval_asked)(
+            turn_id=self.turn.pk, conversation_id=self.conversation_uuid, asked=event
+        )
         await self._send(
             protocol.ApprovalRequest(
                 turn=self.key,

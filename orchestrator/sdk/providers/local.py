@@ -154,7 +154,9 @@ class LocalModel(Model):
             return self._answer_from_workflow(outputs.get(_get(workflow_calls[-1], "call_id")))
         history = _turns(items[: max(last_user, 0)])
         actions = [a for a in self.team.actions_of(self.agent) if a.name in tool_names]
-        acted = self._act_or_workflow(actions, calls, outputs, user_text, history, tool_names)
+        acted = self._act_or_workflow(
+            actions, calls, outputs, user_text, history, tool_names, acknowledgement
+        )
         if acted is not None:
             return acted
         searches = [c for c in calls if _get(c, "name") == "search_knowledge"]
@@ -177,7 +179,7 @@ class LocalModel(Model):
         return self._team_overview(user_text)
 
     def _act_or_workflow(
-        self, actions, calls, outputs, user_text: str, history, tool_names: set[str]
+        self, actions, calls, outputs, user_text: str, history, tool_names, acknowledgement
     ) -> Any:
         """An action's call (or its answer, or a question for what it lacks), or a
         workflow; None when neither fits."""
@@ -191,7 +193,6 @@ class LocalModel(Model):
         lookup = action_picking.lookup_for(actions, chosen, text=user_text) if chosen else None
         if chosen is not None and (not chosen.missing or lookup is not None):
             return _call_or_ask(lookup or chosen)
-        acknowledgement = bool(_THANKS.match(user_text)) and len(user_text.split()) <= 4
         if "execute_workflow" in tool_names and user_text.strip() and not acknowledgement:
             workflow = self.team.workflow_for(user_text)
             if workflow is not None:
