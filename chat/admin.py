@@ -14,7 +14,7 @@ from orchestrator import workflow_engine
 from orchestrator.admin_records import RecordAdmin
 from orchestrator.models import ActionCall, Workflow, WorkflowRun
 
-from . import audit, desk_views, guardrails, people
+from . import audit, desk_views, guardrails, people, roles
 from .models import (
     CannedReply,
     Conversation,
@@ -97,15 +97,34 @@ class SiteAdmin(admin.ModelAdmin):
         ("Off-topic messages", {"fields": ("off_topic", "off_topic_reply")}),
         ("Business hours", {"fields": ("time_zone",)}),
         ("Privacy", {"fields": ("retention_days",)}),
+        ("Who answers it", {"fields": ("staff",)}),
     )
+    filter_horizontal = ("staff",)
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "staff":  # members of staff only
+            kwargs["queryset"] = db_field.remote_field.model.objects.filter(is_staff=True)
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
 
     @admin.display(description="allowed origins")
     def origins(self, obj: Site) -> str:
         return ", ".join(obj.origin_list) or "(this app only)"
 
 
+class SiteScoped:
+    """Rows of the sites the member of staff may see (Site.staff; chat.roles): a site
+    naming its staff hides its conversations, their messages, turns, feedback, events
+    and notes from everyone else but Admins. `site_path`: from the row to its Site."""
+
+    site_path = "site"
+
+    def get_queryset(self, request):
+        rows = super().get_queryset(request)
+        return roles.visible_conversations(rows, request.user, site=self.site_path)
+
+
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(SiteScoped, admin.ModelAdmin):
     list_display = (
         "__str__",
         "site",
@@ -163,7 +182,7 @@ class ConversationAdmin(admin.ModelAdmin):
     def _conversation_form(self, request, pk, form_class, act, *, title, intro, action):
         """A form about one conversation (staff only). `act(conversation, form)` returns
         where to go when it worked, or None after adding the form's error."""
-        conversation = get_object_or_404(Conversation, pk=pk)
+        conversation = get_object_or_404(self.get_queryset(request), pk=pk)
         if not self.has_change_permission(request, conversation):
             return HttpResponseRedirect(reverse("admin:index"))
         form = form_class(request.POST or None)
@@ -348,7 +367,8 @@ class ConversationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(SiteScoped, admin.ModelAdmin):
+    site_path = "conversation__site"
     list_display = ("created_at", "conversation", "role", "agent_name", "short_text", "status")
     list_filter = ("role", "status", "agent_slug")
     search_fields = ("text", "conversation__uuid", "client_id")
@@ -386,7 +406,8 @@ class TurnEventInline(admin.TabularInline):
 
 
 @admin.register(Turn)
-class TurnAdmin(admin.ModelAdmin):
+class TurnAdmin(SiteScoped, admin.ModelAdmin):
+    site_path = "conversation__site"
     list_display = (
         "uuid",
         "conversation",
@@ -432,13 +453,15 @@ class TurnAdmin(admin.ModelAdmin):
 
 
 @admin.register(Feedback)
-class FeedbackAdmin(admin.ModelAdmin):
+class FeedbackAdmin(SiteScoped, admin.ModelAdmin):
+    site_path = "message__conversation__site"
     list_display = ("message", "value", "comment", "created_at")
     list_filter = ("value",)
 
 
 @admin.register(ConversationEvent)
-class ConversationEventAdmin(admin.ModelAdmin):
+class ConversationEventAdmin(SiteScoped, admin.ModelAdmin):
+    site_path = "conversation__site"
     """Every status and owner change (the record the people figures come from)."""
 
     list_display = ("created_at", "conversation", "from_status", "to_status", "source", "owner")
@@ -453,7 +476,8 @@ class ConversationEventAdmin(admin.ModelAdmin):
 
 
 @admin.register(StaffNote)
-class StaffNoteAdmin(admin.ModelAdmin):
+class StaffNoteAdmin(SiteScoped, admin.ModelAdmin):
+    site_path = "conversation__site"
     list_display = ("created_at", "conversation", "author", "text")
     list_select_related = ("conversation", "author")
     readonly_fields = ("conversation", "author", "created_at")

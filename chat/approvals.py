@@ -133,12 +133,10 @@ def _after_decision(approval: Approval, conversation: Conversation) -> None:
 
 
 def _tell_staff(conversation_id: uuid.UUID) -> None:
-    status = Conversation.objects.filter(uuid=conversation_id).values_list("status", flat=True)
+    row = Conversation.objects.filter(uuid=conversation_id).values_list("status", "site_id")
+    status, site = row.first() or ("bot", None)
     staff_changed_on_commit(
-        conversation_id,
-        status.first() or "bot",
-        change=MESSAGE_CHANGE,
-        waiting=waiting_count,
+        conversation_id, status, change=MESSAGE_CHANGE, waiting=waiting_count, site=site
     )
 
 

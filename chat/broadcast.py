@@ -72,11 +72,14 @@ def staff_changed_on_commit(
     *,
     change: str = STATUS_CHANGE,
     waiting: Callable[[], int],
+    site: int | None = None,
 ) -> None:
     """Tell every staff inbox, once committed, that a conversation changed: its status
     (`change` "status"; a new waiting conversation among them) or a user's message in it
     ("message"). `waiting` counts the conversations waiting, read once committed (one
-    read for every inbox: the title's badge). The inbox re-reads its list. Sync code only."""
+    read for every inbox: the title's badge). `site`: the conversation's site id, so that
+    the inboxes of staff who may not see it skip the event. The inbox re-reads its list.
+    Sync code only."""
     key = str(conversation_uuid)
 
     def send() -> None:
@@ -86,6 +89,7 @@ def staff_changed_on_commit(
             "status": str(status),
             "change": change,
             "waiting": waiting(),
+            "site": site,
         }
         async_to_sync(get_channel_layer().group_send)(STAFF_GROUP, event)
 

@@ -27,8 +27,9 @@ from orchestrator.domain.enums import ApprovalPolicy, ApprovalStatus
 from orchestrator.models import Approval
 from orchestrator.text import plain_text
 
+from . import roles
 from .enums import ConversationStatus, Role
-from .models import CannedReply, Conversation, Message, StaffNote
+from .models import CannedReply, Conversation, Message, Site, StaffNote
 
 QUERY_MAX_CHARS = 200
 LIST_LIMIT = 200  # rows on the page; the search finds older ones
@@ -69,8 +70,8 @@ def _latest(conversation_field: str, value: str, **filters) -> Subquery:
     return Subquery(messages.order_by("-created_at", "-id").values(value)[:1])
 
 
-def _matching(*, query: str = "", status: str = "") -> QuerySet[Conversation]:
-    rows = Conversation.objects.all()
+def _matching(*, staff, query: str = "", status: str = "") -> QuerySet[Conversation]:
+    rows = roles.visible_conversations(Conversation.objects.all(), staff)
     if query:
         matching = Message.objects.filter(text__icontains=query).values("conversation_id")
         rows = rows.filter(pk__in=matching)
@@ -89,13 +90,14 @@ def _staff_approvals_pending(conversation_field: str = "uuid") -> QuerySet[Appro
     )
 
 
-def inbox_rows(*, query: str = "", status: str = "") -> QuerySet[Conversation]:
+def inbox_rows(*, staff, query: str = "", status: str = "") -> QuerySet[Conversation]:
     """Needing attention first: waiting for a person, or with an approval staff must
     decide (`approval_needed`; longest waiting first), then with a person, with the
     agents, resolved (each most recently active first). `unread`: the user's messages
     since the last reply (an agent's or staff's), from the stored messages. `query`:
     conversations with a message containing these words (case-insensitive), already
-    checked by search_query; `status`: only those with this status. Not sliced: the page
+    checked by search_query; `status`: only those with this status; only the sites
+    `staff` may see (chat.roles.visible_conversations). Not sliced: the page
     takes the first LIST_LIMIT (inbox_conversations), the staff API pages through it."""
     rank = Case(
         When(approval_needed=True, then=Value(0)),
@@ -104,7 +106,7 @@ def inbox_rows(*, query: str = "", status: str = "") -> QuerySet[Conversation]:
         output_field=IntegerField(),
     )
     rows = (
-        _matching(query=query, status=status)
+        _matching(staff=staff, query=query, status=status)
         .select_related("site", "owner")
         .annotate(approval_needed=Exists(_staff_approvals_pending()))
         .annotate(
@@ -125,14 +127,14 @@ def inbox_rows(*, query: str = "", status: str = "") -> QuerySet[Conversation]:
     return rows.order_by("rank", F("wait_since").asc(nulls_last=True), "-updated_at", "-id")
 
 
-def inbox_conversations(*, query: str = "", status: str = "") -> QuerySet[Conversation]:
+def inbox_conversations(*, staff, query: str = "", status: str = "") -> QuerySet[Conversation]:
     """The list on the page: the first LIST_LIMIT of inbox_rows."""
-    return inbox_rows(query=query, status=status)[:LIST_LIMIT]
+    return inbox_rows(staff=staff, query=query, status=status)[:LIST_LIMIT]
 
 
-def inbox_count(*, query: str = "", status: str = "") -> int:
+def inbox_count(*, staff, query: str = "", status: str = "") -> int:
     """How many conversations inbox_rows lists (counted without its annotations)."""
-    return _matching(query=query, status=status).count()
+    return _matching(staff=staff, query=query, status=status).count()
 
 
 def with_previews(rows: QuerySet[Conversation]) -> list[Conversation]:
@@ -144,20 +146,22 @@ def with_previews(rows: QuerySet[Conversation]) -> list[Conversation]:
     return rows
 
 
-def waiting_count() -> int:
-    return Conversation.objects.filter(status=ConversationStatus.WAITING).count()
+def waiting_count(*, staff=None) -> int:
+    """Conversations waiting for a person: of the sites `staff` sees, or all (None)."""
+    rows = Conversation.objects.filter(status=ConversationStatus.WAITING)
+    return (roles.visible_conversations(rows, staff) if staff is not None else rows).count()
 
 
-def approvals_needed_count() -> int:
-    """How many conversations have an approval staff must decide (the list's count)."""
-    return (
-        Approval.objects.filter(
-            status=ApprovalStatus.PENDING, by=ApprovalPolicy.STAFF, expires_at__gt=timezone.now()
-        )
-        .values("conversation_id")
-        .distinct()
-        .count()
+def approvals_needed_count(*, staff) -> int:
+    """How many conversations `staff` sees have an approval staff must decide."""
+    approvals = Approval.objects.filter(
+        status=ApprovalStatus.PENDING, by=ApprovalPolicy.STAFF, expires_at__gt=timezone.now()
     )
+    hidden = roles.sites_hidden_from(staff)
+    if hidden is not None:
+        hidden_conversations = Conversation.objects.filter(site__in=hidden.values("pk"))
+        approvals = approvals.exclude(conversation_id__in=hidden_conversations.values("uuid"))
+    return approvals.values("conversation_id").distinct().count()
 
 
 def conversation_approvals_pending(*, conversation: Conversation) -> list[Approval]:
@@ -185,8 +189,10 @@ def approval_get(*, key: uuid.UUID | str) -> Approval | None:
     return Approval.objects.defer("run_state").filter(uuid=key).first()
 
 
-def inbox_conversation(*, key: uuid.UUID) -> Conversation | None:
-    return Conversation.objects.select_related("site", "owner").filter(uuid=key).first()
+def inbox_conversation(*, key: uuid.UUID, staff) -> Conversation | None:
+    """One conversation, if `staff` may see its site (None otherwise: as if there were none)."""
+    rows = roles.visible_conversations(Conversation.objects.all(), staff)
+    return rows.select_related("site", "owner").filter(uuid=key).first()
 
 
 def conversation_transcript(*, conversation: Conversation) -> list[Message]:
@@ -206,13 +212,14 @@ def conversation_notes(*, conversation: Conversation) -> list[StaffNote]:
     )
 
 
-def staff_colleagues() -> QuerySet:
-    """The members of staff a conversation can be assigned to."""
-    return (
-        get_user_model()
-        .objects.filter(is_staff=True, is_active=True)
-        .order_by("first_name", "username")
-    )
+def staff_colleagues(*, site: Site | None = None) -> QuerySet:
+    """The members of staff a conversation can be assigned to: of `site`'s staff (with
+    the superusers and Admins) when the site names its staff."""
+    users = get_user_model().objects.filter(is_staff=True, is_active=True)
+    if site is not None and site.staff.exists():
+        admins = Q(is_superuser=True) | Q(groups__name=roles.Role.ADMIN.label)
+        users = users.filter(Q(staffed_sites=site) | admins).distinct()
+    return users.order_by("first_name", "username")
 
 
 def canned_replies() -> list[CannedReply]:

@@ -67,8 +67,8 @@ class AssignForm(forms.Form):
     )
 
 
-def _conversation(key: uuid.UUID) -> Conversation:
-    conversation = inbox.inbox_conversation(key=key)
+def _conversation(request: HttpRequest, key: uuid.UUID) -> Conversation:
+    conversation = inbox.inbox_conversation(key=key, staff=request.user)
     if conversation is None:
         raise Http404("No such conversation.")
     return conversation
@@ -89,10 +89,12 @@ def _list_context(request: HttpRequest, current: Conversation | None = None) -> 
         context["error"] = str(exc)
         return context, 400
     context["conversations"] = inbox.with_previews(
-        inbox.inbox_conversations(query=context["query"], status=context["status"])
+        inbox.inbox_conversations(
+            staff=request.user, query=context["query"], status=context["status"]
+        )
     )
-    context["waiting"] = inbox.waiting_count()
-    context["approvals_needed"] = inbox.approvals_needed_count()
+    context["waiting"] = inbox.waiting_count(staff=request.user)
+    context["approvals_needed"] = inbox.approvals_needed_count(staff=request.user)
     return context, 200
 
 
@@ -149,14 +151,16 @@ def _approvals(conversation: Conversation) -> list[dict]:
 @require_safe
 @staff_required
 def conversation_page(request: HttpRequest, key: uuid.UUID) -> HttpResponse:
-    conversation = _conversation(key)
+    conversation = _conversation(request, key)
     part = request.GET.get("part", "")
     context = {
         "conversation": conversation,
         "approvals": _approvals(conversation),
         "transcript": _transcript(conversation),
         "notes": inbox.conversation_notes(conversation=conversation),
-        "colleagues": inbox.staff_colleagues().exclude(pk=conversation.owner_id or 0),
+        "colleagues": inbox.staff_colleagues(site=conversation.site).exclude(
+            pk=conversation.owner_id or 0
+        ),
         "reply_chars": REPLY_CHARS,
         "note_chars": people.NOTE_CHARS,
     }
@@ -171,7 +175,7 @@ def conversation_page(request: HttpRequest, key: uuid.UUID) -> HttpResponse:
 
 def _act(request: HttpRequest, key: uuid.UUID, form_class, action, done: str) -> HttpResponse:
     """Run one service with the validated form; tell the outcome in words."""
-    conversation = _conversation(key)
+    conversation = _conversation(request, key)
     form = form_class(request.POST) if form_class else None
     if form is not None and not form.is_valid():
         for errors in form.errors.values():
@@ -229,7 +233,7 @@ def note_add(request: HttpRequest, key: uuid.UUID) -> HttpResponse:
 def approval_decide(request: HttpRequest, key: uuid.UUID, approval: uuid.UUID) -> HttpResponse:
     """Approve or Decline (also for the user, "Decide for the user"); the outcome, or why
     nothing changed, in words."""
-    conversation = _conversation(key)
+    conversation = _conversation(request, key)
     form = DecisionForm(request.POST)
     if not form.is_valid():
         messages.error(request, "Choose Approve or Decline.")

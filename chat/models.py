@@ -110,6 +110,17 @@ class Site(models.Model):
         "with everything stored about them, by the daily purge. Empty: kept forever.",
     )
 
+    # Per-site staff (docs/security.md, "Staff roles"): who on the team sees this site's
+    # conversations. Empty: every member of staff; Admins see every site.
+    staff = models.ManyToManyField(
+        settings.AUTH_USER_MODEL,
+        blank=True,
+        related_name="staffed_sites",
+        verbose_name="staff of this site",
+        help_text="Only these members of staff (and Admins) see and answer this site's "
+        "conversations, in the inbox, the staff API and the admin. Empty: all staff.",
+    )
+
     def __str__(self) -> str:
         return self.name
 

@@ -284,7 +284,7 @@ def _move(
         )
         current.refresh_from_db()
         broadcast_on_commit(current.uuid, status_frame(conversation=current), status=to)
-        staff_changed_on_commit(current.uuid, to, waiting=waiting_count)
+        staff_changed_on_commit(current.uuid, to, waiting=waiting_count, site=current.site_id)
     return Moved(True, current, event.pk)
 
 
@@ -347,11 +347,14 @@ def user_message_to_staff(*, conversation_id: int) -> None:
     answer change the list only with their status, so their traffic costs the inbox nothing."""
     row = (
         Conversation.objects.filter(pk=conversation_id, status__in=(WAITING, HUMAN))
-        .values_list("uuid", "status")
+        .values_list("uuid", "status", "site_id")
         .first()
     )
     if row is not None:
-        staff_changed_on_commit(*row, change=MESSAGE_CHANGE, waiting=waiting_count)
+        key, status, site = row
+        staff_changed_on_commit(
+            key, status, change=MESSAGE_CHANGE, waiting=waiting_count, site=site
+        )
 
 
 def after_turn_error(*, conversation_id: int) -> Moved | None:
@@ -572,6 +575,11 @@ def staff_assign(
     roles.require(staff, Can.ASSIGN)
     if not (to.is_active and to.is_staff):
         raise PeopleError(f"{to.get_username()} is not an active member of staff.")
+    if not roles.sees_site(to, conversation.site_id):
+        raise PeopleError(
+            f"{to.get_username()} is not on the staff of this conversation's site, so they "
+            "could not see it."
+        )
     moved = _move(
         conversation.pk,
         to=HUMAN,

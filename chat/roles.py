@@ -13,6 +13,9 @@ each one able to do what the one before it does and more:
 - **Admin**: also the registry (agents, routing, knowledge, workflows), actions, their
   secrets and MCP servers, sites and retention; a superuser is an Admin.
 
+Per site: a site may name its staff (Site.staff); then only they, and Admins, see its
+conversations (sites_hidden_from, visible_conversations), everywhere staff read them.
+
 A member of staff in none of the groups has SUPERORCH_DEFAULT_STAFF_ROLE (Support unless
 set; "viewer" for least privilege). The actions are checked in the services themselves
 (chat.people, chat.staff_approvals), so the inbox and the staff API refuse alike, in
@@ -26,6 +29,9 @@ from enum import IntEnum, StrEnum
 
 from django.conf import settings
 from django.contrib.auth.base_user import AbstractBaseUser
+from django.db.models import Count, QuerySet
+
+from .models import Site
 
 
 class Role(IntEnum):
@@ -125,3 +131,30 @@ def require_approval(user: AbstractBaseUser, amount: Decimal | None) -> None:
         raise RoleError(
             f"Support decides approvals up to {approval_limit():.2f}; this one needs a Supervisor."
         )
+
+
+def sites_hidden_from(user: AbstractBaseUser) -> QuerySet[Site] | None:
+    """The sites whose conversations the user may not see: those naming their staff
+    without the user. None when nothing is hidden (an Admin sees every site). A queryset,
+    so that filtering by it is a subquery of the caller's one statement."""
+    if role_of(user) == Role.ADMIN:
+        return None
+    return (
+        Site.objects.alias(n_staff=Count("staff"))
+        .filter(n_staff__gt=0)
+        .exclude(pk__in=Site.staff.through.objects.filter(user_id=user.pk).values("site_id"))
+    )
+
+
+def visible_conversations(rows: QuerySet, user: AbstractBaseUser, *, site: str = "site"):
+    """`rows` without those of sites hidden from the user (`site`: the path from the
+    rows to their Site, e.g. "conversation__site")."""
+    hidden = sites_hidden_from(user)
+    if hidden is None:
+        return rows
+    return rows.exclude(**{f"{site}__in": hidden.values("pk")})
+
+
+def sees_site(user: AbstractBaseUser, site_id: int) -> bool:
+    hidden = sites_hidden_from(user)
+    return hidden is None or not hidden.filter(pk=site_id).exists()

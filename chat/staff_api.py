@@ -572,16 +572,16 @@ def _approve_of(request: HttpRequest) -> bool:
     return body["approve"]
 
 
-def _conversation(key: uuid.UUID) -> Conversation:
-    conversation = inbox.inbox_conversation(key=key)
+def _conversation(request: HttpRequest, key: uuid.UUID) -> Conversation:
+    conversation = inbox.inbox_conversation(key=key, staff=request.auth)
     if conversation is None:
         raise HttpError(404, NO_CONVERSATION)
     return conversation
 
 
-def _fresh(conversation: Conversation) -> dict:
+def _fresh(request: HttpRequest, conversation: Conversation) -> dict:
     """The conversation's state as it is after an action."""
-    return _state(_conversation(conversation.uuid))
+    return _state(_conversation(request, conversation.uuid))
 
 
 # --- Endpoints ------------------------------------------------------------------------
@@ -600,10 +600,10 @@ def conversation_list(request: HttpRequest, filters: Query[ListQuery]) -> dict:
     agents, resolved (each most recently active first), as in the inbox."""
     query = inbox.search_query(filters.q)
     status = filters.status or ""
-    rows = inbox.inbox_rows(query=query, status=status)
+    rows = inbox.inbox_rows(staff=request.auth, query=query, status=status)
     page = rows[filters.offset : filters.offset + filters.limit]
     return {
-        "count": inbox.inbox_count(query=query, status=status),
+        "count": inbox.inbox_count(staff=request.auth, query=query, status=status),
         "limit": filters.limit,
         "offset": filters.offset,
         "items": [_row(c) for c in page],
@@ -618,7 +618,7 @@ def conversation_list(request: HttpRequest, filters: Query[ListQuery]) -> dict:
 def conversation_detail(request: HttpRequest, key: uuid.UUID) -> dict:
     """The transcript (user, agent and staff messages, oldest first), status, owner,
     private notes, the user's rating and contact email."""
-    conversation = _conversation(key)
+    conversation = _conversation(request, key)
     audit.staff_did(staff=request.auth, action=audit.Action.READ, conversation_id=conversation.uuid)
     return _detail(conversation)
 
@@ -631,8 +631,10 @@ def conversation_detail(request: HttpRequest, key: uuid.UUID) -> dict:
 def take_over(request: HttpRequest, key: uuid.UUID) -> dict:
     """You own it (`human`): no agent answers; a running agent turn stops. 409 when a
     colleague owns it."""
-    conversation = people.staff_take_over(conversation=_conversation(key), staff=request.auth)
-    return _fresh(conversation)
+    conversation = people.staff_take_over(
+        conversation=_conversation(request, key), staff=request.auth
+    )
+    return _fresh(request, conversation)
 
 
 @api.post(
@@ -643,9 +645,11 @@ def take_over(request: HttpRequest, key: uuid.UUID) -> dict:
 def reply(request: HttpRequest, key: uuid.UUID, payload: ReplyIn) -> Status:
     """A staff message, live on the user's sockets. A conversation nobody owns becomes
     yours; a resolved one reopens (yours)."""
-    conversation = _conversation(key)
+    conversation = _conversation(request, key)
     message = people.staff_reply(conversation=conversation, staff=request.auth, text=payload.text)
-    return Status(201, {"message": _message(message), "conversation": _fresh(conversation)})
+    return Status(
+        201, {"message": _message(message), "conversation": _fresh(request, conversation)}
+    )
 
 
 @api.post(
@@ -657,9 +661,9 @@ def hand_back(request: HttpRequest, key: uuid.UUID, payload: HandBackIn | None =
     """Back to the agents (`bot`), with an optional note they read as context."""
     note = payload.note if payload is not None else ""
     conversation = people.staff_hand_back(
-        conversation=_conversation(key), staff=request.auth, note=note
+        conversation=_conversation(request, key), staff=request.auth, note=note
     )
-    return _fresh(conversation)
+    return _fresh(request, conversation)
 
 
 @api.post(
@@ -669,8 +673,10 @@ def hand_back(request: HttpRequest, key: uuid.UUID, payload: HandBackIn | None =
 )
 def resolve_conversation(request: HttpRequest, key: uuid.UUID) -> dict:
     """Resolved (idempotent); the user may then rate it."""
-    conversation = people.staff_resolve(conversation=_conversation(key), staff=request.auth)
-    return _fresh(conversation)
+    conversation = people.staff_resolve(
+        conversation=_conversation(request, key), staff=request.auth
+    )
+    return _fresh(request, conversation)
 
 
 @api.post(
@@ -680,13 +686,13 @@ def resolve_conversation(request: HttpRequest, key: uuid.UUID) -> dict:
 )
 def assign(request: HttpRequest, key: uuid.UUID, payload: AssignIn) -> dict:
     """The colleague owns it (`human`). `user`: a username (string) or a user id (number)."""
-    conversation = _conversation(key)
+    conversation = _conversation(request, key)
     colleague = inbox.staff_user_by_ref(ref=payload.user)
     if colleague is None:
         words = f"There is no user {payload.user!r}."
         raise ValidationError([{"loc": ("body", "payload", "user"), "msg": words}])
     conversation = people.staff_assign(conversation=conversation, staff=request.auth, to=colleague)
-    return _fresh(conversation)
+    return _fresh(request, conversation)
 
 
 @api.post(
@@ -697,7 +703,7 @@ def assign(request: HttpRequest, key: uuid.UUID, payload: AssignIn) -> dict:
 def note_add(request: HttpRequest, key: uuid.UUID, payload: NoteIn) -> Status:
     """A private note: never sent to the user, never given to a model."""
     note = people.staff_note_add(
-        conversation=_conversation(key), staff=request.auth, text=payload.text
+        conversation=_conversation(request, key), staff=request.auth, text=payload.text
     )
     return Status(201, _note(note))
 
@@ -726,7 +732,7 @@ APPROVE_BODY = {
 def approval_list(request: HttpRequest, key: uuid.UUID) -> dict:
     """Its pending and recent approvals (at most 20), newest first: what the agent wants
     to do, with which arguments, who decides, until when, and how it ended."""
-    conversation = _conversation(key)
+    conversation = _conversation(request, key)
     return {
         "items": [_approval(a) for a in inbox.conversation_approvals(conversation=conversation)]
     }

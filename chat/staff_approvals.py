@@ -71,7 +71,9 @@ def staff_approval_decide(
     (the inbox's page); without it the approval's own conversation (the staff API)."""
     found = inbox.approval_get(key=approval_id)
     if conversation is None:
-        conversation = inbox.inbox_conversation(key=found.conversation_id) if found else None
+        conversation = (
+            inbox.inbox_conversation(key=found.conversation_id, staff=staff) if found else None
+        )
         if conversation is None:
             return StaffDecision(None, False, NOT_FOUND)
     if found is not None and found.conversation_id == conversation.uuid:

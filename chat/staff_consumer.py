@@ -10,7 +10,10 @@ each minute by inbox.js); connecting and every frame refresh the staff member's 
 (people.staff_seen), which the user's expected wait and the inbox's list of who is online
 count. Server frames: `inbox.changed` (a conversation's status, or a user's message in
 one waiting for or with a person; with the number waiting), `presence.changed` (someone
-came online: re-read who is online), and the watched conversation's own frames.
+came online: re-read who is online), and the watched conversation's own frames. A
+member of staff whom a site does not name as its staff (Site.staff) gets no event of its
+conversations, and no waiting count (it would count them); the set of such sites is read
+when the socket connects.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
-from . import inbox, people
+from . import inbox, people, roles
 from .broadcast import FRAME_EVENT, PRESENCE_EVENT, STAFF_EVENT, STAFF_GROUP, conversation_group
 from .handshake import scope_origin
 from .origins import origin_allowed
@@ -39,6 +42,11 @@ PRESENCE_CHANGED = "presence.changed"
 FRAMES = frozenset({"watch", "watching", INBOX_CHANGED, PRESENCE_CHANGED, "ping", "pong", "error"})
 
 
+def _hidden_site_ids(user: Any) -> frozenset[int]:
+    hidden = roles.sites_hidden_from(user)
+    return frozenset(hidden.values_list("pk", flat=True)) if hidden is not None else frozenset()
+
+
 def _is_staff(user: Any) -> bool:
     return bool(user and user.is_authenticated and user.is_active and user.is_staff)
 
@@ -47,6 +55,7 @@ class StaffConsumer(RelayDispatch, AsyncWebsocketConsumer):
     # The group events only relay to the socket: no database (chat.relay).
     relay_events = frozenset({FRAME_EVENT, STAFF_EVENT, PRESENCE_EVENT})
     watching: str | None = None  # the conversation group this socket follows
+    hidden_sites: frozenset[int] = frozenset()  # sites whose events this socket skips
 
     async def connect(self) -> None:
         user = self.scope.get("user")
@@ -56,6 +65,7 @@ class StaffConsumer(RelayDispatch, AsyncWebsocketConsumer):
         ):
             await self.close()  # before accept: the handshake is refused (HTTP 403)
             return
+        self.hidden_sites = await db(_hidden_site_ids)(user)
         await self.channel_layer.group_add(STAFF_GROUP, self.channel_name)
         await self.accept()
         await db(people.staff_seen)(user=user)
@@ -94,7 +104,7 @@ class StaffConsumer(RelayDispatch, AsyncWebsocketConsumer):
         except ValueError:
             await self._error("That is not a conversation id.")
             return
-        if await db(inbox.inbox_conversation)(key=key) is None:
+        if await db(inbox.inbox_conversation)(key=key, staff=self.scope["user"]) is None:
             await self._error("No such conversation.")
             return
         await self._unwatch()
@@ -112,10 +122,13 @@ class StaffConsumer(RelayDispatch, AsyncWebsocketConsumer):
     async def staff_changed(self, event: dict[str, Any]) -> None:
         """A conversation's status changed (`change` "status") or its user wrote to a
         person ("message"); `waiting`: how many wait now (the title's badge)."""
+        if self.hidden_sites and event.get("site") in self.hidden_sites:
+            return
         keys = ("conversation", "status", "change", "waiting")
-        await self.send(
-            text_data=json.dumps({"type": INBOX_CHANGED, **{k: event.get(k) for k in keys}})
-        )
+        frame = {"type": INBOX_CHANGED, **{k: event.get(k) for k in keys}}
+        if self.hidden_sites:
+            frame["waiting"] = None  # a count over every site: the list's re-read says it
+        await self.send(text_data=json.dumps(frame))
 
     async def staff_presence(self, event: dict[str, Any]) -> None:
         await self.send(text_data=json.dumps({"type": PRESENCE_CHANGED}))
