@@ -174,10 +174,11 @@ def conversation_set_context(*, conversation: Conversation, context: dict[str, A
 def message_receive(
     *, conversation: Conversation, client_id: str, text: str
 ) -> tuple[Message, bool]:
-    """Store a user's message once per client id. Returns (message, created)."""
-    existing = Message.objects.filter(conversation=conversation, client_id=client_id).first()
-    if existing is not None:
-        return existing, False
+    """Store a user's message once per client id. Returns (message, created).
+
+    The message and the conversation's activity are one transaction; a client id already
+    stored (a resend after a reconnect, or the same id on another socket) is found by the
+    unique constraint, not by a read before every insert."""
     try:
         with transaction.atomic():
             message = Message.objects.create(
@@ -187,11 +188,15 @@ def message_receive(
                 client_id=client_id,
                 status=MessageStatus.PENDING,
             )
-    except IntegrityError:  # the same id arrived on another socket at the same moment
+            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    except IntegrityError:  # stored already: the first one stands
         return Message.objects.get(conversation=conversation, client_id=client_id), False
-    Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-    people.user_wrote(conversation_id=conversation.pk)  # a resolved conversation reopens
-    people.user_message_to_staff(conversation_id=conversation.pk)
+    status = Conversation.objects.filter(pk=conversation.pk).values_list("status", flat=True)
+    status = status.first()
+    if status == ConversationStatus.RESOLVED:
+        people.user_wrote(conversation_id=conversation.pk)  # a resolved conversation reopens
+    elif status in (ConversationStatus.WAITING, ConversationStatus.HUMAN):
+        people.user_message_to_staff(conversation_id=conversation.pk)
     conversation_wake_queued(conversation_id=conversation.pk)
     return message, True
 
@@ -324,10 +329,27 @@ def conversation_set_agent(*, conversation_id: int, agent_slug: str) -> None:
 
 
 def assistant_message_create(
-    *, turn: Turn, message_uuid: uuid.UUID, agent_slug: str, agent_name: str, text: str
+    *,
+    turn: Turn,
+    message_uuid: uuid.UUID,
+    agent_slug: str,
+    agent_name: str,
+    text: str,
+    replaces: bool = True,
 ) -> Message:
     """Store a reply. A message id already stored is replaced (a partial reply of an
-    earlier, failed turn for the same user message takes the retry's text: one reply)."""
+    earlier, failed turn for the same user message takes the retry's text: one reply).
+    `replaces=False`: the id is new to this turn, so the reply is one INSERT."""
+    if not replaces:
+        return Message.objects.create(
+            uuid=message_uuid,
+            conversation_id=turn.conversation_id,
+            role=Role.ASSISTANT,
+            agent_slug=agent_slug,
+            agent_name=agent_name,
+            text=text,
+            turn=turn,
+        )
     message, _ = Message.objects.update_or_create(
         uuid=message_uuid,
         defaults={"agent_slug": agent_slug, "agent_name": agent_name, "text": text, "turn": turn},

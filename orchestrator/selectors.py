@@ -11,7 +11,8 @@ from pathlib import Path
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Max, Q, QuerySet
+from django.db import connection
+from django.db.models import Count, Q, QuerySet
 from django.urls import reverse
 from django.utils import timezone
 
@@ -87,15 +88,28 @@ class RegistryCache:
 registry_cache = RegistryCache()
 
 
+VERSIONED = (AgentProfile, Workflow, Action, McpServer)  # small tables: count and latest change
+
+
+@functools.cache
+def _version_sql(vendor: str) -> str:
+    """One statement of scalar subqueries: each registry table's row count and latest
+    change (a turn asks at its start and at each tool call: one round trip, not four)."""
+    quote = connection.ops.quote_name
+    parts = []
+    for model in VERSIONED:
+        table = quote(model._meta.db_table)
+        column = quote(model._meta.get_field("updated_at").column)
+        parts += [f"(SELECT COUNT(*) FROM {table})", f"(SELECT MAX({column}) FROM {table})"]
+    return "SELECT " + ", ".join(parts)
+
+
 def registry_version() -> str:
     """Changes whenever an agent, its examples, handoffs, articles or permissions, a
-    workflow or an action change."""
-    agg = AgentProfile.objects.aggregate(latest=Max("updated_at"), n=Count("id"))
-    flows = Workflow.objects.aggregate(latest=Max("updated_at"), n=Count("id"))
-    acts = Action.objects.aggregate(latest=Max("updated_at"), n=Count("id"))
-    mcps = McpServer.objects.aggregate(latest=Max("updated_at"), n=Count("id"))
-    parts = [agg["n"], agg["latest"], flows["n"], flows["latest"], acts["n"], acts["latest"]]
-    parts += [mcps["n"], mcps["latest"]]
+    workflow, an action or an MCP server change (each saves its row's updated_at)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_version_sql(connection.vendor))
+        parts = cursor.fetchone()
     return ":".join(p.isoformat() if hasattr(p, "isoformat") else str(p) for p in parts)
 
 

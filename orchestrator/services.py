@@ -167,6 +167,15 @@ def agent_run_finish(
 def agent_health_record(*, agent_slug: str, ok: bool, error: str = "") -> str:
     """Feed one model call's result to the agent's circuit breaker; returns its new state."""
     now = timezone.now()
+    if ok:  # the happy path, most turns: one read, no transaction, no lock
+        seen = (
+            AgentHealth.objects.filter(agent_slug=agent_slug)
+            .values_list("state", "consecutive_failures", "last_success_at")
+            .first()
+        )
+        if seen is not None and seen[:2] == (health.CLOSED, 0):
+            if seen[2] is not None and (now - seen[2]).total_seconds() <= 60:
+                return health.CLOSED
     with transaction.atomic():
         row, _ = AgentHealth.objects.select_for_update().get_or_create(agent_slug=agent_slug)
         if ok and row.state == health.CLOSED and row.consecutive_failures == 0:

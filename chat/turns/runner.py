@@ -73,6 +73,7 @@ class TurnRunner:
         self.started = self.last_output = asyncio.get_running_loop().time()
         self.takes_over: list[uuid.UUID] = []  # partial replies of earlier failed turns
         self.message_ids: dict[uuid.UUID, uuid.UUID] = {}  # the runtime's id -> the one sent
+        self.replacing: set[uuid.UUID] = set()  # ids of partial replies this turn replaces
         self.cancel = asyncio.Event()  # set by turn.cancel (the user's, or a staff takeover)
         self.dropped = False  # a reply was dropped: staff took over before it was done
 
@@ -89,13 +90,20 @@ class TurnRunner:
                 outcome = dataclasses.replace(outcome, status=TurnStatus.CANCELLED.value)
             await self._finish(outcome)
 
+    def _start_reads(self) -> tuple:
+        """What the turn starts from, in one trip to the database thread."""
+        turn = self.turn
+        return (
+            selectors.conversation_get(conversation_id=turn.conversation_id),
+            selectors.turn_history(turn=turn),
+            selectors.turn_reply_ref(turn=turn),
+            selectors.turn_partial_replies(turn=turn),
+            approvals.turn_resume(turn=turn),  # an approval was answered
+        )
+
     async def _start(self) -> runtime.TurnRequest:
         turn = self.turn
-        conversation = await db(selectors.conversation_get)(conversation_id=turn.conversation_id)
-        history = await db(selectors.turn_history)(turn=turn)
-        reply_to = await db(selectors.turn_reply_ref)(turn=turn)
-        self.takes_over = await db(selectors.turn_partial_replies)(turn=turn)
-        resume = await db(approvals.turn_resume)(turn=turn)  # an approval was answered
+        conversation, history, reply_to, self.takes_over, resume = await db(self._start_reads)()
         await self._send(protocol.TurnStarted(turn=self.key, reply_to=reply_to))
         return runtime.TurnRequest(
             conversation_id=self.conversation_uuid,
@@ -209,6 +217,8 @@ class TurnRunner:
         if runtime_id not in self.message_ids:
             taken = self.takes_over.pop(0) if self.takes_over else runtime_id
             self.message_ids[runtime_id] = taken
+            if taken != runtime_id:
+                self.replacing.add(taken)
         return self.message_ids[runtime_id]
 
     async def _on_delta(self, event: runtime.MessageDelta) -> None:
@@ -237,12 +247,14 @@ class TurnRunner:
         if await db(people.person_owns)(conversation_id=self.turn.conversation_id):
             self.dropped = True  # staff took over: what the agent wrote is neither kept nor sent
             return
+        message_uuid = self._message_id(event.message_id)
         message = await db(services.assistant_message_create)(
             turn=self.turn,
-            message_uuid=self._message_id(event.message_id),
+            message_uuid=message_uuid,
             agent_slug=event.agent.slug,
             agent_name=event.agent.name,
             text=event.text,
+            replaces=message_uuid in self.replacing,
         )
         payload = protocol.MessagePayload.from_message(message)
         await self._send(protocol.MessageDone(turn=self.key, message=payload))

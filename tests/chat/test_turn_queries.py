@@ -1,0 +1,57 @@
+"""The database statements of one whole turn (docs/benchmarks.md, "Per-turn cost"):
+counted, not timed, from the user's message.send to turn.done, on every thread (the
+turn's database calls run in worker threads)."""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+
+import pytest
+from django.db.backends import utils as db_utils
+
+from tests.chat.test_consumers import open_session, send, until_turn_done
+
+pytestmark = pytest.mark.django_db(transaction=True)
+CHARGED = "I was charged twice for my subscription this month"
+MAX_STATEMENTS = 46
+
+
+@contextlib.contextmanager
+def statements():
+    """Every SQL statement any thread runs meanwhile, in order."""
+    seen: list[str] = []
+    lock = threading.Lock()
+    original = db_utils.CursorWrapper._execute_with_wrappers
+
+    def counting(self, sql, params, many, executor):
+        with lock:
+            seen.append(sql)
+        return original(self, sql, params, many, executor)
+
+    db_utils.CursorWrapper._execute_with_wrappers = counting
+    try:
+        yield seen
+    finally:
+        db_utils.CursorWrapper._execute_with_wrappers = original
+
+
+def tables(seen: list[str]) -> list[str]:
+    return [sql.split()[0] + " " + (sql.split('"')[1] if '"' in sql else "") for sql in seen]
+
+
+async def test_a_whole_turn_runs_a_bounded_number_of_statements(team, connect, settings):
+    """A follow-up in a conversation (routed, handed to Billing, a knowledge search, a
+    streamed reply, every record kept): at most MAX_STATEMENTS statements, every thread
+    counted, transactions' BEGIN and SAVEPOINTs included. Before the per-turn work of
+    2026-12-04 the same turn ran 60."""
+    settings.SUPERORCH_LOCAL_MODEL_DELAY = 0
+    comm, ready = await open_session(connect)
+    await send(comm, {"type": "message.send", "id": "warm", "text": "hello"})
+    await until_turn_done(comm)
+    with statements() as seen:
+        await send(comm, {"type": "message.send", "id": "c-1", "text": CHARGED})
+        frames = await until_turn_done(comm)
+    assert frames[-1]["status"] == "ok"
+    assert any(f["type"] == "tool.finished" for f in frames)  # the knowledge search ran
+    assert len(seen) <= MAX_STATEMENTS, "\n".join(tables(seen))
