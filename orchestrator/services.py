@@ -173,9 +173,9 @@ def agent_health_record(*, agent_slug: str, ok: bool, error: str = "") -> str:
             .values_list("state", "consecutive_failures", "last_success_at")
             .first()
         )
-        if seen is not None and seen[:2] == (health.CLOSED, 0):
-            if seen[2] is not None and (now - seen[2]).total_seconds() <= 60:
-                return health.CLOSED
+        fresh = seen is not None and seen[2] is not None and (now - seen[2]).total_seconds() <= 60
+        if fresh and seen[:2] == (health.CLOSED, 0):
+            return health.CLOSED
     with transaction.atomic():
         row, _ = AgentHealth.objects.select_for_update().get_or_create(agent_slug=agent_slug)
         if ok and row.state == health.CLOSED and row.consecutive_failures == 0:
