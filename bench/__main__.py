@@ -10,6 +10,7 @@ import sys
 SCENARIOS = {
     "concurrency": "bench.scenarios.concurrency",
     "database": "bench.scenarios.database",
+    "memory": "bench.scenarios.memory",
     "overhead": "bench.scenarios.overhead",
     "peer": "bench.scenarios.peer",
     "people": "bench.scenarios.people",

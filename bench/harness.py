@@ -19,7 +19,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -102,18 +102,23 @@ def _seeded_template() -> Path:
 
 
 def sql_rows(env: dict[str, str], statement: str, *params: object) -> list[tuple]:
-    """Every row of one statement on a bench database (SQLite)."""
+    """Every row of one statement on a bench database (SQLite, or PostgreSQL from
+    fresh_postgres; placeholders `?` either way)."""
+    if env["DATABASE_URL"].startswith("postgres"):
+        import psycopg
+
+        with psycopg.connect(env["DATABASE_URL"]) as conn:
+            return conn.execute(statement.replace("?", "%s"), params).fetchall()
     path = env["DATABASE_URL"].removeprefix("sqlite:///")
     with sqlite3.connect(path, timeout=30) as conn:
         return conn.execute(statement, params).fetchall()
 
 
 def sql(env: dict[str, str], statement: str, *params: object) -> tuple | None:
-    """One statement on a bench database (SQLite), beside the server, without starting
-    Django; returns its first row."""
-    path = env["DATABASE_URL"].removeprefix("sqlite:///")
-    with sqlite3.connect(path, timeout=30) as conn:
-        return conn.execute(statement, params).fetchone()
+    """One statement on a bench database (SQLite or PostgreSQL), beside the server,
+    without starting Django; returns its first row."""
+    rows = sql_rows(env, statement, *params)
+    return rows[0] if rows else None
 
 
 @contextmanager
@@ -122,10 +127,14 @@ def server(
     kind: str = "daphne",
     app: str = "bench.asgi:application",
     port: int | None = None,
+    workers: int = 1,
 ):
     """The ASGI server in its own process; yields its base URL once /healthz answers.
-    `port`: a port chosen beforehand (free_port()), when the env must name the origin."""
+    `port`: a port chosen beforehand (free_port()), when the env must name the origin.
+    `workers`: uvicorn's worker processes on the one port (server_rss counts them all)."""
     port = port or free_port()
+    if workers != 1 and kind != "uvicorn":
+        raise ValueError("several worker processes: uvicorn only")
     if kind == "daphne":
         cmd = [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
     elif kind == "uvicorn":
@@ -140,6 +149,7 @@ def server(
             "--log-level",
             "warning",
             "--no-access-log",
+            *(["--workers", str(workers)] if workers != 1 else []),
             app,
         ]
     else:
@@ -163,12 +173,103 @@ def server(
                 raise RuntimeError(f"{kind} did not start:\n{Path(log.name).read_text()[-3000:]}")
             time.sleep(0.2)
         profiler = _profile(proc.pid)
+        SERVERS[url] = proc.pid
+        if workers > 1:  # every worker answers /healthz before the load starts
+            _wait_for_children(proc.pid, workers, deadline)
         yield url
     finally:
+        SERVERS.pop(url, None)
         if profiler is not None:
             profiler.send_signal(signal.SIGINT)  # py-spy writes its profile on SIGINT
             profiler.wait(60)
         _stop(proc, Path(log.name), "server", failed=sys.exc_info()[0] is not None)
+
+
+SERVERS: dict[str, int] = {}  # base URL -> the server's process id, while it runs
+
+
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*"):
+        with suppress(OSError):
+            kids += [int(k) for k in (task / "children").read_text().split()]
+    return kids
+
+
+def _wait_for_children(pid: int, n: int, deadline: float) -> None:
+    while len(_children(pid)) < n:
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"uvicorn started {len(_children(pid))} of {n} workers")
+        time.sleep(0.2)
+    time.sleep(3)  # each worker imports the app and loads the router before it answers
+
+
+def rss_bytes(pid: int) -> int:
+    """Resident memory of a process and all its descendants (Linux /proc)."""
+    total, todo = 0, [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            for line in Path(f"/proc/{current}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1]) * 1024
+        except OSError:
+            continue
+        todo += _children(current)
+    return total
+
+
+def server_rss(url: str) -> int:
+    """The resident memory of the server at `url` (every worker process included)."""
+    return rss_bytes(SERVERS[url])
+
+
+@contextmanager
+def fresh_postgres(**extra: str):
+    """A migrated, seeded PostgreSQL database (a copy of a template database made once
+    per version of the app's code, as fresh_database does for SQLite); yields its env.
+    Needs the PostgreSQL at BENCH_POSTGRES_URL (default: the local one, user postgres)."""
+    import psycopg
+
+    admin = os.environ.get("BENCH_POSTGRES_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    base = admin.rsplit("/", 1)[0]
+    template = _postgres_template(admin, base)
+    name = f"superorch_bench_{os.getpid()}_{time.time_ns() % 1_000_000}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield base_env(DATABASE_URL=f"{base}/{name}", **extra)
+    finally:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _postgres_template(admin: str, base: str) -> str:
+    import psycopg
+
+    digest = hashlib.sha256()
+    for path in sorted(p for app in APP_PACKAGES for p in (ROOT / app).rglob("*.py")):
+        digest.update(path.relative_to(ROOT).as_posix().encode() + b"\0" + path.read_bytes())
+    template = f"superorch_bench_tpl_{digest.hexdigest()[:16]}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        found = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", [template])
+        if found.fetchone():
+            return template
+        old = conn.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE 'superorch_bench_tpl_%%'"
+        ).fetchall()
+        for (stale,) in old:
+            conn.execute(f'DROP DATABASE IF EXISTS "{stale}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{template}"')
+    env = base_env(DATABASE_URL=f"{base}/{template}")
+    try:
+        manage(env, "migrate", "--noinput", "-v", "0")
+        manage(env, "seed_team")
+    except Exception:
+        with psycopg.connect(admin, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)')
+        raise
+    return template
 
 
 @contextmanager
@@ -261,6 +362,31 @@ def simulated_model(
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@contextmanager
+def held(url: str, conns: int, *, stream: bool = False, timeout: float = 300):
+    """`conns` conversations held open by the load generator (bench.loadgen --mode
+    hold) for as long as the block runs; yields once every one is open (streaming)."""
+    ws = url.replace("http://", "ws://")
+    cmd = [PY, "-m", "bench.loadgen", "--url", ws, "--mode", "hold", "--conns", str(conns),
+           "--timeout", str(timeout), *(["--stream"] if stream else [])]  # fmt: skip
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    try:
+        line = proc.stdout.readline()
+        if not line.startswith('{"ready"'):
+            raise RuntimeError(f"load generator failed:\n{line}{proc.stderr.read()[-3000:]}")
+        yield json.loads(line)
+    finally:
+        if proc.stdin:
+            proc.stdin.close()
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
 
 
 def loadgen(url: str, *args: str, timeout: float = 600) -> dict:

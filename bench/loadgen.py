@@ -10,15 +10,19 @@ turns: N conversations on /ws/chat/, each sending M messages one after the other
 reading every frame of each turn.
 chatkit: the peer (bench/peer_chatkit.py), over HTTP: N clients, each sending M
 `threads.create` requests to /chatkit one after the other (kept-alive connections) and
-reading every event of each SSE stream. Prints one JSON object.
+reading every event of each SSE stream. hold: N conversations opened (--stream: each
+with a reply streaming) and kept until stdin closes, `{"ready": N}` printed once they
+all are (for the memory scenario). Prints one JSON object.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import statistics
+import sys
 import time
 import uuid
 
@@ -158,9 +162,59 @@ async def chatkit_client(client, url, count, text, timeout, out) -> None:
         out["gaps"].extend(gaps)
 
 
+async def hold_client(url, origin, stream, text, opened, ready, release) -> None:
+    """One conversation held open: session started (and, `stream`, a reply streaming)."""
+    async with websockets.connect(url + "/ws/chat/", origin=origin, max_queue=None) as ws:
+        await ws.send(json.dumps({"type": "session.start", "protocol": 1, "site": "demo"}))
+        while json.loads(await ws.recv())["type"] != "session.ready":
+            pass
+        if stream:
+            cid = uuid.uuid4().hex
+            await ws.send(json.dumps({"type": "message.send", "id": cid, "text": text}))
+            while json.loads(await ws.recv())["type"] != "message.delta":
+                pass
+        opened.append(1)
+        if len(opened) == ready["want"]:
+            ready["event"].set()
+        reader = asyncio.create_task(_drain(ws))
+        await release.wait()
+        reader.cancel()
+
+
+async def _drain(ws) -> None:
+    with contextlib.suppress(Exception):
+        async for _ in ws:
+            pass
+
+
+async def hold(args) -> dict:
+    """Open N conversations, print `ready` once all are (idle, or streaming with
+    --stream), keep them until stdin closes; then print the report."""
+    origin = args.url.replace("ws://", "http://")
+    opened: list[int] = []
+    ready = {"want": args.conns, "event": asyncio.Event()}
+    release = asyncio.Event()
+    started = time.perf_counter()
+    clients = [
+        asyncio.create_task(
+            hold_client(args.url, origin, args.stream, args.text, opened, ready, release)
+        )
+        for _ in range(args.conns)
+    ]
+    async with asyncio.timeout(args.timeout):
+        await ready["event"].wait()
+    print(json.dumps({"ready": len(opened), "seconds": time.perf_counter() - started}), flush=True)
+    await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)
+    release.set()
+    await asyncio.gather(*clients, return_exceptions=True)
+    return {"mode": "hold", "conversations": len(opened)}
+
+
 async def main_async(args) -> dict:
     origin = args.url.replace("ws://", "http://")
     started = time.perf_counter()
+    if args.mode == "hold":
+        return await hold(args)
     if args.mode == "echo":
         rtts: list[float] = []
         await asyncio.gather(
@@ -227,13 +281,14 @@ async def main_async(args) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--url", required=True)
-    parser.add_argument("--mode", choices=["echo", "turns", "chatkit"], required=True)
+    parser.add_argument("--mode", choices=["echo", "turns", "chatkit", "hold"], required=True)
     parser.add_argument("--conns", type=int, default=1)
     parser.add_argument("--count", type=int, default=100)
     parser.add_argument("--text", default="I was charged twice for my subscription")
     parser.add_argument("--timeout", type=float, default=60)
     parser.add_argument("--fresh", action="store_true", help="a new conversation per turn")
     parser.add_argument("--samples", action="store_true", help="also every time to first token")
+    parser.add_argument("--stream", action="store_true", help="hold: each with a reply streaming")
     args = parser.parse_args()
     print(json.dumps(asyncio.run(main_async(args))))
 

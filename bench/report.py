@@ -42,6 +42,7 @@ PLAN: dict[str, list[str]] = {
     "peer": ["--turns", "40", "--concurrency", "4"],
     "servers": [],
     "concurrency": ["--levels", "10,100,500,1000", "--timeout", "80"],
+    "memory": ["--idle", "1000", "--streaming", "100"],
     "people": ["--samples", "50", "--streams", "50"],
 }
 # Scenarios whose figures come from another's run (its result's "derived"): the peer

@@ -48,6 +48,25 @@ def sdk_alone(env: dict[str, str], turns: int, concurrency: int) -> dict[str, An
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def ours_on(kind: str, *, turns: int, concurrency: int):
+    """Another server process of ours (`kind`: daphne or uvicorn) on the same database:
+    an `others` setup for measure(), so both servers run in the same rounds."""
+
+    def setup(stack: ExitStack, env: dict[str, str]) -> Callable[[], dict]:
+        url = stack.enter_context(harness.server(env, kind=kind))
+        harness.loadgen(url, "--mode", "turns", "--count", "2", "--fresh")  # warm up
+        per = max(turns // concurrency, 1)
+
+        def one_round() -> dict[str, Any]:
+            return harness.loadgen(
+                url, "--mode", "turns", "--conns", str(concurrency), "--count", str(per), "--fresh"
+            )
+
+        return one_round
+
+    return setup
+
+
 def measure(
     *,
     turns: int,

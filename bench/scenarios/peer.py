@@ -78,9 +78,17 @@ def run(argv: list[str]) -> dict[str, Any]:
         turns=args.turns,
         concurrency=args.concurrency,
         rounds=args.rounds,
-        others={"chatkit": partial(_chatkit, turns=args.turns, concurrency=args.concurrency)},
+        others={
+            "chatkit": partial(_chatkit, turns=args.turns, concurrency=args.concurrency),
+            # Ours on `make serve`'s server too (one process), in the same rounds.
+            "ours_uvicorn": overhead.ours_on(
+                "uvicorn", turns=args.turns, concurrency=args.concurrency
+            ),
+        },
     )
     ratio = overhead.median_ratio(r["ours"], r["chatkit"])
+    uvicorn_ratio = overhead.median_ratio(r["ours_uvicorn"], r["chatkit"])
+    uvicorn_errors, uvicorn_lost = overhead.failures(r["ours_uvicorn"])
     chatkit_errors, chatkit_lost = overhead.failures(r["chatkit"])
     ours_errors, ours_lost = overhead.failures(r["ours"])
     return {
@@ -101,6 +109,12 @@ def run(argv: list[str]) -> dict[str, Any]:
         "ratio": ratio,
         "target": TARGET,
         "meets": ratio >= TARGET,
+        "ours_uvicorn_turns_per_second": overhead.median_rate(r["ours_uvicorn"]),
+        "ours_uvicorn_vs_sdk_alone": overhead.median_ratio(r["ours_uvicorn"], r["sdk_alone"]),
+        "ours_uvicorn_errors": uvicorn_errors,
+        "ours_uvicorn_lost": uvicorn_lost,
+        "uvicorn_ratio": uvicorn_ratio,
+        "uvicorn_meets": uvicorn_ratio >= TARGET and not uvicorn_errors and not uvicorn_lost,
         # The same rounds give the overhead scenario's figures (make bench runs this once).
         "derived": {
             "overhead": overhead.summarize(
@@ -118,9 +132,16 @@ def report(r: dict[str, Any]) -> str:
         f"| ChatKit {r['chatkit_version']} over HTTP (uvicorn, in-memory store) | "
         f"{r['chatkit_turns_per_second']} | {r['chatkit_vs_sdk_alone']} |\n"
         f"| ours over WebSocket (daphne), everything persisted | {r['ours_turns_per_second']} | "
-        f"{r['ours_vs_sdk_alone']} |\n\n"
-        f"Ours / ChatKit: **{r['ratio']}** (median of {r['rounds']} rounds, {r['concurrency']} "
-        f"at a time; target >= {r['target']}: {'met' if r['meets'] else 'NOT met'}). Errors: "
-        f"ours {r['ours_errors']} (lost {r['ours_lost']}), ChatKit {r['chatkit_errors']} "
+        f"{r['ours_vs_sdk_alone']} |\n"
+        f"| ours over WebSocket (uvicorn, `make serve`'s server), everything persisted | "
+        f"{r.get('ours_uvicorn_turns_per_second', '–')} | "
+        f"{r.get('ours_uvicorn_vs_sdk_alone', '–')} |\n\n"
+        f"Ours / ChatKit: **{r['ratio']}** on daphne, **{r.get('uvicorn_ratio', '–')}** on "
+        f"uvicorn (median of {r['rounds']} rounds, {r['concurrency']} at a time, one server "
+        f"process each; target >= {r['target']}: daphne "
+        f"{'met' if r['meets'] else 'NOT met'}, uvicorn "
+        f"{'met' if r.get('uvicorn_meets') else 'NOT met'}). Errors: ours {r['ours_errors']} "
+        f"(lost {r['ours_lost']}), on uvicorn {r.get('ours_uvicorn_errors', '–')} (lost "
+        f"{r.get('ours_uvicorn_lost', '–')}), ChatKit {r['chatkit_errors']} "
         f"(lost {r['chatkit_lost']})."
     )

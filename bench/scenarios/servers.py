@@ -19,17 +19,34 @@ from typing import Any
 from bench import harness
 from bench.scenarios import transport
 
+PROCESSES_TARGET = 1.6  # two web processes over one, turns/s, on this 2-core machine
+
 
 def _measure(
-    env: dict[str, str], kind: str, layer: str, count: int, turns: str = "inline", raw=None
+    env: dict[str, str],
+    kind: str,
+    layer: str,
+    count: int,
+    turns: str = "inline",
+    raw=None,
+    *,
+    processes: int = 1,
+    conns: int = 10,
+    database: str = "sqlite",
 ) -> dict[str, Any]:
     """One row; `raw` (a dict), when given, receives the load generator's reports."""
-    row: dict[str, Any] = {"server": kind, "layer": layer, "turns": turns}
+    row: dict[str, Any] = {
+        "server": kind, "layer": layer, "turns": turns, "processes": processes,
+        "database": database,
+    }  # fmt: skip
     try:
-        with harness.server(env, kind=kind) as url:
-            harness.loadgen(url, "--mode", "turns", "--count", "2")  # warm up
-            echo = harness.loadgen(url, "--mode", "echo", "--conns", "10", "--count", str(count))
-            turns = harness.loadgen(url, "--mode", "turns", "--conns", "10", "--count", "4")
+        with harness.server(env, kind=kind, workers=processes) as url:
+            for _ in range(processes):  # warm up every process (a new socket each)
+                harness.loadgen(url, "--mode", "turns", "--count", "2")
+            echo = harness.loadgen(
+                url, "--mode", "echo", "--conns", str(conns), "--count", str(count)
+            )
+            turns = harness.loadgen(url, "--mode", "turns", "--conns", str(conns), "--count", "4")
             if raw is not None:
                 raw.update(echo=echo, turns=turns)
     except RuntimeError as exc:  # a combination that breaks is a finding, not a crash
@@ -73,14 +90,31 @@ def run(argv: list[str]) -> dict[str, Any]:
     }
     with harness.fresh_database(**celery) as env, harness.celery_worker(env, concurrency=10):
         rows.append(_measure(env, "daphne", "redis", args.count, turns="celery worker"))
+    # Processes: make serve's web tier, uvicorn with one and with two worker processes on
+    # one port, PostgreSQL and the Redis layer, turns in the web processes; 20 sockets so
+    # that two processes have work enough.
+    with harness.fresh_postgres(REDIS_URL=args.redis) as env:
+        for processes in (1, 2):
+            rows.append(
+                _measure(env, "uvicorn", "redis", args.count, processes=processes, conns=20,
+                         database="postgresql")
+            )  # fmt: skip
     base = rows[0]
     best = max(rows, key=lambda r: r["turns_per_second"])
 
-    def versus(a: tuple[str, str, str], b: tuple[str, str, str], key: str) -> float | None:
-        """Row a's figure over row b's (server, layer, turns), None if either failed."""
-        by = {(r["server"], r["layer"], r["turns"]): r.get(key) for r in rows}
-        x, y = by.get(a), by.get(b)
+    def versus(a: tuple, b: tuple, key: str) -> float | None:
+        """Row a's figure over row b's (server, layer, turns[, processes, database]),
+        None if either failed."""
+        by = {
+            (r["server"], r["layer"], r["turns"], r["processes"], r["database"]): r.get(key)
+            for r in rows
+        }
+        x, y = by.get(_key(a)), by.get(_key(b))
         return round(x / y, 2) if x and y else None
+
+    one, two = ("uvicorn", "redis", "inline", 1, "postgresql"), (
+        "uvicorn", "redis", "inline", 2, "postgresql",
+    )  # fmt: skip
 
     memory, redis = ("daphne", "memory", "inline"), ("daphne", "redis", "inline")
     return {
@@ -91,13 +125,17 @@ def run(argv: list[str]) -> dict[str, Any]:
             ("uvicorn", "memory", "inline"), memory, "echo_per_second"
         ),
         "redis_vs_memory_turns": versus(redis, memory, "turns_per_second"),
+        "two_vs_one_process_turns": versus(two, one, "turns_per_second"),
+        "two_vs_one_process_echo": versus(two, one, "echo_per_second"),
+        "processes_target": PROCESSES_TARGET,
         "celery_vs_inline_turns": versus(
             ("daphne", "redis", "celery worker"), redis, "turns_per_second"
         ),
         "scenario": "servers",
         "rows": rows,
         "ratio": round(best["turns_per_second"] / base["turns_per_second"], 3),
-        "best": f"{best['server']} + {best['layer']} + turns {best['turns']}",
+        "best": f"{best['server']} x{best['processes']} on {best['database']} + {best['layer']} "
+        f"+ turns {best['turns']}",
         "derived": (
             {"transport": transport.summarize(bare["echo"], bare["turns"], conns=10)}
             if bare
@@ -106,16 +144,32 @@ def run(argv: list[str]) -> dict[str, Any]:
     }
 
 
+def _key(row: tuple) -> tuple:
+    """(server, layer, turns) rows are one process on SQLite."""
+    return row if len(row) == 5 else (*row, 1, "sqlite")
+
+
 def report(r: dict[str, Any]) -> str:
     lines = [
-        "| server | channel layer | turns run | echo round trips/s | offline turns/s | errors |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| server | processes | database | channel layer | turns run | echo round trips/s "
+        "| offline turns/s | errors |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for x in r["rows"]:
-        where = f"| {x['server']} | {x['layer']} | {x.get('turns', 'inline')} |"
+        where = (
+            f"| {x['server']} | {x.get('processes', 1)} | {x.get('database', 'sqlite')} | "
+            f"{x['layer']} | {x.get('turns', 'inline')} |"
+        )
         if x.get("failure"):
             lines.append(f"{where} failed: {x['failure']} | | |")
             continue
         lines.append(f"{where} {x['echo_per_second']} | {x['turns_per_second']} | {x['errors']} |")
     lines.append(f"\nfastest for turns: {r['best']} ({r['ratio']}x daphne + memory)")
+    if r.get("two_vs_one_process_turns") is not None:
+        met = r["two_vs_one_process_turns"] >= r["processes_target"]
+        lines.append(
+            f"\ntwo web processes / one (uvicorn, PostgreSQL, Redis): turns "
+            f"**{r['two_vs_one_process_turns']}x**, echo {r['two_vs_one_process_echo']}x "
+            f"(target >= {r['processes_target']}x for turns: {'met' if met else 'NOT met'})"
+        )
     return "\n".join(lines)
