@@ -261,6 +261,15 @@ class MiniLMEncoder:
                     self._cache.popitem(last=False)
         return out
 
+    def prime(self, texts: list[str], vectors: np.ndarray) -> None:
+        """Put vectors computed before (a store on disk) in the cache, so that encoding
+        these texts costs a lookup."""
+        with self._lock:
+            for text, vector in zip(texts, vectors, strict=True):
+                self._cache[hashlib.blake2b(text.encode(), digest_size=16).digest()] = vector
+            while len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+
     def encode_one(self, text: str) -> np.ndarray:
         """One query, unbatched (the live path). The last RECENT queries are kept apart
         from the training cache: routing and the input guardrail read the same message,

@@ -244,16 +244,25 @@ class SectionIndex:
         if encoder is not None and self.sections:
             self._embed_sections(encoder)
 
-    def _embed_sections(self, encoder: Any) -> None:
-        self._whole = encoder.encode(
-            [f"{s.article.title}. {s.heading}. {s.text}" for s in self.sections]
-        )
+    def embedding_texts(self) -> list[str]:
+        """Every text the index embeds (its sections whole, their units, their
+        questions), in one list: what a store of vectors keeps for it."""
+        whole, units, asked = self._texts()
+        return whole + [t for _, t in units] + [q for _, q in asked]
+
+    def _texts(self) -> tuple[list[str], list[tuple[int, str]], list[tuple[int, str]]]:
+        whole = [f"{s.article.title}. {s.heading}. {s.text}" for s in self.sections]
         units = [
             (i, f"{s.heading}: {u}") for i, s in enumerate(self.sections) for _, u in _units(s.text)
         ]
+        asked = [(i, q) for i, s in enumerate(self.sections) for q in s.questions]
+        return whole, units, asked
+
+    def _embed_sections(self, encoder: Any) -> None:
+        whole, units, asked = self._texts()
+        self._whole = encoder.encode(whole)
         self._unit_owner = [i for i, _ in units]
         self._units = encoder.encode([text for _, text in units])
-        asked = [(i, q) for i, s in enumerate(self.sections) for q in s.questions]
         self._question_owner = [i for i, _ in asked]
         self._questions = encoder.encode([q for _, q in asked])
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import logging
+import os
 import threading
 import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, Q, QuerySet
@@ -395,7 +398,14 @@ class SectionEmbeddings:
 
     def _embed(self, key: int, articles: list[knowledge.Article], encoder: Any) -> None:
         try:
+            words_only = knowledge.SectionIndex(articles, encoder=None)
+            texts = words_only.embedding_texts()
+            stored = _stored_vectors(texts, encoder)
+            if stored is not None:  # embedded once by this installation: a file read
+                encoder.prime(texts, stored)
             knowledge.SectionIndex(articles, encoder=encoder)
+            if stored is None:
+                _store_vectors(texts, encoder)
         except Exception:  # words only meanwhile; the next search tries again
             logger.exception("embedding knowledge sections failed")
             with self._lock:
@@ -411,6 +421,40 @@ class SectionEmbeddings:
 
 
 section_embeddings = SectionEmbeddings()
+
+
+def _vectors_path(texts: list[str], encoder: Any) -> Path | None:
+    """Where the vectors of these texts are kept (beside the trained routers,
+    SUPERORCH_ROUTER_CACHE_DIR), named by the encoder and a hash of the texts."""
+    if not settings.SUPERORCH_ROUTER_CACHE_DIR:
+        return None
+    digest = hashlib.sha256(getattr(encoder, "name", "encoder").encode())
+    for text in texts:
+        digest.update(b"\0" + text.encode())
+    return Path(settings.SUPERORCH_ROUTER_CACHE_DIR) / f"sections-{digest.hexdigest()[:24]}.npy"
+
+
+def _stored_vectors(texts: list[str], encoder: Any) -> Any:
+    """The vectors saved for exactly these texts, or None (numbers only: no pickle)."""
+    path = _vectors_path(texts, encoder)
+    if path is None or not path.exists():
+        return None
+    try:
+        vectors = np.load(path, allow_pickle=False)
+    except (OSError, ValueError):
+        return None
+    return vectors if vectors.shape[0] == len(texts) else None
+
+
+def _store_vectors(texts: list[str], encoder: Any) -> None:
+    path = _vectors_path(texts, encoder)
+    if path is None:
+        return
+    vectors = encoder.encode(texts)  # all in the encoder's cache by now
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp.npy")
+    np.save(partial, vectors, allow_pickle=False)
+    os.replace(partial, path)  # whole or not at all, whichever process writes it
 
 
 def passage_dict(ranked: knowledge.Ranked) -> dict[str, Any]:

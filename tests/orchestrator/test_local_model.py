@@ -4,9 +4,10 @@ import re
 import time
 import uuid
 
+import numpy as np
 import pytest
 
-from orchestrator import runtime, selectors
+from orchestrator import knowledge, runtime, selectors
 from orchestrator.encoder import load_encoder
 from orchestrator.knowledge import Article, word_count
 from orchestrator.models import AgentProfile, KnowledgeArticle, RoutingExample
@@ -287,3 +288,33 @@ def test_section_embeddings_are_made_in_the_background_and_used_once_ready(setti
     while selectors.section_embeddings.encoder_for(articles) is None:
         assert time.monotonic() < deadline, "the background embedding never finished"
         time.sleep(0.05)
+
+
+def test_section_vectors_are_kept_on_disk_and_a_new_process_reads_them(settings, tmp_path):
+    """A process that starts (another web worker, a Celery worker) reads the vectors this
+    installation embedded once, instead of spending seconds of CPU on them again."""
+    if load_encoder() is None:
+        pytest.skip("the MiniLM weights are not installed")
+    settings.SUPERORCH_ROUTER_CACHE_DIR = str(tmp_path)
+    articles = [
+        Article(slug="v", title="Vectors kept", body="## Keep\nThey stay on disk. Read them.")
+    ]
+    texts = knowledge.SectionIndex(articles, encoder=None).embedding_texts()
+    encoder = load_encoder()
+    store = selectors.SectionEmbeddings()
+    store._embed(1, articles, encoder)
+    (saved,) = tmp_path.glob("sections-*.npy")
+    assert np.load(saved).shape == (len(texts), encoder.dim)
+
+    # As a new process: nothing in the encoder's cache, so any text it had to embed
+    # would go through _encode_uncached.
+    encoder._cache.clear()
+    embedded: list[str] = []
+    real = encoder._encode_uncached
+    encoder._encode_uncached = lambda batch, size: embedded.extend(batch) or real(batch, size)
+    try:
+        selectors.SectionEmbeddings()._embed(2, articles, encoder)
+    finally:
+        del encoder._encode_uncached
+    assert embedded == []
+    assert list(tmp_path.glob("*.tmp.npy")) == []
