@@ -356,8 +356,7 @@ def knowledge_search(*, agent_slug: str, query: str, limit: int = 6) -> list[dic
     is what the chat does. An agent has a few dozen sections; their embeddings are
     computed once and kept in the encoder's cache. Callers run it off the event loop.
     """
-    rows = KnowledgeArticle.objects.filter(agent__slug=agent_slug, published=True)
-    articles = tuple(article_value(a) for a in rows)
+    articles = _agent_articles(agent_slug)
     meaning = section_embeddings.encoder_for(list(articles)) is not None
     return [passage_dict(r) for r in section_index(articles, meaning).rank(query, limit=limit)]
 
@@ -421,6 +420,27 @@ class SectionEmbeddings:
 
 
 section_embeddings = SectionEmbeddings()
+
+
+def knowledge_warm_up() -> int:
+    """Embed every agent's published articles now, and keep the vectors on disk (each
+    set as knowledge_search builds it): the servers and workers that start next read
+    them. Returns how many article sets were embedded or read."""
+    encoder = load_encoder()
+    if encoder is None or settings.SUPERORCH_KNOWLEDGE_EMBEDDINGS == "off":
+        return 0
+    slugs = KnowledgeArticle.objects.filter(published=True).values_list("agent__slug", flat=True)
+    sets = 0
+    for slug in sorted(set(slugs)):
+        articles = _agent_articles(slug)  # as knowledge_search reads them: the same texts
+        section_embeddings._embed(hash(tuple(articles)), list(articles), encoder)
+        sets += 1
+    return sets
+
+
+def _agent_articles(agent_slug: str) -> tuple[knowledge.Article, ...]:
+    rows = KnowledgeArticle.objects.filter(agent__slug=agent_slug, published=True)
+    return tuple(article_value(a) for a in rows)
 
 
 def _vectors_path(texts: list[str], encoder: Any) -> Path | None:

@@ -26,3 +26,11 @@ class Command(BaseCommand):
         started = time.monotonic()
         selectors.input_classifier(wait=True)
         self.stdout.write(f"Input guardrail ready ({time.monotonic() - started:.1f} s).")
+        # The router and the knowledge sections' vectors too, saved beside it, so that
+        # every process that starts (web workers, Celery workers) reads them from disk.
+        started = time.monotonic()
+        selectors.router_for(selectors.team_snapshot(), wait=True)
+        sets = selectors.knowledge_warm_up()
+        self.stdout.write(
+            f"Router and knowledge ready ({sets} article sets, {time.monotonic() - started:.1f} s)."
+        )
