@@ -175,11 +175,15 @@ class ChatConsumer(RelayDispatch, AsyncWebsocketConsumer):
         ready = await db(_session_ready)(conversation, site, token, frame.since)
         self.agents_silenced = ready.status.status == ConversationStatus.HUMAN
         await self.send_frame(ready)
-        # Actions still waiting for a yes or no: their cards again.
+        if resumed:  # a conversation made just now has nothing waiting: no reads for it
+            await self._resume(conversation)
+
+    async def _resume(self, conversation) -> None:
+        """A conversation opened again: the cards of actions still waiting for a yes or
+        no, and anything acknowledged but not yet answered (a server died mid-turn, or no
+        model could answer it) answered now."""
         for waiting in await db(approvals.pending_frames)(conversation=conversation):
             await self.send_frame(waiting)
-        # Anything acknowledged but not yet answered (a server died mid-turn, or no model
-        # could answer it) is answered now.
         await db(services.conversation_wake_queued)(conversation_id=conversation.pk)
         if await db(selectors.conversation_has_pending)(conversation_id=conversation.pk):
             turns.schedule(conversation, client=self.client)
