@@ -97,6 +97,7 @@ class SiteAdmin(admin.ModelAdmin):
         ("Off-topic messages", {"fields": ("off_topic", "off_topic_reply")}),
         ("Business hours", {"fields": ("time_zone",)}),
         ("Privacy", {"fields": ("retention_days",)}),
+        ("Attachments", {"fields": ("attachment_types", "attachment_max_mb")}),
     )
 
     @admin.display(description="allowed origins")
@@ -304,7 +305,7 @@ class ConversationAdmin(admin.ModelAdmin):
     @admin.display(description="Transcript")
     def transcript(self, obj: Conversation) -> str:
         entries = []
-        for message in obj.messages.select_related("feedback").order_by("id"):
+        for message in obj.messages.select_related("feedback", "attachment").order_by("id"):
             entries.append(
                 (
                     message.created_at,
@@ -314,6 +315,7 @@ class ConversationAdmin(admin.ModelAdmin):
                         "message": message,
                         "html": render_message(message.text),
                         "feedback": getattr(message, "feedback", None),
+                        "attachment": getattr(message, "attachment", None),
                     },
                 )
             )

@@ -194,6 +194,7 @@ def conversation_transcript(*, conversation: Conversation) -> list[Message]:
     return list(
         Message.objects.filter(conversation=conversation)
         .exclude(role=Role.SYSTEM)
+        .select_related("attachment")
         .order_by("created_at", "id")
     )
 

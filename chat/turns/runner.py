@@ -96,6 +96,7 @@ class TurnRunner:
         reply_to = await db(selectors.turn_reply_ref)(turn=turn)
         self.takes_over = await db(selectors.turn_partial_replies)(turn=turn)
         resume = await db(approvals.turn_resume)(turn=turn)  # an approval was answered
+        files = await db(selectors.turn_attachments)(turn=turn)
         await self._send(protocol.TurnStarted(turn=self.key, reply_to=reply_to))
         return runtime.TurnRequest(
             conversation_id=self.conversation_uuid,
@@ -112,6 +113,7 @@ class TurnRunner:
                 site_name=conversation.site.name,
             ),
             resume=resume,
+            attachments=files,
         )
 
     async def _answer(self, request: runtime.TurnRequest) -> runtime.TurnOutcome:
