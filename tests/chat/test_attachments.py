@@ -497,3 +497,17 @@ def test_deleting_the_conversation_removes_the_file_once_committed(
         uploaded.conversation.delete()
     assert not Attachment.objects.exists()
     assert stored_files(media) == []
+
+
+# --- The pages ---------------------------------------------------------------------------------
+
+
+def test_the_paperclip_shows_only_where_the_site_takes_files(team, site):
+    page = Client().get("/").content.decode()
+    assert 'data-testid="attach"' in page
+    assert 'accept="image/png,image/jpeg,image/gif,image/webp,application/pdf"' in page
+    assert f'data-attachment-max-bytes="{5 * 1024 * 1024}"' in page
+    site.attachment_types = ""
+    site.save()
+    frame = Client().get("/widget/shop/").content.decode()
+    assert 'data-testid="attach"' not in frame and 'data-attachment-max-bytes="0"' in frame
