@@ -511,3 +511,18 @@ def test_the_paperclip_shows_only_where_the_site_takes_files(team, site):
     site.save()
     frame = Client().get("/widget/shop/").content.decode()
     assert 'data-testid="attach"' not in frame and 'data-attachment-max-bytes="0"' in frame
+
+
+def test_the_staff_api_transcript_names_the_attachment(uploaded):
+    from chat.staff_tokens import staff_token_create
+
+    user = get_user_model().objects.create_user("api", password="x", is_staff=True)
+    user.groups.add(Group.objects.get(name="Viewer"))
+    token, _ = staff_token_create(user=user)
+    key = uploaded.conversation.uuid
+    body = Client().get(
+        f"/api/staff/conversations/{key}/", headers={"Authorization": f"Bearer {token}"}
+    ).json()
+    files = [m["attachment"] for m in body["messages"] if m["attachment"]]
+    assert [f["name"] for f in files] == ["shot.png", "bill.pdf"]
+    assert files[0]["url"] == uploaded.staff_url and files[0]["width"] == 2
