@@ -45,6 +45,7 @@ TOO_MANY_PIXELS = "That image is too large: at most {side} by {side} pixels."
 WRONG_TYPE = "We can only accept {kinds} files. That file is none of them."
 CAPTION_TOO_LONG = "The message with the file is too long (at most {chars} characters)."
 BAD_ID = "The message id is not valid."
+BAD_TEXT = "The message with the file holds text that is not valid Unicode."
 # Room for the multipart envelope and the caption around the file itself.
 ENVELOPE_BYTES = 64 * 1024
 
@@ -170,7 +171,7 @@ def clean_fields(*, client_id: str, text: str) -> tuple[str, str]:
             413, protocol.ErrorCode.TOO_LARGE.value, CAPTION_TOO_LONG.format(chars=chars)
         )
     if not protocol.valid_text(text):
-        raise AttachmentRefused(400, protocol.ErrorCode.BAD_FRAME.value, BAD_ID)
+        raise AttachmentRefused(400, protocol.ErrorCode.BAD_FRAME.value, BAD_TEXT)
     return client_id or f"upload-{uuid.uuid4().hex}", text.strip()
 
 

@@ -520,9 +520,11 @@ def test_the_staff_api_transcript_names_the_attachment(uploaded):
     user.groups.add(Group.objects.get(name="Viewer"))
     token, _ = staff_token_create(user=user)
     key = uploaded.conversation.uuid
-    body = Client().get(
-        f"/api/staff/conversations/{key}/", headers={"Authorization": f"Bearer {token}"}
-    ).json()
+    body = (
+        Client()
+        .get(f"/api/staff/conversations/{key}/", headers={"Authorization": f"Bearer {token}"})
+        .json()
+    )
     files = [m["attachment"] for m in body["messages"] if m["attachment"]]
     assert [f["name"] for f in files] == ["shot.png", "bill.pdf"]
     assert files[0]["url"] == uploaded.staff_url and files[0]["width"] == 2
