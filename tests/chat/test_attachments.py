@@ -528,3 +528,15 @@ def test_the_staff_api_transcript_names_the_attachment(uploaded):
     files = [m["attachment"] for m in body["messages"] if m["attachment"]]
     assert [f["name"] for f in files] == ["shot.png", "bill.pdf"]
     assert files[0]["url"] == uploaded.staff_url and files[0]["width"] == 2
+
+
+def test_the_inbox_list_previews_a_file_sent_without_words(media, chat):
+    from chat import inbox
+
+    conversation, token = chat
+    assert post(token, png(), "shot.png").status_code == 201
+    [row] = [r for r in inbox.with_previews(inbox.inbox_rows()) if r.pk == conversation.pk]
+    assert row.preview == "📎 shot.png"
+    assert post(token, GIF, "b.gif", text="and **this** one").status_code == 201
+    [row] = [r for r in inbox.with_previews(inbox.inbox_rows()) if r.pk == conversation.pk]
+    assert row.preview == "and this one"
