@@ -9,7 +9,9 @@ import contextvars
 import uuid
 
 from asgiref.sync import sync_to_async
+from django.core.exceptions import SuspiciousOperation
 from django.http import FileResponse, HttpRequest, HttpResponse, JsonResponse
+from django.http.multipartparser import MultiPartParserError
 from django.utils.http import content_disposition_header
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_POST, require_safe
@@ -49,6 +51,17 @@ async def upload(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def _files(request: HttpRequest) -> list:
+    """The body's files; a body Django cannot parse (not multipart, cut short, too many
+    parts) is a plain refusal, not an HTML error page."""
+    try:
+        return request.FILES.getlist("file") if len(request.FILES) <= 1 else [None, None]
+    except (MultiPartParserError, SuspiciousOperation):
+        raise AttachmentRefused(
+            400, protocol.ErrorCode.BAD_FRAME.value, attachments.UNREADABLE
+        ) from None
+
+
 def _upload(request: HttpRequest) -> tuple[HttpResponse, Conversation | None]:
     try:
         conversation = attachments.conversation_for_upload(
@@ -59,10 +72,10 @@ def _upload(request: HttpRequest) -> tuple[HttpResponse, Conversation | None]:
             conversation=conversation, length=_declared_length(request)
         )
         attachments.check_rate(conversation=conversation)
-        files = request.FILES.getlist("file")
+        files = _files(request)
         if not files:
             raise AttachmentRefused(400, protocol.ErrorCode.BAD_FRAME.value, attachments.NO_FILE)
-        if len(files) > 1 or len(request.FILES) > 1:
+        if len(files) > 1:
             raise AttachmentRefused(400, protocol.ErrorCode.BAD_FRAME.value, attachments.ONE_FILE)
         client_id, text = attachments.clean_fields(
             client_id=request.POST.get("id", ""), text=request.POST.get("text", "")

@@ -540,3 +540,21 @@ def test_the_inbox_list_previews_a_file_sent_without_words(media, chat):
     assert post(token, GIF, "b.gif", text="and **this** one").status_code == 201
     [row] = [r for r in inbox.with_previews(inbox.inbox_rows()) if r.pk == conversation.pk]
     assert row.preview == "and this one"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        b'--x\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\n\r\nabc',
+        b"not multipart",
+    ],
+)
+def test_a_body_that_cannot_be_read_is_a_plain_400(media, chat, body):
+    response = Client().post(
+        URL,
+        body,
+        content_type="multipart/form-data; boundary=x",
+        headers={"Origin": ORIGIN, "Authorization": f"Bearer {chat[1]}"},
+    )
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
