@@ -97,6 +97,7 @@ class SiteAdmin(admin.ModelAdmin):
         ("Off-topic messages", {"fields": ("off_topic", "off_topic_reply")}),
         ("Business hours", {"fields": ("time_zone",)}),
         ("Privacy", {"fields": ("retention_days",)}),
+        ("Attachments", {"fields": ("attachment_types", "attachment_max_mb")}),
         ("Who answers it", {"fields": ("staff",)}),
     )
     filter_horizontal = ("staff",)
@@ -323,7 +324,7 @@ class ConversationAdmin(SiteScoped, admin.ModelAdmin):
     @admin.display(description="Transcript")
     def transcript(self, obj: Conversation) -> str:
         entries = []
-        for message in obj.messages.select_related("feedback").order_by("id"):
+        for message in obj.messages.select_related("feedback", "attachment").order_by("id"):
             entries.append(
                 (
                     message.created_at,
@@ -333,6 +334,7 @@ class ConversationAdmin(SiteScoped, admin.ModelAdmin):
                         "message": message,
                         "html": render_message(message.text),
                         "feedback": getattr(message, "feedback", None),
+                        "attachment": getattr(message, "attachment", None),
                     },
                 )
             )

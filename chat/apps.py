@@ -11,7 +11,7 @@ class ChatConfig(AppConfig):
     def ready(self) -> None:
         # Signal receivers and Celery tasks import models: they can only be imported once
         # apps are loaded (the tasks are registered here, queued by name elsewhere).
-        from . import guardrails, receivers, tasks  # noqa: F401
+        from . import attachments, guardrails, receivers, tasks  # noqa: F401
 
         checks.register(turn_runner_check)
         checks.register(roles_check)

@@ -113,6 +113,7 @@ def inbox_rows(*, staff, query: str = "", status: str = "") -> QuerySet[Conversa
             rank=rank,
             wait_since=Case(When(status=ConversationStatus.WAITING, then=F("status_changed_at"))),
             last_text=_latest("pk", "text"),
+            last_file=_latest("pk", "attachment__name"),  # a file sent without words
             last_role=_latest("pk", "role"),
             last_reply_at=_latest("pk", "created_at", role__in=(Role.ASSISTANT, Role.STAFF)),
         )
@@ -139,10 +140,13 @@ def inbox_count(*, staff, query: str = "", status: str = "") -> int:
 
 def with_previews(rows: QuerySet[Conversation]) -> list[Conversation]:
     """The rows, each with `preview`: its last message as a reader sees it (Markdown
-    rendered to plain text: no `**` or link syntax in the list)."""
+    rendered to plain text: no `**` or link syntax in the list; a file sent without
+    words by its name)."""
     rows = list(rows)
     for row in rows:
-        row.preview = plain_text(row.last_text or "")
+        row.preview = plain_text(row.last_text or "") or (
+            f"📎 {row.last_file}" if getattr(row, "last_file", None) else ""
+        )
     return rows
 
 
@@ -200,6 +204,7 @@ def conversation_transcript(*, conversation: Conversation) -> list[Message]:
     return list(
         Message.objects.filter(conversation=conversation)
         .exclude(role=Role.SYSTEM)
+        .select_related("attachment")
         .order_by("created_at", "id")
     )
 

@@ -128,6 +128,7 @@ def _transcript(conversation: Conversation) -> list[dict]:
                 m.role, m.agent_name or "Agent"
             ),
             "html": mark_safe(render_message(m.text)),  # noqa: S308 - nh3-cleaned
+            "attachment": getattr(m, "attachment", None),
         }
         for m in inbox.conversation_transcript(conversation=conversation)
     ]

@@ -9,7 +9,9 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
+from django.urls import reverse
 from django.utils import timezone
+from django.utils.crypto import salted_hmac
 
 from orchestrator.domain.enums import GuardrailName
 
@@ -25,8 +27,26 @@ from .enums import (
     TurnEventKind,
     TurnStatus,
 )
+from .filetypes import ALL_TYPES, FileType
 from .hours import MIDNIGHT, validate_time_zone
 from .origins import parse_origins, validate_origins
+
+MAX_ATTACHMENT_MB = 25
+
+
+def validate_attachment_types(value: str) -> None:
+    known = {t.value for t in ALL_TYPES}
+    unknown = [name for name in value.split() if name not in known]
+    if unknown:
+        raise ValidationError(
+            "These are not kinds of file the chat takes: %(bad)s. Use any of: %(known)s.",
+            params={"bad": ", ".join(unknown), "known": ", ".join(t.value for t in ALL_TYPES)},
+        )
+
+
+def _attachment_path(instance: Attachment, filename: str) -> str:
+    """Where a file is stored: named by ids only, never by what the user called it."""
+    return f"attachments/{instance.conversation.uuid}/{instance.uuid}{FileType(instance.kind).extension}"
 
 
 def _new_site_key() -> str:
@@ -121,12 +141,40 @@ class Site(models.Model):
         "conversations, in the inbox, the staff API and the admin. Empty: all staff.",
     )
 
+    # Attachments (docs/attachments.md): what users may send, checked by content.
+    attachment_types = models.CharField(
+        max_length=60,
+        blank=True,
+        default=" ".join(t.value for t in ALL_TYPES),
+        validators=[validate_attachment_types],
+        verbose_name="attachments allowed",
+        help_text="The kinds of file users may attach, separated by spaces, from: "
+        + ", ".join(t.value for t in ALL_TYPES)
+        + ". Empty: no attachments.",
+    )
+    attachment_max_mb = models.PositiveSmallIntegerField(
+        default=5,
+        validators=[MinValueValidator(1), MaxValueValidator(MAX_ATTACHMENT_MB)],
+        verbose_name="largest attachment (MB)",
+        help_text=f"From 1 to {MAX_ATTACHMENT_MB} megabytes.",
+    )
+
     def __str__(self) -> str:
         return self.name
 
     @property
     def origin_list(self) -> list[str]:
         return parse_origins(self.allowed_origins)
+
+    @property
+    def attachment_type_list(self) -> list[FileType]:
+        """The kinds of file the site takes, in the order of ALL_TYPES (empty: none)."""
+        named = set(self.attachment_types.split())
+        return [t for t in ALL_TYPES if t.value in named]
+
+    @property
+    def attachment_max_bytes(self) -> int:
+        return self.attachment_max_mb * 1024 * 1024
 
 
 class Conversation(models.Model):
@@ -557,3 +605,54 @@ class StaffAuditEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise ValueError("The audit log is append-only: an entry is never deleted.")
+
+
+class Attachment(models.Model):
+    """A file a user sent (an image or a PDF), checked by its content (chat.filetypes) and
+    stored through Django's storage API; the user message it came with is its place in the
+    conversation. The file is removed from storage when the row goes (chat.attachments)."""
+
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="attachments"
+    )
+    message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="attachment")
+    file = models.FileField(upload_to=_attachment_path, max_length=200)
+    name = models.CharField(max_length=100, help_text="The file's name, made safe.")
+    kind = models.CharField(max_length=5, choices=[(t.value, t.label) for t in ALL_TYPES])
+    content_type = models.CharField(max_length=40)
+    size = models.PositiveIntegerField(help_text="Bytes.")
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_image(self) -> bool:
+        return FileType(self.kind).is_image
+
+    @property
+    def key(self) -> str:
+        """The download link's key: an HMAC of the attachment's id under SECRET_KEY, so
+        only those the conversation's frames reached (its sockets, staff) know the link."""
+        return attachment_key(self.uuid)
+
+    @property
+    def user_url(self) -> str:
+        """The link the conversation's own pages use (an <img> sends no token header)."""
+        return f"{self.staff_url}?key={self.key}"
+
+    @property
+    def staff_url(self) -> str:
+        """The link for logged-in staff (their role is checked on each download)."""
+        return reverse("chat:attachment", kwargs={"key": self.uuid})
+
+
+def attachment_key(attachment_uuid: uuid.UUID | str) -> str:
+    return salted_hmac("superorch.attachment", str(attachment_uuid)).hexdigest()

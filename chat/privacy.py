@@ -1,7 +1,8 @@
 """Privacy controls (docs/privacy.md): per-site retention, a user's data exported as JSON,
 and erasure that leaves an audit record without content.
 
-A conversation "hangs" the rest off it: its messages, turns, turn events, feedback, staff
+A conversation "hangs" the rest off it: its messages, attachments (their files leave
+storage once the deletion commits: chat.attachments), turns, turn events, feedback, staff
 notes and conversation events go with it (foreign keys), and the orchestrator's rows that
 name it by UUID (shared context, action calls, approvals, agent runs, workflow runs) are
 deleted by orchestrator.privacy. Users are found by the user id their site gave
@@ -25,7 +26,7 @@ from django.utils import timezone
 from orchestrator import privacy as orchestrator_privacy
 
 from . import audit, selectors
-from .models import Conversation, ErasureRecord, Message, Site
+from .models import Attachment, Conversation, ErasureRecord, Message, Site
 
 logger = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ LABELS = {
     "chat.Feedback": "feedback",
     "chat.ConversationEvent": "conversation_events",
     "chat.StaffNote": "staff_notes",
+    "chat.Attachment": "attachments",
 }
 
 
@@ -159,6 +161,25 @@ def _when(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+def _attachment(attachment: Attachment | None) -> dict[str, Any] | None:
+    """An attachment's metadata and where its file is stored (the storage's name for it:
+    under MEDIA_ROOT on the file system); the bytes themselves are not in the JSON."""
+    if attachment is None:
+        return None
+    return {
+        "uuid": str(attachment.uuid),
+        "name": attachment.name,
+        "kind": attachment.kind,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "width": attachment.width,
+        "height": attachment.height,
+        "sha256": attachment.sha256,
+        "storage_path": attachment.file.name,
+        "created_at": _when(attachment.created_at),
+    }
+
+
 def _message(message: Message) -> dict[str, Any]:
     feedback = getattr(message, "feedback", None)
     return {
@@ -168,6 +189,7 @@ def _message(message: Message) -> dict[str, Any]:
         "text": message.text,
         "status": message.status,
         "created_at": _when(message.created_at),
+        "attachment": _attachment(getattr(message, "attachment", None)),
         "feedback": None
         if feedback is None
         else {
@@ -179,7 +201,7 @@ def _message(message: Message) -> dict[str, Any]:
 
 
 def _conversation(conversation: Conversation) -> dict[str, Any]:
-    messages = conversation.messages.select_related("feedback").order_by("id")
+    messages = conversation.messages.select_related("feedback", "attachment").order_by("id")
     turn_events = [
         {"kind": event.kind, "data": event.data, "created_at": _when(event.created_at)}
         for turn in conversation.turns.prefetch_related("events").order_by("id")

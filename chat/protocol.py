@@ -29,7 +29,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
-from .models import Conversation, Message, Role
+from .models import Attachment, Conversation, Message, Role
 
 VERSION = 1
 DEFAULT_SITE = "demo"  # the site of this app's own chat page: what an omitted `site` means
@@ -448,8 +448,43 @@ class AgentPayload(Payload):
     name: str
 
 
+class AttachmentPayload(Payload):
+    """**Addition:** the file a user message came with (docs/attachments.md). `url` is
+    where the conversation's pages fetch it (its `key` stands for the token: an <img>
+    sends no header); `width` and `height` for images only."""
+
+    id: str
+    name: str
+    kind: Literal["png", "jpeg", "gif", "webp", "pdf"]
+    content_type: str
+    size: int
+    width: int | None = None
+    height: int | None = None
+    url: str
+
+    @classmethod
+    def from_attachment(cls, attachment: Attachment) -> AttachmentPayload:
+        return cls(
+            id=str(attachment.uuid),
+            name=attachment.name,
+            kind=attachment.kind,
+            content_type=attachment.content_type,
+            size=attachment.size,
+            width=attachment.width,
+            height=attachment.height,
+            url=attachment.user_url,
+        )
+
+
+def _loaded_attachment(message: Message) -> Attachment | None:
+    """The message's attachment if it was read with it (select_related), else None: the
+    payload never queries (it is built on event loops too)."""
+    return message._state.fields_cache.get("attachment")
+
+
 class MessagePayload(Payload):
-    """The message object. `client_id` is sent for user messages only."""
+    """The message object. `client_id` is sent for user messages only; **addition:**
+    `attachment` only for a message that came with a file."""
 
     id: str
     role: Role
@@ -457,9 +492,11 @@ class MessagePayload(Payload):
     text: str
     created: str  # ISO 8601, UTC, with a Z
     client_id: str | None = None
+    attachment: AttachmentPayload | None = None
 
     @classmethod
-    def from_message(cls, message: Message) -> MessagePayload:
+    def from_message(cls, message: Message, attachment: Attachment | None = None) -> MessagePayload:
+        attachment = attachment or _loaded_attachment(message)
         return cls(
             id=str(message.uuid),
             role=message.role,
@@ -469,6 +506,7 @@ class MessagePayload(Payload):
             text=message.text,
             created=message.created_at.isoformat().replace("+00:00", "Z"),
             client_id=message.client_id,
+            attachment=AttachmentPayload.from_attachment(attachment) if attachment else None,
         )
 
     @model_serializer(mode="wrap")
@@ -476,6 +514,8 @@ class MessagePayload(Payload):
         data = handler(self)
         if self.role != Role.USER:
             del data["client_id"]
+        if data.get("attachment") is None:
+            data.pop("attachment", None)
         return data
 
 

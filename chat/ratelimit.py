@@ -1,6 +1,6 @@
 """Rate limits (the `limits` library, async API): messages per conversation, and per
-client (chat.clients): messages and new conversations; and staff API requests per member
-of staff.
+client (chat.clients): messages and new conversations; staff API requests per member
+of staff; attachments per conversation.
 
 Memory storage in one process; Redis (SUPERORCH_RATE_LIMIT_STORAGE) across processes.
 """
@@ -52,10 +52,20 @@ async def allow_new_conversation(client: str, *, rate: str) -> bool:
 _sync_limiter: tuple[str, SyncMovingWindowRateLimiter] | None = None
 
 
-def allow_staff_request(user_key: str, *, rate: str) -> bool:
-    """One more staff API request from this member of staff, if `rate` allows it."""
+def _sync() -> SyncMovingWindowRateLimiter:
     global _sync_limiter
     uri = settings.SUPERORCH_RATE_LIMIT_STORAGE.removeprefix("async+")
     if _sync_limiter is None or _sync_limiter[0] != uri:
         _sync_limiter = (uri, SyncMovingWindowRateLimiter(storage_from_string(uri)))
-    return _sync_limiter[1].hit(parse(rate), "staff-api", user_key)
+    return _sync_limiter[1]
+
+
+def allow_staff_request(user_key: str, *, rate: str) -> bool:
+    """One more staff API request from this member of staff, if `rate` allows it."""
+    return _sync().hit(parse(rate), "staff-api", user_key)
+
+
+def allow_attachment(conversation_key: str, *, rate: str) -> bool:
+    """One more attachment uploaded to the conversation, if `rate` allows it (the upload
+    view is synchronous, like the staff API's)."""
+    return _sync().hit(parse(rate), "attachment", conversation_key)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from functools import partial
 from typing import Any, Protocol
 
 from django.conf import settings
@@ -11,8 +12,10 @@ from django.db.models import Q
 from django.utils import timezone
 
 from orchestrator import selectors as orchestrator_selectors
+from orchestrator.domain.attachments import TurnAttachment
 
 from .models import (
+    Attachment,
     Conversation,
     ConversationStatus,
     Message,
@@ -48,7 +51,7 @@ def site_origins_enabled() -> list[str]:
 
 def conversation_messages(*, conversation: Conversation, since: str | None) -> list[Message]:
     """The newest N messages, or those after `since` (a message id the client has)."""
-    qs = Message.objects.filter(conversation=conversation)
+    qs = Message.objects.filter(conversation=conversation).select_related("attachment")
     if since:
         try:
             anchor = qs.filter(uuid=uuid.UUID(since)).values_list("id", flat=True).first()
@@ -77,12 +80,6 @@ def conversation_next_agent(*, conversation: Conversation) -> NamedAgent | None:
     return orchestrator_selectors.agent_for_turn_start(active=conversation.active_agent or None)
 
 
-def turn_reply_ref(*, turn: Turn) -> str:
-    """What `turn.started` names as `reply_to`: the answered message's client id."""
-    message = Message.objects.only("client_id", "uuid").get(pk=turn.reply_to_id)
-    return message.client_id or str(message.uuid)
-
-
 def turn_partial_replies(*, turn: Turn) -> list[uuid.UUID]:
     """Ids of the replies earlier failed turns left for the same user message (cut short by
     a broken stream, say), oldest first: the turn's own replies take them over."""
@@ -107,10 +104,54 @@ def turn_history(*, turn: Turn) -> list[dict[str, str]]:
             role__in=[Role.USER, Role.ASSISTANT, Role.STAFF],
         )
         .order_by("-id")
-        .values_list("role", "text", "agent_slug")[: settings.SUPERORCH_MODEL_INPUT_MESSAGES]
+        .values_list("id", "role", "text", "agent_slug", "attachment__name")[
+            : settings.SUPERORCH_MODEL_INPUT_MESSAGES
+        ]
     )
     rows.reverse()
-    return [_history_item(role, text, agent) for role, text, agent in rows]
+    return [
+        # An earlier message's file is named in words (the one answered: turn_reply).
+        _history_item(role, _with_note(text, file if pk != turn.reply_to_id else None), agent)
+        for pk, role, text, agent, file in rows
+    ]
+
+
+def _with_note(text: str, file: str | None) -> str:
+    return "\n".join(
+        part for part in (text, f"[The user attached a file: {file}]" if file else "") if part
+    )
+
+
+def turn_reply(*, turn: Turn) -> tuple[str, list[TurnAttachment]]:
+    """What `turn.started` names as `reply_to` (the answered message's client id), and
+    the file that message came with, for the model's input (its bytes are read only for
+    a model that takes them: orchestrator.sdk.inputs). One query."""
+    fields = ("name", "kind", "content_type", "size", "file")
+    message = (
+        Message.objects.select_related("attachment")
+        .only("client_id", "uuid", *(f"attachment__{f}" for f in fields))
+        .get(pk=turn.reply_to_id)
+    )
+    try:
+        a = message.attachment
+    except Attachment.DoesNotExist:
+        files = []
+    else:
+        files = [
+            TurnAttachment(
+                name=a.name,
+                kind=a.kind,
+                content_type=a.content_type,
+                size=a.size,
+                read=partial(_read_stored, a.file.storage, a.file.name),
+            )
+        ]
+    return message.client_id or str(message.uuid), files
+
+
+def _read_stored(storage: Any, name: str) -> bytes:
+    with storage.open(name, "rb") as stored:
+        return stored.read()
 
 
 def _history_item(role: str, text: str, agent: str) -> dict[str, str]:

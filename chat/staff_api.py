@@ -38,7 +38,7 @@ from orchestrator.models import Approval
 
 from . import audit, inbox, people, ratelimit, roles, selectors, staff_approvals, staff_tokens
 from .enums import ConversationStatus, MessageStatus, Role
-from .models import Conversation, Message, StaffNote
+from .models import Attachment, Conversation, Message, StaffNote
 
 logger = logging.getLogger(__name__)
 
@@ -343,6 +343,17 @@ class ConversationPage(Schema):
     items: list[ConversationRow]
 
 
+class AttachmentOut(Schema):
+    uuid: uuid.UUID
+    name: str
+    kind: str = Field(description="png, jpeg, gif, webp or pdf: what the file's bytes are.")
+    content_type: str
+    size: int = Field(description="Bytes.")
+    width: int | None
+    height: int | None
+    url: str = Field(description="The download for staff (docs/attachments.md).")
+
+
 class MessageOut(Schema):
     uuid: uuid.UUID
     role: Role
@@ -351,6 +362,9 @@ class MessageOut(Schema):
     text: str
     status: MessageStatus
     created_at: datetime
+    attachment: AttachmentOut | None = Field(
+        None, description="The file a user message came with (docs/attachments.md)."
+    )
 
 
 class NoteOut(Schema):
@@ -506,6 +520,22 @@ def _message(message: Message, user_name: str = "") -> dict:
         "text": message.text,
         "status": message.status,
         "created_at": message.created_at,
+        "attachment": _attachment(getattr(message, "attachment", None)),
+    }
+
+
+def _attachment(attachment: Attachment | None) -> dict | None:
+    if attachment is None:
+        return None
+    return {
+        "uuid": attachment.uuid,
+        "name": attachment.name,
+        "kind": attachment.kind,
+        "content_type": attachment.content_type,
+        "size": attachment.size,
+        "width": attachment.width,
+        "height": attachment.height,
+        "url": attachment.staff_url,
     }
 
 

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import attachment_views, views
 
 app_name = "chat"
 urlpatterns = [
@@ -9,4 +9,11 @@ urlpatterns = [
     path("widget/<slug:key>/", views.widget_frame, name="widget-frame"),
     path("help/", views.help_index, name="help"),
     path("help/<slug:slug>/", views.help_article, name="help-article"),
+    # Attachments (docs/attachments.md): the upload with the token, the download.
+    path("api/conversations/attachments/", attachment_views.upload, name="attachment-upload"),
+    path(
+        "api/conversations/attachments/<uuid:key>/",
+        attachment_views.download,
+        name="attachment",
+    ),
 ]

@@ -25,6 +25,15 @@ def _chat_limits() -> dict[str, int]:
     }
 
 
+def _attachments(site) -> dict[str, object]:
+    """What the page's paperclip takes (main.js reads it; the server checks again)."""
+    types = site.attachment_type_list if site else []
+    return {
+        "attachment_accept": ",".join(t.content_type for t in types),
+        "attachment_max_bytes": site.attachment_max_bytes if site and types else 0,
+    }
+
+
 @require_safe
 def chat_page(request: HttpRequest) -> HttpResponse:
     """Reads only: the default site comes from the migration chat 0003; without its row
@@ -40,6 +49,7 @@ def chat_page(request: HttpRequest) -> HttpResponse:
             "suggestions": list(site.suggestions or []) if site else DEFAULT_SUGGESTIONS,
             "offline_model": offline_mode(),
             **_chat_limits(),
+            **_attachments(site),
         },
     )
 
@@ -70,6 +80,7 @@ def widget_frame(request: HttpRequest, key: str) -> HttpResponse:
             "language": site.language,
             "parent_origins": site.origin_list,
             **_chat_limits(),
+            **_attachments(site),
         },
     )
     response.headers["Content-Security-Policy"] = csp_with(

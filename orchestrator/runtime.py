@@ -114,8 +114,8 @@ async def _declined(
     if checked is not None and checked.blocked:
         await emit(MessageDone(uuid.uuid4(), _speaker(team, request), BLOCKED_REPLY))
         return TurnOutcome.blocked(checked)
-    if request.off_topic is None:
-        return None
+    if request.off_topic is None or (request.attachments and not request.user_text.strip()):
+        return None  # a file without words fits no topic by its words: never declined
     fallback = team.fallback
     verdict = off_topic_verdict(
         text=request.user_text,

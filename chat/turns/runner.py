@@ -96,14 +96,16 @@ class TurnRunner:
         return (
             selectors.conversation_get(conversation_id=turn.conversation_id),
             selectors.turn_history(turn=turn),
-            selectors.turn_reply_ref(turn=turn),
+            *selectors.turn_reply(turn=turn),  # reply_to, files
             selectors.turn_partial_replies(turn=turn),
             approvals.turn_resume(turn=turn),  # an approval was answered
         )
 
     async def _start(self) -> runtime.TurnRequest:
         turn = self.turn
-        conversation, history, reply_to, self.takes_over, resume = await db(self._start_reads)()
+        conversation, history, reply_to, files, self.takes_over, resume = await db(
+            self._start_reads
+        )()
         await self._send(protocol.TurnStarted(turn=self.key, reply_to=reply_to))
         return runtime.TurnRequest(
             conversation_id=self.conversation_uuid,
@@ -120,6 +122,7 @@ class TurnRunner:
                 site_name=conversation.site.name,
             ),
             resume=resume,
+            attachments=files,
         )
 
     async def _answer(self, request: runtime.TurnRequest) -> runtime.TurnOutcome:

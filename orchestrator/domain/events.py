@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from .attachments import TurnAttachment
 from .enums import ChangeReason, ProgressStatus, TurnErrorCode, TurnResult
 from .guardrails import Verdict
 from .off_topic import OffTopicRule
@@ -136,6 +137,8 @@ class TurnRequest:
     off_topic: OffTopicRule | None = None
     # This turn resumes a run paused for an approval (orchestrator.approvals.Resume).
     resume: Any = None
+    # The files the message being answered came with (docs/attachments.md).
+    attachments: list[TurnAttachment] = field(default_factory=list)
 
     @property
     def user_text(self) -> str:

@@ -64,6 +64,7 @@ from ..domain.team import AgentSpec, Team
 from ..domain.tool_names import tool_label
 from .context import TurnContext
 from .errors import call_id, model_error_kind, tool_name, tool_ok
+from .inputs import accepts_images, model_input
 from .recorder import RunRecorder
 from .team import BuiltTeam
 from .tools import tool_not_found
@@ -169,9 +170,8 @@ class Attempt:
         context = TurnContext(
             turn.request.conversation_id, turn.request.turn_id, turn.team, turn.emit, turn.claimed
         )
-        run_input: Any = [
-            {"role": m["role"], "content": m["content"]} for m in turn.request.history
-        ]
+        images = accepts_images(turn.built.choices[self.start_slug].provider)
+        run_input: Any = await model_input(turn.request, images=images)
         if self.resume is not None:
             try:
                 run_input = await paused_run(start, self.resume, context)

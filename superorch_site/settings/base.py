@@ -191,6 +191,17 @@ STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 STATIC_ROOT = BASE_DIR / "staticfiles"
 
+# Users' attachments (docs/attachments.md) go through Django's storage API: files under
+# MEDIA_ROOT by default (var/media, never served as static files: the chat's download view
+# checks who asks); production may set STORAGES["default"] to S3-compatible storage
+# (django-storages, the `s3` extra). MEDIA_URL is unused: no file has a public URL.
+MEDIA_ROOT = env.str("DJANGO_MEDIA_ROOT", default=str(VAR_DIR / "media"))
+MEDIA_URL = "/media-not-served/"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+
 
 def logging_config(fmt: str, level: str) -> dict:
     """Stdlib logging rendered by structlog: `json` (one object per line, for log
@@ -405,6 +416,9 @@ SUPERORCH_CLIENT_NEW_CONVERSATION_RATE = env.str(
     "SUPERORCH_CLIENT_NEW_CONVERSATION_RATE", default="10/minute"
 )
 SUPERORCH_CLIENT_MESSAGE_RATE = env.str("SUPERORCH_CLIENT_MESSAGE_RATE", default="60/minute")
+# Attachments a conversation may upload (limits' syntax; docs/attachments.md). The kinds
+# of file and the largest size are each site's own settings (Admin → Sites).
+SUPERORCH_ATTACHMENT_RATE = env.str("SUPERORCH_ATTACHMENT_RATE", default="10/10minutes")
 # Staff API requests per member of staff (token or session; docs/staff-api.md).
 SUPERORCH_STAFF_API_RATE = env.str("SUPERORCH_STAFF_API_RATE", default="600/minute")
 # Proxies whose X-Forwarded-For names the client (CIDRs; none by default: the peer

@@ -60,3 +60,5 @@ SUPERORCH_PENDING_SWEEP_INTERVAL = 0.0
 # The seeded demo actions' host, and the hosts the action tests mock (httpx MockTransport).
 SUPERORCH_ACTION_HOSTS = ["127.0.0.1:8001", "backend.test", "other.test:8443"]
 LOGGING["root"]["level"] = "WARNING"  # noqa: F405
+# Attachments land here unless a test gives its own directory (tests/chat/test_attachments.py).
+MEDIA_ROOT = str(VAR_DIR / "test-media")

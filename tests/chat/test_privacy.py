@@ -9,6 +9,7 @@ import hashlib
 import json
 from datetime import timedelta
 from io import StringIO
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -17,6 +18,7 @@ from django.apps import apps
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
+from django.core.files.base import ContentFile
 from django.core.management import CommandError, call_command
 from django.db import models
 from django.test import Client
@@ -24,6 +26,7 @@ from django.utils import timezone
 
 from chat import privacy, services, tasks, turns
 from chat.models import (
+    Attachment,
     Conversation,
     ConversationEvent,
     ErasureRecord,
@@ -46,7 +49,20 @@ from orchestrator.models import (
 
 pytestmark = pytest.mark.django_db
 
+
+@pytest.fixture(autouse=True)
+def media(settings, tmp_path) -> Path:
+    """The seeds' attachments are stored here (MEDIA_ROOT), one directory per test."""
+    settings.MEDIA_ROOT = str(tmp_path / "media")
+    return Path(settings.MEDIA_ROOT)
+
+
+def stored_files(media: Path) -> list[Path]:
+    return [p for p in media.rglob("*") if p.is_file()] if media.exists() else []
+
+
 BASE = "/api/staff/privacy/users"
+PDF = b"%PDF-1.4\n1 0 obj\n<< >>\nendobj\n%%EOF\n"
 
 
 # --- Seeding: one user with a unique marker in every place a user's data is stored ---------
@@ -80,6 +96,17 @@ def seed(site: Site, person: Person, *, verified: bool = True) -> Conversation:
     conversation.handback_note = f"Asked for {person.name}"
     conversation.save()
     asked = Message.objects.create(conversation=conversation, role="user", text=person.text)
+    attachment = Attachment(
+        conversation=conversation,
+        message=asked,
+        name=f"{person.name} scan.pdf",
+        kind="pdf",
+        content_type="application/pdf",
+        size=len(PDF),
+        sha256=hashlib.sha256(PDF).hexdigest(),
+    )
+    attachment.file.save("ignored.pdf", ContentFile(PDF), save=False)
+    attachment.save()
     turn = Turn.objects.create(conversation=conversation, reply_to=asked, error=person.text)
     answer = Message.objects.create(
         conversation=conversation, role="assistant", text=f"Hello {person.name}", turn=turn
@@ -169,6 +196,7 @@ EVERY_TABLE = {
     "chat.Feedback",
     "chat.ConversationEvent",
     "chat.StaffNote",
+    "chat.Attachment",
     "orchestrator.ContextEntry",
     "orchestrator.ActionCall",
     "orchestrator.Approval",
@@ -246,6 +274,34 @@ def test_the_scan_catches_a_skipped_deletion(site, lee, monkeypatch, skipped):
     assert tables_holding(lee.markers), f"skipping {skipped} left nothing the scan could see"
 
 
+def test_an_erasure_removes_the_users_files_from_storage(
+    site, lee, kim, media, django_capture_on_commit_callbacks
+):
+    seed(site, lee)
+    seed(site, kim)
+    kims = Attachment.objects.get(conversation__user_id=kim.id).file.name
+    assert len(stored_files(media)) == 2
+    with django_capture_on_commit_callbacks(execute=True):
+        erase("shop", lee.id)
+    assert stored_files(media) == [media / kims]  # Kim's file is still there
+    assert ErasureRecord.objects.get().counts["attachments"] == 1
+
+
+def test_a_failed_erasure_keeps_the_files(
+    site, lee, media, monkeypatch, django_capture_on_commit_callbacks
+):
+    """The files leave storage once the deletion commits: a rollback keeps both."""
+    seed(site, lee)
+
+    def fails(**kwargs):
+        raise RuntimeError("the database went away")
+
+    monkeypatch.setattr(ErasureRecord.objects, "create", fails)
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError):
+        privacy.user_data_erase(site_key="shop", user_id=lee.id, by="command")
+    assert Attachment.objects.count() == 1 and len(stored_files(media)) == 1
+
+
 def test_the_erasure_record_keeps_no_content(site, lee):
     seed(site, lee)
     erase("shop", lee.id)
@@ -307,6 +363,11 @@ def check_export(data: dict[str, Any], person: Person) -> None:
     assert conversation["csat"]["score"] == 2 and conversation["csat"]["comment"] == person.text
     asked, answer = conversation["messages"]
     assert asked["text"] == person.text and asked["role"] == "user"
+    attached = asked["attachment"]
+    assert attached["name"] == f"{person.name} scan.pdf" and attached["kind"] == "pdf"
+    assert attached["size"] == len(PDF) and attached["content_type"] == "application/pdf"
+    assert attached["storage_path"] == Attachment.objects.get(uuid=attached["uuid"]).file.name
+    assert answer["attachment"] is None
     assert answer["feedback"] == {
         "value": "down",
         "comment": person.text,
@@ -403,6 +464,19 @@ def test_purge_deletes_conversations_idle_longer_than_their_sites_retention(site
     left = set(Conversation.objects.values_list("pk", flat=True))
     assert left == {recent_message.pk, fresh.pk, busy.pk, *(c.pk for c in kept_forever)}
     assert ErasureRecord.objects.count() == 0  # retention is not an erasure request
+
+
+def test_the_purge_removes_the_files_of_what_it_deletes(
+    site, lee, kim, media, django_capture_on_commit_callbacks
+):
+    site.retention_days = 30
+    site.save()
+    age(seed(site, lee), days=31)
+    seed(site, kim)
+    with django_capture_on_commit_callbacks(execute=True):
+        result = privacy.purge_expired()
+    assert result["counts"]["attachments"] == 1
+    assert stored_files(media) == [media / Attachment.objects.get().file.name]
 
 
 def test_purge_takes_now_and_the_command_says_what_it_did(site, lee):

@@ -2,3 +2,4 @@
 // the suites, whose names follow the project's test_*.py style (node's runner skips test_*).
 import './test_state.mjs';
 import './test_origins.mjs';
+import './test_attachments.mjs';

@@ -48,6 +48,7 @@ from openai.types.responses import (
 from openai.types.responses.response_usage import InputTokensDetails, OutputTokensDetails
 
 from ... import action_picking, answers
+from ...domain.attachments import note_name
 from ...domain.enums import AgentRole
 from ...domain.team import AgentSpec, Team
 from ...model_choice import LOCAL_MODEL_NAME
@@ -86,6 +87,47 @@ def _text_of(content: Any) -> str:
     if isinstance(content, list):
         return " ".join(str(_get(part, "text", "") or "") for part in content)
     return ""
+
+
+def _words_and_files(content: Any) -> tuple[str, list[str]]:
+    """A user message's own words, and the names of the files it came with (the notes
+    orchestrator.sdk.inputs adds: this model cannot look inside a file)."""
+    if not isinstance(content, list):
+        return _text_of(content), []
+    words, files = [], []
+    for part in content:
+        text = str(_get(part, "text", "") or "")
+        name = note_name(text)
+        if name is not None:
+            files.append(name)
+        elif text:
+            words.append(text)
+    return " ".join(words), files
+
+
+def received_files(names: list[str]) -> str:
+    """The offline model's words for a file: received, and a person will look at it."""
+    listed = ", ".join(f"**{name}**" for name in names)
+    return (
+        f"Thank you, I've received your file {listed}. I can't look inside files myself, "
+        "but a person from our team can look at it. Tell me in a few words what it is "
+        "about and I'll help you meanwhile."
+    )
+
+
+def _with_files_received(items: list[Any], decision: Any) -> Any:
+    """The reply (words end the run: said once) to a message that came with a file and
+    words says first that the file arrived; a tool call is left as it is."""
+    users = [it for it in items if _get(it, "role") == "user"]
+    if not isinstance(decision, str) or not users:
+        return decision
+    words, files = _words_and_files(_get(users[-1], "content"))
+    if not files or not words.strip():
+        return decision
+    listed = ", ".join(f"**{name}**" for name in files)
+    return (
+        f"I've received your file {listed}; a person from our team can look at it.\n\n" + decision
+    )
 
 
 def _turns(items: list[Any]) -> list[answers.Turn]:
@@ -132,9 +174,12 @@ class LocalModel(Model):
         """Return a function call output item, or the reply text. `note`: the support
         team's hand-back note from the instructions, which a follow-up is searched with."""
         last_user = max((i for i, it in enumerate(items) if _get(it, "role") == "user"), default=-1)
-        user_text = _text_of(_get(items[last_user], "content")) if last_user >= 0 else ""
+        content = _get(items[last_user], "content") if last_user >= 0 else ""
+        user_text, files = _words_and_files(content)
         since = items[last_user + 1 :]
         calls = [it for it in since if _get(it, "type") == "function_call"]
+        if files and not user_text.strip() and not calls:
+            return received_files(files)  # a file alone: acknowledged, left to a person
         handed_off = any(str(_get(c, "name", "")).startswith("transfer_to_") for c in calls)
         outputs = {
             _get(it, "call_id"): _get(it, "output")
@@ -307,6 +352,7 @@ class LocalModel(Model):
     def _respond(self, system_instructions, input, tools, handoffs):
         items = [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
         decision = self.decide(items, tools, handoffs, handback_note_in(system_instructions))
+        decision = _with_files_received(items, decision)
         prompt_tokens = count_tokens(system_instructions or "") + sum(
             count_tokens(_text_of(_get(it, "content")) or str(_get(it, "output", "") or ""))
             for it in items

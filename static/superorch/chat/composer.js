@@ -1,15 +1,16 @@
 /*
  * The composer: the message box (Enter sends, Shift+Enter is a new line), the send and
- * stop buttons, the character counter near the server's limit, and the start screen's
- * suggestions (a click sends one).
+ * stop buttons, the character counter near the server's limit, the start screen's
+ * suggestions (a click sends one), and the paperclip (when the site takes files).
  */
 
 /**
  * el: the page's elements (view.js findElements). maxChars: the server's limit
  * (SUPERORCH_MAX_MESSAGE_CHARS). onSend(text) returns true when the text was taken
- * (the box is then emptied); onCancel() stops the running reply.
+ * (the box is then emptied); onCancel() stops the running reply; onFile(file) sends a
+ * file the person picked (the paperclip, only on pages whose site takes files).
  */
-export function createComposer(el, { maxChars, onSend, onCancel }) {
+export function createComposer(el, { maxChars, onSend, onCancel, onFile }) {
   const counterFrom = Math.floor(maxChars * 0.875);   // 3,500 of 4,000: show the counter near the limit
   el.input.maxLength = maxChars;
 
@@ -76,6 +77,16 @@ export function createComposer(el, { maxChars, onSend, onCancel }) {
     onSend(btn.textContent);
     el.input.focus();
   });
+
+  if (el.attach && el.file && onFile) {
+    el.attach.addEventListener('click', () => el.file.click());
+    el.file.addEventListener('change', () => {
+      const file = el.file.files && el.file.files[0];
+      el.file.value = '';   // the same file again is a new pick
+      if (file) onFile(file);
+      el.input.focus();
+    });
+  }
 
   refresh();
   return { refresh, clear, restore, focus: (opts) => el.input.focus(opts) };

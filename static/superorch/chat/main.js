@@ -50,6 +50,8 @@ function readConfig(root) {
     theme: widget ? (d.theme || 'auto') : null,
     suggestions: S.cleanSuggestions(readJsonScript('so-suggestions', [])),
     parentOrigins: widget ? readJsonScript('so-parent-origins', []) : [],
+    uploadUrl: d.uploadUrl || '',
+    attachmentMaxBytes: positiveInt(d.attachmentMaxBytes, 0),   // 0: the site takes no files
   };
 }
 
@@ -133,6 +135,42 @@ function main(root) {
     return id;
   }
 
+  /**
+   * Send a file over HTTP with the conversation's token (never through the socket:
+   * docs/attachments.md). XMLHttpRequest, not fetch: only it reports an upload's
+   * progress in every browser. The server's refusals come in plain words.
+   */
+  function sendFile(file) {
+    if (!state.token || !connection.ready) {
+      update(S.raiseAlert(state, 'The chat is still connecting. Please try again in a moment.'));
+      return;
+    }
+    const max = config.attachmentMaxBytes;
+    if (max && file.size > max) {
+      update(S.raiseAlert(state, `That file is too large: the limit is ${Math.round(max / 1024 / 1024)} MB.`));
+      return;
+    }
+    const id = newId();
+    update(S.uploadStarted(state, { id, name: file.name, size: file.size, now: new Date().toISOString() }));
+    const form = new FormData();
+    form.append('file', file);
+    form.append('id', id);
+    const xhr = new XMLHttpRequest();
+    xhr.open('POST', config.uploadUrl);
+    xhr.setRequestHeader('Authorization', `Bearer ${state.token}`);
+    xhr.responseType = 'json';
+    xhr.upload.addEventListener('progress', (e) => {
+      if (e.lengthComputable) update(S.uploadProgress(state, id, e.loaded / e.total));
+    });
+    xhr.addEventListener('load', () => {
+      const body = xhr.response && typeof xhr.response === 'object' ? xhr.response : {};
+      if (xhr.status >= 200 && xhr.status < 300 && body.message) update(S.uploadDone(state, { id, message: body.message }));
+      else update(S.uploadFailed(state, id, typeof body.message === 'string' ? body.message : ''));
+    });
+    xhr.addEventListener('error', () => update(S.uploadFailed(state, id, '')));
+    xhr.send(form);
+  }
+
   function sendFeedback(messageId, value) {
     if (value !== 'up' && value !== 'down') return;
     if (!connection.send({ type: 'feedback', message: messageId, value })) {
@@ -207,6 +245,7 @@ function main(root) {
     maxChars: config.maxMessageChars,
     onSend: (text) => !!send(text),
     onCancel: () => connection.send({ type: 'turn.cancel' }),
+    onFile: config.attachmentMaxBytes && config.uploadUrl ? sendFile : null,
   });
 
   setUpTheme({ widgetTheme: config.theme, storageKey: keys.theme, toggle: el.themeToggle });

@@ -17,7 +17,9 @@
  *
  * The log is an ordered list of items, each with a stable `key`:
  *   message {kind: 'message', key, id, clientId, role, agent, text, created,
- *            streaming, pending, failed, turn}
+ *            streaming, pending, failed, turn, attachment}
+ *            (attachment: null, or {id, name, kind, size, width, height, url, image,
+ *            uploading, progress}: a file the user sent, docs/attachments.md)
  *   notice  {kind: 'notice', key, notice, testid, text, reason, agent, retryText}
  *   approval {kind: 'approval', key, id, summary, action, agent, by, expires, outcome, sending}
  *            (approval.request: Approve / Decline when `by` is 'user'; outcome once resolved)
@@ -136,7 +138,7 @@ export function initialState(options) {
 function pendingItem(clientId, text, created) {
   return {
     kind: 'message', key: 'c:' + clientId, id: null, clientId, role: 'user', agent: null,
-    text, created, streaming: false, pending: true, failed: false, turn: null,
+    text, created, streaming: false, pending: true, failed: false, turn: null, attachment: null,
   };
 }
 
@@ -220,6 +222,25 @@ function removeFromOutbox(d, clientId) {
 
 const cleanAgent = (agent) => (isObject(agent) ? { slug: str(agent.slug), name: str(agent.name) } : null);
 
+const ATTACHMENT_KINDS = ['png', 'jpeg', 'gif', 'webp', 'pdf'];
+const ATTACHMENT_PATH = '/api/conversations/attachments/';
+const dimension = (v) => (Number.isInteger(v) && v > 0 ? v : null);
+
+/**
+ * A message's `attachment` (docs/attachments.md) as the page keeps it, or null. Only a
+ * link to this app's own download path is kept: never a script or another site's URL.
+ */
+export function cleanAttachment(a) {
+  if (!isObject(a) || !str(a.id) || !ATTACHMENT_KINDS.includes(a.kind)) return null;
+  const url = str(a.url);
+  if (!url.startsWith(ATTACHMENT_PATH)) return null;
+  return {
+    id: a.id, name: str(a.name) || 'attachment', kind: a.kind, size: Number.isInteger(a.size) ? a.size : 0,
+    width: dimension(a.width), height: dimension(a.height), url, image: a.kind !== 'pdf',
+    uploading: false, progress: 1,
+  };
+}
+
 function messageItem(msg, opts) {
   return {
     kind: 'message',
@@ -234,6 +255,7 @@ function messageItem(msg, opts) {
     pending: false,
     failed: false,
     turn: (opts && opts.turn) || null,
+    attachment: cleanAttachment(msg.attachment),
   };
 }
 
@@ -268,12 +290,15 @@ function upsertMessage(d, msg, turnId) {
     const patch = { text: str(msg.text), streaming: false };
     if (isObject(msg.agent)) { patch.agent = cleanAgent(msg.agent); rememberAgent(d, msg.agent); }
     if (str(msg.created)) patch.created = msg.created;
+    if (cleanAttachment(msg.attachment)) patch.attachment = cleanAttachment(msg.attachment);
     if (item.role === 'user' && item.clientId) removeFromOutbox(d, item.clientId);
     patchItem(d, at, patch);
   } else if (msg.role === 'user' && indexOfPending(d, str(msg.client_id)) >= 0) {
     const clientId = msg.client_id;
     at = indexOfPending(d, clientId);
     const item = { ...d.log[at], id: msg.id, pending: false, failed: false, created: str(msg.created) || d.log[at].created };
+    // An upload's own bubble takes the server's attachment (its link) and words.
+    if (d.log[at].attachment) { item.attachment = cleanAttachment(msg.attachment) || d.log[at].attachment; item.text = str(msg.text); }
     removeFromOutbox(d, clientId);
     d.log.splice(at, 1);
     // Confirmed now: it belongs before any message still waiting for its ack
@@ -744,6 +769,50 @@ export function sendMessage(state, { id, text, now }) {
   return d;
 }
 
+/**
+ * A file the person sends (over HTTP, not the socket: docs/attachments.md): shown at once
+ * as a pending message with its name and the upload's progress. Never in the outbox: a
+ * reconnect does not send it again; the upload's own answer or message.ack confirms it.
+ */
+export function uploadStarted(state, { id, name, size, text, now }) {
+  const d = draft(state);
+  const item = pendingItem(id, str(text), str(now) || null);
+  item.attachment = {
+    id: null, name: str(name) || 'attachment', kind: '', size: Number.isInteger(size) ? size : 0,
+    width: null, height: null, url: '', image: false, uploading: true, progress: 0,
+  };
+  insertIntoLog(d, item);
+  d.alert = null;
+  scroll(d, true);
+  return d;
+}
+
+/** How far the upload is, 0 to 1. */
+export function uploadProgress(state, id, fraction) {
+  const at = indexOfPending(state, id);
+  if (at < 0 || !state.log[at].attachment) return state;
+  const d = draft(state);
+  const progress = Math.max(0, Math.min(1, Number(fraction) || 0));
+  patchItem(d, at, { attachment: { ...d.log[at].attachment, progress } });
+  return d;
+}
+
+/** The server took the file: its answer is the message (as message.ack has it). */
+export function uploadDone(state, { id, message }) {
+  return applyFrame(state, { type: 'message.ack', id, message });
+}
+
+/** The upload was refused or failed: the bubble goes, the server's words (or ours) show. */
+export function uploadFailed(state, id, text) {
+  const d = draft(state);
+  const at = indexOfPending(d, id);
+  if (at >= 0) d.log.splice(at, 1);
+  d.alert = { text: str(text) || UPLOAD_FAILED, code: 'upload', retry: null };
+  return d;
+}
+
+export const UPLOAD_FAILED = 'The file could not be sent. Please check your connection and try again.';
+
 /** The feedback frame went out: show the button busy until feedback.ack. */
 export function feedbackSent(state, messageId, value) {
   const d = draft(state);
@@ -868,6 +937,7 @@ export function shownMessages(state) {
   return state.log.filter((it) => isMessage(it) && (it.id || it.pending)).map((it) => ({
     id: it.id, client_id: it.clientId, role: it.role, agent: it.agent && it.agent.slug, text: it.text,
     pending: it.pending, streaming: it.streaming,
+    ...(it.attachment ? { attachment: { name: it.attachment.name, kind: it.attachment.kind, url: it.attachment.url } } : {}),
   }));
 }
 

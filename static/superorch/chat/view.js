@@ -50,12 +50,21 @@ export function findElements(root) {
     csat: $('[data-testid="csat"]'),
     csatComment: $('[data-testid="csat-comment"]'),
     csatThanks: $('[data-testid="csat-thanks"]'),
+    attach: $('[data-testid="attach"]'),        // only when the site takes files
+    file: $('[data-testid="attach-file"]'),
   };
 }
 
 function parseDate(iso) {
   const d = iso ? new Date(iso) : new Date();
   return Number.isNaN(d.getTime()) ? new Date() : d;
+}
+
+/** A file's size in words: 12 KB, 1.5 MB. */
+export function formatSize(bytes) {
+  if (!(bytes > 0)) return '';
+  if (bytes < 1024 * 1024) return `${Math.max(1, Math.round(bytes / 1024))} KB`;
+  return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
 const formatTime = (date) => date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
@@ -173,8 +182,9 @@ export function createView(root, el, handlers) {
       entry.bubble = h('div', { class: 'so-msg__bubble' + (item.role === 'user' ? '' : ' so-md') });
       node.append(meta, entry.bubble);
       if (item.role === 'user') {
+        entry.fileEl = h('div', { class: 'so-msg__file', 'data-testid': 'attachment', hidden: true });
         entry.statusEl = h('div', { class: 'so-msg__status', 'aria-live': 'off' });
-        node.append(entry.statusEl);
+        node.append(entry.fileEl, entry.statusEl);
       }
     }
     byNode.set(node, entry);
@@ -216,6 +226,8 @@ export function createView(root, el, handlers) {
       if (item.streaming) scheduleText(entry);
       else renderText(entry);
     }
+    if (entry.fileEl) renderAttachment(entry, item.attachment);
+    setHidden(entry.bubble, !!item.attachment && !item.text);
 
     if (item.role === 'assistant' && item.id && !item.streaming && !entry.actions) {
       entry.actions = buildFeedback();
@@ -223,6 +235,34 @@ export function createView(root, el, handlers) {
       node.append(entry.actions);
     }
     if (entry.actions) updateFeedback(state, entry, item);
+  }
+
+  /** A user's file: its upload's progress, then a thumbnail (images) or a link (PDFs). */
+  function renderAttachment(entry, a) {
+    const shown = a ? [a.url, a.uploading, Math.round(a.progress * 20)].join('|') : '';
+    if (entry.shownFile === shown) return;
+    entry.shownFile = shown;
+    const box = entry.fileEl;
+    box.replaceChildren();
+    setHidden(box, !a);
+    if (!a) return;
+    if (a.uploading) {
+      const percent = Math.round(a.progress * 100);
+      box.append(
+        h('span', { class: 'so-msg__file-name', text: `Sending ${a.name}… ${percent}%` }),
+        h('progress', { class: 'so-msg__progress', max: '100', value: String(percent), 'aria-label': `Sending ${a.name}` }),
+      );
+      return;
+    }
+    const size = formatSize(a.size);
+    if (a.image) {
+      const img = h('img', { class: 'so-msg__thumb', src: a.url, alt: a.name, loading: 'lazy', width: a.width, height: a.height });
+      box.append(h('a', { href: a.url, target: '_blank', rel: 'noopener', 'aria-label': `Open ${a.name}` }, [img]));
+    }
+    box.append(h('a', { class: 'so-msg__file-link', href: a.url, ...(a.image ? { target: '_blank', rel: 'noopener' } : { download: a.name }) }, [
+      h('span', { 'aria-hidden': 'true', text: '📎 ' }), h('span', { text: a.name }),
+    ]));
+    if (size) box.append(h('span', { class: 'so-msg__file-size', text: size }));
   }
 
   function buildFeedback() {

@@ -6,7 +6,7 @@ from django.db import migrations, models
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("chat", "0011_staff_audit"),
+        ("chat", "0012_attachments"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
