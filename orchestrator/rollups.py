@@ -5,8 +5,10 @@ thousand rollup rows instead of every run of a day or a week.
 Writes: `rollups_update` rolls up every minute that is settled (its runs started before
 anything still running can have: selectors.in_flight_since, and a minute more), then
 every hour whose minutes are all rolled up; Celery beat runs it every minute
-(`orchestrator.rollup_runs`), the dashboard before it reads, and `manage.py rollup_runs`
-(`--rebuild`: from scratch, from the runs that are stored). One INSERT ... SELECT a
+(`orchestrator.rollup_runs`), every process after a turn at most once a
+SUPERORCH_ROLLUP_INTERVAL (on a thread), and `manage.py rollup_runs` (`--rebuild`:
+from scratch, from the runs that are stored). A GET writes nothing: without any of
+these the dashboard reads raw runs, right but slower. One INSERT ... SELECT a
 stretch, in one transaction with the mark that says how far the rollups reach.
 
 Reads: `rolled` and `raw` give the rows stats.figures and stats.series merge, for a
@@ -15,11 +17,14 @@ window cut by domain.rollups.plan: rollups where they exist, raw runs for the re
 
 from __future__ import annotations
 
+import logging
+import threading
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import close_old_connections, connection, transaction
 from django.db.models import Exists, OuterRef, Q, QuerySet, Sum
 
 from . import selectors, services
@@ -32,6 +37,9 @@ from .models import (
     AgentRunRollup,
     AgentRunRollupMark,
 )
+from .throttle import Throttle
+
+log = logging.getLogger(__name__)
 
 SETTLE_MARGIN = timedelta(minutes=1)  # runs finishing right at the turn timeout
 COUNT_FIELDS = (
@@ -92,13 +100,28 @@ def rollups_rebuild(*, now: datetime | None = None) -> int:
     return rollups_update(now=now)
 
 
-def rollups_catch_up() -> None:
-    """Before the dashboard reads: roll up what is settled if beat has not (one read
-    of the mark when it has)."""
-    mark = AgentRunRollupMark.objects.filter(pk=1).values_list("minutes_until", flat=True)
-    reached = next(iter(mark), None)
-    if reached is None or reached < settled_until():
+throttle = Throttle()  # when this process last rolled up after a turn
+
+
+def rollups_maybe_update() -> threading.Thread | None:
+    """After a turn: roll up on a background thread if this process has not tried in
+    the last SUPERORCH_ROLLUP_INTERVAL seconds (0: never here; beat and the command
+    still do). Nothing on the turn's own path: no query, no wait."""
+    if not throttle.due(settings.SUPERORCH_ROLLUP_INTERVAL):
+        return None
+    thread = threading.Thread(target=_update_in_thread, name="run-rollups", daemon=True)
+    thread.start()
+    return thread
+
+
+def _update_in_thread() -> None:
+    close_old_connections()
+    try:
         rollups_update()
+    except Exception:  # the figures are right without rollups, only slower
+        log.exception("rolling up agent runs failed")
+    finally:
+        connection.close()
 
 
 def _first_minute() -> datetime | None:
