@@ -76,12 +76,13 @@ def rollups_update(*, now: datetime | None = None) -> int:
     settled = settled_until(now)
     with transaction.atomic():
         mark = AgentRunRollupMark.objects.select_for_update().get(pk=1)
-        start = mark.minutes_until or _first_minute()
-        if start is None or start >= settled:
+        first = _first_minute()
+        start = mark.minutes_until or first
+        if start is None or first is None or start >= settled:
             return 0
         # Runs a dead process left `running` are closed first, as they would be later.
         services.agent_runs_abandon(older_than=settled)
-        _roll_minutes(start, settled)
+        _roll_minutes(start, settled, look_back=start > first)
         hours_from = mark.hours_until or domain.floor_hour(start)
         hours_to = domain.floor_hour(settled)
         if hours_to > hours_from:
@@ -148,17 +149,22 @@ def _columns() -> str:
     return ", ".join(("span", "start", *KEY_FIELDS, *COUNT_FIELDS))
 
 
-def _first_of(column: str) -> str:
-    """1 if no earlier run of the same turn has the same agent (or model), else 0."""
+def _first_of(column: str, *, look_back: bool) -> str:
+    """1 if no earlier run of the same turn has the same agent (or model), else 0: the
+    first in the stretch (a window function: one sort, not a probe a run), and with
+    `look_back` none before the stretch either (a probe for those first ones only)."""
     runs = AgentRun._meta.db_table
-    return (
-        f"CASE WHEN EXISTS (SELECT 1 FROM {runs} e WHERE e.turn_id = r.turn_id "
-        f"AND e.{column} = r.{column} AND (e.started_at < r.started_at "
-        "OR (e.started_at = r.started_at AND e.id < r.id))) THEN 0 ELSE 1 END"
+    rank = f"row_number() OVER (PARTITION BY r.turn_id, r.{column} ORDER BY r.started_at, r.id)"
+    before = (
+        f"WHEN EXISTS (SELECT 1 FROM {runs} e WHERE e.turn_id = r.turn_id "
+        f"AND e.{column} = r.{column} AND e.started_at < %s) THEN 0 "
+        if look_back
+        else ""
     )
+    return f"CASE WHEN {rank} > 1 THEN 0 {before}ELSE 1 END"
 
 
-def _roll_minutes(start: datetime, end: datetime) -> None:
+def _roll_minutes(start: datetime, end: datetime, *, look_back: bool) -> None:
     runs, rollups = AgentRun._meta.db_table, AgentRunRollup._meta.db_table
     histograms = [
         f"SUM(CASE WHEN {col} = {i} THEN 1 ELSE 0 END)"
@@ -179,13 +185,14 @@ def _roll_minutes(start: datetime, end: datetime) -> None:
               THEN {_bucket_sql("r.duration_ms")} END AS db,
             CASE WHEN r.status IN {_DONE} AND r.ttft_ms IS NOT NULL
               THEN {_bucket_sql("r.ttft_ms")} END AS tb,
-            {_first_of("agent_slug")} AS fa, {_first_of("model_name")} AS fm
+            {_first_of("agent_slug", look_back=look_back)} AS fa,
+            {_first_of("model_name", look_back=look_back)} AS fm
           FROM {runs} r WHERE r.started_at >= %s AND r.started_at < %s
         ) x
         GROUP BY minute, agent_slug, model_name, error_kind
     """
     AgentRunRollup.objects.filter(span=60, start__gte=start, start__lt=end).delete()
-    _execute(sql, start, end)
+    _execute(sql, *([start, start] if look_back else []), start, end)
 
 
 def _roll_hours(start: datetime, end: datetime) -> None:
@@ -202,10 +209,10 @@ def _roll_hours(start: datetime, end: datetime) -> None:
     _execute(sql, start, end)
 
 
-def _execute(sql: str, start: datetime, end: datetime) -> None:
+def _execute(sql: str, *params: datetime) -> None:
     adapt = connection.ops.adapt_datetimefield_value
     with connection.cursor() as cursor:
-        cursor.execute(sql, [adapt(start), adapt(end)])
+        cursor.execute(sql, [adapt(p) for p in params])
 
 
 # --- reads ------------------------------------------------------------------------
@@ -235,14 +242,14 @@ def rolled(plan: domain.Plan) -> QuerySet[AgentRunRollup]:
     return AgentRunRollup.objects.filter(q)
 
 
-def rolled_sums(rows: QuerySet[AgentRunRollup], *group: str) -> list[dict[str, Any]]:
-    """Each count field summed per group (names as the fields')."""
-    sums = {f"sum_{f}": Sum(f) for f in COUNT_FIELDS}
+def rolled_sums(
+    rows: QuerySet[AgentRunRollup], *group: str, fields: tuple[str, ...] = COUNT_FIELDS
+) -> list[dict[str, Any]]:
+    """These count fields summed per group (names as the fields')."""
+    sums = {f"sum_{f}": Sum(f) for f in fields}
     out = []
     for row in rows.values(*group).annotate(**sums).order_by():
-        out.append(
-            {**{g: row[g] for g in group}, **{f: row[f"sum_{f}"] or 0 for f in COUNT_FIELDS}}
-        )
+        out.append({**{g: row[g] for g in group}, **{f: row[f"sum_{f}"] or 0 for f in fields}})
     return out
 
 

@@ -283,7 +283,7 @@ def series(*, window: str = "day", now: datetime | None = None) -> dict[str, Any
     cells: dict[int, _Cell] = defaultdict(_Cell)
     if plan.minutes or plan.hours:
         rows = rollups.rolled(plan).annotate(bucket=EpochBucket("start", bucket))
-        for row in rollups.rolled_sums(rows, "bucket", "agent_slug"):
+        for row in rollups.rolled_sums(rows, "bucket", "agent_slug", fields=_CHART_FIELDS):
             cells[row["bucket"]].add_rolled(row)
     if plan.raw:
         for started, agent, status, ms in rollups.raw(plan, turns=False).values_list(
@@ -308,6 +308,9 @@ def series(*, window: str = "day", now: datetime | None = None) -> dict[str, Any
         "error_rate": [rate(b) for b in buckets],
         "p95_ms": [p95(b) for b in buckets],
     }
+
+
+_CHART_FIELDS = ("runs", "errors", "finished", *ROLLUP_DURATION_FIELDS)
 
 
 @dataclass

@@ -148,6 +148,32 @@ def test_a_turn_across_a_minutes_end_counts_once(now):
     assert (fig.runs, fig.turns) == (2, 1)
 
 
+def test_a_turn_whose_first_run_was_rolled_up_earlier_counts_once(now):
+    turn = uuid.uuid4()
+
+    def run(ago):
+        AgentRun.objects.create(
+            agent_slug="billing",
+            conversation_id=uuid.uuid4(),
+            turn_id=turn,
+            provider="x",
+            model_name="m1",
+            started_at=now - ago,
+            status="ok",
+            duration_ms=100,
+        )
+
+    run(timedelta(minutes=40))
+    rollups.rollups_update(now=now - timedelta(minutes=30))
+    run(timedelta(minutes=20))  # a workflow step's run, say: same turn id, much later
+    rollups.rollups_update(now=now)
+    assert AgentRunRollup.objects.filter(span=60).count() == 2
+    (fig,) = stats.figures(window="hour", now=now)
+    assert (fig.runs, fig.turns) == (2, 1)
+    (by_model,) = stats.figures(window="hour", by="model", now=now)
+    assert by_model.turns == 1
+
+
 def test_the_minutes_not_rolled_up_yet_are_read_raw_and_exact(now):
     _runs(now, n=200)
     rollups.rollups_update(now=now)
