@@ -27,32 +27,12 @@ from django.utils import timezone
 
 from . import stats
 from .models import Alert, AlertRule
+from .throttle import Throttle
 
 log = logging.getLogger(__name__)
 
 
-class _Throttle:
-    """When this process last evaluated the rules (`reset()` forgets it: tests)."""
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.last: float | None = None
-
-    def due(self, interval: float) -> bool:
-        """True (and the clock restarted) if `interval` seconds have passed (0: never)."""
-        with self.lock:
-            now = time.monotonic()
-            if interval <= 0 or (self.last is not None and now - self.last < interval):
-                return False
-            self.last = now
-            return True
-
-    def reset(self) -> None:
-        with self.lock:
-            self.last = None
-
-
-throttle = _Throttle()
+throttle = Throttle()  # when this process last evaluated the rules
 
 
 def alerts_maybe_evaluate() -> threading.Thread | None:

@@ -13,6 +13,7 @@ from django.utils.text import slugify
 
 from .domain import actions as action_rules
 from .domain import mcp as mcp_rules
+from .domain import rollups as rollup_domain
 from .domain.enums import (
     ActionCallStatus,
     AgentRole,
@@ -865,3 +866,55 @@ class McpServer(models.Model):
             errors["allowed_tools"] = problems
         if errors:
             raise ValidationError(errors)
+
+
+class AgentRunRollup(models.Model):
+    """Finished AgentRuns summed over a minute (span 60) or an hour (span 3600) per
+    agent, model and error kind, with latency histograms (orchestrator.rollups; the
+    buckets in orchestrator.domain.rollups). No conversation, turn or text: only
+    counts, so they stay when runs are purged or erased (docs/privacy.md)."""
+
+    span = models.PositiveIntegerField(help_text="Seconds: 60 or 3600.")
+    start = models.DateTimeField()
+    agent_slug = models.CharField(max_length=50)
+    model_name = models.CharField(max_length=100)
+    error_kind = models.CharField(max_length=20, blank=True)
+    runs = models.PositiveIntegerField(default=0)
+    ok = models.PositiveIntegerField(default=0)
+    errors = models.PositiveIntegerField(default=0)
+    finished = models.PositiveIntegerField(default=0)
+    # Turns counted where each (turn, agent) / (turn, model) pair has its first run.
+    turns_by_agent = models.PositiveIntegerField(default=0)
+    turns_by_model = models.PositiveIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    # d00..d76: finished runs per duration bucket; t00..t76: answered runs per TTFT
+    # bucket (added below, one column a bucket).
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["span", "start", "agent_slug", "model_name", "error_kind"],
+                name="agentrunrollup_key",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.agent_slug} {self.model_name} {self.start:%Y-%m-%d %H:%M} /{self.span}s"
+
+
+ROLLUP_DURATION_FIELDS = tuple(f"d{i:02d}" for i in range(rollup_domain.BUCKETS))
+ROLLUP_TTFT_FIELDS = tuple(f"t{i:02d}" for i in range(rollup_domain.BUCKETS))
+for _name in (*ROLLUP_DURATION_FIELDS, *ROLLUP_TTFT_FIELDS):
+    AgentRunRollup.add_to_class(_name, models.PositiveIntegerField(default=0))
+
+
+class AgentRunRollupMark(models.Model):
+    """How far the rollups reach (one row): every minute before `minutes_until` and
+    every hour before `hours_until` is rolled up."""
+
+    minutes_until = models.DateTimeField(null=True, blank=True)
+    hours_until = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"rolled up to {self.minutes_until}"

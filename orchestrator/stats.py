@@ -3,9 +3,12 @@
 Per agent or per model, over a window (last hour, day, week): runs and turns,
 median / p95 / p99 response time, median time to first token, success and error
 rates, share of the load, tokens in and out and their estimated cost (ModelPrice),
-and runs in flight now. On PostgreSQL the percentiles are `percentile_cont` in the
-query; on SQLite (the embedded default) they are computed from the window's
-durations in Python, with the same interpolation.
+and runs in flight now. The window is read from the run rollups (orchestrator.rollups)
+where they reach and from the raw runs for the rest (the partial minutes at its ends,
+the last minutes not settled yet): counts and tokens are exact; percentiles are exact
+when no rollup is in them, else estimated from merged histograms within
+domain.rollups.REL_ERROR (9.05 %). Alert rules (`rule_figure`) read raw runs:
+`percentile_cont` in the query on PostgreSQL, the same interpolation in Python on SQLite.
 """
 
 from __future__ import annotations
@@ -18,12 +21,19 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import connection
-from django.db.models import Aggregate, Count, FloatField, Func, IntegerField, Q, QuerySet, Sum
+from django.db.models import Aggregate, Count, FloatField, Func, IntegerField, Q
 from django.utils import timezone
 
-from . import selectors
+from . import rollups, selectors
+from .domain import rollups as histograms
 from .domain.enums import RunStatus
-from .models import AgentProfile, AgentRun, ModelPrice
+from .models import (
+    ROLLUP_DURATION_FIELDS,
+    ROLLUP_TTFT_FIELDS,
+    AgentProfile,
+    AgentRun,
+    ModelPrice,
+)
 
 WINDOWS: dict[str, tuple[timedelta, timedelta]] = {  # span, chart bucket
     "hour": (timedelta(hours=1), timedelta(minutes=5)),
@@ -114,15 +124,20 @@ def window_bounds(window: str, now: datetime | None = None) -> tuple[datetime, d
 def figures(
     *, window: str = "day", by: str = "agent", now: datetime | None = None
 ) -> list[Figures]:
-    """One row per agent (by="agent") or model (by="model") that ran in the window."""
+    """One row per agent (by="agent") or model (by="model") that ran in the window:
+    rollups for the minutes and hours they cover, raw runs for the rest."""
     group = {"agent": "agent_slug", "model": "model_name"}[by]
     since, until = window_bounds(window, now)
-    runs = AgentRun.objects.filter(started_at__gte=since, started_at__lt=until)
-    postgres = connection.vendor == "postgresql"
-    out = _counts(runs, group, postgres=postgres)
-    if not postgres:
-        _percentiles_in_python(runs, group, out)
-    _costs_and_error_kinds(runs, group, out)
+    plan = rollups.window_plan(since, until)
+    tally = _Tally(by)
+    if plan.minutes or plan.hours:
+        for row in rollups.rolled_sums(rollups.rolled(plan), *rollups.KEY_FIELDS):
+            tally.add_rolled(row)
+    if plan.raw:
+        for run in rollups.raw(plan).values(*_RAW_FIELDS):
+            tally.add_raw(run)
+    out = tally.figures()
+    _costs(out, tally.tokens)
     # In flight now (whatever the window): runs still open, but not ones a dead server left.
     flying = selectors.agent_runs_in_flight().values(group).annotate(n=Count("id"))
     for row in flying:
@@ -131,84 +146,115 @@ def figures(
     return sorted(out.values(), key=lambda f: (-f.runs, f.key))
 
 
-def _counts(runs: QuerySet[AgentRun], group: str, *, postgres: bool) -> dict[str, Figures]:
-    """Runs, turns, outcomes and tokens per group in one query (and, on PostgreSQL, the
-    percentiles too)."""
-    aggregates: dict[str, Any] = {
-        "n_runs": Count("id"),
-        "n_turns": Count("turn_id", distinct=True),
-        "n_ok": Count("id", filter=DONE),
-        "n_errors": Count("id", filter=ERROR),
-        "n_finished": Count("id", filter=FINISHED),
-        "tokens_in": Sum("input_tokens"),
-        "tokens_out": Sum("output_tokens"),
-    }
-    if postgres:
-        aggregates |= {
-            "p50": Percentile("duration_ms", 0.5, filter=FINISHED),
-            "p95": Percentile("duration_ms", 0.95, filter=FINISHED),
-            "p99": Percentile("duration_ms", 0.99, filter=FINISHED),
-            "ttft": Percentile("ttft_ms", 0.5, filter=DONE),
-        }
-    rows = {r[group]: r for r in runs.values(group).annotate(**aggregates).order_by(group)}
-    total = sum(r["n_runs"] for r in rows.values()) or 1
-    return {
-        key: Figures(
-            key=key,
-            runs=r["n_runs"],
-            turns=r["n_turns"],
-            ok=r["n_ok"],
-            errors=r["n_errors"],
-            finished=r["n_finished"],
-            input_tokens=r["tokens_in"] or 0,
-            output_tokens=r["tokens_out"] or 0,
-            share=r["n_runs"] / total,
-            p50_ms=r.get("p50"),
-            p95_ms=r.get("p95"),
-            p99_ms=r.get("p99"),
-            ttft_p50_ms=r.get("ttft"),
-        )
-        for key, r in rows.items()
-    }
+_RAW_FIELDS = (
+    "agent_slug",
+    "model_name",
+    "error_kind",
+    "status",
+    "duration_ms",
+    "ttft_ms",
+    "input_tokens",
+    "output_tokens",
+    "later_a",
+    "later_m",
+)
+_DONE_VALUES = (RunStatus.OK.value, RunStatus.HANDOFF.value)
 
 
-def _percentiles_in_python(runs: QuerySet[AgentRun], group: str, out: dict[str, Figures]) -> None:
-    """SQLite has no percentile_cont: compute them from the durations."""
-    durations: dict[str, list[float]] = defaultdict(list)
-    for key, ms in runs.filter(FINISHED, duration_ms__isnull=False).values_list(
-        group, "duration_ms"
-    ):
-        durations[key].append(ms)
-    ttfts: dict[str, list[float]] = defaultdict(list)
-    for key, ms in runs.filter(DONE, ttft_ms__isnull=False).values_list(group, "ttft_ms"):
-        ttfts[key].append(ms)
-    for key, fig in out.items():
-        fig.p50_ms = percentile_cont(durations[key], 0.5)
-        fig.p95_ms = percentile_cont(durations[key], 0.95)
-        fig.p99_ms = percentile_cont(durations[key], 0.99)
-        fig.ttft_p50_ms = percentile_cont(ttfts[key], 0.5)
+@dataclass
+class _Group:
+    fig: Figures
+    durations: list[int] = field(default_factory=list)  # raw runs' values, exact
+    ttfts: list[int] = field(default_factory=list)
+    duration_hist: list[int] = field(default_factory=lambda: [0] * histograms.BUCKETS)
+    ttft_hist: list[int] = field(default_factory=lambda: [0] * histograms.BUCKETS)
 
 
-def _costs_and_error_kinds(runs: QuerySet[AgentRun], group: str, out: dict[str, Figures]) -> None:
-    """Tokens per model (for the cost) and errors per kind, in one more pass."""
+class _Tally:
+    """Rollup rows and raw runs summed into one Figures per agent or model."""
+
+    def __init__(self, by: str) -> None:
+        self.key = "agent_slug" if by == "agent" else "model_name"
+        self.turns = "turns_by_agent" if by == "agent" else "turns_by_model"
+        self.later = "later_a" if by == "agent" else "later_m"
+        self.groups: dict[str, _Group] = {}
+        self.tokens: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+
+    def _group(self, key: str) -> _Group:
+        if key not in self.groups:
+            self.groups[key] = _Group(Figures(key=key))
+        return self.groups[key]
+
+    def _common(self, fig: Figures, row: dict[str, Any], errors: int) -> None:
+        if errors and row["error_kind"]:
+            fig.error_kinds[row["error_kind"]] = fig.error_kinds.get(row["error_kind"], 0) + errors
+        tokens = self.tokens[(fig.key, row["model_name"])]
+        tokens[0] += row["input_tokens"] or 0
+        tokens[1] += row["output_tokens"] or 0
+        fig.input_tokens += row["input_tokens"] or 0
+        fig.output_tokens += row["output_tokens"] or 0
+
+    def add_rolled(self, row: dict[str, Any]) -> None:
+        g = self._group(row[self.key])
+        fig = g.fig
+        fig.runs += row["runs"]
+        fig.turns += row[self.turns]
+        fig.ok += row["ok"]
+        fig.errors += row["errors"]
+        fig.finished += row["finished"]
+        self._common(fig, row, row["errors"])
+        histograms.merge(g.duration_hist, rollups.histogram_of(row, ROLLUP_DURATION_FIELDS))
+        histograms.merge(g.ttft_hist, rollups.histogram_of(row, ROLLUP_TTFT_FIELDS))
+
+    def add_raw(self, run: dict[str, Any]) -> None:
+        g = self._group(run[self.key])
+        fig, status = g.fig, run["status"]
+        fig.runs += 1
+        fig.turns += 0 if run[self.later] else 1
+        fig.ok += status in _DONE_VALUES
+        error = status == RunStatus.ERROR.value
+        fig.errors += error
+        fig.finished += status != RunStatus.RUNNING.value
+        self._common(fig, run, int(error))
+        if status != RunStatus.RUNNING.value and run["duration_ms"] is not None:
+            g.durations.append(run["duration_ms"])
+        if status in _DONE_VALUES and run["ttft_ms"] is not None:
+            g.ttfts.append(run["ttft_ms"])
+
+    def figures(self) -> dict[str, Figures]:
+        total = sum(g.fig.runs for g in self.groups.values()) or 1
+        for g in self.groups.values():
+            fig = g.fig
+            fig.share = fig.runs / total
+            fig.p50_ms = _percentile(g.duration_hist, g.durations, 0.5)
+            fig.p95_ms = _percentile(g.duration_hist, g.durations, 0.95)
+            fig.p99_ms = _percentile(g.duration_hist, g.durations, 0.99)
+            fig.ttft_p50_ms = _percentile(g.ttft_hist, g.ttfts, 0.5)
+        return {key: g.fig for key, g in self.groups.items()}
+
+
+def _percentile(rolled: list[int], exact: list[int], fraction: float) -> float | None:
+    """Exact when every value is at hand (no rollup in it), else from the merged
+    histogram, within histograms.REL_ERROR."""
+    if not any(rolled):
+        return percentile_cont(exact, fraction)
+    merged = list(rolled)
+    histograms.merge(merged, histograms.histogram(exact))
+    return histograms.percentile(merged, fraction)
+
+
+def _costs(out: dict[str, Figures], tokens: dict[tuple[str, str], list[int]]) -> None:
+    """The estimated cost of the tokens per model, at ModelPrice's prices."""
     prices = {p.model_name: p for p in ModelPrice.objects.all()}
-    detail = runs.values(group, "model_name", "error_kind").annotate(
-        i=Sum("input_tokens"), o=Sum("output_tokens"), e=Count("id", filter=ERROR)
-    )
-    for row in detail:
-        fig = out.setdefault(row[group], Figures(key=row[group]))  # a run that just arrived
-        if row["e"] and row["error_kind"]:
-            kinds = fig.error_kinds
-            kinds[row["error_kind"]] = kinds.get(row["error_kind"], 0) + row["e"]
-        if not (row["i"] or row["o"]):
+    for (key, model_name), (i, o) in tokens.items():
+        if not (i or o):
             continue
-        price = prices.get(row["model_name"])
+        price = prices.get(model_name)
         if price is None:
-            fig.unpriced = True
+            out[key].unpriced = True
             continue
-        fig.cost += (
-            Decimal(row["i"] or 0) * price.input_per_million
-            + Decimal(row["o"] or 0) * price.output_per_million
+        out[key].cost += (
+            Decimal(i) * price.input_per_million + Decimal(o) * price.output_per_million
         ) / Decimal(1_000_000)
 
 
@@ -229,69 +275,84 @@ def bucket_labels(
 
 
 def series(*, window: str = "day", now: datetime | None = None) -> dict[str, Any]:
-    """Chart data: per bucket, runs per agent, error rate and p95 response time (one scan)."""
+    """Chart data: per bucket, runs per agent, error rate and p95 response time."""
     since, until = window_bounds(window, now)
     bucket, buckets, labels = bucket_labels(window, since, until)
-    runs = AgentRun.objects.filter(started_at__gte=since, started_at__lt=until).annotate(
-        bucket=EpochBucket("started_at", bucket)
-    )
+    plan = rollups.window_plan(since, until, use_hours=bucket % 3600 == 0)
     slugs = sorted(AgentProfile.objects.values_list("slug", flat=True))
-    overall = _bucket_rows(runs, slugs)
+    cells: dict[int, _Cell] = defaultdict(_Cell)
+    if plan.minutes or plan.hours:
+        rows = rollups.rolled(plan).annotate(bucket=EpochBucket("start", bucket))
+        for row in rollups.rolled_sums(rows, "bucket", "agent_slug", fields=_CHART_FIELDS):
+            cells[row["bucket"]].add_rolled(row)
+    if plan.raw:
+        for started, agent, status, ms in rollups.raw(plan, turns=False).values_list(
+            "started_at", "agent_slug", "status", "duration_ms"
+        ):
+            cells[int(started.timestamp()) // bucket].add_raw(agent, status, ms)
 
     def rate(b: int) -> float | None:
-        row = overall.get(b)
-        return round(row["errors"] / row["finished"], 4) if row and row["finished"] else None
+        cell = cells.get(b)
+        return round(cell.errors / cell.finished, 4) if cell and cell.finished else None
 
     def p95(b: int) -> int | None:
-        value = overall[b]["p95"] if b in overall else None
+        cell = cells.get(b)
+        value = _percentile(cell.hist, cell.durations, 0.95) if cell else None
         return round(value) if value is not None else None
 
     return {
         "window": window,
         "bucket_seconds": bucket,
         "labels": labels,
-        "runs": _runs_per_agent(overall, slugs, buckets),
+        "runs": _runs_per_agent(cells, slugs, buckets),
         "error_rate": [rate(b) for b in buckets],
         "p95_ms": [p95(b) for b in buckets],
     }
 
 
-def _bucket_rows(runs: QuerySet[AgentRun], slugs: list[str]) -> dict[int, dict[str, Any]]:
-    """Per bucket: runs (in all and per agent, as a{i}), errors, finished runs, p95."""
-    aggregates: dict[str, Any] = {
-        "n": Count("id"),
-        "errors": Count("id", filter=ERROR),
-        "finished": Count("id", filter=FINISHED),
-        **{f"a{i}": Count("id", filter=Q(agent_slug=slug)) for i, slug in enumerate(slugs)},
-    }
-    postgres = connection.vendor == "postgresql"
-    if postgres:
-        aggregates["p95"] = Percentile("duration_ms", 0.95, filter=FINISHED)
-    overall = {r["bucket"]: r for r in runs.values("bucket").annotate(**aggregates).order_by()}
-    if not postgres:
-        durations: dict[int, list[float]] = defaultdict(list)
-        timed = runs.filter(FINISHED, duration_ms__isnull=False)
-        for b, ms in timed.values_list("bucket", "duration_ms"):
-            durations[b].append(ms)
-        for b, row in overall.items():
-            row["p95"] = percentile_cont(durations[b], 0.95)
-    return overall
+_CHART_FIELDS = ("runs", "errors", "finished", *ROLLUP_DURATION_FIELDS)
+
+
+@dataclass
+class _Cell:
+    """One chart bucket: runs per agent, errors, finished runs, durations."""
+
+    runs: dict[str, int] = field(default_factory=lambda: defaultdict(int))
+    errors: int = 0
+    finished: int = 0
+    durations: list[int] = field(default_factory=list)
+    hist: list[int] = field(default_factory=lambda: [0] * histograms.BUCKETS)
+
+    def add_rolled(self, row: dict[str, Any]) -> None:
+        self.runs[row["agent_slug"]] += row["runs"]
+        self.errors += row["errors"]
+        self.finished += row["finished"]
+        histograms.merge(self.hist, rollups.histogram_of(row, ROLLUP_DURATION_FIELDS))
+
+    def add_raw(self, agent: str, status: str, ms: int | None) -> None:
+        self.runs[agent] += 1
+        self.errors += status == RunStatus.ERROR.value
+        if status != RunStatus.RUNNING.value:
+            self.finished += 1
+            if ms is not None:
+                self.durations.append(ms)
 
 
 def _runs_per_agent(
-    overall: dict[int, dict[str, Any]], slugs: list[str], buckets: list[int]
+    cells: dict[int, _Cell], slugs: list[str], buckets: list[int]
 ) -> dict[str, list[int]]:
+    known = set(slugs)
     agents: dict[str, list[int]] = {}
-    for i, slug in enumerate([*slugs, "other"]):
+    for slug in [*slugs, "other"]:
         counts = []
         for b in buckets:
-            row = overall.get(b)
-            if row is None:
+            cell = cells.get(b)
+            if cell is None:
                 counts.append(0)
             elif slug == "other":  # agents no longer in the registry
-                counts.append(row["n"] - sum(row[f"a{j}"] for j in range(len(slugs))))
+                counts.append(sum(n for a, n in cell.runs.items() if a not in known))
             else:
-                counts.append(row[f"a{i}"])
+                counts.append(cell.runs.get(slug, 0))
         if any(counts):
             agents[slug] = counts
     return agents

@@ -8,7 +8,7 @@ worker dies is redelivered and run again safely (see workflow_engine).
 from celery import shared_task
 from celery.signals import worker_ready
 
-from . import alerts, services, workflow_engine, workflow_steps
+from . import alerts, rollups, services, workflow_engine, workflow_steps
 
 
 @shared_task(name=workflow_engine.ADVANCE_TASK, ignore_result=True)
@@ -25,6 +25,12 @@ def workflow_step_task(run_id: int, step_id: str) -> None:
 def check_alerts_task() -> None:
     """For Celery beat: evaluate the alert rules (see orchestrator.alerts)."""
     alerts.alerts_evaluate()
+
+
+@shared_task(name="orchestrator.rollup_runs", ignore_result=True)
+def rollup_runs_task() -> None:
+    """For Celery beat, every minute: roll up the settled minutes (orchestrator.rollups)."""
+    rollups.rollups_update()
 
 
 @worker_ready.connect

@@ -20,7 +20,7 @@ import structlog
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from orchestrator import alerts, metrics, runtime
+from orchestrator import alerts, metrics, rollups, runtime
 
 from .. import approvals, people, protocol, selectors, services
 from ..broadcast import DeltaStream, TurnCancelListener, broadcast
@@ -170,6 +170,7 @@ class TurnRunner:
             await db(people.after_turn_error)(conversation_id=self.turn.conversation_id)
         metrics.TURNS.labels(outcome.status, outcome.error_code or "").inc()
         alerts.alerts_maybe_evaluate()  # at most every SUPERORCH_ALERT_INTERVAL, on a thread
+        rollups.rollups_maybe_update()  # likewise, SUPERORCH_ROLLUP_INTERVAL
         usage = protocol.UsagePayload.from_counts(outcome.usage)
         await self._send(protocol.TurnDone(turn=self.key, status=outcome.status, usage=usage))
 

@@ -334,6 +334,9 @@ SUPERORCH_REQUEUE_DELAYS = [
 # Alert rules are evaluated at most this often (seconds) per process, after turns and
 # on the dashboard; `manage.py check_alerts` evaluates them at once.
 SUPERORCH_ALERT_INTERVAL = env.float("SUPERORCH_ALERT_INTERVAL", default=30.0)
+# The dashboard's run rollups are brought up to date at most this often (seconds) per
+# process, after turns, on a thread; Celery beat and `manage.py rollup_runs` do it too.
+SUPERORCH_ROLLUP_INTERVAL = env.float("SUPERORCH_ROLLUP_INTERVAL", default=60.0)
 # /metrics (Prometheus): a bearer token, and/or the addresses allowed without one.
 SUPERORCH_METRICS_TOKEN = env.str("SUPERORCH_METRICS_TOKEN", default="")
 # Empty unless set (token only); local.py and test.py allow loopback. Behind a proxy on
@@ -481,6 +484,8 @@ CELERY_BEAT_SCHEDULE = {
         "schedule": SUPERORCH_PENDING_SWEEP_INTERVAL or 10.0,
     },
     "check-alerts": {"task": "orchestrator.check_alerts", "schedule": 60.0},
+    # The dashboard's run rollups (docs/monitoring.md): the minutes that settled.
+    "rollup-runs": {"task": "orchestrator.rollup_runs", "schedule": 60.0},
     # Retention (docs/privacy.md): conversations past their site's retention, once a day.
     "purge-expired": {"task": "chat.purge_expired", "schedule": 24 * 60 * 60.0},
 }

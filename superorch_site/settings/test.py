@@ -38,6 +38,7 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 SUPERORCH_LOCAL_MODEL_DELAY = 0.0
 SUPERORCH_MODEL_RETRY_BACKOFF = 0.01
 SUPERORCH_ALERT_INTERVAL = 0  # tests evaluate alert rules themselves
+SUPERORCH_ROLLUP_INTERVAL = 0  # and roll up runs themselves
 # A test that edits the registry routes with the edited one.
 SUPERORCH_ROUTER_RETRAIN = "inline"
 # Words only, so no test waits seconds for embeddings; the answer tests turn them on.
