@@ -10,11 +10,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from orchestrator import workflow_engine
+from orchestrator import crypto_fields, workflow_engine
 from orchestrator.admin_records import RecordAdmin
 from orchestrator.models import ActionCall, Workflow, WorkflowRun
 
-from . import audit, desk_views, guardrails, people
+from . import audit, desk_views, guardrails, people, search
 from .models import (
     CannedReply,
     Conversation,
@@ -38,7 +38,26 @@ def _stored_json(model, pk: int, field: str) -> str | None:
     """A JSON field's stored text, read without Django decoding it: a value stored by an
     older server (nested 900 levels, a lone surrogate) would make the decoding raise."""
     row = model.objects.filter(pk=pk).values_list(Cast(field, TextField()), flat=True)
-    return row.first()
+    stored = row.first()
+    if isinstance(model._meta.get_field(field), crypto_fields.EncryptedJSONField):
+        return crypto_fields.opened(stored, label=f"{model._meta.label}.{field}")
+    return stored
+
+
+class MessageWordsSearch:
+    """The admin's search also finds rows by the words of their messages, through the
+    blind index (chat.search): `search_messages_of` is the message's column naming the
+    row (`pk` on messages, `conversation_id` on conversations)."""
+
+    search_messages_of = "pk"
+
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        condition = search.search_condition(search_term)
+        if condition is None:
+            return found, may_have_duplicates
+        ids = Message.objects.filter(condition).values(self.search_messages_of)
+        return found | queryset.filter(pk__in=ids), may_have_duplicates
 
 
 class StartWorkflowForm(forms.Form):
@@ -105,7 +124,7 @@ class SiteAdmin(admin.ModelAdmin):
 
 
 @admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
+class ConversationAdmin(MessageWordsSearch, admin.ModelAdmin):
     list_display = (
         "__str__",
         "site",
@@ -119,7 +138,8 @@ class ConversationAdmin(admin.ModelAdmin):
     )
     list_filter = ("status", "site", "active_agent", "created_at")
     actions = ("take_over", "resolve")
-    search_fields = ("uuid", "user_id", "user_name", "user_email", "messages__text")
+    search_fields = ("uuid", "user_id", "user_name", "user_email")
+    search_messages_of = "conversation_id"  # and by the words of its messages
     date_hierarchy = "created_at"
     readonly_fields = (
         "uuid",
@@ -324,7 +344,7 @@ class ConversationAdmin(admin.ModelAdmin):
             .order_by("id")
         )
         for event in events:
-            data, shown = json_from_db(event.raw)
+            data, shown = json_from_db(crypto_fields.opened(event.raw, label="chat.TurnEvent.data"))
             entry = {"event": event, "data": data if isinstance(data, dict) else {}, "raw": shown}
             entries.append((event.created_at, 1, event.id, entry))
         for call in ActionCall.objects.filter(conversation_id=obj.uuid).order_by("id"):
@@ -348,11 +368,13 @@ class ConversationAdmin(admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(MessageWordsSearch, admin.ModelAdmin):
     list_display = ("created_at", "conversation", "role", "agent_name", "short_text", "status")
     list_filter = ("role", "status", "agent_slug")
-    search_fields = ("text", "conversation__uuid", "client_id")
-    readonly_fields = [f.name for f in Message._meta.fields]
+    search_fields = ("conversation__uuid", "client_id")
+    search_messages_of = "pk"  # and by the words of its text
+    readonly_fields = [f.name for f in Message._meta.fields if f.name != "search_index"]
+    exclude = ("search_index",)
 
     def get_queryset(self, request):
         return _conversation_without_context(super().get_queryset(request))
