@@ -115,7 +115,10 @@ class SiteAdmin(admin.ModelAdmin):
         ),
         ("Off-topic messages", {"fields": ("off_topic", "off_topic_reply")}),
         ("Business hours", {"fields": ("time_zone",)}),
-        ("Privacy", {"fields": ("retention_days",)}),
+        (
+            "Privacy",
+            {"fields": ("retention_days", "redact_cards", "redact_emails", "redact_phones")},
+        ),
     )
 
     @admin.display(description="allowed origins")
