@@ -229,8 +229,8 @@ class EncryptedJSONField(_EncryptedMixin, models.TextField):
             return None
         return encrypt(json.dumps(value, ensure_ascii=False, separators=(",", ":")))
 
-    def value_to_string(self, obj: models.Model) -> str:
-        return json.dumps(self.value_from_object(obj), ensure_ascii=False)
+    def value_to_string(self, obj: models.Model) -> Any:
+        return self.value_from_object(obj)  # as JSONField: the serializers write the value
 
     def formfield(self, **kwargs):
         return super().formfield(**{"form_class": forms.JSONField, **kwargs})

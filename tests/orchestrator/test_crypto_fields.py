@@ -195,9 +195,26 @@ def test_rotate_keys_reports_values_no_key_opens_and_fails(settings, message, ca
     assert Fernet(OLD).decrypt(raw("chat_message", "text", message.pk).encode())  # untouched
 
 
-def test_rotate_keys_prints_a_new_key():
+def test_rotate_keys_prints_a_new_key_and_the_derived_one(settings, message):
     key = call_command_output("rotate_keys", "--new-key").strip()
     assert crypto_fields.valid_key(key)
+    derived = call_command_output("rotate_keys", "--derived-key").strip()
+    settings.SUPERORCH_FIELD_KEYS = [key, derived]  # moving off the derived key
+    assert Message.objects.get(pk=message.pk).text == SECRET
+    call_command_output("rotate_keys")
+    settings.SUPERORCH_FIELD_KEYS = [key]
+    assert Message.objects.get(pk=message.pk).text == SECRET
+
+
+def test_json_values_serialise_as_values(conversation):
+    from django.core import serializers
+
+    data = serializers.serialize("json", Conversation.objects.filter(pk=conversation.pk))
+    assert '"page_context": {"page": "/orders"' in data
+    Conversation.objects.all().delete()
+    for obj in serializers.deserialize("json", data):
+        obj.save()
+    assert Conversation.objects.get().page_context == {"page": "/orders", "note": SECRET}
 
 
 def test_the_migration_step_encrypts_rows_stored_in_clear_and_decrypts_them_back(

@@ -1,6 +1,7 @@
 from collections import Counter
 
 from cryptography.fernet import Fernet
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 from orchestrator import crypto_fields, crypto_rotation
@@ -32,10 +33,19 @@ class Command(BaseCommand):
             action="store_true",
             help="Only print a new Fernet key to put first in SUPERORCH_FIELD_KEYS.",
         )
+        parser.add_argument(
+            "--derived-key",
+            action="store_true",
+            help="Only print the key derived from SECRET_KEY (what a database written "
+            "without SUPERORCH_FIELD_KEYS is encrypted with), to list it second.",
+        )
 
     def handle(self, *args, **options) -> None:
         if options["new_key"]:
             self.stdout.write(Fernet.generate_key().decode())
+            return
+        if options["derived_key"]:
+            self.stdout.write(crypto_fields.derived_key(settings.SECRET_KEY))
             return
         if not 1 <= options["batch_size"] <= 100_000:
             raise CommandError("The batch size must be between 1 and 100000.")
