@@ -124,3 +124,32 @@ async def test_without_masking_the_text_is_stored_as_written(team, connect, serv
     await send(comm, {"type": "message.send", "id": "c-1", "text": f"card {VISA}"})
     await until_turn_done(comm)
     assert VISA in repr(server.requests)
+
+
+@pytest.mark.django_db
+def test_masking_costs_no_query(settings):
+    """The site's switches come with the conversation the session opened: storing a
+    message takes as many queries with masking as without."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from chat import services
+
+    site = services.site_ensure_default()
+    _, token, _ = services.conversation_open(site=site, token=None, user={}, context={})
+    counts = []
+    for on in (False, True):
+        Site.objects.filter(pk=site.pk).update(redact_cards=on)
+        site.refresh_from_db()
+        conversation, _, resumed = services.conversation_open(
+            site=site, token=token, user={}, context={}
+        )
+        assert resumed
+        with CaptureQueriesContext(connection) as queries:
+            message, _ = services.message_receive(
+                conversation=conversation, client_id=f"c-{on}", text=f"card {VISA}"
+            )
+        counts.append(len(queries))
+        assert not [q for q in queries if 'FROM "chat_site"' in q["sql"]]  # not read again
+        assert (CARD in message.text) is on
+    assert counts[0] == counts[1]
