@@ -318,12 +318,16 @@ def request_human(
 ) -> Moved:
     """A person is asked for (the button, words the router recognised, an agent's
     escalate_to_human, errors, thumbs-down). Idempotent: a conversation already waiting
-    or with a person stays as it is. The hook for the router's `wants_person`."""
+    or with a person stays as it is. The hook for the router's `wants_person`. The
+    user's own reason is masked as their messages are (chat.redaction)."""
+    source = EscalationSource(source)
+    if source == EscalationSource.USER and reason:
+        reason = redact(reason, Redaction.of_site(conversation.site))
     moved = _move(
         conversation.pk,
         to=WAITING,
         allowed=(BOT, RESOLVED),
-        source=EscalationSource(source),
+        source=source,
         owner=None,
         reason=reason.strip(),
     )

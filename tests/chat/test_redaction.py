@@ -11,7 +11,7 @@ import pytest
 from asgiref.sync import sync_to_async
 
 from chat import turns
-from chat.models import Feedback, Message, Site
+from chat.models import ConversationEvent, Feedback, Message, Site
 from chat.redaction import CARD, EMAIL, PHONE, Redaction, luhn_valid, redact
 from tests.chat.test_consumers import open_session, recv, send, until_turn_done
 from tests.support.openai_server import Step
@@ -101,6 +101,8 @@ async def test_the_model_and_the_log_never_see_a_masked_card(team, connect, serv
         reply = next(f for f in frames if f["type"] == "message.done")["message"]["id"]
         await send(comm, {"type": "feedback", "message": reply, "value": "up", "comment": VISA})
         assert (await recv(comm))["type"] == "feedback.ack"
+        await send(comm, {"type": "human.request", "reason": f"about {VISA}"})
+        await recv(comm)
     ack = next(f for f in frames if f["type"] == "message.ack")
     assert ack["message"]["text"] == f"I was charged twice on card {CARD}, mail me at {EMAIL}"
 
@@ -115,6 +117,8 @@ async def test_the_model_and_the_log_never_see_a_masked_card(team, connect, serv
         )
     )()
     assert stored == [f"I was charged twice on card {CARD}, mail me at {EMAIL}", CARD]
+    reasons = await sync_to_async(lambda: [e.reason for e in ConversationEvent.objects.all()])()
+    assert reasons == [f"about {CARD}"]
 
 
 @pytest.mark.django_db(transaction=True)

@@ -49,7 +49,9 @@ def test_the_migrations_encrypt_existing_rows_and_decrypt_them_backwards():
 
         migrate(AFTER)
         text = column("SELECT text FROM chat_message WHERE id = %s", message.pk)
-        context = column("SELECT page_context FROM chat_conversation WHERE id = %s", conversation.pk)
+        context = column(
+            "SELECT page_context FROM chat_conversation WHERE id = %s", conversation.pk
+        )
         value = column("SELECT value FROM orchestrator_contextentry WHERE id = %s", entry.pk)
         assert all(v.startswith("gAAAAA") for v in (text, context, value))
         from chat import inbox
