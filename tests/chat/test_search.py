@@ -75,6 +75,20 @@ def test_a_staff_text_change_rewrites_the_index(site):
     assert found("second") == [conversation.pk] and found("first") == []
 
 
+def test_bulk_create_and_update_or_create_write_the_index(site):
+    """The turns store replies with update_or_create (a retry replaces the text)."""
+    import uuid
+
+    conversation = conversation_with(site)
+    Message.objects.bulk_create([Message(conversation=conversation, role="user", text="bulk")])
+    key = uuid.uuid4()
+    first = {"conversation": conversation, "role": "assistant", "text": "first"}
+    Message.objects.update_or_create(uuid=key, defaults={"text": "first"}, create_defaults=first)
+    Message.objects.update_or_create(uuid=key, defaults={"text": "zebra later"})
+    assert found("bulk") == found("zebra") == [conversation.pk]
+    assert found("first") == []
+
+
 def test_search_keeps_working_while_a_key_is_rotated(site, settings):
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     settings.SUPERORCH_FIELD_KEYS = [old]
