@@ -67,12 +67,14 @@ run: install-runtime
 SERVE_ENV = DJANGO_SETTINGS_MODULE=superorch_site.settings.serve SERVE_HOST=$(HOST) SERVE_PORT=$(PORT) \
   DEMO_PORT=$(DEMO_PORT) PROMETHEUS_MULTIPROC_DIR=$(CURDIR)/var/serve/metrics \
   SUPERORCH_ACTION_HOSTS="$${SUPERORCH_ACTION_HOSTS:-127.0.0.1:$(DEMO_PORT),localhost:$(DEMO_PORT)}" \
-  DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$(cat var/serve/secret-key)}"
+  DJANGO_SECRET_KEY="$${DJANGO_SECRET_KEY:-$$(cat var/serve/secret-key)}" \
+  SUPERORCH_FIELD_KEYS="$${SUPERORCH_FIELD_KEYS:-$$(cat var/serve/field-keys)}"
 WEB_CONCURRENCY ?= $(shell nproc 2>/dev/null || echo 2)
 WORKER_CONCURRENCY ?= 20
 serve: install-runtime
 	@mkdir -p var/serve && rm -rf var/serve/metrics && mkdir -p var/serve/metrics
 	@test -s var/serve/secret-key || $(PY) -c "import secrets; print(secrets.token_urlsafe(50))" > var/serve/secret-key
+	@test -s var/serve/field-keys || $(PY) -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())" > var/serve/field-keys
 	@$(SERVE_ENV) $(PY) manage.py serve_check
 	$(SERVE_ENV) $(PY) manage.py migrate --noinput -v 0
 	$(SERVE_ENV) $(PY) manage.py collectstatic --noinput -v 0
@@ -124,6 +126,7 @@ check-deploy: install
 	DJANGO_SETTINGS_MODULE=superorch_site.settings.production \
 	DJANGO_SECRET_KEY=check-deploy-$$(date +%s)-not-a-real-secret-0123456789abcdefghijklmnop \
 	DJANGO_ALLOWED_HOSTS=example.com DATABASE_URL=postgres://localhost/test REDIS_URL=redis://localhost:6379/0 \
+	SUPERORCH_FIELD_KEYS=$$($(PY) -c "from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())") \
 	$(PY) manage.py check --deploy --fail-level WARNING
 
 clean:

@@ -10,11 +10,11 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import mark_safe
 
-from orchestrator import workflow_engine
+from orchestrator import crypto_fields, workflow_engine
 from orchestrator.admin_records import RecordAdmin
 from orchestrator.models import ActionCall, Workflow, WorkflowRun
 
-from . import audit, desk_views, guardrails, people, roles
+from . import audit, desk_views, guardrails, people, roles, search
 from .models import (
     CannedReply,
     Conversation,
@@ -38,7 +38,26 @@ def _stored_json(model, pk: int, field: str) -> str | None:
     """A JSON field's stored text, read without Django decoding it: a value stored by an
     older server (nested 900 levels, a lone surrogate) would make the decoding raise."""
     row = model.objects.filter(pk=pk).values_list(Cast(field, TextField()), flat=True)
-    return row.first()
+    stored = row.first()
+    if isinstance(model._meta.get_field(field), crypto_fields.EncryptedJSONField):
+        return crypto_fields.opened(stored, label=f"{model._meta.label}.{field}")
+    return stored
+
+
+class MessageWordsSearch:
+    """The admin's search also finds rows by the words of their messages, through the
+    blind index (chat.search): `search_messages_of` is the message's column naming the
+    row (`pk` on messages, `conversation_id` on conversations)."""
+
+    search_messages_of = "pk"
+
+    def get_search_results(self, request, queryset, search_term):
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        condition = search.search_condition(search_term)
+        if condition is None:
+            return found, may_have_duplicates
+        ids = Message.objects.filter(condition).values(self.search_messages_of)
+        return found | queryset.filter(pk__in=ids), may_have_duplicates
 
 
 class StartWorkflowForm(forms.Form):
@@ -96,7 +115,10 @@ class SiteAdmin(admin.ModelAdmin):
         ),
         ("Off-topic messages", {"fields": ("off_topic", "off_topic_reply")}),
         ("Business hours", {"fields": ("time_zone",)}),
-        ("Privacy", {"fields": ("retention_days",)}),
+        (
+            "Privacy",
+            {"fields": ("retention_days", "redact_cards", "redact_emails", "redact_phones")},
+        ),
         ("Attachments", {"fields": ("attachment_types", "attachment_max_mb")}),
         ("Who answers it", {"fields": ("staff",)}),
     )
@@ -125,7 +147,7 @@ class SiteScoped:
 
 
 @admin.register(Conversation)
-class ConversationAdmin(SiteScoped, admin.ModelAdmin):
+class ConversationAdmin(SiteScoped, MessageWordsSearch, admin.ModelAdmin):
     list_display = (
         "__str__",
         "site",
@@ -139,7 +161,8 @@ class ConversationAdmin(SiteScoped, admin.ModelAdmin):
     )
     list_filter = ("status", "site", "active_agent", "created_at")
     actions = ("take_over", "resolve")
-    search_fields = ("uuid", "user_id", "user_name", "user_email", "messages__text")
+    search_fields = ("uuid", "user_id", "user_name", "user_email")
+    search_messages_of = "conversation_id"  # and by the words of its messages
     date_hierarchy = "created_at"
     readonly_fields = (
         "uuid",
@@ -345,7 +368,7 @@ class ConversationAdmin(SiteScoped, admin.ModelAdmin):
             .order_by("id")
         )
         for event in events:
-            data, shown = json_from_db(event.raw)
+            data, shown = json_from_db(crypto_fields.opened(event.raw, label="chat.TurnEvent.data"))
             entry = {"event": event, "data": data if isinstance(data, dict) else {}, "raw": shown}
             entries.append((event.created_at, 1, event.id, entry))
         for call in ActionCall.objects.filter(conversation_id=obj.uuid).order_by("id"):
@@ -369,12 +392,14 @@ class ConversationAdmin(SiteScoped, admin.ModelAdmin):
 
 
 @admin.register(Message)
-class MessageAdmin(SiteScoped, admin.ModelAdmin):
+class MessageAdmin(SiteScoped, MessageWordsSearch, admin.ModelAdmin):
     site_path = "conversation__site"
     list_display = ("created_at", "conversation", "role", "agent_name", "short_text", "status")
     list_filter = ("role", "status", "agent_slug")
-    search_fields = ("text", "conversation__uuid", "client_id")
-    readonly_fields = [f.name for f in Message._meta.fields]
+    search_fields = ("conversation__uuid", "client_id")
+    search_messages_of = "pk"  # and by the words of its text
+    readonly_fields = [f.name for f in Message._meta.fields if f.name != "search_index"]
+    exclude = ("search_index",)
 
     def get_queryset(self, request):
         return _conversation_without_context(super().get_queryset(request))

@@ -30,6 +30,7 @@ from orchestrator.text import plain_text
 from . import roles
 from .enums import ConversationStatus, Role
 from .models import CannedReply, Conversation, Message, Site, StaffNote
+from .search import messages_matching
 
 QUERY_MAX_CHARS = 200
 LIST_LIMIT = 200  # rows on the page; the search finds older ones
@@ -73,7 +74,7 @@ def _latest(conversation_field: str, value: str, **filters) -> Subquery:
 def _matching(*, staff, query: str = "", status: str = "") -> QuerySet[Conversation]:
     rows = roles.visible_conversations(Conversation.objects.all(), staff)
     if query:
-        matching = Message.objects.filter(text__icontains=query).values("conversation_id")
+        matching = messages_matching(query).values("conversation_id")
         rows = rows.filter(pk__in=matching)
     if status:
         rows = rows.filter(status=status)
@@ -95,7 +96,8 @@ def inbox_rows(*, staff, query: str = "", status: str = "") -> QuerySet[Conversa
     decide (`approval_needed`; longest waiting first), then with a person, with the
     agents, resolved (each most recently active first). `unread`: the user's messages
     since the last reply (an agent's or staff's), from the stored messages. `query`:
-    conversations with a message containing these words (case-insensitive), already
+    conversations with a message holding each of these words or word beginnings
+    (case and accents ignored; chat.search's blind index over the encrypted texts), already
     checked by search_query; `status`: only those with this status; only the sites
     `staff` may see (chat.roles.visible_conversations). Not sliced: the page
     takes the first LIST_LIMIT (inbox_conversations), the staff API pages through it."""

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.crypto import salted_hmac
 
+from orchestrator.crypto_fields import BlindIndexField, EncryptedJSONField, EncryptedTextField
 from orchestrator.domain.enums import GuardrailName
 
 from .enums import (
@@ -120,6 +121,25 @@ class Site(models.Model):
         blank=True,
         help_text="What a declined message is answered with. Empty: a sentence naming the site.",
     )
+    # Privacy (docs/privacy.md): what is masked in a user's messages before they are
+    # stored, shown to a model or logged (chat/redaction.py).
+    redact_cards = models.BooleanField(
+        default=False,
+        verbose_name="mask card numbers",
+        help_text="Card numbers (13 to 19 digits passing the Luhn check) in users' messages "
+        "are stored and sent to the agents as [card number].",
+    )
+    redact_emails = models.BooleanField(
+        default=False,
+        verbose_name="mask e-mail addresses",
+        help_text="E-mail addresses in users' messages are stored and sent as [email].",
+    )
+    redact_phones = models.BooleanField(
+        default=False,
+        verbose_name="mask phone numbers",
+        help_text="Phone numbers (9 to 15 digits, with + ( ) - . or spaces) in users' messages "
+        "are stored and sent as [phone]. Long order numbers are masked too.",
+    )
     # Privacy (docs/privacy.md): conversations idle longer than this are deleted daily.
     retention_days = models.PositiveSmallIntegerField(
         null=True,
@@ -190,7 +210,7 @@ class Conversation(models.Model):
     user_verified = models.BooleanField(
         default=False, help_text="The user id was signed with the site's identity secret."
     )
-    page_context = models.JSONField(default=dict, blank=True)
+    page_context = EncryptedJSONField(default=dict, blank=True)
     # A server running this conversation's turns holds the lease until then.
     busy_until = models.DateTimeField(null=True, blank=True, editable=False)
     # People in the loop (chat.people): who answers, and since when.
@@ -210,7 +230,7 @@ class Conversation(models.Model):
         editable=False,
     )
     status_changed_at = models.DateTimeField(null=True, blank=True, editable=False)
-    handback_note = models.TextField(
+    handback_note = EncryptedTextField(
         blank=True, editable=False, help_text="What staff told the agents when handing back."
     )
     contact_email = models.EmailField(
@@ -222,7 +242,7 @@ class Conversation(models.Model):
         editable=False,
         validators=[MinValueValidator(1), MaxValueValidator(5)],
     )
-    csat_comment = models.TextField(blank=True, editable=False)
+    csat_comment = EncryptedTextField(blank=True, editable=False)
     csat_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -251,7 +271,9 @@ class Message(models.Model):
         related_name="+",
         help_text="The member of staff who wrote it (staff messages only).",
     )
-    text = models.TextField()
+    text = EncryptedTextField()
+    # Keyed digests of the text's words, for the staff search (chat.search, docs/privacy.md).
+    search_index = BlindIndexField(source="text")
     # NULL (not "") for assistant messages, so only user messages meet the unique constraint.
     client_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
     status = models.CharField(
@@ -280,6 +302,12 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.text[:60]}"
+
+    def save(self, *args, **kwargs) -> None:
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None and "text" in update_fields:
+            kwargs["update_fields"] = {*update_fields, "search_index"}  # the index follows
+        super().save(*args, **kwargs)
 
 
 class Turn(models.Model):
@@ -353,7 +381,7 @@ class TurnEvent(models.Model):
 
     turn = models.ForeignKey(Turn, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=10, choices=Kind.choices())
-    data = models.JSONField(default=dict)
+    data = EncryptedJSONField(default=dict)  # tool arguments and outputs: the user's words
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -366,7 +394,7 @@ class TurnEvent(models.Model):
 class Feedback(models.Model):
     message = models.OneToOneField(Message, on_delete=models.CASCADE, related_name="feedback")
     value = models.CharField(max_length=4, choices=[("up", "Thumbs up"), ("down", "Thumbs down")])
-    comment = models.TextField(blank=True, max_length=2000)
+    comment = EncryptedTextField(blank=True, max_length=2000)
     created_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -400,7 +428,7 @@ class ConversationEvent(models.Model):
         help_text="The owner after the change.",
     )
     source = models.CharField(max_length=10, choices=EscalationSource.choices())
-    reason = models.TextField(blank=True)
+    reason = EncryptedTextField(blank=True)  # the user's words asking for a person, or a note
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
 
     class Meta:
@@ -420,7 +448,7 @@ class StaffNote(models.Model):
     author = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, on_delete=models.SET_NULL, related_name="+"
     )
-    text = models.TextField(max_length=4000)
+    text = EncryptedTextField(max_length=4000)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

@@ -54,6 +54,7 @@ from .models import (
     Turn,
     TurnStatus,
 )
+from .redaction import Redaction, redact
 from .roles import Can
 
 logger = logging.getLogger(__name__)
@@ -317,12 +318,16 @@ def request_human(
 ) -> Moved:
     """A person is asked for (the button, words the router recognised, an agent's
     escalate_to_human, errors, thumbs-down). Idempotent: a conversation already waiting
-    or with a person stays as it is. The hook for the router's `wants_person`."""
+    or with a person stays as it is. The hook for the router's `wants_person`. The
+    user's own reason is masked as their messages are (chat.redaction)."""
+    source = EscalationSource(source)
+    if source == EscalationSource.USER and reason:
+        reason = redact(reason, Redaction.of_site(conversation.site))
     moved = _move(
         conversation.pk,
         to=WAITING,
         allowed=(BOT, RESOLVED),
-        source=EscalationSource(source),
+        source=source,
         owner=None,
         reason=reason.strip(),
     )
@@ -401,10 +406,11 @@ def after_feedback(*, conversation: Conversation) -> Moved | None:
 def csat_record(*, conversation: Conversation, score: int, comment: str) -> Conversation:
     """The user's rating, once the conversation is resolved; once per conversation (a
     second is refused in plain words)."""
+    comment = redact(comment.strip(), Redaction.of_site(conversation.site))
     with transaction.atomic():
         updated = Conversation.objects.filter(
             pk=conversation.pk, status=RESOLVED, csat_score__isnull=True
-        ).update(csat_score=score, csat_comment=comment.strip(), csat_at=timezone.now())
+        ).update(csat_score=score, csat_comment=comment, csat_at=timezone.now())
         current = Conversation.objects.select_related("site", "owner").get(pk=conversation.pk)
         if not updated:
             if current.csat_score is not None:

@@ -34,6 +34,7 @@ from .models import (
     TurnEvent,
     TurnStatus,
 )
+from .redaction import Redaction, redact
 
 DEFAULT_SITE_KEY = protocol.DEFAULT_SITE
 DEFAULT_GREETING = "Hi! I'm Super Orchestrator. How can our team help you today?"
@@ -137,6 +138,7 @@ def conversation_open(
             new_token = secrets.token_urlsafe(32)
             conversation.token_hash = token_hash(new_token)
     if conversation is not None:
+        conversation.site = site  # known already (message_receive reads its redaction)
         if verified and not conversation.user_verified:
             conversation.user_id, conversation.user_verified = user_id, True
         if user.get("name"):
@@ -174,11 +176,14 @@ def conversation_set_context(*, conversation: Conversation, context: dict[str, A
 def message_receive(
     *, conversation: Conversation, client_id: str, text: str
 ) -> tuple[Message, bool]:
-    """Store a user's message once per client id. Returns (message, created).
+    """Store a user's message once per client id, with what the site masks masked
+    (chat.redaction: before it is stored, so no model or log sees it). Returns
+    (message, created).
 
     The message and the conversation's activity are one transaction; a client id already
     stored (a resend after a reconnect, or the same id on another socket) is found by the
     unique constraint, not by a read before every insert."""
+    text = redact(text, Redaction.of_site(conversation.site))
     try:
         with transaction.atomic():
             message = Message.objects.create(
@@ -223,6 +228,7 @@ def feedback_record(
     ).first()
     if message is None:
         return None
+    comment = redact(comment, Redaction.of_site(conversation.site))
     Feedback.objects.update_or_create(
         message=message, defaults={"value": value, "comment": comment}
     )

@@ -11,6 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 
+from .crypto_fields import EncryptedJSONField, EncryptedTextField
 from .domain import actions as action_rules
 from .domain import mcp as mcp_rules
 from .domain import rollups as rollup_domain
@@ -275,7 +276,7 @@ class ContextEntry(models.Model):
 
     conversation_id = models.UUIDField(null=True, blank=True, db_index=True)
     key = models.CharField(max_length=100)
-    value = models.JSONField(null=True, blank=True)
+    value = EncryptedJSONField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
@@ -400,14 +401,14 @@ class WorkflowRun(models.Model):
     conversation_id = models.UUIDField(null=True, blank=True, db_index=True)
     turn_id = models.UUIDField(null=True, blank=True)
     started_by = models.CharField(max_length=20, default="agent")  # agent, staff
-    input = models.TextField(blank=True)
+    input = EncryptedTextField(blank=True)
     status = models.CharField(
         max_length=20, choices=WorkflowStatus.choices(), default=WorkflowStatus.QUEUED.value
     )
     decisions = models.JSONField(default=dict, blank=True)  # condition id -> "then" / "else"
     total_steps = models.PositiveIntegerField(default=0)
     done_steps = models.PositiveIntegerField(default=0)
-    result = models.TextField(blank=True)
+    result = EncryptedTextField(blank=True)
     error = models.TextField(blank=True)
     # A chat turn is waiting for the answer; when none is, it is posted to the conversation.
     waiting = models.BooleanField(default=False)
@@ -441,7 +442,7 @@ class StepRun(models.Model):
     agent_slug = models.CharField(max_length=50, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices(), default=Status.QUEUED.value)
     attempts = models.PositiveIntegerField(default=0)
-    output = models.TextField(blank=True)
+    output = EncryptedTextField(blank=True)
     error = models.TextField(blank=True)
     worker = models.CharField(
         max_length=200, blank=True, help_text="Host and pid of the last attempt."
@@ -732,11 +733,11 @@ class ActionCall(models.Model):
     agent_slug = models.CharField(max_length=50, blank=True)
     conversation_id = models.UUIDField(null=True, blank=True, db_index=True)
     turn_id = models.UUIDField(null=True, blank=True, help_text="Or the workflow run's id.")
-    arguments = models.JSONField(default=dict, blank=True)
+    arguments = EncryptedJSONField(default=dict, blank=True)
     status = models.CharField(max_length=20, choices=Status.choices())
     http_status = models.PositiveSmallIntegerField(null=True, blank=True)
     error = models.TextField(blank=True, help_text="What went wrong, in the words the model got.")
-    output = models.TextField(blank=True, help_text="What the model was shown.")
+    output = EncryptedTextField(blank=True, help_text="What the model was shown.")
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
     approval = models.CharField(
         max_length=10, blank=True, help_text="Who had to approve it: user or staff."
@@ -782,13 +783,13 @@ class Approval(models.Model):
     agent_slug = models.CharField(max_length=50)
     start_agent = models.CharField(max_length=50, help_text="Where the paused run started.")
     tool_call_id = models.CharField(max_length=200, help_text="The model's id of the call.")
-    arguments = models.JSONField(default=dict, blank=True)
+    arguments = EncryptedJSONField(default=dict, blank=True)
     summary = models.CharField(max_length=300)
     by = models.CharField(max_length=10, help_text="Who decides: user or staff.")
     status = models.CharField(
         max_length=10, choices=Status.choices(), default=Status.PENDING.value, db_index=True
     )
-    run_state = models.TextField(help_text="The paused run (the SDK's RunState, as JSON).")
+    run_state = EncryptedTextField(help_text="The paused run (the SDK's RunState, as JSON).")
     expires_at = models.DateTimeField()
     decided_at = models.DateTimeField(null=True, blank=True)
     decided_by = models.CharField(max_length=200, blank=True)

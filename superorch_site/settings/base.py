@@ -10,6 +10,8 @@ listed in docs/configuration.md. The other modules only override: they never rea
 the environment again. Importing this module creates nothing on disk.
 """
 
+import base64
+import binascii
 import ipaddress
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,27 @@ VAR_DIR = BASE_DIR / "var"  # created by local.py and test.py, not here
 # Empty unless set: Django refuses to start without one (local.py has a dev-only key,
 # production.py refuses to start without DJANGO_SECRET_KEY).
 SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+# Encryption at rest of message texts, notes and context values (docs/privacy.md): Fernet
+# keys, comma-separated; the first encrypts, every one decrypts (add a new key in front,
+# run `manage.py rotate_keys`, then drop the old one). Empty: derived from SECRET_KEY (and
+# SECRET_KEY_FALLBACKS), fine for development; production.py refuses to start without it.
+SUPERORCH_FIELD_KEYS = env.list("SUPERORCH_FIELD_KEYS", default=[])
+
+
+def _check_field_keys(keys: list[str]) -> None:
+    for number, key in enumerate(keys, 1):
+        try:
+            valid = len(base64.urlsafe_b64decode(key.encode())) == 32
+        except (binascii.Error, ValueError):
+            valid = False
+        if not valid:
+            raise ImproperlyConfigured(
+                f"SUPERORCH_FIELD_KEYS: key {number} is not a Fernet key (32 bytes in URL-safe "
+                "base64; make one with `manage.py rotate_keys --new-key`)."
+            )
+
+
+_check_field_keys(SUPERORCH_FIELD_KEYS)
 DEBUG = False
 # Empty unless set: with DEBUG off no host is served (local.py and test.py serve loopback).
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=[])

@@ -20,6 +20,7 @@ from .base import (
     REDIS_URL,
     SECRET_KEY,
     SUPERORCH_APP_ORIGINS,
+    SUPERORCH_FIELD_KEYS,
     SUPERORCH_LOG_FORMAT,
     database_config,
     https_origins,
@@ -33,6 +34,9 @@ _missing = [
         ("DJANGO_ALLOWED_HOSTS", ALLOWED_HOSTS),
         ("DATABASE_URL", DATABASE_URL),
         ("REDIS_URL", REDIS_URL),
+        # The stored texts' keys: never derived from DJANGO_SECRET_KEY here, so rotating
+        # the secret key leaves every message readable (docs/privacy.md).
+        ("SUPERORCH_FIELD_KEYS", SUPERORCH_FIELD_KEYS),
     )
     if not value
 ]

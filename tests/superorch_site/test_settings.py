@@ -28,6 +28,7 @@ PRODUCTION = {
     "DJANGO_ALLOWED_HOSTS": "chat.example.com",
     "DATABASE_URL": "postgres://user@127.0.0.1:5432/test",
     "REDIS_URL": "redis://127.0.0.1:6379/0",
+    "SUPERORCH_FIELD_KEYS": "6f3AvnK1XUv3D4X9G2cWbWDpfx3i3nb5ya3ueWf1c1o=",
 }
 # Printed by `settings_of`: what the tests look at.
 PROBE = """
@@ -147,7 +148,9 @@ def test_manage_py_check_is_clean_under_local_settings():
     assert "no issues" in done.stdout
 
 
-@pytest.mark.parametrize("missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL"])
+@pytest.mark.parametrize(
+    "missing", ["DJANGO_SECRET_KEY", "DATABASE_URL", "REDIS_URL", "SUPERORCH_FIELD_KEYS"]
+)
 def test_production_refuses_to_start_without_its_secrets(missing):
     exported = {k: v for k, v in PRODUCTION.items() if k != missing}
     done = manage("check", DJANGO_SETTINGS_MODULE="superorch_site.settings.production", **exported)
@@ -188,6 +191,7 @@ def test_serve_settings_are_production_over_plain_http_on_this_machine():
     env = clean_env(
         DJANGO_SETTINGS_MODULE="superorch_site.settings.serve",
         DJANGO_SECRET_KEY=PRODUCTION["DJANGO_SECRET_KEY"],
+        SUPERORCH_FIELD_KEYS=PRODUCTION["SUPERORCH_FIELD_KEYS"],
         SERVE_PORT="8300",
     )
     done = run(["-c", probe], env)
