@@ -128,15 +128,21 @@ def server(
     app: str = "bench.asgi:application",
     port: int | None = None,
     workers: int = 1,
+    spread: bool = True,
 ):
     """The ASGI server in its own process; yields its base URL once /healthz answers.
     `port`: a port chosen beforehand (free_port()), when the env must name the origin.
-    `workers`: uvicorn's worker processes on the one port (server_rss counts them all)."""
+    `workers`: uvicorn worker processes on the one port (server_rss counts them all), by
+    superorch_site.web (a socket each, as make serve runs them) or, `spread` False,
+    uvicorn's own --workers (one socket shared)."""
     port = port or free_port()
     if workers != 1 and kind != "uvicorn":
         raise ValueError("several worker processes: uvicorn only")
     if kind == "daphne":
         cmd = [PY, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), app]
+    elif kind == "uvicorn" and workers > 1 and spread:  # make serve's: a socket each
+        cmd = [PY, "-m", "superorch_site.web", "--host", "127.0.0.1", "--port", str(port),
+               "--workers", str(workers), "--app", app]  # fmt: skip
     elif kind == "uvicorn":
         cmd = [
             PY,
@@ -149,7 +155,7 @@ def server(
             "--log-level",
             "warning",
             "--no-access-log",
-            *(["--workers", str(workers)] if workers != 1 else []),
+            *(["--workers", str(workers)] if workers != 1 else []),  # one shared socket
             app,
         ]
     else:

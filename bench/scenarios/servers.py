@@ -33,14 +33,15 @@ def _measure(
     processes: int = 1,
     conns: int = 10,
     database: str = "sqlite",
+    spread: bool = True,
 ) -> dict[str, Any]:
     """One row; `raw` (a dict), when given, receives the load generator's reports."""
     row: dict[str, Any] = {
-        "server": kind, "layer": layer, "turns": turns, "processes": processes,
-        "database": database,
+        "server": kind if spread or processes == 1 else f"{kind} --workers",
+        "layer": layer, "turns": turns, "processes": processes, "database": database,
     }  # fmt: skip
     try:
-        with harness.server(env, kind=kind, workers=processes) as url:
+        with harness.server(env, kind=kind, workers=processes, spread=spread) as url:
             for _ in range(processes):  # warm up every process (a new socket each)
                 harness.loadgen(url, "--mode", "turns", "--count", "2")
             echo = harness.loadgen(
@@ -93,11 +94,13 @@ def run(argv: list[str]) -> dict[str, Any]:
     # Processes: make serve's web tier, uvicorn with one and with two worker processes on
     # one port, PostgreSQL and the Redis layer, turns in the web processes; 20 sockets so
     # that two processes have work enough.
+    # Two ways to two processes: make serve's (superorch_site.web, a listening socket
+    # each) and uvicorn's own --workers (one socket shared).
     with harness.fresh_postgres(REDIS_URL=args.redis) as env:
-        for processes in (1, 2):
+        for processes, spread in ((1, True), (2, True), (2, False)):
             rows.append(
                 _measure(env, "uvicorn", "redis", args.count, processes=processes, conns=20,
-                         database="postgresql")
+                         database="postgresql", spread=spread)
             )  # fmt: skip
     base = rows[0]
     best = max(rows, key=lambda r: r["turns_per_second"])
@@ -127,6 +130,9 @@ def run(argv: list[str]) -> dict[str, Any]:
         "redis_vs_memory_turns": versus(redis, memory, "turns_per_second"),
         "two_vs_one_process_turns": versus(two, one, "turns_per_second"),
         "two_vs_one_process_echo": versus(two, one, "echo_per_second"),
+        "shared_socket_vs_one_process_turns": versus(
+            ("uvicorn --workers", "redis", "inline", 2, "postgresql"), one, "turns_per_second"
+        ),
         "processes_target": PROCESSES_TARGET,
         "celery_vs_inline_turns": versus(
             ("daphne", "redis", "celery worker"), redis, "turns_per_second"
@@ -170,6 +176,8 @@ def report(r: dict[str, Any]) -> str:
         lines.append(
             f"\ntwo web processes / one (uvicorn, PostgreSQL, Redis): turns "
             f"**{r['two_vs_one_process_turns']}x**, echo {r['two_vs_one_process_echo']}x "
-            f"(target >= {r['processes_target']}x for turns: {'met' if met else 'NOT met'})"
+            f"(target >= {r['processes_target']}x for turns: {'met' if met else 'NOT met'}); "
+            f"uvicorn's own --workers 2 (one socket shared): "
+            f"{r.get('shared_socket_vs_one_process_turns')}x"
         )
     return "\n".join(lines)
