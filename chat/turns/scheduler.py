@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import threading
 import uuid
 import weakref
 from functools import partial
@@ -63,12 +64,22 @@ class ProcessTurns:
         self.again: set[int] = set()
         self.clients: dict[int, str] = {}  # conversation -> its client (fair turn slots)
         self.claim_attempts: dict[int, int] = {}  # conversation -> lease found held, in a row
-        self.deferred: list[tuple[int, float, int]] | None = None  # a task's publishes
+        self._task = threading.local()  # what one Celery task defers (its thread's own)
         self.sweeper: asyncio.Task[None] | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # where turns run (wake)
         self.slots: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, TurnSlots] = (
             weakref.WeakKeyDictionary()
         )
+
+    @property
+    def deferred(self) -> list[tuple[int, float, int]] | None:
+        """The publishes the Celery task running on this thread defers to its end (None
+        outside one). Per thread: a worker's threads pool runs many tasks at once."""
+        return getattr(self._task, "deferred", None)
+
+    @deferred.setter
+    def deferred(self, value: list[tuple[int, float, int]] | None) -> None:
+        self._task.deferred = value
 
     def slots_for(self, loop: asyncio.AbstractEventLoop) -> TurnSlots:
         slots = self.slots.get(loop)

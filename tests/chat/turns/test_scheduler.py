@@ -168,3 +168,29 @@ async def _conversation_with_pending(client_id: str) -> Conversation:
 async def _statuses(conversation: Conversation) -> list[str]:
     rows = Message.objects.filter(conversation=conversation, role=Role.USER).order_by("id")
     return [status async for status in rows.values_list("status", flat=True)]
+
+
+def test_each_celery_task_defers_its_own_publishes_on_a_threads_pool():
+    """A worker's threads pool runs several answer tasks at once: what one defers to its
+    end (a "look again" for its conversation) is its own, never another's, never lost."""
+    import threading
+
+    from chat.turns import scheduler
+
+    barrier = threading.Barrier(2)
+    got: dict[int, list] = {}
+
+    def task(n: int) -> None:
+        scheduler.state.deferred = []
+        barrier.wait()  # both tasks have started
+        scheduler.state.deferred.append((n, 1.0, 0))
+        barrier.wait()
+        got[n], scheduler.state.deferred = scheduler.state.deferred, None
+
+    threads = [threading.Thread(target=task, args=(n,)) for n in (1, 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert got == {1: [(1, 1.0, 0)], 2: [(2, 1.0, 0)]}
+    assert scheduler.state.deferred is None  # and none outside a task
