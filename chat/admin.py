@@ -91,6 +91,7 @@ class SiteAdmin(admin.ModelAdmin):
                     "theme",
                     "position",
                     "language",
+                    "translations",
                 )
             },
         ),

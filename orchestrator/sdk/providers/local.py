@@ -28,6 +28,8 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from agents import Handoff, Model, ModelResponse, ModelSettings, ModelTracing, Tool, Usage
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from openai.types.responses import (
     Response,
     ResponseCompletedEvent,
@@ -100,7 +102,8 @@ def _turns(items: list[Any]) -> list[answers.Turn]:
 
 # The fallback agent's answer to an aside in a conversation already under way (the next
 # on-topic message goes back to the specialist: docs/routing.md).
-ASIDE_REPLY = (
+# Every fixed sentence here is in the conversation's language (chat.turns.runner activates it).
+ASIDE_REPLY = gettext_lazy(
     "That's outside what our support team covers, so I can't help with it, I'm afraid. "
     "Whenever you're ready, just carry on with your question and we'll pick up where we left off."
 )
@@ -172,10 +175,10 @@ class LocalModel(Model):
             raw = outputs.get(_get(searches[-1], "call_id"))
             return self._answer_from_search(user_text, raw, _turns(items[: max(last_user, 0)]))
         if acknowledgement:
-            return "You're welcome! Is there anything else I can help you with?"
+            return _("You're welcome! Is there anything else I can help you with?")
         earlier = _turns(items[: max(last_user, 0)])
         if self.agent.role == AgentRole.FALLBACK and any(t.role == "assistant" for t in earlier):
-            return ASIDE_REPLY  # an aside mid-conversation: no list of the team again
+            return str(ASIDE_REPLY)  # an aside mid-conversation: no list of the team again
         return self._team_overview(user_text)
 
     def _act_or_workflow(
@@ -261,12 +264,12 @@ class LocalModel(Model):
         )
         if reply is not None:
             return reply
-        return (
-            f"I'm sorry, I couldn't find anything about that in the {self.agent.name} "
+        return _(
+            "I'm sorry, I couldn't find anything about that in the %(agent)s "
             "knowledge base. Could you tell me a little more, for example the exact error "
             "message or what you were trying to do? Your message is saved, so a member of "
             "the support team can also follow up."
-        )
+        ) % {"agent": self.agent.name}
 
     def _answer_from_workflow(self, raw: Any) -> str:
         try:
@@ -276,30 +279,35 @@ class LocalModel(Model):
         if not isinstance(data, dict):
             data = {}
         if data.get("answer"):
-            return f"{data['answer']}\n\n_From the {data.get('workflow', 'team')} workflow._"
+            source = _("_From the %(workflow)s workflow._") % {
+                "workflow": data.get("workflow") or _("team")
+            }
+            return f"{data['answer']}\n\n{source}"
         if data.get("ok") and data.get("message"):
             return str(data["message"])
-        return (
-            "I'm sorry, I could not complete that for you: "
-            f"{data.get('error') or 'the workflow failed.'} Your request is saved, and a member "
-            "of the support team will follow up."
-        )
+        return _(
+            "I'm sorry, I could not complete that for you: %(error)s Your request is saved, "
+            "and a member of the support team will follow up."
+        ) % {"error": data.get("error") or _("the workflow failed.")}
 
     def _team_overview(self, text: str) -> str:
         lines = []
         if _GREETING.match(text):
-            lines.append(f"Hello! I'm the {self.agent.name}.")
+            lines.append(_("Hello! I'm the %(agent)s.") % {"agent": self.agent.name})
         elif self.agent.role == AgentRole.FALLBACK:
             lines.append(
-                "I'm not sure any of our specialists covers that, and I can't answer it myself."
+                _("I'm not sure any of our specialists covers that, and I can't answer it myself.")
             )
         else:
-            lines.append(f"I'm the {self.agent.name}. {self.agent.handoff_description}")
+            lines.append(
+                _("I'm the %(agent)s. %(description)s")
+                % {"agent": self.agent.name, "description": self.agent.handoff_description}
+            )
         specialists = [a for a in self.team.specialists() if a.slug != self.agent.slug]
         if specialists:
-            lines += ["", "Our team can help you with:"]
+            lines += ["", _("Our team can help you with:")]
             lines += [f"- **{a.name}**: {a.handoff_description}" for a in specialists]
-            lines += ["", "Tell me what you need and I'll bring in the right specialist."]
+            lines += ["", _("Tell me what you need and I'll bring in the right specialist.")]
         return "\n".join(lines)
 
     # --- the SDK interface ------------------------------------------------------------
