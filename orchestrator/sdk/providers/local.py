@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from agents import Handoff, Model, ModelResponse, ModelSettings, ModelTracing, Tool, Usage
+from django.utils import translation
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from openai.types.responses import (
@@ -58,10 +59,18 @@ from ..context import handback_note_in
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _CHUNK = re.compile(r"\S+\s*|\s+")
+# In the chat's languages too (docs/widget.md, "Languages"): de, fr, es, ar.
 _GREETING = re.compile(
-    r"^\s*(hi|hello|hey|good (morning|afternoon|evening)|howdy|greetings)\b", re.IGNORECASE
+    r"^\s*(hi|hello|hey|good (morning|afternoon|evening)|howdy|greetings"
+    r"|hallo|guten (morgen|tag|abend)|servus|moin|bonjour|bonsoir|salut|hola"
+    r"|buen[oa]s (d[ií]as|tardes|noches)|مرحبا|أهلا|اهلا|السلام عليكم)\b",
+    re.IGNORECASE,
 )
-_THANKS = re.compile(r"^\s*(thanks|thank you|thx|cheers|great|perfect|ok(ay)?)\b", re.IGNORECASE)
+_THANKS = re.compile(
+    r"^\s*(thanks|thank you|thx|cheers|great|perfect|ok(ay)?"
+    r"|danke|vielen dank|merci|gracias|شكرا|شكرًا)\b",
+    re.IGNORECASE,
+)
 
 
 def stream_pause(chunks: int, *, delay: float, reply_seconds: float) -> float:
@@ -312,6 +321,12 @@ class LocalModel(Model):
 
     # --- the SDK interface ------------------------------------------------------------
 
+    def _respond_in(self, language, system_instructions, input, tools, handoffs):
+        """`_respond` in `language`: the active language of the turn does not follow it into
+        the worker thread (asgiref keeps a thread's translation to that thread)."""
+        with translation.override(language):
+            return self._respond(system_instructions, input, tools, handoffs)
+
     def _respond(self, system_instructions, input, tools, handoffs):
         items = [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
         decision = self.decide(items, tools, handoffs, handback_note_in(system_instructions))
@@ -337,7 +352,12 @@ class LocalModel(Model):
     ) -> ModelResponse:
         # Deciding may score messages with the router: CPU work, kept off the event loop.
         decision, prompt_tokens = await asyncio.to_thread(
-            self._respond, system_instructions, input, tools, handoffs
+            self._respond_in,
+            translation.get_language(),
+            system_instructions,
+            input,
+            tools,
+            handoffs,
         )
         item = decision if not isinstance(decision, str) else _message(decision)
         out_tokens = count_tokens(decision if isinstance(decision, str) else item.arguments)
@@ -368,7 +388,12 @@ class LocalModel(Model):
     ) -> AsyncIterator[Any]:
         # Deciding may score messages with the router: CPU work, kept off the event loop.
         decision, prompt_tokens = await asyncio.to_thread(
-            self._respond, system_instructions, input, tools, handoffs
+            self._respond_in,
+            translation.get_language(),
+            system_instructions,
+            input,
+            tools,
+            handoffs,
         )
         response_id = f"local-{uuid.uuid4().hex}"
         seq = _Seq()
