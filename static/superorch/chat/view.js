@@ -171,7 +171,8 @@ export function createView(root, el, handlers) {
         else entry.nameEl = who;   // an assistant's name follows its agent
       }
       const meta = h('div', { class: 'so-msg__meta' }, [who, entry.timeEl]);
-      entry.bubble = h('div', { class: 'so-msg__bubble' + (item.role === 'user' ? '' : ' so-md') });
+      // dir=auto: a message's direction follows its own text (English in an Arabic page).
+      entry.bubble = h('div', { class: 'so-msg__bubble' + (item.role === 'user' ? '' : ' so-md'), dir: 'auto' });
       node.append(meta, entry.bubble);
       if (item.role === 'user') {
         entry.statusEl = h('div', { class: 'so-msg__status', 'aria-live': 'off' });
