@@ -133,6 +133,7 @@ class ConversationAdmin(admin.ModelAdmin):
         "owner",
         "csat_score",
         "csat_comment",
+        "locale",
         "context",
         "created_at",
         "updated_at",

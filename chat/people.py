@@ -418,8 +418,8 @@ def csat_record(*, conversation: Conversation, score: int, comment: str) -> Conv
         current = Conversation.objects.select_related("site", "owner").get(pk=conversation.pk)
         if not updated:
             if current.csat_score is not None:
-                raise PeopleError("You have already rated this conversation. Thank you!")
-            raise PeopleError("You can rate the conversation once it is resolved.")
+                raise PeopleError(gettext("You have already rated this conversation. Thank you!"))
+            raise PeopleError(gettext("You can rate the conversation once it is resolved."))
         broadcast_on_commit(current.uuid, status_frame(conversation=current), status=current.status)
     return current
 
@@ -430,7 +430,9 @@ def contact_email_set(*, conversation: Conversation, email: str) -> Conversation
     try:
         validate_email(email)
     except ValidationError:
-        raise PeopleError("That email address does not look right. Please check it.") from None
+        raise PeopleError(
+            gettext("That email address does not look right. Please check it.")
+        ) from None
     with transaction.atomic():
         Conversation.objects.filter(pk=conversation.pk).update(contact_email=email)
         current = Conversation.objects.select_related("site", "owner").get(pk=conversation.pk)

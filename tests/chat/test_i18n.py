@@ -427,3 +427,37 @@ def test_the_page_strings_are_translated(lang):
     same = {k for k in english if english[k] == words[k]}
     # The same word in both languages, rightly: "Online", "Chat", "Team", "Demo"...
     assert same <= {"status_online", "chat_title", "team_tag", "workflow"}, same
+
+
+@pytest.mark.django_db
+def test_the_status_words_are_in_the_conversations_language():
+    from chat import people
+    from chat.enums import ConversationStatus
+
+    site = Site.objects.get(key=DEFAULT_SITE_KEY)
+    conversation = Conversation.objects.create(
+        site=site, token_hash="x" * 64, locale="es", status=ConversationStatus.RESOLVED.value
+    )
+    words = people.status_payload(conversation=conversation).message
+    assert (
+        words == "Esta conversación está resuelta. Escribe de nuevo cuando quieras para continuar."
+    )
+    conversation.locale = ""  # a conversation from before languages: English
+    assert people.status_payload(conversation=conversation).message.startswith(
+        "This conversation is resolved."
+    )
+
+
+def test_the_domains_marked_sentences_are_in_the_catalogs():
+    from django.utils.translation import gettext
+
+    from orchestrator.domain.events import INTERNAL_ERROR, QUEUED_FOR_LATER
+    from orchestrator.domain.guardrails import BLOCKED_REPLY
+    from orchestrator.domain.tool_names import tool_label
+
+    with translation.override("de"):
+        assert gettext(INTERNAL_ERROR).startswith("Bei uns ist etwas schiefgelaufen.")
+        assert gettext(QUEUED_FOR_LATER) != QUEUED_FOR_LATER
+        assert gettext(BLOCKED_REPLY).startswith("Entschuldigung")
+        assert gettext(tool_label("search_knowledge")) == "Wissensdatenbank wird durchsucht"
+    assert INTERNAL_ERROR.startswith("Something went wrong")  # the domain itself: English
