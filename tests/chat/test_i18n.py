@@ -461,3 +461,14 @@ def test_the_domains_marked_sentences_are_in_the_catalogs():
         assert gettext(BLOCKED_REPLY).startswith("Entschuldigung")
         assert gettext(tool_label("search_knowledge")) == "Wissensdatenbank wird durchsucht"
     assert INTERNAL_ERROR.startswith("Something went wrong")  # the domain itself: English
+
+
+@pytest.mark.django_db
+def test_the_sites_admin_page_explains_data_locale(admin_client):
+    site = Site.objects.create(name="Acme", language="de")
+    page = admin_client.get(f"/admin/chat/site/{site.pk}/change/")
+    assert page.status_code == 200
+    text = page.content.decode()
+    assert "this site's language (Deutsch)" in text
+    assert 'data-locale="de"' in text
+    assert 'name="translations"' in text
