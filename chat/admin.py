@@ -110,6 +110,7 @@ class SiteAdmin(admin.ModelAdmin):
                     "theme",
                     "position",
                     "language",
+                    "translations",
                 )
             },
         ),
@@ -175,6 +176,7 @@ class ConversationAdmin(SiteScoped, MessageWordsSearch, admin.ModelAdmin):
         "owner",
         "csat_score",
         "csat_comment",
+        "locale",
         "context",
         "created_at",
         "updated_at",

@@ -10,11 +10,14 @@ from typing import Any, ClassVar
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext_lazy
 
 from orchestrator import metrics
 from orchestrator import services as orchestrator_services
 
-from . import approvals, clients, people, protocol, selectors, services, turns
+from . import approvals, clients, i18n, people, protocol, selectors, services, turns
 from .broadcast import AGENT_OUTPUT, FRAME_EVENT, STATUS, broadcast, conversation_group
 from .enums import ConversationStatus, EscalationSource
 from .models import Conversation, Site
@@ -26,10 +29,10 @@ logger = logging.getLogger(__name__)
 db = database_sync_to_async
 
 
-TOO_MANY_SOCKETS = (
+TOO_MANY_SOCKETS = gettext_lazy(
     "Too many chat connections are open from your network. Please close some tabs and try again."
 )
-TOO_MANY_CONVERSATIONS = (
+TOO_MANY_CONVERSATIONS = gettext_lazy(
     "Too many new conversations were started from your network. Please wait a minute and try again."
 )
 
@@ -47,6 +50,8 @@ class ChatConsumer(RelayDispatch, AsyncWebsocketConsumer):
     # follow the status frames they relay, so nothing an agent produces after the
     # takeover reaches the user, whenever its turn hears of the cancel).
     agents_silenced = False
+    # The session's language (chat/i18n.py): set by session.start, active for every frame.
+    locale: str = settings.LANGUAGE_CODE
 
     async def connect(self) -> None:
         self.client = clients.client_address(self.scope)
@@ -114,7 +119,7 @@ class ChatConsumer(RelayDispatch, AsyncWebsocketConsumer):
     ) -> None:
         """Send an `error` frame (the code's own words unless `message`), then close
         with `close` if given."""
-        words = {} if message is None else {"message": message}
+        words = {} if message is None else {"message": str(message)}
         await self.send_frame(protocol.Error(code=code, ref=ref, **words))
         if close is not None:
             await self.close_with(close)
@@ -137,7 +142,8 @@ class ChatConsumer(RelayDispatch, AsyncWebsocketConsumer):
             )
             return
         try:
-            await self._HANDLERS[type(frame)](self, frame)
+            with translation.override(self.locale):
+                await self._HANDLERS[type(frame)](self, frame)
         except Exception:
             logger.exception("chat frame %s failed", frame.type)
             ref = frame.id if isinstance(frame, protocol.MessageSend) else None
@@ -149,10 +155,18 @@ class ChatConsumer(RelayDispatch, AsyncWebsocketConsumer):
         if self.conversation is not None:
             await self.refuse(ErrorCode.BAD_FRAME, "This connection already has a session.")
             return
+        accept_language = _header(self.scope, b"accept-language")
+        translation.activate(
+            i18n.locale_negotiate(requested=frame.locale, accept_language=accept_language)
+        )
         site = await db(selectors.site_get)(key=frame.site)
         if site is None or not site.enabled:
             await self.refuse(ErrorCode.FORBIDDEN, close=CloseCode.FORBIDDEN)
             return
+        self.locale = i18n.locale_negotiate(
+            requested=frame.locale, site_language=site.language, accept_language=accept_language
+        )
+        translation.activate(self.locale)  # within receive()'s override: this frame's words
         user = frame.user.model_dump()
         try:
             verified = services.identity_verify(site=site, user=user)
@@ -160,7 +174,12 @@ class ChatConsumer(RelayDispatch, AsyncWebsocketConsumer):
             await self.refuse(ErrorCode.IDENTITY_INVALID, str(exc), close=CloseCode.IDENTITY)
             return
         conversation, token, resumed = await db(services.conversation_open)(
-            site=site, token=frame.token, user=user, context=frame.context, verified=verified
+            site=site,
+            token=frame.token,
+            user=user,
+            context=frame.context,
+            verified=verified,
+            locale=self.locale,
         )
         if not resumed and not await allow_new_conversation(
             self.client, rate=clients.client_limits().new_conversations
@@ -313,16 +332,32 @@ def _session_ready(
 ) -> protocol.SessionReady:
     messages = selectors.conversation_messages(conversation=conversation, since=since)
     agent = selectors.conversation_next_agent(conversation=conversation)
+    locale = conversation.locale or i18n.locale_negotiate(site_language=site.language)
+    words = i18n.site_words(
+        greeting=site.greeting,
+        suggestions=site.suggestions,
+        translations=site.translations,
+        locale=locale,
+    )
     return protocol.SessionReady(
         conversation=str(conversation.uuid),
         token=token,
         agent=protocol.AgentPayload(slug=agent.slug, name=agent.name) if agent else None,
-        greeting=site.greeting,
-        suggestions=[s for s in site.suggestions or [] if isinstance(s, str)],
+        greeting=words.greeting,
+        suggestions=words.suggestions,
         messages=[protocol.MessagePayload.from_message(m) for m in messages],
         status=people.status_payload(conversation=conversation),
         turn=_running_turn(conversation),
+        locale=locale,
     )
+
+
+def _header(scope: dict[str, Any], name: bytes) -> str:
+    """A handshake header's value ('' without it)."""
+    for key, value in scope.get("headers", []):
+        if key == name:
+            return value.decode("latin-1")
+    return ""
 
 
 def _running_turn(conversation: Conversation) -> protocol.RunningTurn | None:

@@ -13,6 +13,8 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from django.core.exceptions import ValidationError
+from django.utils import dateformat
+from django.utils.translation import gettext
 
 MIDNIGHT = time(0, 0)
 HORIZON_DAYS = 400  # how far ahead the next opening is looked for (a year of holidays)
@@ -85,16 +87,17 @@ class Hours:
 def back_words(opening: datetime | None, now: datetime) -> str:
     """'Our team is back today at 09:00 (Europe/Berlin).' and the like."""
     if opening is None:
-        return "Our team is away for now."
+        return gettext("Our team is away for now.")
     local_now = now.astimezone(opening.tzinfo)
     days = (opening.date() - local_now.date()).days
-    when = (
-        "today"
-        if days == 0
-        else "tomorrow"
-        if days == 1
-        else f"on {opening:%A}"
-        if days < 7
-        else f"on {opening:%A %d %B}"
-    )
-    return f"Our team is back {when} at {opening:%H:%M} ({opening.tzinfo})."
+    # In the active language (chat.people.status_payload activates the conversation's).
+    words = {"time": f"{opening:%H:%M}", "zone": str(opening.tzinfo)}
+    if days == 0:
+        return gettext("Our team is back today at %(time)s (%(zone)s).") % words
+    if days == 1:
+        return gettext("Our team is back tomorrow at %(time)s (%(zone)s).") % words
+    if days < 7:
+        words["day"] = dateformat.format(opening, "l")
+        return gettext("Our team is back on %(day)s at %(time)s (%(zone)s).") % words
+    words["date"] = dateformat.format(opening, "l j F")
+    return gettext("Our team is back on %(date)s at %(time)s (%(zone)s).") % words

@@ -30,6 +30,7 @@ from .enums import (
 )
 from .filetypes import ALL_TYPES, FileType
 from .hours import MIDNIGHT, validate_time_zone
+from .i18n import language_choices, validate_site_translations
 from .origins import parse_origins, validate_origins
 
 MAX_ATTACHMENT_MB = 25
@@ -99,7 +100,21 @@ class Site(models.Model):
         max_length=5, choices=Position.choices(), default=Position.RIGHT.value
     )
     language = models.CharField(
-        max_length=16, default="en", help_text="BCP 47 tag, e.g. en or fr-CA."
+        max_length=16,
+        blank=True,
+        default="",
+        choices=language_choices,
+        help_text="The chat's language on this site. Empty: each visitor's own (their "
+        "browser's), the page's data-locale first.",
+    )
+    translations = models.JSONField(
+        default=dict,
+        blank=True,
+        validators=[validate_site_translations],
+        verbose_name="greeting and suggestions in other languages",
+        help_text='Per language: {"de": {"greeting": "Hallo! Wie können wir helfen?", '
+        '"suggestions": ["Wo ist meine Rechnung?"]}}. A language left out shows the '
+        "greeting and suggestions above.",
     )
     time_zone = models.CharField(
         max_length=64,
@@ -211,6 +226,9 @@ class Conversation(models.Model):
         default=False, help_text="The user id was signed with the site's identity secret."
     )
     page_context = EncryptedJSONField(default=dict, blank=True)
+    # The language the chat speaks with this user (chat/i18n.py): the offline model's fixed
+    # sentences and the status words are in it.
+    locale = models.CharField(max_length=16, blank=True, editable=False)
     # A server running this conversation's turns holds the lease until then.
     busy_until = models.DateTimeField(null=True, blank=True, editable=False)
     # People in the loop (chat.people): who answers, and since when.

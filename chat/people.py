@@ -28,7 +28,8 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.dispatch import Signal
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext
 
 from . import audit, protocol, roles, staff_notify
 from .broadcast import (
@@ -159,18 +160,30 @@ def _words(status: str, name: str | None, eta: int | None, open_now: bool, back:
     """What happens next, in plain words for the user."""
     if status == WAITING:
         if not open_now:
-            return (
-                f"We have asked for a person. {back} Leave your email and we will answer you there."
-            )
+            return gettext(
+                "We have asked for a person. %(back)s Leave your email and we will answer you there."
+            ) % {"back": back}
         if eta is not None:
             minutes = max(1, round(eta / 60))
-            return f"We have asked for a person. The expected wait is about {minutes} min."
-        return "We have asked for a person. Someone from our team will join as soon as they can."
+            return gettext(
+                "We have asked for a person. The expected wait is about %(minutes)s min."
+            ) % {"minutes": minutes}
+        return gettext(
+            "We have asked for a person. Someone from our team will join as soon as they can."
+        )
     if status == HUMAN:
-        return f"{name or 'A member of our team'} has joined the conversation."
+        if not name:
+            return gettext("A member of our team has joined the conversation.")
+        return gettext("%(name)s has joined the conversation.") % {"name": name}
     if status == RESOLVED:
-        return "This conversation is resolved. Write again any time to continue."
+        return gettext("This conversation is resolved. Write again any time to continue.")
     return ""
+
+
+def _words_in(locale: str, status, name, eta, open_now, opening, now) -> str:
+    """`_words` in the conversation's language (chat/i18n.py)."""
+    with translation.override(locale or settings.LANGUAGE_CODE):
+        return _words(status, name, eta, open_now, back_words(opening, now))
 
 
 def status_payload(
@@ -193,7 +206,7 @@ def status_payload(
         eta_seconds=eta,
         open_now=open_now,
         opens_at=opening.isoformat() if opening else None,
-        message=_words(status, name, eta, open_now, back_words(opening, now)),
+        message=_words_in(conversation.locale, status, name, eta, open_now, opening, now),
         csat=conversation.csat_score,
         email_saved=bool(conversation.contact_email),
     )
@@ -414,8 +427,8 @@ def csat_record(*, conversation: Conversation, score: int, comment: str) -> Conv
         current = Conversation.objects.select_related("site", "owner").get(pk=conversation.pk)
         if not updated:
             if current.csat_score is not None:
-                raise PeopleError("You have already rated this conversation. Thank you!")
-            raise PeopleError("You can rate the conversation once it is resolved.")
+                raise PeopleError(gettext("You have already rated this conversation. Thank you!"))
+            raise PeopleError(gettext("You can rate the conversation once it is resolved."))
         broadcast_on_commit(current.uuid, status_frame(conversation=current), status=current.status)
     return current
 
@@ -426,7 +439,9 @@ def contact_email_set(*, conversation: Conversation, email: str) -> Conversation
     try:
         validate_email(email)
     except ValidationError:
-        raise PeopleError("That email address does not look right. Please check it.") from None
+        raise PeopleError(
+            gettext("That email address does not look right. Please check it.")
+        ) from None
     with transaction.atomic():
         Conversation.objects.filter(pk=conversation.pk).update(contact_email=email)
         current = Conversation.objects.select_related("site", "owner").get(pk=conversation.pk)

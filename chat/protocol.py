@@ -16,6 +16,7 @@ from enum import IntEnum, StrEnum
 from typing import Annotated, Any, ClassVar, Literal
 
 from django.conf import settings
+from django.utils.translation import gettext_lazy
 from pydantic import (
     BaseModel,
     BeforeValidator,
@@ -29,6 +30,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails, PydanticCustomError
 
+from .i18n import LOCALE_CHARS, is_language_tag
 from .models import Attachment, Conversation, Message, Role
 
 VERSION = 1
@@ -229,11 +231,22 @@ class SessionStart(ClientFrame):
     since: str | None = Field(None, max_length=Limits.MESSAGE_ID_CHARS, title="'since' message id")
     user: Annotated[User, _none_as(dict), Field(title="user")] = User()
     context: Annotated[dict[str, Any], _none_as(dict), Field(title="context")] = {}
+    # **Addition:** the language the user wants (chat/i18n.py); one the chat lacks falls back.
+    locale: Annotated[str, _none_as(str), Field(max_length=LOCALE_CHARS, title="locale")] = ""
 
     @field_validator("site")
     @classmethod
     def _site_or_default(cls, value: str) -> str:
         return value or DEFAULT_SITE
+
+    @field_validator("locale")
+    @classmethod
+    def _locale_a_tag(cls, value: str) -> str:
+        if value and not is_language_tag(value):
+            raise _refuse(
+                ErrorCode.BAD_FRAME, "The locale must be a language tag, like de or fr-CA."
+            )
+        return value
 
 
 class MessageSend(ClientFrame):
@@ -613,6 +626,7 @@ class SessionReady(ServerFrame):
     messages: list[MessagePayload]
     status: StatusPayload
     turn: RunningTurn | None = None
+    locale: str = "en"  # **Addition:** the language the chat speaks in this session
 
 
 class MessageAck(ServerFrame):
@@ -725,12 +739,15 @@ class Pong(ServerFrame):
     type: Literal["pong"] = "pong"
 
 
-# Plain words for the errors the server itself decides (validation errors carry their own).
+# Plain words for the errors the server itself decides (validation errors carry their own),
+# in the session's language (chat.consumers activates it).
 DEFAULT_WORDS = {
-    ErrorCode.RATE_LIMITED: "You are sending messages too quickly. Please wait a moment and try again.",
-    ErrorCode.NOT_FOUND: "That reply could not be found.",
-    ErrorCode.FORBIDDEN: "This chat is not available here.",
-    ErrorCode.INTERNAL: "Something went wrong on our side. Please try again.",
+    ErrorCode.RATE_LIMITED: gettext_lazy(
+        "You are sending messages too quickly. Please wait a moment and try again."
+    ),
+    ErrorCode.NOT_FOUND: gettext_lazy("That reply could not be found."),
+    ErrorCode.FORBIDDEN: gettext_lazy("This chat is not available here."),
+    ErrorCode.INTERNAL: gettext_lazy("Something went wrong on our side. Please try again."),
 }
 
 
@@ -751,6 +768,8 @@ class Error(ServerFrame):
         if isinstance(data, dict):
             code = ErrorCode(data["code"])
             data = {"retryable": code in RETRYABLE, "message": DEFAULT_WORDS.get(code), **data}
+            if data["message"] is not None:
+                data["message"] = str(data["message"])  # a lazy translation, now
             ref = data.get("ref") or None
             # A ref that cannot be sent (a lone surrogate, say) is left out, never echoed.
             data["ref"] = ref if isinstance(ref, str) and valid_text(ref) else None

@@ -70,6 +70,13 @@ def conversation_get(*, conversation_id: int) -> Conversation:
     return Conversation.objects.select_related("site").get(pk=conversation_id)
 
 
+def conversation_locale(*, conversation_id: int) -> str:
+    """The language the conversation speaks (chat/i18n.py); the default one before any
+    session chose it (conversations from before languages)."""
+    locale = Conversation.objects.filter(pk=conversation_id).values_list("locale", flat=True)
+    return locale.first() or settings.LANGUAGE_CODE
+
+
 def conversation_uuid_get(*, conversation_id: int) -> uuid.UUID | None:
     return Conversation.objects.filter(pk=conversation_id).values_list("uuid", flat=True).first()
 

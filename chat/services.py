@@ -12,7 +12,8 @@ from typing import Any
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext, gettext_lazy
 
 from orchestrator import selectors as orchestrator_selectors
 from orchestrator import workflow_engine
@@ -68,7 +69,7 @@ class IdentityError(Exception):
     """The visitor's identity could not be verified; the message is safe to show."""
 
 
-IDENTITY_INVALID = (
+IDENTITY_INVALID = gettext_lazy(
     "We could not verify who you are. Please reload the page or sign in again to chat."
 )
 
@@ -106,8 +107,10 @@ def conversation_open(
     user: dict[str, Any],
     context: dict[str, Any],
     verified: bool = False,
+    locale: str = "",
 ) -> tuple[Conversation, str, bool]:
     """Reopen the conversation a token belongs to on this site, or start a new one.
+    `locale` (chat.i18n.locale_negotiate), when given, is the language it speaks from now.
 
     Returns (conversation, token, resumed). An unknown token, one of another site, or one
     of another verified user's conversation silently starts a new conversation: nothing
@@ -147,6 +150,8 @@ def conversation_open(
             conversation.user_email = user["email"]
         if context:
             conversation.page_context = context
+        if locale:
+            conversation.locale = locale
         conversation.save()
         return conversation, new_token or "", True
     new_token = secrets.token_urlsafe(32)
@@ -158,6 +163,7 @@ def conversation_open(
         user_name=user.get("name") or "",  # within the stored lengths (protocol.User)
         user_email=user.get("email") or "",
         page_context=context,
+        locale=locale,
     )
     return conversation, new_token, False
 
@@ -285,7 +291,7 @@ def turn_start_next(*, conversation_id: int) -> Turn | None:
 
 
 INTERRUPTED = "Interrupted: the server stopped during this turn."
-INTERRUPTED_WORDS = (
+INTERRUPTED_WORDS = gettext_lazy(
     "Sorry, we were interrupted while answering. We are answering your message again now."
 )
 
@@ -305,12 +311,14 @@ def turns_interrupted_close(*, message: Message) -> int:
         error_code=protocol.ErrorCode.INTERNAL.value,
         finished_at=timezone.now(),
     )
-    conversation_uuid = Conversation.objects.values_list("uuid", flat=True).get(
+    conversation_uuid, locale = Conversation.objects.values_list("uuid", "locale").get(
         pk=message.conversation_id
     )
+    with translation.override(locale or settings.LANGUAGE_CODE):
+        sentence = str(INTERRUPTED_WORDS)
     for _, turn_uuid in interrupted:
         key = str(turn_uuid)
-        words = protocol.Error(code=protocol.ErrorCode.INTERNAL, message=INTERRUPTED_WORDS, ref=key)
+        words = protocol.Error(code=protocol.ErrorCode.INTERNAL, message=sentence, ref=key)
         broadcast_on_commit(conversation_uuid, words)
         broadcast_on_commit(conversation_uuid, protocol.TurnDone(turn=key, status="error"))
     return len(interrupted)
@@ -471,13 +479,15 @@ def _workflow_answer_create(run: WorkflowRun, conversation: Conversation) -> Mes
     team = orchestrator_selectors.team_snapshot()
     agent = team.get(last.agent_slug if last else None) or team.orchestrator
     name = run.workflow.name if run.workflow else run.workflow_slug
-    if run.status == WorkflowStatus.OK:
-        text = f"{run.result}\n\n_From the {name} workflow._"
-    else:
-        text = (
-            f"I'm sorry, the {name} workflow could not finish: {run.error} Your request is "
-            "saved, and a member of the support team will follow up."
-        )
+    with translation.override(conversation.locale or settings.LANGUAGE_CODE):
+        if run.status == WorkflowStatus.OK:
+            source = gettext("_From the %(workflow)s workflow._") % {"workflow": name}
+            text = f"{run.result}\n\n{source}"
+        else:
+            text = gettext(
+                "I'm sorry, the %(workflow)s workflow could not finish: %(error)s Your request "
+                "is saved, and a member of the support team will follow up."
+            ) % {"workflow": name, "error": run.error}
     return Message.objects.create(
         conversation=conversation,
         role=Role.ASSISTANT,

@@ -4,6 +4,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.utils import translation
+from django.utils.cache import patch_vary_headers
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.http import require_safe
 
@@ -11,7 +13,7 @@ from orchestrator import selectors as orchestrator_selectors
 from orchestrator.model_choice import offline_mode
 from superorch_site.middleware import csp_with
 
-from . import selectors
+from . import i18n, selectors
 from .origins import frame_ancestors
 from .rendering import render_article
 from .services import DEFAULT_GREETING, DEFAULT_SITE_KEY, DEFAULT_SUGGESTIONS
@@ -34,19 +36,56 @@ def _attachments(site) -> dict[str, object]:
     }
 
 
+def _page_locale(request: HttpRequest, site_language: str) -> str:
+    """The page's language (chat/i18n.py): ?locale=, the site's setting, the widget's
+    ?browser= (the host page's navigator.language), Accept-Language."""
+    return i18n.locale_negotiate(
+        requested=request.GET.get("locale", "")[: i18n.LOCALE_CHARS + 1],
+        site_language=site_language,
+        browser=request.GET.get("browser", "")[: i18n.LOCALE_CHARS + 1],
+        accept_language=request.headers.get("Accept-Language", ""),
+    )
+
+
+def _render_in(request: HttpRequest, template: str, locale: str, context: dict) -> HttpResponse:
+    """The page in `locale`: its words, the scripts' words, `<html lang dir>`."""
+    with translation.override(locale):
+        response = render(
+            request,
+            template,
+            {
+                **context,
+                "locale": locale,
+                "direction": i18n.text_direction(locale),
+                "page_strings": i18n.page_strings(locale),
+            },
+        )
+    response.headers["Content-Language"] = locale
+    patch_vary_headers(response, ("Accept-Language",))
+    return response
+
+
 @require_safe
 def chat_page(request: HttpRequest) -> HttpResponse:
     """Reads only: the default site comes from the migration chat 0003; without its row
     the page still renders, with the default greeting and suggestions."""
     site = selectors.site_get(key=DEFAULT_SITE_KEY)
-    return render(
+    locale = _page_locale(request, site.language if site else "")
+    words = i18n.site_words(
+        greeting=site.greeting if site else DEFAULT_GREETING,
+        suggestions=site.suggestions if site else DEFAULT_SUGGESTIONS,
+        translations=site.translations if site else {},
+        locale=locale,
+    )
+    return _render_in(
         request,
         "chat/index.html",
+        locale,
         {
             "site_key": DEFAULT_SITE_KEY,
             "ws_path": "/ws/chat/",
-            "greeting": site.greeting if site else DEFAULT_GREETING,
-            "suggestions": list(site.suggestions or []) if site else DEFAULT_SUGGESTIONS,
+            "greeting": words.greeting,
+            "suggestions": words.suggestions,
             "offline_model": offline_mode(),
             **_chat_limits(),
             **_attachments(site),
@@ -64,20 +103,27 @@ def widget_frame(request: HttpRequest, key: str) -> HttpResponse:
     site = selectors.site_get(key=key)
     if site is None or not site.enabled:
         raise Http404("No such chat.")
-    response = render(
+    locale = _page_locale(request, site.language)
+    words = i18n.site_words(
+        greeting=site.greeting,
+        suggestions=site.suggestions,
+        translations=site.translations,
+        locale=locale,
+    )
+    response = _render_in(
         request,
         "chat/widget_frame.html",
+        locale,
         {
             "site_key": site.key,
             "site_name": site.name,
             "ws_path": "/ws/chat/",
-            "greeting": site.greeting,
-            "suggestions": list(site.suggestions or []),
+            "greeting": words.greeting,
+            "suggestions": words.suggestions,
             "offline_model": offline_mode(),
             "accent": site.accent_color,
             "theme": site.theme,
             "position": site.position,
-            "language": site.language,
             "parent_origins": site.origin_list,
             **_chat_limits(),
             **_attachments(site),

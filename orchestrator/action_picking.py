@@ -33,6 +33,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
+
 from .answers import Turn
 from .domain.actions import (
     APPROVAL_DECLINED,
@@ -60,12 +63,20 @@ _YES = re.compile(
 
 
 # A call that was not approved: what the user is told (nothing was done).
+# The words are in the conversation's language (chat.turns.runner activates it).
 NOT_APPROVED = {
-    APPROVAL_DECLINED["user"]: "All right: I haven't done it, and nothing was changed.",
-    APPROVAL_DECLINED["staff"]: "Our support team declined this request, so nothing was done.",
-    APPROVAL_EXPIRED: "Nobody approved this request in time, so nothing was done. "
-    "Ask again if you still want it.",
+    APPROVAL_DECLINED["user"]: gettext_lazy(
+        "All right: I haven't done it, and nothing was changed."
+    ),
+    APPROVAL_DECLINED["staff"]: gettext_lazy(
+        "Our support team declined this request, so nothing was done."
+    ),
+    APPROVAL_EXPIRED: gettext_lazy(
+        "Nobody approved this request in time, so nothing was done. Ask again if you still want it."
+    ),
 }
+ANYTHING_ELSE = gettext_lazy("Is there anything else I can help you with?")
+NOT_ASKED = gettext_lazy("The system could not be asked just now.")
 
 
 @dataclass(frozen=True)
@@ -310,18 +321,25 @@ def ask(chosen: Pick) -> str:
     """The question for the first missing argument, with what was seen earlier."""
     name = chosen.missing[0]
     prop = chosen.action.properties.get(name, {})
-    question = str(prop.get("x-question") or f"Which {label(chosen.action, name)}?")
+    question = str(
+        prop.get("x-question") or _("Which %(thing)s?") % {"thing": label(chosen.action, name)}
+    )
     if name in chosen.suggestions:
-        return f"{question} It looks like {chosen.suggestions[name]}."
+        return _("%(question)s It looks like %(value)s.") % {
+            "question": question,
+            "value": chosen.suggestions[name],
+        }
     hint = prop.get("description")
-    return f"{question} Please tell me {hint}." if hint else question
+    if not hint:
+        return question
+    return _("%(question)s Please tell me %(hint)s.") % {"question": question, "hint": hint}
 
 
 def _subject(spec: ActionSpec, arguments: Mapping[str, Any]) -> str:
     name = next((n for n in spec.required if "pattern" in spec.properties.get(n, {})), None)
     if name is None or name not in arguments:
         return ""
-    return f" for {label(spec, name)} {arguments[name]}"
+    return _(" for %(thing)s %(value)s") % {"thing": label(spec, name), "value": arguments[name]}
 
 
 def _line(key: str, value: Any) -> str:
@@ -344,30 +362,31 @@ def reply(spec: ActionSpec, arguments: Mapping[str, Any], output: Any) -> str:
     if data is None:
         error = _error_of(text)
         if error in NOT_APPROVED:  # nothing was done, and that is the answer
-            return f"{NOT_APPROVED[error]} Is there anything else I can help you with?"
-        return f"I'm sorry, I couldn't do that. {error}"
+            return f"{NOT_APPROVED[error]} {ANYTHING_ELSE}"
+        return _("I'm sorry, I couldn't do that. %(error)s") % {"error": error}
+    subject = _subject(spec, arguments)
     opening = (
-        f"Here's what I found{_subject(spec, arguments)}:"
+        _("Here's what I found%(subject)s:") % {"subject": subject}
         if spec.method == "GET"
-        else f"Done. Here's what the system recorded{_subject(spec, arguments)}:"
+        else _("Done. Here's what the system recorded%(subject)s:") % {"subject": subject}
     )
     if isinstance(data, Mapping) and data:
         lines = [_line(k, v) for k, v in data.items()]
     elif isinstance(data, list) and data:
         lines = [_item(v) for v in data[:10]] + (
-            [f"- and {len(data) - 10} more"] if len(data) > 10 else []
+            [_("- and %(count)s more") % {"count": len(data) - 10}] if len(data) > 10 else []
         )
     elif isinstance(data, list):
-        lines = ["- nothing"]
+        lines = [_("- nothing")]
     else:
-        lines = ["- the system confirmed it, with no details to show"]
-    return "\n\n".join([opening, "\n".join(lines), "Is there anything else I can help you with?"])
+        lines = [_("- the system confirmed it, with no details to show")]
+    return "\n\n".join([opening, "\n".join(lines), str(ANYTHING_ELSE)])
 
 
 def _error_of(text: str) -> str:
     try:
         data = json.loads(text)
     except ValueError:
-        return "The system could not be asked just now."
+        return str(NOT_ASKED)
     error = data.get("error") if isinstance(data, dict) else None
-    return str(error) if error else "The system could not be asked just now."
+    return str(error) if error else str(NOT_ASKED)

@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 
 from asgiref.sync import sync_to_async
 from django.db import close_old_connections
+from django.utils import translation
 
 T = TypeVar("T")
 
@@ -32,5 +33,13 @@ def with_own_connection(func: Callable[..., T], /, **kwargs: Any) -> T:
         close_old_connections()
 
 
+def _in_language(language: str | None, func: Callable[..., T], /, **kwargs: Any) -> T:
+    with translation.override(language):
+        return with_own_connection(func, **kwargs)
+
+
 async def db_call_parallel(func: Callable[..., T], /, **kwargs: Any) -> T:
-    return await asyncio.to_thread(with_own_connection, func, **kwargs)
+    # The active language goes along (asgiref keeps a thread's translation to that thread;
+    # sync_to_async carries it, asyncio.to_thread does not): a turn's sentences stay in
+    # the conversation's language (docs/widget.md, "Languages").
+    return await asyncio.to_thread(_in_language, translation.get_language(), func, **kwargs)

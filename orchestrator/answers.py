@@ -16,6 +16,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from django.utils.translation import gettext as _
+
 from .knowledge import trim_words
 from .text import tokenize
 
@@ -112,12 +114,13 @@ def compose(passage: dict[str, Any], *, retry: bool) -> str:
     the link to the full article, and a question that moves the conversation on."""
     text, cut = trim_words(passage["text"], PASSAGE_WORDS)
     steps = bool(_NUMBERED.match(passage["section"])) or bool(re.search(r"^\s*[-*\d]", text, re.M))
-    opening = "Here's the next thing to try" if retry else "Here's what our help centre says"
-    link = "Read the rest in the full article" if cut else "Read the full article"
+    # In the conversation's language (chat.turns.runner); the article itself is as written.
+    opening = _("Here's the next thing to try") if retry else _("Here's what our help centre says")
+    link = _("Read the rest in the full article") if cut else _("Read the full article")
     follow_up = (
-        "Did that work? If not, tell me what happened and I'll suggest the next step."
+        _("Did that work? If not, tell me what happened and I'll suggest the next step.")
         if steps
-        else "Does that answer your question? If not, tell me a little more."
+        else _("Does that answer your question? If not, tell me a little more.")
     )
     return "\n\n".join(
         [
@@ -130,11 +133,11 @@ def compose(passage: dict[str, Any], *, retry: bool) -> str:
 
 
 def nothing_new(agent_name: str) -> str:
-    return (
-        f"That's everything the {agent_name} knowledge base has on this, and I've shared "
+    return _(
+        "That's everything the %(agent)s knowledge base has on this, and I've shared "
         "it above. Your messages are saved, so a member of the support team can pick this "
         "up; if you can, tell me the exact error message or what you see on screen."
-    )
+    ) % {"agent": agent_name}
 
 
 def answer(

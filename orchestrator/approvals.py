@@ -21,6 +21,7 @@ from typing import Any
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from . import selectors
 from .actions import CallContext, Grant, action_call_record
@@ -29,8 +30,11 @@ from .domain.enums import ActionCallStatus, ApprovalPolicy, ApprovalStatus
 from .models import ActionCall, Approval
 
 DECIDED = (ApprovalStatus.APPROVED, ApprovalStatus.DECLINED, ApprovalStatus.EXPIRED)
-NOT_FOUND = "There is no such approval in this conversation."
-STAFF_DECIDES = "Our support team decides on this one; you will see their answer here."
+# Said to the user, in the session's language (chat.consumers activates it).
+NOT_FOUND = gettext_lazy("There is no such approval in this conversation.")
+STAFF_DECIDES = gettext_lazy(
+    "Our support team decides on this one; you will see their answer here."
+)
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import logging
 import uuid
 
 from django.conf import settings
+from django.utils.translation import gettext
 
 from . import selectors, services, workflow_engine
 from .aio import db_call, db_call_parallel
@@ -112,7 +113,7 @@ async def _declined(
     """The turn ended before any agent: a tripped input guardrail, or a site that declines
     what fits no agent. None when an agent is to answer."""
     if checked is not None and checked.blocked:
-        await emit(MessageDone(uuid.uuid4(), _speaker(team, request), BLOCKED_REPLY))
+        await emit(MessageDone(uuid.uuid4(), _speaker(team, request), gettext(BLOCKED_REPLY)))
         return TurnOutcome.blocked(checked)
     if request.off_topic is None or (request.attachments and not request.user_text.strip()):
         return None  # a file without words fits no topic by its words: never declined
@@ -246,7 +247,7 @@ async def _outcome(turn: TurnState, result: AttemptResult) -> TurnOutcome:
     if result.status == TurnResult.BLOCKED and result.guardrail is not None:
         if result.guardrail.guardrail == GuardrailName.INPUT_LLM:  # nothing was said yet
             speaker = _speaker(turn.team, turn.request)
-            await turn.emit(MessageDone(uuid.uuid4(), speaker, BLOCKED_REPLY))
+            await turn.emit(MessageDone(uuid.uuid4(), speaker, gettext(BLOCKED_REPLY)))
         outcome = TurnOutcome.blocked(result.guardrail, turn.usage)
         outcome.final_agent = turn.ref(turn.final_slug) if turn.final_slug else None
         return outcome

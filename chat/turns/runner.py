@@ -19,8 +19,12 @@ from typing import Any, ClassVar
 import structlog
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.utils import translation
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from orchestrator import alerts, metrics, rollups, runtime
+from orchestrator.domain.off_topic import DEFAULT_REPLY as DEFAULT_OFF_TOPIC_REPLY
 
 from .. import approvals, people, protocol, selectors, services
 from ..broadcast import DeltaStream, TurnCancelListener, broadcast
@@ -42,7 +46,7 @@ AGENT_OUTPUT = (
     protocol.TurnProgress,
     protocol.ApprovalRequest,
 )
-STILL_WORKING = "Still working on it. This is taking a little longer than usual."
+STILL_WORKING = _("Still working on it. This is taking a little longer than usual.")
 
 # What run_turn hands to `emit` (a local alias: the runtime's own union is being renamed).
 RuntimeEvent = (
@@ -82,13 +86,23 @@ class TurnRunner:
         with structlog.contextvars.bound_contextvars(
             conversation=str(self.conversation_uuid), turn=self.key
         ):
-            request = await self._start()
-            outcome = await self._answer(request)
-            if self.dropped and outcome.status == TurnStatus.OK:
-                # The takeover stopped it, however late the turn heard of the cancel: its
-                # message waits for the person (services.turn_finish), not marked answered.
-                outcome = dataclasses.replace(outcome, status=TurnStatus.CANCELLED.value)
-            await self._finish(outcome)
+            locale = await db(selectors.conversation_locale)(
+                conversation_id=self.turn.conversation_id
+            )
+            # The conversation's language (chat/i18n.py) for every sentence the turn
+            # produces: the offline model's, the errors', the tools' labels. A context
+            # variable: it holds for this task and the threads it calls, no other turn.
+            with translation.override(locale):
+                await self._run()
+
+    async def _run(self) -> None:
+        request = await self._start()
+        outcome = await self._answer(request)
+        if self.dropped and outcome.status == TurnStatus.OK:
+            # The takeover stopped it, however late the turn heard of the cancel: its
+            # message waits for the person (services.turn_finish), not marked answered.
+            outcome = dataclasses.replace(outcome, status=TurnStatus.CANCELLED.value)
+        await self._finish(outcome)
 
     def _start_reads(self) -> tuple:
         """What the turn starts from, in one trip to the database thread."""
@@ -118,7 +132,10 @@ class TurnRunner:
             user_email=conversation.user_email or conversation.contact_email,
             off_topic=runtime.OffTopicRule.for_site(
                 decline=conversation.site.off_topic == OffTopic.DECLINE,
-                reply=conversation.site.off_topic_reply,
+                reply=conversation.site.off_topic_reply
+                or gettext(DEFAULT_OFF_TOPIC_REPLY).format(
+                    site=conversation.site.name.strip() or gettext("us")
+                ),
                 site_name=conversation.site.name,
             ),
             resume=resume,
@@ -197,7 +214,9 @@ class TurnRunner:
                 await asyncio.sleep(wait)
                 continue
             elapsed = round(loop.time() - self.started, 1)
-            frame = protocol.TurnProgress(turn=self.key, message=STILL_WORKING, elapsed=elapsed)
+            frame = protocol.TurnProgress(
+                turn=self.key, message=str(STILL_WORKING), elapsed=elapsed
+            )
             # Shielded: the turn's end cancels this task, and a frame numbered but not sent
             # would be a gap in `seq` that makes every client resync.
             await asyncio.shield(self._send(frame))
@@ -291,7 +310,7 @@ class TurnRunner:
                 agent=event.agent,
                 tool=event.tool,
                 call=event.call,
-                label=event.label,
+                label=gettext(event.label),
             )
         )
 
@@ -348,7 +367,7 @@ def _error_frame(outcome: runtime.TurnOutcome, turn_key: str) -> protocol.Error:
     """The error a failed turn reports (ref = turn id)."""
     return protocol.Error(
         code=protocol.ErrorCode.or_internal(outcome.error_code),
-        message=outcome.error_message or runtime.INTERNAL_ERROR,
+        message=gettext(outcome.error_message or runtime.INTERNAL_ERROR),
         retryable=True,
         ref=turn_key,
     )

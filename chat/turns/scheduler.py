@@ -211,10 +211,13 @@ async def request_cancel(conversation_uuid: uuid.UUID) -> None:
 
 
 async def wait_idle(timeout: float = 30.0) -> None:
-    """Wait until this process runs no turns (tests and shutdown)."""
+    """Wait until this process runs no turns on this event loop (tests and shutdown). A
+    loop cannot await another loop's tasks: `manage.py expire_approvals` run from a
+    thread beside a serving loop (as its test does) waits for the turns it started."""
+    loop = asyncio.get_running_loop()
     async with asyncio.timeout(timeout):
-        while state.tasks:
-            await asyncio.gather(*list(state.tasks.values()), return_exceptions=True)
+        while mine := [t for t in list(state.tasks.values()) if t.get_loop() is loop]:
+            await asyncio.gather(*mine, return_exceptions=True)
 
 
 def _schedule(pk: int, conversation_uuid: uuid.UUID) -> asyncio.Task[None]:

@@ -22,6 +22,7 @@ from jsonschema import Draft202012Validator
 from jsonschema.exceptions import SchemaError
 
 from .enums import ApprovalPolicy
+from .words import _
 
 NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 _PLACEHOLDER = re.compile(r"\{([^{}]*)\}")
@@ -47,7 +48,7 @@ APPROVAL_DECLINED = {
     "user": "The user declined this request, so nothing was done.",
     "staff": "Our support team declined this request, so nothing was done.",
 }
-APPROVAL_EXPIRED = "Nobody approved this request in time, so nothing was done."
+APPROVAL_EXPIRED = _("Nobody approved this request in time, so nothing was done.")
 IN_WORKFLOW = (
     "This needs an approval, which a workflow step cannot ask for: nothing was done. "
     "Ask for it in the chat."

@@ -17,19 +17,20 @@ from .enums import ChangeReason, ProgressStatus, TurnErrorCode, TurnResult
 from .guardrails import Verdict
 from .off_topic import OffTopicRule
 from .routing_policy import RoutingDecision
+from .words import _
 
 # Plain words for the person chatting, by what went wrong.
-MODEL_UNAVAILABLE = (
+MODEL_UNAVAILABLE = _(
     "We could not reach the assistant. Your message is saved; please try again in a moment."
 )
 # When every option failed: the message stays queued and is answered later (chat.turns.scheduler).
-QUEUED_FOR_LATER = (
+QUEUED_FOR_LATER = _(
     "We could not reach the assistant. Your message is saved and will be answered as soon "
     "as it is back."
 )
-INTERNAL_ERROR = "Something went wrong on our side. Your message is saved; please try again."
-NO_AGENT = "No assistant is available right now. Your message is saved."
-TOO_SLOW = "The assistant took too long to answer. Your message is saved."
+INTERNAL_ERROR = _("Something went wrong on our side. Your message is saved; please try again.")
+NO_AGENT = _("No assistant is available right now. Your message is saved.")
+TOO_SLOW = _("The assistant took too long to answer. Your message is saved.")
 
 
 @dataclass(frozen=True)

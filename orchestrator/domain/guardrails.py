@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from .enums import GuardrailName
+from .words import _
 
 
 class GuardrailKind(StrEnum):
@@ -62,11 +63,11 @@ class Verdict:
 
 
 # What the user is told, in plain words, when a guardrail stops a turn.
-BLOCKED_REPLY = (
+BLOCKED_REPLY = _(
     "Sorry, I can't help with that request. I can answer questions about your account, "
     "orders, billing and our products: please ask me in your own words."
 )
-WITHHELD_REPLY = (
+WITHHELD_REPLY = _(
     "Sorry, I can't share that: part of my answer contained information I must keep "
     "private. Please ask me again in other words, or ask for a person."
 )

@@ -19,9 +19,10 @@ from dataclasses import dataclass
 
 from .enums import GuardrailName
 from .guardrails import Verdict
+from .words import _
 
 OFF_TOPIC_KIND = "off_topic"
-DEFAULT_REPLY = (
+DEFAULT_REPLY = _(
     "Sorry, I can only help with questions about {site}: your account, our products, "
     "billing and technical problems. What can I do for you?"
 )

@@ -31,6 +31,7 @@ from agents import (
 )
 from agents.result import RunResultStreaming
 from django.conf import settings
+from django.utils.translation import gettext
 
 from ..actions import parse_arguments, refusal_output
 from ..aio import db_call
@@ -313,7 +314,7 @@ class Attempt:
         """A guardrail stopped the run: the model's input check, or the output screen
         (whose message is replaced by plain words when the attempt ends)."""
         if isinstance(exc, ReplyWithheld):
-            self.partial[exc.message_id] = [WITHHELD_REPLY]
+            self.partial[exc.message_id] = [gettext(WITHHELD_REPLY)]
             verdict = Verdict(True, GuardrailName.OUTPUT, exc.kind, 1.0)
         else:
             info = exc.guardrail_result.output.output_info or {}

@@ -3,6 +3,10 @@
  *
  *   <script src="https://APP/static/superorch/widget.js" data-site="KEY" async></script>
  *
+ * Optional data-locale="de": the chat's language (else the site's setting, else the
+ * visitor's browser: navigator.language, then Accept-Language). The loader's own words
+ * (launcher label, frame title, unread count) come from the frame, in its language.
+ *
  * Adds one element (#superorch-widget) with a closed shadow root: a launcher button
  * and the chat frame (APP/widget/KEY/, kept alive while hidden). Touches no page
  * styles. Talks to the frame by postMessage, only with APP's origin.
@@ -19,6 +23,11 @@
   if (!script || !script.dataset.site) return;
   const APP = new URL(script.src, location.href).origin;
   const KEY = script.dataset.site;
+  // A language tag: letters, digits and hyphens (the server checks it again).
+  const tag = (v) => (typeof v === 'string' && /^[A-Za-z]{2,3}(-[A-Za-z0-9]{1,8})*$/.test(v) && v.length <= 35 ? v : '');
+  const LOCALE = tag(script.dataset.locale);
+  const BROWSER = tag(navigator.language);
+  let words = { open: '', title: '', unread: '' };   // the frame's, once loaded
 
   const STYLE = `
 :host{all:initial}
@@ -85,7 +94,7 @@ iframe{display:block;width:100%;height:100%;border:0;color-scheme:normal}
     }
     wrap = document.createElement('div');
     wrap.className = 'w';
-    launcher = make('button', { type: 'button', class: 'l', part: 'launcher', 'aria-label': 'Open chat',
+    launcher = make('button', { type: 'button', class: 'l', part: 'launcher',
       'aria-expanded': 'false', 'aria-describedby': 'so-unread' });
     launcher.hidden = true;   // until the frame says `loaded`
     badge = make('span', { part: 'badge', class: 'b', 'aria-hidden': 'true' });
@@ -93,8 +102,11 @@ iframe{display:block;width:100%;height:100%;border:0;color-scheme:normal}
     launcher.append(svg('M21 15a2 2 0 0 1-2 2H7l-4 4V5a2 2 0 0 1 2-2h14a2 2 0 0 1 2 2z', 'o'), svg('M6 9l6 6 6-6', 'x'), badge);
     launcher.addEventListener('click', toggle);
     panel = make('div', { class: 'p', part: 'panel' });
-    iframe = make('iframe', { title: 'Chat', allow: 'clipboard-write' });
-    iframe.src = APP + '/widget/' + encodeURIComponent(KEY) + '/';
+    iframe = make('iframe', { allow: 'clipboard-write' });
+    const query = new URLSearchParams();
+    if (LOCALE) query.set('locale', LOCALE);
+    if (BROWSER) query.set('browser', BROWSER);
+    iframe.src = APP + '/widget/' + encodeURIComponent(KEY) + '/' + (query.toString() ? '?' + query : '');
     panel.append(iframe);
     wrap.append(panel, launcher, unreadText);
     shadow.append(wrap);
@@ -112,7 +124,7 @@ iframe{display:block;width:100%;height:100%;border:0;color-scheme:normal}
     if (!badge) return;
     badge.hidden = n === 0;
     badge.textContent = n > 99 ? '99+' : String(n);
-    unreadText.textContent = n ? `${n} unread ${n === 1 ? 'message' : 'messages'}` : '';
+    unreadText.textContent = n && words.unread ? words.unread.replace('{count}', String(n)) : '';
   }
 
   function open() {
@@ -160,6 +172,12 @@ iframe{display:block;width:100%;height:100%;border:0;color-scheme:normal}
         wrap.classList.toggle('left', cfg.position === 'left');
         wrap.classList.toggle('dark', cfg.theme === 'dark');
         wrap.classList.toggle('auto', cfg.theme === 'auto');
+        const given = plain(cfg.strings) || {};
+        for (const k of Object.keys(words)) if (typeof given[k] === 'string') words[k] = given[k].slice(0, 200);
+        if (words.open) launcher.setAttribute('aria-label', words.open);
+        if (words.title) iframe.title = words.title;
+        if (typeof cfg.lang === 'string' && tag(cfg.lang)) { launcher.lang = cfg.lang; iframe.lang = cfg.lang; }
+        setUnread(unread);
         const init = { type: 'init' };
         if (user) init.user = user;
         if (context) init.context = context;

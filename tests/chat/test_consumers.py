@@ -128,6 +128,7 @@ async def test_full_turn_sends_every_frame_in_protocol_order(team, connect, sett
         "messages",
         "status",  # people in the loop: who answers
         "turn",  # Addition: the turn running now (none)
+        "locale",  # Addition: the language the chat speaks (docs/protocol.md)
     }
     assert ready["turn"] is None
     assert ready["status"]["status"] == "bot" and ready["status"]["open_now"] is True

@@ -381,6 +381,7 @@ KEYS = {
         "messages",
         "status",
         "turn",
+        "locale",
     ],
     "message.ack": ["type", "id", "message"],
     "turn.started": ["type", "turn", "reply_to"],

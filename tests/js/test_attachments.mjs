@@ -5,7 +5,12 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
+import { readFileSync } from 'node:fs';
+
+import { setStrings } from '../../static/superorch/chat/i18n.js';
 import * as S from '../../static/superorch/chat/state.js';
+
+setStrings(JSON.parse(readFileSync(new globalThis.URL('./strings_en.json', import.meta.url), 'utf8')));
 
 function deepFreeze(value) {
   if (value && typeof value === 'object' && !Object.isFrozen(value)) {
@@ -115,7 +120,7 @@ describe('attachments', () => {
     assert.deepEqual(messages(s), []);
     assert.equal(s.alert.text, 'That file is too large: the limit is 5 MB.');
     const lost = run(online(), started(), (x) => S.uploadFailed(x, 'up-1', ''));
-    assert.equal(lost.alert.text, S.UPLOAD_FAILED);
+    assert.equal(lost.alert.text, 'The file could not be sent. Please check your connection and try again.');
   });
 
   test('a reconnect keeps an upload still on its way', () => {

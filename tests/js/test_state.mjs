@@ -4,7 +4,14 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 
+import { readFileSync } from 'node:fs';
+
+import { setStrings, t } from '../../static/superorch/chat/i18n.js';
 import * as S from '../../static/superorch/chat/state.js';
+
+// The page's English words, as the server embeds them (tests/chat/test_i18n.py keeps this
+// file equal to chat.i18n.page_strings("en")).
+setStrings(JSON.parse(readFileSync(new URL('./strings_en.json', import.meta.url), 'utf8')));
 
 // ---------------------------------------------------------------------------
 // Helpers
@@ -347,7 +354,7 @@ describe('a turn', () => {
       { type: 'turn.done', turn: 't1', status: 'error' });
     assert.deepEqual(keys(s), ['m1', 'notice:queued']);
     assert.match(notices(s)[0].text, /^Saved: /);
-    assert.equal(s.alert.text, S.ERROR_FALLBACK.model_unavailable);
+    assert.equal(s.alert.text, t(S.ERROR_FALLBACK.model_unavailable));
     assert.equal(s.alert.code, 'model_unavailable');
     s = run(s, { type: 'turn.started', turn: 't2', reply_to: 'c1' }, { type: 'message.done', turn: 't2', message: reply('r1') }, { type: 'turn.done', turn: 't2', status: 'ok' });
     assert.equal(s.alert, null);
@@ -442,13 +449,13 @@ describe('error', () => {
     assert.equal(s.log[0].pending, true);
     assert.equal(s.log[0].failed, false);
     assert.deepEqual(s.outbox, [{ id: 'c1', text: 'hello' }]);
-    assert.deepEqual(s.alert, { text: S.ERROR_FALLBACK.rate_limited, code: 'rate_limited', retry: { kind: 'resend', ref: 'c1' } });
+    assert.deepEqual(s.alert, { text: t(S.ERROR_FALLBACK.rate_limited), code: 'rate_limited', retry: { kind: 'resend', ref: 'c1' } });
   });
 
   test('retryable without a ref: the alert retries the outbox', () => {
     const s = run(online(), { type: 'error', code: 'internal', retryable: true });
     assert.deepEqual(s.alert.retry, { kind: 'flush' });
-    assert.equal(s.alert.text, S.ERROR_FALLBACK.internal);
+    assert.equal(s.alert.text, t(S.ERROR_FALLBACK.internal));
   });
 
   test('unknown code without words', () => {
@@ -486,7 +493,7 @@ describe('the connection', () => {
     for (const code of [4400, 4401, 4403]) {
       const s = S.connectionClosed(online(), { code, reason: '' });
       assert.equal(s.status, 'closed');
-      assert.equal(s.alert.text, S.CLOSE_REASONS[code]);
+      assert.equal(s.alert.text, t(S.CLOSE_REASONS[code]));
     }
     assert.equal(S.connectionClosed(online(), { code: 4403, reason: 'Site disabled' }).alert.text, 'Site disabled');
   });
@@ -731,5 +738,27 @@ describe('approvals', () => {
     assert.equal(cards(s)[0].by, 'staff');
     s = run(s, { type: 'approval.resolved', approval: 'a-1', outcome: 'maybe' }, { type: 'approval.resolved', approval: 'zz', outcome: 'approved' });
     assert.equal(cards(s)[0].outcome, null);
+  });
+});
+
+describe('the page\'s words (i18n.js)', () => {
+  test('a key is looked up and its placeholders filled', () => {
+    assert.equal(t('typing', { name: 'Billing' }), 'Billing is typing…');
+    assert.equal(t('workflow_steps', { name: 'Refund', done: 1, total: 3 }), 'Refund: 1 of 3 steps done…');
+  });
+  test('session.start carries the page\'s locale when it has one', () => {
+    assert.equal(S.sessionStart(S.initialState({}), { site: 'demo', locale: 'de' }).locale, 'de');
+    assert.equal('locale' in S.sessionStart(S.initialState({}), { site: 'demo' }), false);
+  });
+  test('another language: the state speaks it', () => {
+    setStrings({ stopped: 'Angehalten', typing: '{name} schreibt…' });
+    try {
+      assert.equal(S.indicators({ ...S.initialState({}), running: ['t1'], turns: { t1: { streaming: [] } } }).label, 'Orchestrator schreibt…'.replace('Orchestrator', S.DEFAULT_AGENT.name));
+      assert.equal(t('stopped'), 'Angehalten');
+      assert.equal(t('missing_key'), 'missing_key');
+      assert.equal(t('typing', {}), '{name} schreibt…');
+    } finally {
+      setStrings(JSON.parse(readFileSync(new URL('./strings_en.json', import.meta.url), 'utf8')));
+    }
   });
 });

@@ -28,6 +28,9 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from agents import Handoff, Model, ModelResponse, ModelSettings, ModelTracing, Tool, Usage
+from django.utils import translation
+from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from openai.types.responses import (
     Response,
     ResponseCompletedEvent,
@@ -57,10 +60,18 @@ from ..context import handback_note_in
 
 _TOKEN = re.compile(r"\w+|[^\w\s]")
 _CHUNK = re.compile(r"\S+\s*|\s+")
+# In the chat's languages too (docs/widget.md, "Languages"): de, fr, es, ar.
 _GREETING = re.compile(
-    r"^\s*(hi|hello|hey|good (morning|afternoon|evening)|howdy|greetings)\b", re.IGNORECASE
+    r"^\s*(hi|hello|hey|good (morning|afternoon|evening)|howdy|greetings"
+    r"|hallo|guten (morgen|tag|abend)|servus|moin|bonjour|bonsoir|salut|hola"
+    r"|buen[oa]s (d[ií]as|tardes|noches)|مرحبا|أهلا|اهلا|السلام عليكم)\b",
+    re.IGNORECASE,
 )
-_THANKS = re.compile(r"^\s*(thanks|thank you|thx|cheers|great|perfect|ok(ay)?)\b", re.IGNORECASE)
+_THANKS = re.compile(
+    r"^\s*(thanks|thank you|thx|cheers|great|perfect|ok(ay)?"
+    r"|danke|vielen dank|merci|gracias|شكرا|شكرًا)\b",
+    re.IGNORECASE,
+)
 
 
 def stream_pause(chunks: int, *, delay: float, reply_seconds: float) -> float:
@@ -108,11 +119,11 @@ def _words_and_files(content: Any) -> tuple[str, list[str]]:
 def received_files(names: list[str]) -> str:
     """The offline model's words for a file: received, and a person will look at it."""
     listed = ", ".join(f"**{name}**" for name in names)
-    return (
-        f"Thank you, I've received your file {listed}. I can't look inside files myself, "
+    return _(
+        "Thank you, I've received your file {files}. I can't look inside files myself, "
         "but a person from our team can look at it. Tell me in a few words what it is "
         "about and I'll help you meanwhile."
-    )
+    ).format(files=listed)
 
 
 def _with_files_received(items: list[Any], decision: Any) -> Any:
@@ -125,9 +136,8 @@ def _with_files_received(items: list[Any], decision: Any) -> Any:
     if not files or not words.strip():
         return decision
     listed = ", ".join(f"**{name}**" for name in files)
-    return (
-        f"I've received your file {listed}; a person from our team can look at it.\n\n" + decision
-    )
+    received = _("I've received your file {files}; a person from our team can look at it.")
+    return received.format(files=listed) + "\n\n" + decision
 
 
 def _turns(items: list[Any]) -> list[answers.Turn]:
@@ -142,7 +152,8 @@ def _turns(items: list[Any]) -> list[answers.Turn]:
 
 # The fallback agent's answer to an aside in a conversation already under way (the next
 # on-topic message goes back to the specialist: docs/routing.md).
-ASIDE_REPLY = (
+# Every fixed sentence here is in the conversation's language (chat.turns.runner activates it).
+ASIDE_REPLY = gettext_lazy(
     "That's outside what our support team covers, so I can't help with it, I'm afraid. "
     "Whenever you're ready, just carry on with your question and we'll pick up where we left off."
 )
@@ -217,10 +228,10 @@ class LocalModel(Model):
             raw = outputs.get(_get(searches[-1], "call_id"))
             return self._answer_from_search(user_text, raw, _turns(items[: max(last_user, 0)]))
         if acknowledgement:
-            return "You're welcome! Is there anything else I can help you with?"
+            return _("You're welcome! Is there anything else I can help you with?")
         earlier = _turns(items[: max(last_user, 0)])
         if self.agent.role == AgentRole.FALLBACK and any(t.role == "assistant" for t in earlier):
-            return ASIDE_REPLY  # an aside mid-conversation: no list of the team again
+            return str(ASIDE_REPLY)  # an aside mid-conversation: no list of the team again
         return self._team_overview(user_text)
 
     def _act_or_workflow(
@@ -306,12 +317,12 @@ class LocalModel(Model):
         )
         if reply is not None:
             return reply
-        return (
-            f"I'm sorry, I couldn't find anything about that in the {self.agent.name} "
+        return _(
+            "I'm sorry, I couldn't find anything about that in the %(agent)s "
             "knowledge base. Could you tell me a little more, for example the exact error "
             "message or what you were trying to do? Your message is saved, so a member of "
             "the support team can also follow up."
-        )
+        ) % {"agent": self.agent.name}
 
     def _answer_from_workflow(self, raw: Any) -> str:
         try:
@@ -321,33 +332,44 @@ class LocalModel(Model):
         if not isinstance(data, dict):
             data = {}
         if data.get("answer"):
-            return f"{data['answer']}\n\n_From the {data.get('workflow', 'team')} workflow._"
+            source = _("_From the %(workflow)s workflow._") % {
+                "workflow": data.get("workflow") or _("team")
+            }
+            return f"{data['answer']}\n\n{source}"
         if data.get("ok") and data.get("message"):
             return str(data["message"])
-        return (
-            "I'm sorry, I could not complete that for you: "
-            f"{data.get('error') or 'the workflow failed.'} Your request is saved, and a member "
-            "of the support team will follow up."
-        )
+        return _(
+            "I'm sorry, I could not complete that for you: %(error)s Your request is saved, "
+            "and a member of the support team will follow up."
+        ) % {"error": data.get("error") or _("the workflow failed.")}
 
     def _team_overview(self, text: str) -> str:
         lines = []
         if _GREETING.match(text):
-            lines.append(f"Hello! I'm the {self.agent.name}.")
+            lines.append(_("Hello! I'm the %(agent)s.") % {"agent": self.agent.name})
         elif self.agent.role == AgentRole.FALLBACK:
             lines.append(
-                "I'm not sure any of our specialists covers that, and I can't answer it myself."
+                _("I'm not sure any of our specialists covers that, and I can't answer it myself.")
             )
         else:
-            lines.append(f"I'm the {self.agent.name}. {self.agent.handoff_description}")
+            lines.append(
+                _("I'm the %(agent)s. %(description)s")
+                % {"agent": self.agent.name, "description": self.agent.handoff_description}
+            )
         specialists = [a for a in self.team.specialists() if a.slug != self.agent.slug]
         if specialists:
-            lines += ["", "Our team can help you with:"]
+            lines += ["", _("Our team can help you with:")]
             lines += [f"- **{a.name}**: {a.handoff_description}" for a in specialists]
-            lines += ["", "Tell me what you need and I'll bring in the right specialist."]
+            lines += ["", _("Tell me what you need and I'll bring in the right specialist.")]
         return "\n".join(lines)
 
     # --- the SDK interface ------------------------------------------------------------
+
+    def _respond_in(self, language, system_instructions, input, tools, handoffs):
+        """`_respond` in `language`: the active language of the turn does not follow it into
+        the worker thread (asgiref keeps a thread's translation to that thread)."""
+        with translation.override(language):
+            return self._respond(system_instructions, input, tools, handoffs)
 
     def _respond(self, system_instructions, input, tools, handoffs):
         items = [{"role": "user", "content": input}] if isinstance(input, str) else list(input)
@@ -375,7 +397,12 @@ class LocalModel(Model):
     ) -> ModelResponse:
         # Deciding may score messages with the router: CPU work, kept off the event loop.
         decision, prompt_tokens = await asyncio.to_thread(
-            self._respond, system_instructions, input, tools, handoffs
+            self._respond_in,
+            translation.get_language(),
+            system_instructions,
+            input,
+            tools,
+            handoffs,
         )
         item = decision if not isinstance(decision, str) else _message(decision)
         out_tokens = count_tokens(decision if isinstance(decision, str) else item.arguments)
@@ -406,7 +433,12 @@ class LocalModel(Model):
     ) -> AsyncIterator[Any]:
         # Deciding may score messages with the router: CPU work, kept off the event loop.
         decision, prompt_tokens = await asyncio.to_thread(
-            self._respond, system_instructions, input, tools, handoffs
+            self._respond_in,
+            translation.get_language(),
+            system_instructions,
+            input,
+            tools,
+            handoffs,
         )
         response_id = f"local-{uuid.uuid4().hex}"
         seq = _Seq()

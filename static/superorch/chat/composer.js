@@ -4,6 +4,8 @@
  * suggestions (a click sends one), and the paperclip (when the site takes files).
  */
 
+import { pageLocale } from './i18n.js';
+
 /**
  * el: the page's elements (view.js findElements). maxChars: the server's limit
  * (SUPERORCH_MAX_MESSAGE_CHARS). onSend(text) returns true when the text was taken
@@ -27,7 +29,7 @@ export function createComposer(el, { maxChars, onSend, onCancel, onFile }) {
     el.send.disabled = !el.input.value.trim();
     if (len >= counterFrom) {
       el.counter.hidden = false;
-      el.counter.textContent = `${len.toLocaleString()} / ${maxChars.toLocaleString()}`;
+      el.counter.textContent = `${len.toLocaleString(pageLocale())} / ${maxChars.toLocaleString(pageLocale())}`;
       el.counter.classList.toggle('so-counter--full', len >= maxChars);
     } else if (!el.counter.hidden) {
       el.counter.hidden = true;

@@ -26,6 +26,7 @@
 import { createComposer } from './composer.js';
 import { createConnection } from './connection.js';
 import { newId, readJsonScript } from './dom.js';
+import { setStrings, t } from './i18n.js';
 import * as S from './state.js';
 import { persist, store, storageKeys } from './storage.js';
 import { setUpTheme } from './theme.js';
@@ -45,6 +46,7 @@ function readConfig(root) {
     widget,
     site: d.site || 'demo',
     wsPath: d.ws || '/ws/chat/',
+    locale: document.documentElement.lang || '',   // chosen by the server (chat/i18n.py)
     maxMessageChars: positiveInt(d.maxMessageChars, S.DEFAULT_MAX_MESSAGE_CHARS),
     maxFrameBytes: positiveInt(d.maxFrameBytes, 0),   // 0: no check before sending
     theme: widget ? (d.theme || 'auto') : null,
@@ -127,7 +129,7 @@ function main(root) {
     const frame = { type: 'message.send', id, text: body };
     if (config.maxFrameBytes && S.frameBytes(frame) > config.maxFrameBytes) {
       // The server would refuse the frame without saying which message it was.
-      update(S.raiseAlert(state, S.ERROR_FALLBACK.too_large, { code: 'too_large' }));
+      update(S.raiseAlert(state, t(S.ERROR_FALLBACK.too_large), { code: 'too_large' }));
       return null;
     }
     update(S.sendMessage(state, { id, text: body, now: new Date().toISOString() }));
@@ -142,12 +144,12 @@ function main(root) {
    */
   function sendFile(file) {
     if (!state.token || !connection.ready) {
-      update(S.raiseAlert(state, 'The chat is still connecting. Please try again in a moment.'));
+      update(S.raiseAlert(state, t('attach_connecting')));
       return;
     }
     const max = config.attachmentMaxBytes;
     if (max && file.size > max) {
-      update(S.raiseAlert(state, `That file is too large: the limit is ${Math.round(max / 1024 / 1024)} MB.`));
+      update(S.raiseAlert(state, t('attach_too_large', { mb: Math.round(max / 1024 / 1024) })));
       return;
     }
     const id = newId();
@@ -174,7 +176,7 @@ function main(root) {
   function sendFeedback(messageId, value) {
     if (value !== 'up' && value !== 'down') return;
     if (!connection.send({ type: 'feedback', message: messageId, value })) {
-      update(S.raiseAlert(state, 'You are offline right now. Please try again when the chat reconnects.'));
+      update(S.raiseAlert(state, t('offline')));
       return;
     }
     update(S.feedbackSent(state, messageId, value));
@@ -219,7 +221,7 @@ function main(root) {
     // Answered by approval.resolved to every page of the conversation (or an error in words).
     onApproval(approval, approve) {
       if (!connection.send({ type: 'approval.respond', approval, approve })) {
-        update(S.raiseAlert(state, 'You are offline right now. Please try again when the chat reconnects.'));
+        update(S.raiseAlert(state, t('offline')));
         return;
       }
       update(S.approvalSent(state, approval));
@@ -228,13 +230,13 @@ function main(root) {
 
   function sendOrWarn(frame) {
     if (!connection.send(frame)) {
-      update(S.raiseAlert(state, 'You are offline right now. Please try again when the chat reconnects.'));
+      update(S.raiseAlert(state, t('offline')));
     }
   }
 
   connection = createConnection({
     path: config.wsPath,
-    startFrame: () => S.sessionStart(state, { site: config.site, user: bridge.user, context: bridge.context }),
+    startFrame: () => S.sessionStart(state, { site: config.site, user: bridge.user, context: bridge.context, locale: config.locale }),
     onConnecting: (retrying) => update(S.connecting(state, { retry: retrying })),
     onReconnecting: () => update(S.setStatus(state, 'reconnecting')),
     onFrame: (frame) => { lastFrame = Date.now(); update(S.applyFrame(state, frame)); },
@@ -307,4 +309,7 @@ function main(root) {
 }
 
 const root = document.getElementById('superorch');
-if (root) main(root);
+if (root) {
+  setStrings(readJsonScript('so-strings', {}));
+  main(root);
+}

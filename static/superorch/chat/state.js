@@ -29,26 +29,29 @@
  *    message, csat, emailSaved}; peopleView(state) says what the page shows of it.
  */
 
+import { t } from './i18n.js';
+
 export const PROTOCOL = 1;
 export const DEFAULT_AGENT = Object.freeze({ slug: 'orchestrator', name: 'Super Orchestrator' });
 export const DEFAULT_MAX_MESSAGE_CHARS = 4000;
 export const FEEDBACK_KEPT = 300;   // remembered feedback choices
 
+// The words for a close code and an error code: keys of the page's strings (i18n.js).
 export const CLOSE_REASONS = {
-  4400: 'The chat could not start a session. Please reload the page.',
-  4401: 'We could not verify who you are. Please sign in again and reload the page.',
-  4403: 'Chat is not available on this site right now.',
-  4429: 'Too many messages in a short time. We will reconnect shortly.',
+  4400: 'close_4400',
+  4401: 'close_4401',
+  4403: 'close_4403',
+  4429: 'close_4429',
 };
 export const FATAL_CLOSES = new Set([4400, 4401, 4403]);
 
 export const ERROR_FALLBACK = {
-  rate_limited: 'You are sending messages too quickly. Please wait a moment.',
-  too_large: 'That message is too long.',
-  model_unavailable: 'We could not reach the assistant. Your message is saved; we will retry.',
-  internal: 'Something went wrong on our side. Please try again.',
+  rate_limited: 'error_rate_limited',
+  too_large: 'error_too_large',
+  model_unavailable: 'error_model_unavailable',
+  internal: 'error_internal',
 };
-const ERROR_DEFAULT = 'Something went wrong. Please try again.';
+const ERROR_DEFAULT = 'error_default';
 const ROLES = ['user', 'assistant', 'staff', 'system'];
 export const PEOPLE_STATUSES = ['bot', 'waiting', 'human', 'resolved'];
 export const INITIAL_PEOPLE = Object.freeze({
@@ -430,7 +433,7 @@ function noteSeq(d, f) {
 function onTurnProgress(d, f) {
   const turnId = str(f.turn);
   if (!ensureTurn(d, turnId)) return;
-  patchTurn(d, turnId, { progress: str(f.message) || 'Still working on it…' });
+  patchTurn(d, turnId, { progress: str(f.message) || t('still_working') });
 }
 
 /**
@@ -525,7 +528,7 @@ function onAgentChanged(d, f) {
   const turn = d.turns[turnId];
   // Placed with its turn, not after messages the person sent meanwhile.
   const notice = addNotice(d, {
-    notice: 'agent', testid: 'agent-notice', text: f.reason === 'fallback' ? `${name} has joined to help` : `${name} has joined`,
+    notice: 'agent', testid: 'agent-notice', text: t(f.reason === 'fallback' ? 'agent_joined_help' : 'agent_joined', { name }),
     reason: str(f.reason), agent: to.slug,
   }, turn && turn.anchor);
   if (turn) patchTurn(d, turnId, { anchor: notice.key });
@@ -535,7 +538,7 @@ function onToolStarted(d, f) {
   const turnId = str(f.turn);
   ensureTurn(d, turnId);
   const call = str(f.call) || nextKey(d, 'call');
-  const tool = { call, turn: turnId, tool: str(f.tool), label: str(f.label) || 'Working on it…' };
+  const tool = { call, turn: turnId, tool: str(f.tool), label: str(f.label) || t('working') };
   const at = d.tools.findIndex((t) => t.call === call);
   if (at >= 0) d.tools[at] = tool; else d.tools.push(tool);
 }
@@ -548,12 +551,12 @@ function onToolFinished(d, f) {
 /** A workflow's steps, shown on the running execute_workflow call ("2 of 3 steps done"). */
 function onWorkflowProgress(d, f) {
   const turnId = str(f.turn);
-  const name = (isObject(f.workflow) && str(f.workflow.name)) || 'Workflow';
+  const name = (isObject(f.workflow) && str(f.workflow.name)) || t('workflow');
   const done = Math.max(0, Number(f.done) || 0);
   const total = Math.max(done, Number(f.total) || 0);
   const label = f.status === 'retrying'
-    ? `${name}: retrying a step (${done} of ${total} done)…`
-    : `${name}: ${done} of ${total} steps done…`;
+    ? t('workflow_retrying', { name, done, total })
+    : t('workflow_steps', { name, done, total });
   d.tools = d.tools.map((t) => (t.turn === turnId && t.tool === 'execute_workflow' ? { ...t, label } : t));
 }
 
@@ -625,11 +628,11 @@ function onTurnDone(d, f) {
   if (f.status === 'error' && d.queuedTurns.includes(turnId)) {
     // No model could answer: the server keeps the message and answers it later.
     d.queuedTurns = d.queuedTurns.filter((x) => x !== turnId);
-    addNotice(d, { notice: 'queued', testid: 'queued', text: 'Saved: it will be answered as soon as the assistant is back.' }, anchor);
+    addNotice(d, { notice: 'queued', testid: 'queued', text: t('queued') }, anchor);
   } else if (f.status === 'error') {
     addRetryNotice(d, turn);
   } else if (f.status === 'cancelled') {
-    addNotice(d, { notice: 'stopped', testid: 'stopped', text: 'Stopped' }, anchor);
+    addNotice(d, { notice: 'stopped', testid: 'stopped', text: t('stopped') }, anchor);
   }
 
   delete d.turns[turnId];
@@ -645,7 +648,7 @@ function addRetryNotice(d, turn) {
     user = acked[acked.length - 1] || null;
   }
   const notice = addNotice(d, {
-    notice: 'error', testid: 'turn-error', text: 'The reply could not be completed.', retryText: user ? user.text : '',
+    notice: 'error', testid: 'turn-error', text: t('reply_failed'), retryText: user ? user.text : '',
   }, (turn && turn.anchor) || (user && user.key));
   if (user) patchItem(d, indexOfKey(d, notice.key), { replyKey: user.key });
 }
@@ -659,7 +662,7 @@ function onApprovalRequest(d, f) {
   if (!id || indexOfKey(d, approvalKey(id)) >= 0) return;
   const turn = d.turns[str(f.turn)] || null;
   const item = {
-    kind: 'approval', key: approvalKey(id), id, summary: str(f.summary) || 'An action waits for your approval.',
+    kind: 'approval', key: approvalKey(id), id, summary: str(f.summary) || t('approval_waiting'),
     action: str(f.action), agent: str(f.agent), by: f.by === 'staff' ? 'staff' : 'user', expires: str(f.expires) || null,
     outcome: null, sending: false, replyTo: (turn && turn.replyTo) || null,
   };
@@ -696,7 +699,7 @@ function onFeedbackAck(d, f) {
 function onError(d, f) {
   const code = str(f.code);
   const ref = str(f.ref);
-  const text = str(f.message) || ERROR_FALLBACK[code] || ERROR_DEFAULT;
+  const text = str(f.message) || t(ERROR_FALLBACK[code] || ERROR_DEFAULT);
   let retry = null;
   if (code === 'model_unavailable' && ref && d.turns[ref] && !d.queuedTurns.includes(ref)) d.queuedTurns.push(ref);
   // A refused session (forged identity, site not allowed) closes next: keep these words for it.
@@ -807,11 +810,11 @@ export function uploadFailed(state, id, text) {
   const d = draft(state);
   const at = indexOfPending(d, id);
   if (at >= 0) d.log.splice(at, 1);
-  d.alert = { text: str(text) || UPLOAD_FAILED, code: 'upload', retry: null };
+  d.alert = { text: str(text) || t('upload_failed'), code: 'upload', retry: null };
   return d;
 }
 
-export const UPLOAD_FAILED = 'The file could not be sent. Please check your connection and try again.';
+export const UPLOAD_FAILED = 'upload_failed'; // the key of the words shown (i18n.js)
 
 /** The feedback frame went out: show the button busy until feedback.ack. */
 export function feedbackSent(state, messageId, value) {
@@ -843,9 +846,9 @@ export function connectionClosed(state, { code, reason } = {}) {
   stopStreaming(d);
   if (FATAL_CLOSES.has(code)) {
     d.status = 'closed';
-    d.alert = { text: str(reason) || d.closeText || CLOSE_REASONS[code], code: '', retry: null };
+    d.alert = { text: str(reason) || d.closeText || t(CLOSE_REASONS[code]), code: '', retry: null };
   } else if (code === 4429) {
-    d.alert = { text: CLOSE_REASONS[4429], code: '', retry: null };
+    d.alert = { text: t(CLOSE_REASONS[4429]), code: '', retry: null };
   }
   return d;
 }
@@ -911,7 +914,7 @@ export function indicators(state) {
   const streaming = state.running.some((id) => state.turns[id] && state.turns[id].streaming.length > 0);
   const progress = state.running.map((id) => state.turns[id] && state.turns[id].progress).filter(Boolean).pop() || '';
   const typing = running && (!!toolLabel || !!progress || !streaming);
-  return { running, typing, label: toolLabel || progress || `${state.agent.name} is typing…`, tool: !!toolLabel };
+  return { running, typing, label: toolLabel || progress || t('typing', { name: state.agent.name }), tool: !!toolLabel };
 }
 
 /**
@@ -942,8 +945,9 @@ export function shownMessages(state) {
 }
 
 /** session.start for this state (token and since when we have them). */
-export function sessionStart(state, { site, user, context } = {}) {
+export function sessionStart(state, { site, user, context, locale } = {}) {
   const start = { type: 'session.start', protocol: PROTOCOL, site };
+  if (locale) start.locale = locale;   // the page's language: the server's replies follow it
   if (state.token) start.token = state.token;
   if (state.token && state.syncedId) start.since = state.syncedId;
   if (user) start.user = user;

@@ -1,5 +1,6 @@
 /* Light / dark: chosen by the person (app page, remembered) or by the site (widget), else the system's. */
 
+import { t } from './i18n.js';
 import { store } from './storage.js';
 
 const darkScheme = window.matchMedia ? window.matchMedia('(prefers-color-scheme: dark)') : null;
@@ -22,7 +23,7 @@ export function setUpTheme({ widgetTheme, storageKey, toggle }) {
     else delete html.dataset.theme;   // follow prefers-color-scheme
     const current = effective();
     html.dataset.effectiveTheme = current;
-    if (toggle) toggle.setAttribute('aria-label', current === 'dark' ? 'Switch to light theme' : 'Switch to dark theme');
+    if (toggle) toggle.setAttribute('aria-label', t(current === 'dark' ? 'theme_to_light' : 'theme_to_dark'));
   }
 
   if (toggle) {

@@ -9,10 +9,11 @@
  */
 
 import { h, icon } from './dom.js';
+import { pageLocale, t } from './i18n.js';
 import { renderMarkdownInto } from './markdown.js';
 import { agentName, indicators, peopleView } from './state.js';
 
-const STATUS_TEXT = { connecting: 'Connecting…', online: 'Online', reconnecting: 'Reconnecting…', closed: 'Disconnected' };
+const STATUS_TEXT = { connecting: 'status_connecting', online: 'status_online', reconnecting: 'status_reconnecting', closed: 'status_closed' };
 
 const reduceMotion = window.matchMedia ? window.matchMedia('(prefers-reduced-motion: reduce)') : null;
 
@@ -67,7 +68,7 @@ export function formatSize(bytes) {
   return `${(bytes / 1024 / 1024).toFixed(1)} MB`;
 }
 
-const formatTime = (date) => date.toLocaleTimeString([], { hour: '2-digit', minute: '2-digit' });
+const formatTime = (date) => date.toLocaleTimeString(pageLocale(), { hour: '2-digit', minute: '2-digit' });
 
 // Writes only what changed: the log is aria-live, and needless mutations cost on every chunk.
 function setText(node, text) {
@@ -149,7 +150,7 @@ export function createView(root, el, handlers) {
   // -------------------------------------------------------------------------
 
   function speakerName(state, item) {
-    if (item.role === 'staff') return (item.agent && item.agent.name) || 'Support team';
+    if (item.role === 'staff') return (item.agent && item.agent.name) || t('support_team');
     return agentName(state, item.agent);
   }
 
@@ -172,14 +173,15 @@ export function createView(root, el, handlers) {
       // The speaker's name is part of the message text so screen readers announce it.
       let who;
       if (item.role === 'user') {
-        who = h('span', { class: 'so-sr-only', text: 'You said: ' });
+        who = h('span', { class: 'so-sr-only', text: t('you_said') + ' ' });
       } else {
         who = h('span', { class: 'so-msg__name', text: speakerName(state, item) });
-        if (item.role === 'staff') who.append(h('span', { class: 'so-msg__tag', text: 'Team' }));
+        if (item.role === 'staff') who.append(h('span', { class: 'so-msg__tag', text: t('team_tag') }));
         else entry.nameEl = who;   // an assistant's name follows its agent
       }
       const meta = h('div', { class: 'so-msg__meta' }, [who, entry.timeEl]);
-      entry.bubble = h('div', { class: 'so-msg__bubble' + (item.role === 'user' ? '' : ' so-md') });
+      // dir=auto: a message's direction follows its own text (English in an Arabic page).
+      entry.bubble = h('div', { class: 'so-msg__bubble' + (item.role === 'user' ? '' : ' so-md'), dir: 'auto' });
       node.append(meta, entry.bubble);
       if (item.role === 'user') {
         entry.fileEl = h('div', { class: 'so-msg__file', 'data-testid': 'attachment', hidden: true });
@@ -198,7 +200,7 @@ export function createView(root, el, handlers) {
     if (entry.shownCreated !== undefined && !created) return;   // keep the time shown until the server's
     entry.shownCreated = created;
     const date = parseDate(created);
-    entry.node.title = date.toLocaleString();
+    entry.node.title = date.toLocaleString(pageLocale());
     entry.timeEl.dateTime = date.toISOString();
     entry.timeEl.textContent = formatTime(date);
   }
@@ -218,7 +220,7 @@ export function createView(root, el, handlers) {
 
     if (entry.statusEl) {
       setData(node, 'state', item.failed ? 'failed' : item.pending ? 'sending' : 'sent');
-      setText(entry.statusEl, item.failed ? 'Not sent' : item.pending ? (state.status === 'online' ? 'Sending…' : 'Waiting for connection…') : '');
+      setText(entry.statusEl, item.failed ? t('not_sent') : item.pending ? t(state.status === 'online' ? 'sending' : 'waiting_connection') : '');
       setHidden(entry.statusEl, !item.pending && !item.failed);
     }
 
@@ -249,15 +251,15 @@ export function createView(root, el, handlers) {
     if (a.uploading) {
       const percent = Math.round(a.progress * 100);
       box.append(
-        h('span', { class: 'so-msg__file-name', text: `Sending ${a.name}… ${percent}%` }),
-        h('progress', { class: 'so-msg__progress', max: '100', value: String(percent), 'aria-label': `Sending ${a.name}` }),
+        h('span', { class: 'so-msg__file-name', text: t('attach_sending', { name: a.name, percent }) }),
+        h('progress', { class: 'so-msg__progress', max: '100', value: String(percent), 'aria-label': t('attach_sending_label', { name: a.name }) }),
       );
       return;
     }
     const size = formatSize(a.size);
     if (a.image) {
       const img = h('img', { class: 'so-msg__thumb', src: a.url, alt: a.name, loading: 'lazy', width: a.width, height: a.height });
-      box.append(h('a', { href: a.url, target: '_blank', rel: 'noopener', 'aria-label': `Open ${a.name}` }, [img]));
+      box.append(h('a', { href: a.url, target: '_blank', rel: 'noopener', 'aria-label': t('attach_open', { name: a.name }) }, [img]));
     }
     box.append(h('a', { class: 'so-msg__file-link', href: a.url, ...(a.image ? { target: '_blank', rel: 'noopener' } : { download: a.name }) }, [
       h('span', { 'aria-hidden': 'true', text: '📎 ' }), h('span', { text: a.name }),
@@ -269,8 +271,8 @@ export function createView(root, el, handlers) {
     const button = (value, title) => h('button', {
       type: 'button', class: 'so-fb', 'data-testid': `feedback-${value}`, 'data-value': value, 'aria-pressed': 'false', title,
     }, [icon(value)]);
-    return h('div', { class: 'so-msg__actions', role: 'group', 'aria-label': 'Rate this reply' }, [
-      button('up', 'Good reply'), button('down', 'Bad reply'),
+    return h('div', { class: 'so-msg__actions', role: 'group', 'aria-label': t('rate_reply') }, [
+      button('up', t('good_reply')), button('down', t('bad_reply')),
     ]);
   }
 
@@ -280,7 +282,7 @@ export function createView(root, el, handlers) {
     const busy = state.feedbackPending[item.id];
     for (const btn of entry.buttons) {
       const value = btn.dataset.value;
-      const label = `${value === 'up' ? 'Good' : 'Bad'} reply from ${name}`;
+      const label = t(value === 'up' ? 'good_reply_from' : 'bad_reply_from', { name });
       if (btn.getAttribute('aria-label') !== label) btn.setAttribute('aria-label', label);
       const pressed = value === chosen ? 'true' : 'false';
       if (btn.getAttribute('aria-pressed') !== pressed) btn.setAttribute('aria-pressed', pressed);
@@ -296,8 +298,8 @@ export function createView(root, el, handlers) {
     let node;
     if (item.testid === 'turn-error') {
       const btn = item.retryText
-        ? h('button', { type: 'button', class: 'so-btn so-btn--small', 'data-testid': 'retry', 'aria-label': 'Retry: send your message again' },
-          [icon('retry'), h('span', { text: 'Retry' })])
+        ? h('button', { type: 'button', class: 'so-btn so-btn--small', 'data-testid': 'retry', 'aria-label': t('retry_label') },
+          [icon('retry'), h('span', { text: t('retry') })])
         : null;
       node = h('div', { class: 'so-notice so-notice--error', 'data-testid': 'turn-error' }, [
         h('span', { class: 'so-notice__text', text: item.text }), btn,
@@ -321,15 +323,15 @@ export function createView(root, el, handlers) {
   // -------------------------------------------------------------------------
 
   const OUTCOME_WORDS = {
-    approved: 'Approved',
-    declined: 'Declined: nothing was done',
-    expired: 'Expired: nothing was done',
+    approved: 'approved',
+    declined: 'declined_nothing',
+    expired: 'expired_nothing',
   };
 
   function buildApproval(item) {
-    const title = item.by === 'staff' ? 'Waiting for our team to approve' : 'Your approval is needed';
-    const approve = h('button', { type: 'button', class: 'so-btn so-btn--small so-btn--primary', 'data-testid': 'approve', 'data-approve': 'true', text: 'Approve' });
-    const decline = h('button', { type: 'button', class: 'so-btn so-btn--small', 'data-testid': 'decline', 'data-approve': 'false', text: 'Decline' });
+    const title = t(item.by === 'staff' ? 'approval_by_staff' : 'approval_needed');
+    const approve = h('button', { type: 'button', class: 'so-btn so-btn--small so-btn--primary', 'data-testid': 'approve', 'data-approve': 'true', text: t('approve') });
+    const decline = h('button', { type: 'button', class: 'so-btn so-btn--small', 'data-testid': 'decline', 'data-approve': 'false', text: t('decline') });
     const actions = h('div', { class: 'so-approval__actions' }, item.by === 'user' ? [approve, decline] : []);
     const outcome = h('div', { class: 'so-approval__outcome', 'data-testid': 'approval-outcome', role: 'status' });
     const node = h('div', {
@@ -350,7 +352,7 @@ export function createView(root, el, handlers) {
     const decided = !!item.outcome;
     setHidden(entry.actions, decided || item.by !== 'user');
     for (const btn of entry.buttons) btn.disabled = item.sending || decided;
-    setText(entry.outcome, decided ? OUTCOME_WORDS[item.outcome] : (item.sending ? 'Sending your answer…' : ''));
+    setText(entry.outcome, decided ? t(OUTCOME_WORDS[item.outcome]) : (item.sending ? t('sending_answer') : ''));
     setData(entry.node, 'outcome', item.outcome || '');
   }
 
@@ -431,7 +433,7 @@ export function createView(root, el, handlers) {
     setText(el.agentName, state.agent.name);
     setData(root, 'agent', state.agent.slug);
     setData(el.status, 'state', state.status);
-    setText(el.statusText, STATUS_TEXT[state.status] || state.status);
+    setText(el.statusText, STATUS_TEXT[state.status] ? t(STATUS_TEXT[state.status]) : state.status);
   }
 
   function renderIndicators(state) {
@@ -466,7 +468,7 @@ export function createView(root, el, handlers) {
     setHidden(el.emailForm, !view.askEmail);
     setHidden(el.csat, !view.askCsat);
     setHidden(el.csatThanks, view.rated === null);
-    if (view.rated !== null) setText(el.csatThanks, `Thank you for your rating (${view.rated}/5)!`);
+    if (view.rated !== null) setText(el.csatThanks, t('csat_thanks', { score: view.rated }));
   }
 
   if (el.askPerson) el.askPerson.addEventListener('click', () => handlers.onAskPerson());

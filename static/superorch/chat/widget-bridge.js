@@ -11,6 +11,7 @@
  * The conversation token never leaves this window: it is in no message above.
  */
 
+import { t } from './i18n.js';
 import { cleanOrigins, parentAllowed } from './origins.js';
 
 const INIT_WAIT_MS = 3000;          // connect anyway when the host page sends no init
@@ -197,9 +198,12 @@ export function createWidgetBridge(root, closeButton, parentOriginList, actions)
       position: root.dataset.position === 'left' ? 'left' : 'right',
       theme: ['light', 'dark', 'auto'].includes(root.dataset.theme) ? root.dataset.theme : 'auto',
       siteName: root.dataset.siteName || '',
+      // The loader's own words (launcher, frame title, unread count), in the frame's language.
+      lang: document.documentElement.lang || '',
+      dir: document.documentElement.dir === 'rtl' ? 'rtl' : 'ltr',
+      strings: { open: t('open_chat'), title: t('chat_title'), unread: t('unread') },
     };
     applyAccent(cfg.accent);
-    if (root.dataset.language) document.documentElement.lang = root.dataset.language;
     root.dataset.open = 'false';
 
     if (closeButton) closeButton.addEventListener('click', () => post({ type: 'close' }));
