@@ -172,6 +172,7 @@ def test_arabic_lays_the_chat_out_right_to_left(new_page, screenshots_dir):
         """() => {
           const box = (sel) => document.querySelector(sel).getBoundingClientRect();
           const input = box('[data-testid="composer"]'), send = box('[data-testid="send"]');
+          const clip = document.querySelector('[data-testid="attach"]');
           const form = document.querySelector('[data-testid="composer-form"]');
           const cs = getComputedStyle(form);
           return {
@@ -180,6 +181,7 @@ def test_arabic_lays_the_chat_out_right_to_left(new_page, screenshots_dir):
             sendRight: send.right, inputLeft: input.left, inputRight: input.right,
             formRight: form.getBoundingClientRect().right, formLeft: form.getBoundingClientRect().left,
             paddingRight: parseFloat(cs.paddingRight), paddingLeft: parseFloat(cs.paddingLeft),
+            clipLeft: clip ? clip.getBoundingClientRect().left : null,
           };
         }"""
     )
@@ -188,7 +190,10 @@ def test_arabic_lays_the_chat_out_right_to_left(new_page, screenshots_dir):
     assert layout["sendRight"] <= layout["inputLeft"], layout
     # The wider padding is at the start of the line: on the right.
     assert layout["paddingRight"] > layout["paddingLeft"], layout
-    assert layout["formRight"] - layout["inputRight"] < layout["inputLeft"] - layout["formLeft"]
+    if layout["clipLeft"] is None:
+        assert layout["formRight"] - layout["inputRight"] < layout["inputLeft"] - layout["formLeft"]
+    else:  # the paperclip at the line's start: on the right of the text box
+        assert layout["clipLeft"] >= layout["inputRight"], layout
     # A message: the user's bubble at the end of the line (left), the reply at its start.
     composer.press("Enter")
     reply = page.locator(ASSISTANT).last
