@@ -155,6 +155,10 @@ class ChatConsumer(RelayDispatch, AsyncWebsocketConsumer):
         if self.conversation is not None:
             await self.refuse(ErrorCode.BAD_FRAME, "This connection already has a session.")
             return
+        # The client started its session in time: however long a busy server then takes
+        # to open it, the idle-socket timer is done (1,000 sockets at once waited longer
+        # than SUPERORCH_SESSION_START_TIMEOUT for the database and were closed 4400).
+        self._stop_start_timer()
         accept_language = _header(self.scope, b"accept-language")
         translation.activate(
             i18n.locale_negotiate(requested=frame.locale, accept_language=accept_language)
@@ -188,7 +192,6 @@ class ChatConsumer(RelayDispatch, AsyncWebsocketConsumer):
             await self.refuse(ErrorCode.RATE_LIMITED, TOO_MANY_CONVERSATIONS, close=CloseCode.ABUSE)
             return
         self.conversation = conversation
-        self._stop_start_timer()
         self.group = conversation_group(conversation.uuid)
         await self.channel_layer.group_add(self.group, self.channel_name)
         ready = await db(_session_ready)(conversation, site, token, frame.since)

@@ -135,9 +135,13 @@ def database_config(url: str, *, conn_max_age: int = 0) -> dict[str, Any]:
 
 # Empty unless set (the SQLite file); production.py refuses to start without it.
 DATABASE_URL = env.str("DATABASE_URL", default="")
-DATABASES = {"default": database_config(DATABASE_URL or SQLITE_URL)}
-# Seconds production.py keeps a PostgreSQL connection (SQLite keeps its connections).
+# Seconds a PostgreSQL connection is kept (SQLite keeps its connections): the chat's
+# database calls run in worker threads, and a new connection for each of them (Django's
+# default, 0) halved the turns a web process answers (`python -m bench servers`).
 DJANGO_CONN_MAX_AGE = env.int("DJANGO_CONN_MAX_AGE", default=60)
+DATABASES = {
+    "default": database_config(DATABASE_URL or SQLITE_URL, conn_max_age=DJANGO_CONN_MAX_AGE)
+}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Channels -----------------------------------------------------------------

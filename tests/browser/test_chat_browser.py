@@ -515,3 +515,34 @@ def refunds_of(address: str) -> list[dict]:
 
     with urllib.request.urlopen(f"{address}/api/refunds", timeout=5) as response:  # noqa: S310
         return json.loads(response.read())
+
+
+def test_a_user_attaches_an_image_and_a_file_that_is_not_one_is_refused(page: Page):
+    """The paperclip uploads over HTTP with the conversation's token: the picture shows in
+    the conversation (it loads from the server) and the offline model says it arrived; a
+    page named .png that is really HTML is refused in plain words and nothing is shown."""
+    from tests.chat.test_attachments import png
+
+    open_chat(page)
+    expect(page.get_by_test_id("attach")).to_be_visible()
+    page.get_by_test_id("attach-file").set_input_files(
+        files=[{"name": "screenshot.png", "mimeType": "image/png", "buffer": png(8, 6)}]
+    )
+    shown = page.locator(USER).last.get_by_test_id("attachment")
+    expect(shown).to_be_visible()
+    thumb = shown.locator("img")
+    expect(thumb).to_have_attribute("alt", "screenshot.png")
+    page.wait_for_function(
+        "() => { const i = document.querySelector('[data-testid=\"attachment\"] img');"
+        " return i && i.complete && i.naturalWidth === 8; }"
+    )
+    reply = wait_replies(page, 1)
+    expect(reply).to_contain_text("received your file")
+
+    page.get_by_test_id("attach-file").set_input_files(
+        files=[{"name": "cat.png", "mimeType": "image/png", "buffer": b"<html><script>x</script>"}]
+    )
+    alert = page.get_by_test_id("error")
+    expect(alert).to_be_visible()
+    expect(alert).not_to_contain_text("Traceback")
+    expect(page.locator(USER)).to_have_count(1)  # nothing new in the conversation

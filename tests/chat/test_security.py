@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 
 import pytest
 from asgiref.sync import sync_to_async
@@ -268,6 +269,27 @@ async def test_a_started_session_is_not_closed_by_the_timer(team, connect, setti
     settings.SUPERORCH_SESSION_START_TIMEOUT = 0.2
     comm, _ = await open_session(connect)
     await asyncio.sleep(0.4)
+    await assert_still_open(comm)
+
+
+async def test_a_session_a_busy_server_opens_late_is_not_closed_by_the_timer(
+    team, connect, settings, monkeypatch
+):
+    """The client sent session.start in time; the server took longer than the timeout to
+    open it (1,000 sockets at once, waiting for the database): the session opens."""
+    from chat import consumers
+
+    settings.SUPERORCH_SESSION_START_TIMEOUT = 0.2
+    slow = consumers.selectors.site_get
+
+    def site_get_slowly(**kwargs):
+        time.sleep(0.5)
+        return slow(**kwargs)
+
+    monkeypatch.setattr(consumers.selectors, "site_get", site_get_slowly)
+    comm, ready = await open_session(connect)
+    assert ready["type"] == "session.ready"
+    await asyncio.sleep(0.3)
     await assert_still_open(comm)
 
 
