@@ -10,7 +10,7 @@ reply late, p99 added latency <= 100 ms at the largest N.
 
     python -m bench concurrency [--json] [--levels 10,100,500,1000] [--timeout 120]
                                 [--max-active-turns N] [--layout one|serve|both]
-                                [--web 2] [--worker-threads 100]
+                                [--web 2] [--worker-threads 40]
 
 `--layout serve` runs the same levels on `make serve`'s layout (PostgreSQL, the Redis
 layer and broker, WEB uvicorn processes on one port, the turns on a Celery worker with
@@ -42,7 +42,10 @@ def run(argv: list[str]) -> dict[str, Any]:
     parser.add_argument("--layout", choices=["one", "serve", "both"], default="both")
     parser.add_argument("--web", type=int, default=2, help="serve layout: uvicorn worker processes")
     parser.add_argument(
-        "--worker-threads", type=int, default=100, help="serve layout: the Celery worker's threads"
+        "--worker-threads",
+        type=int,
+        default=40,
+        help="serve layout: the Celery worker's threads (each holds a PostgreSQL connection; max_connections is 100 here)",
     )
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/8")
     parser.add_argument("--broker", default="redis://127.0.0.1:6379/7")
