@@ -20,15 +20,21 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
+import ctypes.util
 import os
 import signal
 import socket
 import sys
+import threading
 import time
 
 APP = "superorch_site.asgi:application"
 RESTART_DELAY = 1.0  # seconds before a dead worker is started again
+GRACE_SECONDS = 10  # a stopping worker's graceful shutdown; killed KILL_AFTER later
+KILL_AFTER = GRACE_SECONDS + 5
 STARTUP_FAILURE = 3  # a worker's exit code when it could not start (bind, import)
+PR_SET_PDEATHSIG = 1  # prctl(2)
 
 
 def listening_socket(host: str, port: int, backlog: int = 2048) -> socket.socket:
@@ -58,8 +64,23 @@ def serve_one(host: str, port: int, app: str = APP) -> None:
         ws_ping_interval=20,
         ws_ping_timeout=30,
         access_log=False,  # proxy headers: uvicorn's defaults (FORWARDED_ALLOW_IPS)
+        # Told to stop, a worker waits this long for its connections and tasks, then
+        # cancels them (without it, a turn's task kept a stopped worker alive).
+        timeout_graceful_shutdown=GRACE_SECONDS,
     )
     uvicorn.Server(config).run(sockets=[sock])
+
+
+def _die_with_parent() -> None:
+    """Linux: this worker gets SIGTERM when the supervisor dies, however it dies (a
+    SIGKILL leaves no one to pass the signal on), so no worker outlives it."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: the supervisor's own stop still works
+        pass
+    if os.getppid() == 1:  # the supervisor died before the line above
+        os._exit(0)
 
 
 def _start(host: str, port: int, app: str) -> int:
@@ -67,6 +88,7 @@ def _start(host: str, port: int, app: str) -> int:
     if pid == 0:  # the worker
         signal.signal(signal.SIGINT, signal.SIG_DFL)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _die_with_parent()
         try:
             serve_one(host, port, app)
         finally:
@@ -79,10 +101,20 @@ def supervise(host: str, port: int, workers: int, app: str = APP) -> int:
 
     def stop(signum, frame) -> None:
         nonlocal stopping
+        if stopping:
+            return
         stopping = True
         for pid in list(alive):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
+        killer = threading.Timer(KILL_AFTER, kill_the_rest)
+        killer.daemon = True
+        killer.start()
+
+    def kill_the_rest() -> None:
+        for pid in list(alive):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     alive: set[int] = set()
     signal.signal(signal.SIGTERM, stop)

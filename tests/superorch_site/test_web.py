@@ -52,8 +52,26 @@ def web():
     answering(port, time.monotonic() + 30)
     yield proc, port
     if proc.poll() is None:
-        proc.kill()
+        proc.kill()  # the supervisor, at once: its workers must not outlive it
         proc.wait(10)
+
+
+def test_workers_do_not_outlive_a_killed_supervisor(web):
+    proc, port = web
+    workers = {pid_of(port) for _ in range(100)}
+    proc.kill()
+    proc.wait(10)
+    deadline = time.monotonic() + 20
+    while any(Path(f"/proc/{pid}").exists() and "zombie" not in _state(pid) for pid in workers):
+        assert time.monotonic() < deadline, f"workers {workers} outlived their supervisor"
+        time.sleep(0.1)
+
+
+def _state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:")[1].split("\n")[0]
+    except (OSError, IndexError):
+        return "zombie"
 
 
 def test_connections_spread_over_every_worker_and_a_dead_one_is_replaced(web):
