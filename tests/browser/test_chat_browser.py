@@ -539,6 +539,7 @@ def test_a_user_attaches_an_image_and_a_file_that_is_not_one_is_refused(page: Pa
     reply = wait_replies(page, 1)
     expect(reply).to_contain_text("received your file")
 
+    page.expected_console.append("415 (Unsupported Media Type)")  # the refusal, on purpose
     page.get_by_test_id("attach-file").set_input_files(
         files=[{"name": "cat.png", "mimeType": "image/png", "buffer": b"<html><script>x</script>"}]
     )
