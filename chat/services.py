@@ -100,6 +100,29 @@ def identity_verify(*, site: Site, user: dict[str, Any]) -> bool:
     return True
 
 
+def _conversation_update(
+    conversation: Conversation,
+    user: dict[str, Any],
+    context: dict[str, Any],
+    *,
+    verified: bool,
+    locale: str,
+) -> None:
+    """A reopened conversation takes what the session says now: the verified id, the
+    user's name and email, the page, the language."""
+    if verified and not conversation.user_verified:
+        conversation.user_id, conversation.user_verified = user.get("id") or "", True
+    if user.get("name"):
+        conversation.user_name = user["name"]
+    if user.get("email"):
+        conversation.user_email = user["email"]
+    if context:
+        conversation.page_context = context
+    if locale:
+        conversation.locale = locale
+    conversation.save()
+
+
 def conversation_open(
     *,
     site: Site,
@@ -142,17 +165,7 @@ def conversation_open(
             conversation.token_hash = token_hash(new_token)
     if conversation is not None:
         conversation.site = site  # known already (message_receive reads its redaction)
-        if verified and not conversation.user_verified:
-            conversation.user_id, conversation.user_verified = user_id, True
-        if user.get("name"):
-            conversation.user_name = user["name"]
-        if user.get("email"):
-            conversation.user_email = user["email"]
-        if context:
-            conversation.page_context = context
-        if locale:
-            conversation.locale = locale
-        conversation.save()
+        _conversation_update(conversation, user, context, verified=verified, locale=locale)
         return conversation, new_token or "", True
     new_token = secrets.token_urlsafe(32)
     conversation = Conversation.objects.create(
