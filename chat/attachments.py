@@ -24,7 +24,7 @@ from django.db.models.signals import post_delete
 from django.dispatch import receiver
 from django.utils import timezone
 
-from . import people, protocol, roles, services
+from . import protocol, roles, services
 from .broadcast import broadcast_on_commit
 from .filetypes import MAX_PIXELS_SIDE, FileType, ImageTooLarge, NotRecognised, detect, safe_name
 from .models import Attachment, Conversation, Message, MessageStatus, Role, attachment_key
@@ -190,6 +190,7 @@ def attachment_receive(
     )
     if existing is not None:
         return existing, False
+    text = services.user_text(conversation=conversation, text=text)  # a caption is masked too
     stored: Attachment | None = None
     try:
         with transaction.atomic():
@@ -222,9 +223,7 @@ def attachment_receive(
         _remove_file(stored)
         raise
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
-    people.user_wrote(conversation_id=conversation.pk)
-    people.user_message_to_staff(conversation_id=conversation.pk)
-    services.conversation_wake_queued(conversation_id=conversation.pk)
+    services.user_message_stored(conversation=conversation)
     payload = protocol.MessagePayload.from_message(message, attachment=stored)
     broadcast_on_commit(conversation.uuid, protocol.MessageAck(id=client_id, message=payload))
     return message, True

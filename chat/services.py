@@ -202,7 +202,7 @@ def message_receive(
     The message and the conversation's activity are one transaction; a client id already
     stored (a resend after a reconnect, or the same id on another socket) is found by the
     unique constraint, not by a read before every insert."""
-    text = redact(text, Redaction.of_site(conversation.site))
+    text = user_text(conversation=conversation, text=text)
     try:
         with transaction.atomic():
             message = Message.objects.create(
@@ -215,14 +215,26 @@ def message_receive(
             Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     except IntegrityError:  # stored already: the first one stands
         return Message.objects.get(conversation=conversation, client_id=client_id), False
+    user_message_stored(conversation=conversation)
+    return message, True
+
+
+def user_text(*, conversation: Conversation, text: str) -> str:
+    """A user's words as they may be stored: with what the site masks masked
+    (chat.redaction), before any model, log or export sees them."""
+    return redact(text, Redaction.of_site(conversation.site))
+
+
+def user_message_stored(*, conversation: Conversation) -> None:
+    """After a user's message (words or a file) is stored: a resolved conversation
+    reopens, staff hear of a message to a person, queued messages are tried again."""
     status = Conversation.objects.filter(pk=conversation.pk).values_list("status", flat=True)
     status = status.first()
     if status == ConversationStatus.RESOLVED:
-        people.user_wrote(conversation_id=conversation.pk)  # a resolved conversation reopens
+        people.user_wrote(conversation_id=conversation.pk)
     elif status in (ConversationStatus.WAITING, ConversationStatus.HUMAN):
         people.user_message_to_staff(conversation_id=conversation.pk)
     conversation_wake_queued(conversation_id=conversation.pk)
-    return message, True
 
 
 def conversation_wake_queued(*, conversation_id: int) -> int:

@@ -563,3 +563,14 @@ def test_a_body_that_cannot_be_read_is_a_plain_400(media, chat, body):
     )
     assert response.status_code == 400
     assert response["Content-Type"] == "application/json"
+
+
+def test_a_files_caption_is_masked_like_any_message(media, site, chat):
+    """The upload stores its caption through the same masking as the socket's messages
+    (before this, a card number in a caption was stored as sent)."""
+    Site.objects.filter(pk=site.pk).update(redact_cards=True)
+    conversation, token = chat
+    conversation.site.refresh_from_db()
+    assert post(token, png(), "card.png", text="my card 4111 1111 1111 1111").status_code == 201
+    stored = Message.objects.get(conversation=conversation, role="user")
+    assert "4111" not in stored.text and "[card number]" in stored.text
