@@ -387,13 +387,30 @@ def test_the_catalogs_hold_every_string_of_the_code(tmp_path, settings):
     before = {
         lang: set(_po_entries(work / lang / "LC_MESSAGES" / "django.po")) for lang in TRANSLATED
     }
-    call_command(
-        "makemessages",
-        locale=list(TRANSLATED),
-        ignore_patterns=[".venv", "bench", "tests", "demo", "staticfiles", "var", "docs", "locale"],
-        verbosity=0,
-        no_obsolete=True,
-    )
+    # makemessages also rewrites the project's own ./locale (a cwd "locale" directory is
+    # one of its locale paths): those files are put back as they were, so a test run
+    # leaves the checkout clean.
+    real = {p: p.read_bytes() for p in LOCALE.rglob("*.po")}
+    try:
+        call_command(
+            "makemessages",
+            locale=list(TRANSLATED),
+            ignore_patterns=[
+                ".venv",
+                "bench",
+                "tests",
+                "demo",
+                "staticfiles",
+                "var",
+                "docs",
+                "locale",
+            ],
+            verbosity=0,
+            no_obsolete=True,
+        )
+    finally:
+        for path, content in real.items():
+            path.write_bytes(content)
     for lang in TRANSLATED:
         after = set(_po_entries(work / lang / "LC_MESSAGES" / "django.po"))
         assert after == before[lang], (lang, sorted(after ^ before[lang]))
